@@ -1,1 +1,39 @@
-fn main() {}
+//! `rmteach`: what makes a reward model a good teacher for RLHF?
+//!
+//! One program with subcommands: `rmteach theory ...` checks the paper's theory by
+//! integrating gradient flows (see `rmteach theory --help`).
+
+mod theory;
+
+use clap::{Parser, Subcommand};
+
+/// What makes a reward model a good teacher for RLHF? Tools to check the theory
+/// (Razin et al., NeurIPS 2025) and, later, to run its experiments.
+#[derive(Parser, Debug)]
+#[command(name = "rmteach", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Gradient flow on tabular and small autoregressive policies: verify the paper's
+    /// theorems numerically, draw its figures, or integrate your own instance.
+    #[command(subcommand)]
+    Theory(theory::TheoryCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Theory(cmd) => theory::run(cmd),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

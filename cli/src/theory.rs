@@ -1,0 +1,146 @@
+//! `rmteach theory ...`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use rmteach::report::write_atomic;
+use rmteach_theory::checks::{run_all, summary_table, CheckConfig};
+use rmteach_theory::flow::{Method, SolverConfig};
+use rmteach_theory::instance::TabularInstance;
+
+/// Solver flags shared by the theory subcommands.
+#[derive(Args, Debug, Clone)]
+pub struct SolverArgs {
+    /// Runge-Kutta pair: dop853 (8th order) or dopri5 (5th order).
+    #[arg(long, default_value = "dop853")]
+    method: Method,
+    /// Relative tolerance of every integration.
+    #[arg(long, default_value_t = 1e-10)]
+    rtol: f64,
+    /// Absolute tolerance of every integration.
+    #[arg(long, default_value_t = 1e-12)]
+    atol: f64,
+}
+
+impl SolverArgs {
+    fn config(&self) -> SolverConfig {
+        SolverConfig {
+            method: self.method,
+            rtol: self.rtol,
+            atol: self.atol,
+            ..Default::default()
+        }
+    }
+}
+
+/// The theory subcommands.
+#[derive(Subcommand, Debug)]
+pub enum TheoryCommand {
+    /// Run every check (Propositions 1-4, Lemmas 8 and 10, Theorems 4-6) and print one
+    /// table: check, instances, PASS/FAIL, worst margin, fitted vs predicted slope.
+    /// Writes it as markdown, CSV and JSON (with every failing instance) under --out.
+    /// Exits non-zero if any check fails.
+    Verify {
+        /// Small instance counts (seconds; for tests).
+        #[arg(long)]
+        quick: bool,
+        /// Seed of every random instance.
+        #[arg(long, default_value_t = 20250319)]
+        seed: u64,
+        /// Directory for verify.md, verify.csv, verify.json.
+        #[arg(long, default_value = "runs/theory")]
+        out: PathBuf,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
+    /// Integrate one prompt of a tabular policy given as JSON and report t_gamma for the
+    /// ground truth and the proxy reward, the Proposition 3 bound and end values.
+    ///
+    /// Input keys: num_prompts (default 1), lambda, gamma, logits or probs, r_rm, r_g,
+    /// horizon. Rewards lie in [-1, 1].
+    Flow {
+        /// The instance (JSON).
+        #[arg(long)]
+        instance: PathBuf,
+        /// Also write the result (JSON) here; it is always printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Record E[r_G], E[r_RM] and KL at every accepted step (in the output JSON).
+        #[arg(long)]
+        trajectory: bool,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
+}
+
+/// Runs a theory subcommand; returns the process exit code.
+pub fn run(cmd: TheoryCommand) -> Result<i32> {
+    match cmd {
+        TheoryCommand::Verify { quick, seed, out, solver } => verify(quick, seed, &out, solver.config()),
+        TheoryCommand::Flow {
+            instance,
+            out,
+            trajectory,
+            solver,
+        } => flow(&instance, out.as_deref(), trajectory, solver.config()),
+    }
+}
+
+fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i32> {
+    solver.validate()?;
+    let cfg = CheckConfig { quick, seed, solver };
+    let start = Instant::now();
+    eprintln!("running {} checks on {} threads...", rmteach_theory::checks::all_checks().len(), rayon::current_num_threads());
+    let reports = run_all(&cfg);
+    let table = summary_table(&reports, &cfg);
+    println!("{}", table.to_markdown());
+    for r in &reports {
+        for n in &r.notes {
+            println!("- {}: {n}", r.check);
+        }
+    }
+    let failed: Vec<_> = reports.iter().filter(|r| !r.passed).collect();
+    for r in &failed {
+        println!("\nFAIL {} — {} failing instance(s):", r.check, r.failures.len());
+        for f in r.failures.iter().take(10) {
+            println!("  {f}");
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    table.write_all(out, "verify").with_context(|| format!("writing tables under {}", out.display()))?;
+    let details = serde_json::json!({ "config": cfg, "reports": reports, "seconds": start.elapsed().as_secs_f64() });
+    let path = out.join("verify-details.json");
+    write_atomic(&path, serde_json::to_string_pretty(&details)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "\n{} of {} checks passed in {:.1} s; tables in {}/verify.{{md,csv,json}}, every instance outcome in {}",
+        reports.len() - failed.len(),
+        reports.len(),
+        start.elapsed().as_secs_f64(),
+        out.display(),
+        path.display()
+    );
+    Ok(if failed.is_empty() { 0 } else { 1 })
+}
+
+fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let inst: TabularInstance = serde_json::from_str(&text).with_context(|| format!("{}: not a valid instance", path.display()))?;
+    inst.validate().with_context(|| format!("{}", path.display()))?;
+    let res = inst.run(&solver, trajectory).with_context(|| format!("{}", path.display()))?;
+    let json = serde_json::json!({
+        "instance": path.display().to_string(),
+        "method": solver.method,
+        "rtol": solver.rtol,
+        "atol": solver.atol,
+        "result": res,
+    });
+    let text = serde_json::to_string_pretty(&json)?;
+    println!("{text}");
+    if let Some(p) = out {
+        write_atomic(p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(0)
+}

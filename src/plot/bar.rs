@@ -1,0 +1,266 @@
+//! Grouped bar charts with error bars ([`BarPlot`]).
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::error::{DataError, PlotError};
+use super::{
+    check_finite, check_len, draw_err, fmt_tick, palette_color, render_figure, text, DrawResult, TickedAxis,
+    Figure, DESC_SIZE, FIGURE_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE,
+};
+
+/// One set of bars of a [`BarPlot`]: one value per group, drawn in one colour.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BarSeries {
+    /// Legend text; an empty label keeps the set out of the legend.
+    pub label: String,
+    /// Bar heights, one per group of the plot.
+    pub values: Vec<f64>,
+    /// Error bar half-lengths (non-negative), one per group.
+    pub err: Option<Vec<f64>>,
+}
+
+impl BarSeries {
+    /// Bars with heights `values` (one per group) and no error bars.
+    pub fn new(label: impl Into<String>, values: Vec<f64>) -> Self {
+        Self {
+            label: label.into(),
+            values,
+            err: None,
+        }
+    }
+
+    /// Add `value ± err` error bars.
+    pub fn with_err(mut self, err: Vec<f64>) -> Self {
+        self.err = Some(err);
+        self
+    }
+}
+
+/// Grouped bars: for each group name in `groups`, one bar per
+/// [`BarSeries`] side by side, with optional error bars; written as PNG
+/// (1000×700) and SVG. The value axis always includes 0.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BarPlot {
+    /// Title above the plot (may be empty).
+    pub title: String,
+    /// Label of the value axis.
+    pub y_label: String,
+    /// Names of the groups along the horizontal axis.
+    pub groups: Vec<String>,
+    /// The bar sets, drawn left to right within each group with colours from
+    /// [`PALETTE`](super::PALETTE).
+    pub bars: Vec<BarSeries>,
+}
+
+impl BarPlot {
+    /// An empty bar plot with a title.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Set the value-axis label.
+    pub fn y_label(mut self, label: impl Into<String>) -> Self {
+        self.y_label = label.into();
+        self
+    }
+
+    /// Set the group names.
+    pub fn groups<S: Into<String>>(mut self, groups: impl IntoIterator<Item = S>) -> Self {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Add a set of bars.
+    pub fn with_bars(mut self, bars: BarSeries) -> Self {
+        self.bars.push(bars);
+        self
+    }
+
+    /// Write `<path_stem>.png` and `<path_stem>.svg` and return their paths.
+    pub fn render(&self, path_stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
+        let y_range = self.prepare().map_err(|e| e.at(path_stem, &self.title))?;
+        render_figure(
+            &Bars {
+                plot: self,
+                y_range,
+            },
+            path_stem,
+        )
+    }
+
+    /// Check the data; returns the value-axis range.
+    fn prepare(&self) -> Result<(f64, f64), DataError> {
+        if self.groups.is_empty() {
+            return Err(DataError::Empty {
+                what: "no groups".into(),
+            });
+        }
+        if self.bars.is_empty() {
+            return Err(DataError::Empty {
+                what: "no bar series".into(),
+            });
+        }
+        let n = self.groups.len();
+        let (mut lo, mut hi) = (0.0f64, 0.0f64);
+        for b in &self.bars {
+            check_len(&b.label, "values", &b.values, n)?;
+            check_finite(&b.label, "values", &b.values)?;
+            if let Some(err) = &b.err {
+                check_len(&b.label, "err", err, n)?;
+                check_finite(&b.label, "err", err)?;
+                if let Some(i) = err.iter().position(|e| *e < 0.0) {
+                    return Err(DataError::Invalid {
+                        series: b.label.clone(),
+                        what: format!("err[{i}]"),
+                        reason: format!("error bar half-length {} is negative", err[i]),
+                    });
+                }
+            }
+            for (i, v) in b.values.iter().enumerate() {
+                let e = b.err.as_ref().map_or(0.0, |err| err[i]);
+                lo = lo.min(v - e);
+                hi = hi.max(v + e);
+            }
+        }
+        let span = if hi - lo > 0.0 { hi - lo } else { 1.0 };
+        // Room above the bars for the legend: about 25 px per entry plus
+        // margins, out of a plotting area about 590 px high.
+        let entries = self.bars.iter().filter(|b| !b.label.is_empty()).count();
+        let top = if entries > 0 {
+            let f = ((30.0 + 25.0 * entries as f64) / 590.0).min(0.6);
+            (f / (1.0 - f)).max(0.06)
+        } else {
+            0.06
+        };
+        let lo = if lo < 0.0 { lo - 0.06 * span } else { lo };
+        let hi = if hi > 0.0 || lo == 0.0 {
+            hi + top * span
+        } else {
+            hi
+        };
+        Ok((lo, hi))
+    }
+}
+
+struct Bars<'a> {
+    plot: &'a BarPlot,
+    y_range: (f64, f64),
+}
+
+impl Figure for Bars<'_> {
+    fn size(&self) -> (u32, u32) {
+        FIGURE_SIZE
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let p = self.plot;
+        let n = p.groups.len();
+        let m = p.bars.len();
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .margin(14)
+            .margin_right(28)
+            .x_label_area_size(50)
+            .y_label_area_size(88);
+        if !p.title.is_empty() {
+            builder.caption(&p.title, text(TITLE_SIZE));
+        }
+        let centers: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let mut chart = builder
+            .build_cartesian_2d(
+                TickedAxis {
+                    lo: -0.5,
+                    hi: n as f64 - 0.5,
+                    ticks: centers,
+                },
+                self.y_range.0..self.y_range.1,
+            )
+            .map_err(draw_err)?;
+        let group_name = |v: &f64| {
+            let i = v.round();
+            if i >= 0.0 && (i as usize) < n {
+                p.groups[i as usize].clone()
+            } else {
+                String::new()
+            }
+        };
+        let value_fmt = |v: &f64| fmt_tick(*v);
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(p.y_label.as_str())
+            .label_style(text(TICK_SIZE))
+            .x_label_style(text(DESC_SIZE - 2.0))
+            .axis_desc_style(text(DESC_SIZE))
+            .x_label_formatter(&group_name)
+            .y_label_formatter(&value_fmt)
+            .bold_line_style(BLACK.mix(0.12))
+            .light_line_style(BLACK.mix(0.04))
+            .axis_style(BLACK.mix(0.8))
+            .draw()
+            .map_err(draw_err)?;
+
+        let slot = 0.8 / m as f64;
+        let mut any_label = false;
+        for (j, b) in p.bars.iter().enumerate() {
+            let color = palette_color(j);
+            let left = |g: usize| g as f64 - 0.4 + j as f64 * slot;
+            let anno = chart
+                .draw_series(b.values.iter().enumerate().map(|(g, &v)| {
+                    let x0 = left(g) + 0.06 * slot;
+                    let x1 = left(g) + 0.94 * slot;
+                    Rectangle::new([(x0, 0.0), (x1, v)], color.filled())
+                }))
+                .map_err(draw_err)?;
+            if !b.label.is_empty() {
+                anno.label(b.label.as_str()).legend(move |(x, y)| {
+                    Rectangle::new([(x + 2, y - 7), (x + 22, y + 7)], color.filled())
+                });
+                any_label = true;
+            }
+            if let Some(err) = &b.err {
+                let whisker = BLACK.mix(0.85).stroke_width(2);
+                for (g, (&v, &e)) in b.values.iter().zip(err).enumerate() {
+                    let cx = left(g) + 0.5 * slot;
+                    let cap = 0.18 * slot;
+                    let (lo, hi) = (v - e, v + e);
+                    chart
+                        .draw_series([
+                            PathElement::new(vec![(cx, lo), (cx, hi)], whisker),
+                            PathElement::new(vec![(cx - cap, lo), (cx + cap, lo)], whisker),
+                            PathElement::new(vec![(cx - cap, hi), (cx + cap, hi)], whisker),
+                        ])
+                        .map_err(draw_err)?;
+                }
+            }
+        }
+        // A zero line when bars go both ways.
+        if self.y_range.0 < 0.0 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
+                    BLACK.mix(0.6),
+                )))
+                .map_err(draw_err)?;
+        }
+        if any_label {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .margin(12)
+                .legend_area_size(30)
+                .label_font(text(LEGEND_SIZE))
+                .background_style(WHITE.mix(0.92))
+                .border_style(BLACK.mix(0.4))
+                .draw()
+                .map_err(draw_err)?;
+        }
+        Ok(())
+    }
+}

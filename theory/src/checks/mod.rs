@@ -1,0 +1,215 @@
+//! One module per result of the paper; [`run_all`] runs them and gathers a table.
+//!
+//! Every check builds its instances (random and constructed), integrates, and records
+//! the measured value beside the bound. A check passes only where every inequality
+//! holds; a failing instance is kept verbatim in [`CheckReport::failures`] — it is a
+//! finding, never something to tune away.
+
+mod fit;
+mod lemma10;
+mod lemma8;
+mod prop1;
+mod prop2;
+mod prop3;
+mod prop4;
+mod sample;
+mod thm4;
+mod thm5;
+mod thm6;
+
+pub use fit::{log_log_slope, Slope};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::flow::SolverConfig;
+use rmteach::report::{Cell, Table};
+
+/// How large and how tight a verification run is.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckConfig {
+    /// Small instance counts and short sweeps (for tests).
+    pub quick: bool,
+    /// Seed of every random instance.
+    pub seed: u64,
+    /// Solver and tolerances of every integration.
+    pub solver: SolverConfig,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        Self {
+            quick: false,
+            seed: 20250319,
+            solver: SolverConfig::default(),
+        }
+    }
+}
+
+impl CheckConfig {
+    /// `quick` value if quick, else `full`.
+    pub fn size(&self, quick: usize, full: usize) -> usize {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// Short name, e.g. "Proposition 3".
+    pub check: String,
+    /// What was checked, in one line.
+    pub claim: String,
+    /// Number of instances (or bound evaluations) checked.
+    pub instances: usize,
+    /// Whether every inequality held.
+    pub passed: bool,
+    /// The smallest `margin` seen, where `margin >= 1` means the bound held
+    /// (measured/bound for lower bounds, bound/measured for upper bounds).
+    pub worst_margin: f64,
+    /// Fitted and predicted log-log slopes, where the result predicts one.
+    pub slopes: Vec<Slope>,
+    /// Extra measured facts worth printing (e.g. the largest ratio seen).
+    pub notes: Vec<String>,
+    /// Every failing instance, printed in full.
+    pub failures: Vec<String>,
+}
+
+/// Accumulates instance outcomes of one check.
+#[derive(Debug)]
+pub struct Tally {
+    report: CheckReport,
+}
+
+impl Tally {
+    /// A check named `check` that verifies `claim`.
+    pub fn new(check: &str, claim: &str) -> Self {
+        Self {
+            report: CheckReport {
+                check: check.into(),
+                claim: claim.into(),
+                instances: 0,
+                passed: true,
+                worst_margin: f64::INFINITY,
+                slopes: Vec::new(),
+                notes: Vec::new(),
+                failures: Vec::new(),
+            },
+        }
+    }
+
+    /// Records `measured >= bound` (a lower bound on the measured value).
+    pub fn lower(&mut self, measured: f64, bound: f64, instance: impl FnOnce() -> String) {
+        self.record(measured >= bound, measured / bound, || {
+            format!("measured {measured:.6e} < lower bound {bound:.6e}: {}", instance())
+        });
+    }
+
+    /// Records `measured <= bound` (an upper bound on the measured value).
+    pub fn upper(&mut self, measured: f64, bound: f64, instance: impl FnOnce() -> String) {
+        self.record(measured <= bound, bound / measured, || {
+            format!("measured {measured:.6e} > upper bound {bound:.6e}: {}", instance())
+        });
+    }
+
+    /// Records an exact requirement (a construction that must realise a value).
+    pub fn require(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.record(ok, if ok { f64::INFINITY } else { 0.0 }, what);
+    }
+
+    fn record(&mut self, ok: bool, margin: f64, describe: impl FnOnce() -> String) {
+        let r = &mut self.report;
+        r.instances += 1;
+        let margin = if margin.is_nan() { 0.0 } else { margin };
+        r.worst_margin = r.worst_margin.min(margin);
+        if !ok {
+            r.passed = false;
+            r.failures.push(describe());
+        }
+    }
+
+    /// Adds a fitted slope; `tolerance` = Some(t) makes `|fitted - predicted| <= t` a
+    /// pass condition (for exact scaling laws), None reports it only.
+    pub fn slope(&mut self, slope: Slope) {
+        if let Some(tol) = slope.tolerance {
+            if (slope.fitted - slope.predicted).abs() > tol || !slope.fitted.is_finite() {
+                self.report.passed = false;
+                self.report.failures.push(format!(
+                    "{}: fitted slope {:.4} differs from {:.4} by more than {tol}",
+                    slope.what, slope.fitted, slope.predicted
+                ));
+            }
+        }
+        self.report.slopes.push(slope);
+    }
+
+    /// Adds a note.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.report.notes.push(note.into());
+    }
+
+    /// The finished report.
+    pub fn finish(self) -> CheckReport {
+        self.report
+    }
+}
+
+/// Every check, in the paper's order.
+pub fn all_checks() -> Vec<(&'static str, fn(&CheckConfig) -> CheckReport)> {
+    vec![
+        ("prop2", prop2::run),
+        ("thm4", thm4::run),
+        ("lemma8", lemma8::run),
+        ("lemma10", lemma10::run),
+        ("prop3", prop3::run),
+        ("prop4", prop4::run),
+        ("thm5", thm5::run),
+        ("thm6", thm6::run),
+        ("prop1", prop1::run),
+    ]
+}
+
+/// Runs every check (in parallel) and returns their reports in order.
+pub fn run_all(cfg: &CheckConfig) -> Vec<CheckReport> {
+    all_checks().into_par_iter().map(|(_, f)| f(cfg)).collect()
+}
+
+/// The summary table: check, instances, PASS/FAIL, worst margin, slopes.
+pub fn summary_table(reports: &[CheckReport], cfg: &CheckConfig) -> Table {
+    let title = format!(
+        "rmteach theory verify ({:?}, rtol {:e}, atol {:e}, seed {}{})",
+        cfg.solver.method,
+        cfg.solver.rtol,
+        cfg.solver.atol,
+        cfg.seed,
+        if cfg.quick { ", quick" } else { "" }
+    );
+    let mut t = Table::new(
+        title,
+        ["check", "claim", "instances", "result", "worst margin", "fitted vs predicted slope"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for r in reports {
+        let slopes = r
+            .slopes
+            .iter()
+            .map(|s| format!("{}: {:.3} vs {:.3}", s.what, s.fitted, s.predicted))
+            .collect::<Vec<_>>()
+            .join("; ");
+        t.push_row(vec![
+            Cell::Text(r.check.clone()),
+            Cell::Text(r.claim.clone()),
+            Cell::Int(r.instances as i64),
+            Cell::Text(if r.passed { "PASS" } else { "FAIL" }.into()),
+            Cell::Float(r.worst_margin),
+            Cell::Text(slopes),
+        ])
+        .expect("row has one cell per column");
+    }
+    t
+}

@@ -1,0 +1,446 @@
+//! Theorem 4: low reward variance under the initial policy means slow increase,
+//! for general autoregressive policies:
+//! `t_gamma >= min{1 - e^(-gamma/9), 1 - e^(-7/(3 lambda))} / (8 L^2 J_{t_gamma}^2)
+//!             * (E_{x'~S} Var_{pi_0(.|x')}[r_RM(x',.)])^(-1/3)`.
+//!
+//! Instances: random autoregressive policies (both logit models, `|S| in {1,2,3}`,
+//! `|V|^L <= 27`), `lambda in {0, 0.05}`, ground truth `r_G` uniform in `[-1, 1]`, and
+//! proxy `r_RM = c * base` with `base` uniform in `[-1, 1]` (or `base = r_G`) and `c`
+//! swept over `10^{0, -0.5, ..., -3}`, so that `E Var_{pi_0}[r_RM]` spans six decades.
+//! The flow (Eq. 4, trained on `r_RM`, all prompts) is integrated in parameter space;
+//! for prompt `x = 0` the first times `E_{pi(t)} r(x,.) >= E_{pi_0} r(x,.) + gamma` are
+//! located for `r = r_G` and `r = r_RM`, each with
+//! `gamma = (max_y r(x,y) - E_{pi_0} r(x,.)) / 2`.
+//!
+//! `J_{t_gamma}` is the sup over prompts, prefixes and `t in [0, t_gamma]` of the Jacobian
+//! spectral norm. For logits linear in `theta` (both models here) it is constant and is
+//! read at `theta_0`; otherwise it is tracked along the trajectory (every accepted
+//! solver step up to `t_gamma`; a sampled sup can only under-estimate the true sup,
+//! which makes the checked bound larger, i.e. the check stricter).
+//!
+//! A crossing beyond the integration horizon `H` is checked as `t_gamma >= H`: it passes
+//! only when `H >= bound`, which the horizon is chosen to guarantee (`H >= 4 bound`).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::{CheckConfig, CheckReport, Slope, Tally};
+use crate::bounds::thm4_time_bound;
+use crate::flow::{integrate_with_events, Crossing, SolverConfig, Threshold};
+use crate::objective::KlObjective;
+use crate::policy::{AutoregressivePolicy, LinearFeatures, Policy, PrefixTable};
+use crate::Result;
+use rmteach::metrics::reward_variance;
+
+/// Exponents `k` of the reward scale `c = 10^(-k/2)`, `k = 0..=6`.
+const SCALE_STEPS: usize = 7;
+/// KL coefficients.
+const LAMBDAS: [f64; 2] = [0.0, 0.05];
+/// The prompt whose `t_gamma` is measured.
+const PROMPT: usize = 0;
+/// Time after which the unscaled (`c = 1`) flow is stopped, in units of `1 / J^2`.
+const BASE_HORIZON: f64 = 400.0;
+
+/// What one integration measured.
+#[derive(Debug, Clone)]
+pub(crate) struct Measured {
+    /// `t_gamma` for `r_G` and for `r_RM`.
+    pub t_gamma: [Crossing; 2],
+    /// `gamma` for `r_G` and for `r_RM`.
+    pub gamma: [f64; 2],
+    /// Theorem 4's lower bound for `r_G` and for `r_RM`.
+    pub bound: [f64; 2],
+    /// `J_{t_gamma}` used in each bound.
+    pub jac: [f64; 2],
+    /// `E_{x'~S} Var_{pi_0(.|x')}[r_RM]`.
+    pub mean_var: f64,
+    /// The integration horizon.
+    pub horizon: f64,
+}
+
+/// `max_{x'} J_{x'}(theta)`: the sup of the Jacobian norm over prompts and prefixes.
+fn sup_jacobian<P: Policy>(policy: &P, theta: &[f64]) -> f64 {
+    (0..policy.num_prompts()).map(|x| policy.jacobian_norm(theta, x)).fold(0.0, f64::max)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(p, r)| p * r).sum()
+}
+
+/// Integrates the flow trained on `r_rm` from `theta0` and measures `t_gamma` of prompt
+/// `x` for `r_g` and `r_rm`, with Theorem 4's bound for each. `horizon_hint` is a time
+/// the caller expects the crossings by; the horizon is at least 4 times either bound.
+pub(crate) fn measure<P: Policy>(
+    policy: &P,
+    theta0: &[f64],
+    r_g: &[Vec<f64>],
+    r_rm: &[Vec<f64>],
+    lambda: f64,
+    x: usize,
+    horizon_hint: f64,
+    solver: &SolverConfig,
+) -> Result<Measured> {
+    let objective = KlObjective::new(policy, r_rm.to_vec(), lambda, theta0)?;
+    let len = policy.seq_len();
+    let mut mean_var = 0.0;
+    for (xp, r) in r_rm.iter().enumerate() {
+        mean_var += reward_variance(&policy.probs(theta0, xp), r)?;
+    }
+    mean_var /= policy.num_prompts() as f64;
+    let pi0 = policy.probs(theta0, x);
+    let rewards = [&r_g[x], &r_rm[x]];
+    let v0 = rewards.map(|r| dot(&pi0, r));
+    let gamma = [0, 1].map(|k| 0.5 * (rewards[k].iter().copied().fold(f64::NEG_INFINITY, f64::max) - v0[k]));
+    let constant = policy.jacobian_is_constant();
+    let jac0 = sup_jacobian(policy, theta0);
+    // With J_{t_gamma} >= J(0) the bound can only shrink, so 4 bound(J(0)) is enough.
+    let bound0 = [0, 1].map(|k| thm4_time_bound(gamma[k], lambda, len, jac0, mean_var));
+    let horizon = horizon_hint.max(4.0 * bound0[0].max(bound0[1]));
+    let observe = |theta: &[f64]| -> Vec<f64> {
+        let p = policy.probs(theta, x);
+        let mut o = vec![dot(&p, &r_g[x]), dot(&p, &r_rm[x])];
+        if !constant {
+            o.push(sup_jacobian(policy, theta));
+        }
+        o
+    };
+    let thresholds = [0, 1].map(|k| Threshold {
+        observable: k,
+        level: v0[k] + gamma[k],
+    });
+    // Tracking J along the way needs the whole recorded trajectory.
+    let out = integrate_with_events(&objective, theta0, horizon, &observe, &thresholds, !constant, solver)?;
+    let jac = [0, 1].map(|k| {
+        if constant {
+            jac0
+        } else {
+            let until = out.crossings[k].lower_bound();
+            out.trajectory
+                .times
+                .iter()
+                .zip(&out.trajectory.observations)
+                .filter(|(t, _)| **t <= until)
+                .map(|(_, o)| o[2])
+                .fold(jac0, f64::max)
+        }
+    });
+    let bound = [0, 1].map(|k| thm4_time_bound(gamma[k], lambda, len, jac[k], mean_var));
+    Ok(Measured {
+        t_gamma: [out.crossings[0], out.crossings[1]],
+        gamma,
+        bound,
+        jac,
+        mean_var,
+        horizon,
+    })
+}
+
+fn normal_vec(n: usize, sd: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(rng);
+            sd * z
+        })
+        .collect()
+}
+
+/// One random base instance (before the reward scale and lambda are chosen).
+struct Base {
+    label: String,
+    policy: Box<dyn ErasedPolicy>,
+    theta0: Vec<f64>,
+    r_g: Vec<Vec<f64>>,
+    base: Vec<Vec<f64>>,
+}
+
+/// Object-safe access to [`measure`] over the two concrete policy types.
+trait ErasedPolicy {
+    #[allow(clippy::too_many_arguments)]
+    fn measure(
+        &self,
+        theta0: &[f64],
+        r_g: &[Vec<f64>],
+        r_rm: &[Vec<f64>],
+        lambda: f64,
+        x: usize,
+        horizon_hint: f64,
+        solver: &SolverConfig,
+    ) -> Result<Measured>;
+    fn jacobian_sup(&self, theta: &[f64]) -> f64;
+}
+
+impl<P: Policy> ErasedPolicy for P {
+    fn measure(
+        &self,
+        theta0: &[f64],
+        r_g: &[Vec<f64>],
+        r_rm: &[Vec<f64>],
+        lambda: f64,
+        x: usize,
+        horizon_hint: f64,
+        solver: &SolverConfig,
+    ) -> Result<Measured> {
+        measure(self, theta0, r_g, r_rm, lambda, x, horizon_hint, solver)
+    }
+    fn jacobian_sup(&self, theta: &[f64]) -> f64 {
+        sup_jacobian(self, theta)
+    }
+}
+
+fn random_base(index: usize, rng: &mut ChaCha8Rng) -> Base {
+    let (vocab, len) = loop {
+        let v = rng.random_range(2..=3usize);
+        let l = rng.random_range(1..=3usize);
+        if v.pow(l as u32) <= 27 && v.pow(l as u32) >= 3 {
+            break (v, l);
+        }
+    };
+    let prompts = rng.random_range(1..=3usize);
+    let outputs = vocab.pow(len as u32);
+    let theta_scale = [0.3, 0.7][rng.random_range(0..2)];
+    let (policy, theta0, model): (Box<dyn ErasedPolicy>, Vec<f64>, String) = if index % 2 == 0 {
+        let p = AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
+        let theta0 = normal_vec(p.num_params(), theta_scale, rng);
+        (Box::new(p), theta0, "PrefixTable".into())
+    } else {
+        let dim = [3, 8][rng.random_range(0..2)];
+        let scale = [0.5, 1.0, 3.0][rng.random_range(0..3)];
+        let p = AutoregressivePolicy::new(LinearFeatures::random(vocab, len, prompts, dim, scale, rng), len, prompts);
+        let theta0 = normal_vec(p.num_params(), theta_scale, rng);
+        (Box::new(p), theta0, format!("LinearFeatures(K = {dim}, feature scale {scale})"))
+    };
+    let r_g: Vec<Vec<f64>> = (0..prompts)
+        .map(|_| (0..outputs).map(|_| rng.random_range(-1.0..=1.0)).collect())
+        .collect();
+    let base_is_rg = index % 4 < 2;
+    let base = if base_is_rg {
+        r_g.clone()
+    } else {
+        (0..prompts)
+            .map(|_| (0..outputs).map(|_| rng.random_range(-1.0..=1.0)).collect())
+            .collect()
+    };
+    Base {
+        label: format!(
+            "base instance {index}: {model}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
+             base {}",
+            if base_is_rg { "= r_G" } else { "random" }
+        ),
+        policy,
+        theta0,
+        r_g,
+        base,
+    }
+}
+
+/// Centres `ln v` per group and returns `exp` of the centred values, so that a plain
+/// log-log fit over all groups gives the within-group (fixed-effects) slope.
+fn centre_logs(groups: &[Vec<f64>]) -> Vec<f64> {
+    groups
+        .iter()
+        .flat_map(|g| {
+            let m = g.iter().map(|v| v.ln()).sum::<f64>() / g.len() as f64;
+            g.iter().map(move |v| (v.ln() - m).exp())
+        })
+        .collect()
+}
+
+/// Runs Theorem 4's check.
+pub fn run(cfg: &CheckConfig) -> CheckReport {
+    let mut tally = Tally::new(
+        "Theorem 4",
+        "t_gamma >= min{1-e^(-gamma/9), 1-e^(-7/(3 lambda))} / (8 L^2 J^2) * E Var_{pi_0}[r_RM]^(-1/3) (autoregressive)",
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5448_4d34);
+    let bases = cfg.size(2, 12);
+    let scales: Vec<f64> = (0..cfg.size(4, SCALE_STEPS)).map(|k| 10f64.powf(-0.5 * k as f64)).collect();
+    // Per lambda = 0 base instance with every r_G crossing inside the horizon: the sweep.
+    let mut sweeps_g: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut sweeps_rm: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    let (mut min_ratio, mut max_ratio) = ([f64::INFINITY; 2], [0.0f64; 2]);
+    let (mut crossed, mut beyond, mut integrations) = ([0usize; 2], [0usize; 2], 0usize);
+    let mut max_rescale_dev = 0.0f64; // lambda = 0: |c t_gamma(c) / t_gamma(1) - 1|
+    let (mut var_lo, mut var_hi) = (f64::INFINITY, 0.0f64);
+    let mut errors = Vec::new();
+    for b in 0..bases {
+        let base = random_base(b, &mut rng);
+        let jac0 = base.policy.jacobian_sup(&base.theta0);
+        for &lambda in &LAMBDAS {
+            let mut sweep: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+            let mut all_crossed = [true; 2];
+            for &c in &scales {
+                let r_rm: Vec<Vec<f64>> = base.base.iter().map(|r| r.iter().map(|v| c * v).collect()).collect();
+                // lambda = 0: time rescales exactly by 1/c. lambda > 0: the KL pull sets
+                // the time scale once c < lambda.
+                let hint = BASE_HORIZON / (jac0 * jac0) / c.max(lambda);
+                integrations += 1;
+                let m = match base.policy.measure(&base.theta0, &base.r_g, &r_rm, lambda, PROMPT, hint, &cfg.solver) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        errors.push(format!("{}, lambda {lambda}, c {c:.3e}: {e}", base.label));
+                        tally.require(false, || format!("{}, lambda {lambda}, c {c:.3e}: integration failed: {e}", base.label));
+                        continue;
+                    }
+                };
+                var_lo = var_lo.min(m.mean_var);
+                var_hi = var_hi.max(m.mean_var);
+                for (k, name) in ["r_G", "r_RM"].iter().enumerate() {
+                    let t = m.t_gamma[k].lower_bound();
+                    match m.t_gamma[k] {
+                        Crossing::At(_) => {
+                            crossed[k] += 1;
+                            min_ratio[k] = min_ratio[k].min(t / m.bound[k]);
+                            max_ratio[k] = max_ratio[k].max(t / m.bound[k]);
+                            sweep[k].push((m.mean_var, t));
+                        }
+                        Crossing::BeyondHorizon(_) => {
+                            beyond[k] += 1;
+                            all_crossed[k] = false;
+                        }
+                    }
+                    tally.lower(t, m.bound[k], || {
+                        format!(
+                            "{}, lambda = {lambda}, c = {c:.4e}, reward {name}: t_gamma = {}, gamma = {:.6e}, \
+                             J = {:.6}, E Var_pi0[r_RM] = {:.6e}, horizon = {:.4e}; theta0 = {:?}, r_G = {:?}, \
+                             r_RM = {:?}",
+                            base.label,
+                            m.t_gamma[k],
+                            m.gamma[k],
+                            m.jac[k],
+                            m.mean_var,
+                            m.horizon,
+                            base.theta0,
+                            base.r_g,
+                            r_rm
+                        )
+                    });
+                }
+            }
+            if lambda == 0.0 {
+                for k in 0..2 {
+                    if all_crossed[k] && sweep[k].len() == scales.len() {
+                        let (v, t): (Vec<f64>, Vec<f64>) = sweep[k].iter().copied().unzip();
+                        for (ti, c) in t.iter().zip(&scales) {
+                            max_rescale_dev = max_rescale_dev.max((c * ti / t[0] - 1.0).abs());
+                        }
+                        if k == 0 {
+                            sweeps_g.push((v, t));
+                        } else {
+                            sweeps_rm.push((v, t));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (k, sweeps) in [(0, &sweeps_g), (1, &sweeps_rm)] {
+        let name = ["r_G", "r_RM"][k];
+        let per: Vec<f64> = sweeps.iter().map(|(v, t)| super::log_log_slope(v, t).0).collect();
+        let xs: Vec<Vec<f64>> = sweeps.iter().map(|(v, _)| v.clone()).collect();
+        let ys: Vec<Vec<f64>> = sweeps.iter().map(|(_, t)| t.clone()).collect();
+        let slope = Slope::fit(
+            &format!("log t_gamma({name}) vs log E Var_pi0[r_RM], lambda = 0 (within-instance fit, {} sweeps)", sweeps.len()),
+            &centre_logs(&xs),
+            &centre_logs(&ys),
+            -1.0 / 3.0,
+            None,
+        );
+        let (lo, hi) = per.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| (a.min(*s), b.max(*s)));
+        tally.note(format!(
+            "lambda = 0, t_gamma({name}): fitted slope {:.4} over {:.2} decades of E Var (per-instance slopes in \
+             [{lo:.4}, {hi:.4}], {} sweeps of {} scales); the bound's exponent is -1/3, but pure reward scaling \
+             with lambda = 0 rescales time exactly (t_gamma ~ 1/c, E Var ~ c^2), so the measured slope should be \
+             -1/2, steeper than the bound's",
+            slope.fitted,
+            slope.decades,
+            sweeps.len(),
+            scales.len()
+        ));
+        tally.slope(slope);
+    }
+    tally.note(format!(
+        "{integrations} integrations ({bases} base instances x lambda in {LAMBDAS:?} x c in 10^{{0..-{:.1}}}), \
+         E Var_pi0[r_RM] in [{var_lo:.3e}, {var_hi:.3e}]; lambda = 0 rescaling check: max |c t_gamma(c) / \
+         t_gamma(1) - 1| = {max_rescale_dev:.2e}",
+        0.5 * (scales.len() - 1) as f64
+    ));
+    for (k, name) in ["r_G", "r_RM"].iter().enumerate() {
+        tally.note(format!(
+            "t_gamma({name}): crossed in {} runs, t_gamma / bound in [{:.3e}, {:.3e}]; beyond the horizon in {} \
+             runs (checked as t_gamma >= horizon, a PASS only because every horizon is >= 4x its bound)",
+            crossed[k], min_ratio[k], max_ratio[k], beyond[k]
+        ));
+    }
+    for e in errors {
+        tally.note(format!("integration error: {e}"));
+    }
+    tally.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_run_passes() {
+        let cfg = CheckConfig {
+            quick: true,
+            ..CheckConfig::default()
+        };
+        let r = run(&cfg);
+        assert!(r.passed, "{:#?}", r.failures);
+        assert!(r.worst_margin >= 1.0);
+        assert_eq!(r.slopes.len(), 2);
+    }
+
+    /// A policy that hides that its Jacobian is constant, to exercise the tracking path.
+    struct Opaque<P>(P);
+
+    impl<P: Policy> Policy for Opaque<P> {
+        fn num_params(&self) -> usize {
+            self.0.num_params()
+        }
+        fn num_prompts(&self) -> usize {
+            self.0.num_prompts()
+        }
+        fn num_outputs(&self) -> usize {
+            self.0.num_outputs()
+        }
+        fn seq_len(&self) -> usize {
+            self.0.seq_len()
+        }
+        fn log_probs(&self, theta: &[f64], x: usize, out: &mut [f64]) {
+            self.0.log_probs(theta, x, out)
+        }
+        fn add_score_gradient(&self, theta: &[f64], x: usize, w: &[f64], scale: f64, grad: &mut [f64]) {
+            self.0.add_score_gradient(theta, x, w, scale, grad)
+        }
+        fn jacobian_norm(&self, theta: &[f64], x: usize) -> f64 {
+            self.0.jacobian_norm(theta, x)
+        }
+        fn jacobian_is_constant(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn tracked_jacobian_matches_constant_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let model = LinearFeatures::random(2, 2, 2, 3, 1.0, &mut rng);
+        let policy = AutoregressivePolicy::new(model, 2, 2);
+        let theta0 = normal_vec(policy.num_params(), 0.5, &mut rng);
+        let r_g: Vec<Vec<f64>> = (0..2).map(|_| (0..4).map(|_| rng.random_range(-1.0..=1.0)).collect()).collect();
+        let solver = SolverConfig::default();
+        let a = measure(&policy, &theta0, &r_g, &r_g, 0.0, 0, 50.0, &solver).unwrap();
+        let b = measure(&Opaque(policy.clone()), &theta0, &r_g, &r_g, 0.0, 0, 50.0, &solver).unwrap();
+        for k in 0..2 {
+            assert!((a.jac[k] - b.jac[k]).abs() < 1e-12);
+            assert!((a.bound[k] - b.bound[k]).abs() <= 1e-12 * a.bound[k]);
+            match (a.t_gamma[k], b.t_gamma[k]) {
+                (Crossing::At(s), Crossing::At(t)) => assert!((s - t).abs() <= 1e-6 * s.max(1.0), "{s} vs {t}"),
+                (s, t) => assert_eq!(s, t),
+            }
+        }
+    }
+}

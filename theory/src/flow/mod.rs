@@ -1,0 +1,14 @@
+//! Gradient flow: vector fields ([`field`]), the `ode_solvers` drivers ([`solver`]) and
+//! threshold-crossing events located to the solver's tolerance ([`events`]).
+//!
+//! The three parts are kept apart in the way diffrax separates terms, solvers and
+//! events: a [`VectorField`] knows nothing about integration, the solver knows nothing
+//! about rewards, and an event is a level of one observed scalar.
+
+pub mod events;
+pub mod field;
+pub mod solver;
+
+pub use events::{integrate_with_events, Crossing, FlowOutcome, Threshold, Trajectory};
+pub use field::{ProbabilityFlow, VectorField};
+pub use solver::{integrate_to, Method, SolverConfig};

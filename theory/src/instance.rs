@@ -1,0 +1,216 @@
+//! One prompt of a tabular policy: the setting of Lemma 8-10, Propositions 3-4 and
+//! Theorems 5-6, and the input of `rmteach theory flow --instance FILE.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounds;
+use crate::flow::{integrate_with_events, Crossing, SolverConfig, Threshold, Trajectory};
+use crate::objective::KlObjective;
+use crate::policy::TabularPolicy;
+use crate::{Result, TheoryError};
+use rmteach::metrics::{expected_reward, kl_divergence, reward_variance, softmax};
+
+/// The observables recorded along a tabular flow, in this order.
+pub const OBSERVABLES: [&str; 3] = ["E[r_G]", "E[r_RM]", "KL"];
+
+/// A tabular flow for one prompt `x` of `|S| = num_prompts` prompts (columns evolve
+/// independently, so one column is simulated with the factor `1/|S|`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TabularInstance {
+    /// `|S|` (default 1).
+    #[serde(default = "one")]
+    pub num_prompts: usize,
+    /// KL coefficient `lambda >= 0`.
+    pub lambda: f64,
+    /// The reward increase `gamma > 0` that defines `t_gamma`.
+    pub gamma: f64,
+    /// Initial logits `theta[:, x]` (give these or `probs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<Vec<f64>>,
+    /// Initial probabilities `pi_0(.|x)` (give these or `logits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probs: Option<Vec<f64>>,
+    /// Proxy reward `r_RM(x, .)` in `[-1, 1]`: the reward the flow is trained on.
+    pub r_rm: Vec<f64>,
+    /// Ground-truth reward `r_G(x, .)` in `[-1, 1]`.
+    pub r_g: Vec<f64>,
+    /// Integration horizon: `t_gamma` beyond it is reported as such.
+    pub horizon: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// What `theory flow` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TabularFlowResult {
+    /// `t_gamma` for the ground truth.
+    pub t_gamma_g: Crossing,
+    /// `t_gamma` for the proxy reward.
+    pub t_gamma_rm: Crossing,
+    /// `Var_{pi_0}[r_RM]`.
+    pub var_rm0: f64,
+    /// `Var_{pi_0}[r_G]`.
+    pub var_g0: f64,
+    /// Proposition 3's lower bound on `t_gamma` of the ground truth.
+    pub prop3_bound_g: f64,
+    /// Proposition 3's lower bound on `t_gamma` of the proxy reward.
+    pub prop3_bound_rm: f64,
+    /// `E_{pi_0} r_G`.
+    pub v_g0: f64,
+    /// `E_{pi_0} r_RM`.
+    pub v_rm0: f64,
+    /// `E r_G` at the end of integration.
+    pub v_g_end: f64,
+    /// `E r_RM` at the end of integration.
+    pub v_rm_end: f64,
+    /// `KL(pi || pi_0)` at the end of integration.
+    pub kl_end: f64,
+    /// Where integration stopped (the horizon, or once both thresholds were reached).
+    pub t_end: f64,
+    /// Right-hand-side evaluations, event refinement included.
+    pub rhs_evals: u64,
+    /// The final policy.
+    pub probs_end: Vec<f64>,
+    /// Observations along the way (only when recording).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trajectory: Option<Trajectory>,
+}
+
+fn check_finite(field: &str, v: &[f64]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(TheoryError::invalid(format!("{field}[{i}]"), "is not a finite number (NaN or infinite)")),
+        None => Ok(()),
+    }
+}
+
+impl TabularInstance {
+    /// Checks every field; the error names the field and the fix.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.r_g.len();
+        if n < 2 {
+            return Err(TheoryError::invalid("r_g", "needs at least 2 outputs"));
+        }
+        if self.num_prompts == 0 {
+            return Err(TheoryError::invalid("num_prompts", "must be at least 1"));
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return Err(TheoryError::invalid("lambda", format!("must be a finite number >= 0, got {}", self.lambda)));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return Err(TheoryError::invalid("gamma", format!("must be a finite number > 0, got {}", self.gamma)));
+        }
+        if !(self.horizon.is_finite() && self.horizon > 0.0) {
+            return Err(TheoryError::invalid("horizon", format!("must be a finite number > 0, got {}", self.horizon)));
+        }
+        for (field, r) in [("r_rm", &self.r_rm), ("r_g", &self.r_g)] {
+            if r.len() != n {
+                return Err(TheoryError::invalid(field, format!("has {} entries, r_g has {n}", r.len())));
+            }
+            check_finite(field, r)?;
+            if let Some(i) = r.iter().position(|v| v.abs() > 1.0) {
+                return Err(TheoryError::invalid(format!("{field}[{i}]"), format!("= {} is outside [-1, 1]: rescale the rewards", r[i])));
+            }
+        }
+        match (&self.logits, &self.probs) {
+            (Some(_), Some(_)) => return Err(TheoryError::invalid("logits/probs", "give one of them, not both")),
+            (None, None) => return Err(TheoryError::invalid("logits/probs", "give the initial policy as `logits` or `probs`")),
+            (Some(l), None) => {
+                if l.len() != n {
+                    return Err(TheoryError::invalid("logits", format!("has {} entries, r_g has {n}", l.len())));
+                }
+                check_finite("logits", l)?;
+            }
+            (None, Some(p)) => {
+                if p.len() != n {
+                    return Err(TheoryError::invalid("probs", format!("has {} entries, r_g has {n}", p.len())));
+                }
+                check_finite("probs", p)?;
+                if let Some(i) = p.iter().position(|v| *v <= 0.0) {
+                    return Err(TheoryError::invalid(
+                        format!("probs[{i}]"),
+                        format!("= {} is not positive: a softmax policy gives every output positive probability", p[i]),
+                    ));
+                }
+                let s: f64 = p.iter().sum();
+                if (s - 1.0).abs() > 1e-9 {
+                    return Err(TheoryError::invalid("probs", format!("sum to {s}, not 1 (within 1e-9)")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Initial logits (from `logits`, or `ln probs`).
+    pub fn initial_logits(&self) -> Vec<f64> {
+        match (&self.logits, &self.probs) {
+            (Some(l), _) => l.clone(),
+            (None, Some(p)) => p.iter().map(|v| v.ln()).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// `pi_0`.
+    pub fn initial_probs(&self) -> Vec<f64> {
+        softmax(&self.initial_logits())
+    }
+
+    /// Proposition 3's lower bound `2|S|(1-e^(-gamma/2))/sqrt(Var_{pi_0}[r_RM])`.
+    pub fn prop3_bound(&self) -> Result<f64> {
+        let var = reward_variance(&self.initial_probs(), &self.r_rm)?;
+        Ok(bounds::prop3_time_bound(self.gamma, self.num_prompts, var))
+    }
+
+    /// Integrates the flow trained on `r_RM` and locates `t_gamma` for `r_G` and `r_RM`.
+    pub fn run(&self, cfg: &SolverConfig, record: bool) -> Result<TabularFlowResult> {
+        self.validate()?;
+        cfg.validate()?;
+        let theta0 = self.initial_logits();
+        let pi0 = softmax(&theta0);
+        let n = theta0.len();
+        let policy = TabularPolicy::new(n, 1);
+        let objective =
+            KlObjective::new(&policy, vec![self.r_rm.clone()], self.lambda, &theta0)?.with_total_prompts(self.num_prompts)?;
+        let (v_g0, v_rm0) = (expected_reward(&pi0, &self.r_g)?, expected_reward(&pi0, &self.r_rm)?);
+        let observe = |theta: &[f64]| -> Vec<f64> {
+            let p = softmax(theta);
+            let eg: f64 = p.iter().zip(&self.r_g).map(|(a, b)| a * b).sum();
+            let er: f64 = p.iter().zip(&self.r_rm).map(|(a, b)| a * b).sum();
+            let kl: f64 = p.iter().zip(&pi0).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * (a / b).ln()).sum();
+            vec![eg, er, kl.max(0.0)]
+        };
+        let thresholds = [
+            Threshold {
+                observable: 0,
+                level: v_g0 + self.gamma,
+            },
+            Threshold {
+                observable: 1,
+                level: v_rm0 + self.gamma,
+            },
+        ];
+        let out = integrate_with_events(&objective, &theta0, self.horizon, &observe, &thresholds, record, cfg)?;
+        let p_end = softmax(&out.y_end);
+        let var_rm0 = reward_variance(&pi0, &self.r_rm)?;
+        let bound = bounds::prop3_time_bound(self.gamma, self.num_prompts, var_rm0);
+        Ok(TabularFlowResult {
+            t_gamma_g: out.crossings[0],
+            t_gamma_rm: out.crossings[1],
+            var_rm0,
+            var_g0: reward_variance(&pi0, &self.r_g)?,
+            prop3_bound_g: bound,
+            prop3_bound_rm: bound,
+            v_g0,
+            v_rm0,
+            v_g_end: expected_reward(&p_end, &self.r_g)?,
+            v_rm_end: expected_reward(&p_end, &self.r_rm)?,
+            kl_end: kl_divergence(&p_end, &pi0)?,
+            t_end: out.t_end,
+            rhs_evals: out.rhs_evals,
+            probs_end: p_end,
+            trajectory: record.then_some(out.trajectory),
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! The KL-regularised RLHF objective (Eq. 1) and its exact gradient.
+
+use crate::policy::Policy;
+use crate::{Result, TheoryError};
+
+/// `phi(theta) = E_{x~S}[ E_{y~pi(.|x)} r_RM(x,y) - lambda KL(pi(.|x) || pi_ref(.|x)) ]`
+/// with prompts uniform over `S` and `pi_ref = pi_{theta_0}`.
+pub struct KlObjective<'a, P: Policy> {
+    policy: &'a P,
+    /// `r_RM[x][y]`.
+    reward: Vec<Vec<f64>>,
+    lambda: f64,
+    /// `ln pi_ref(y|x)`.
+    ref_log_probs: Vec<Vec<f64>>,
+    /// The prompt weight `1/|S|` of the full objective.
+    prompt_weight: f64,
+}
+
+/// One prompt's view of the policy at some `theta`: what the bounds are stated in.
+#[derive(Debug, Clone)]
+pub struct PromptState {
+    /// `pi(.|x)`.
+    pub probs: Vec<f64>,
+    /// `r_KL(x, .; theta) = r_RM - lambda ln(pi/pi_ref)`.
+    pub kl_reward: Vec<f64>,
+    /// `KL(pi(.|x) || pi_ref(.|x))`.
+    pub kl: f64,
+}
+
+impl<'a, P: Policy> KlObjective<'a, P> {
+    /// The objective for `policy` trained on `reward[x][y]`, regularised towards the
+    /// policy at `theta0` with coefficient `lambda >= 0`.
+    pub fn new(policy: &'a P, reward: Vec<Vec<f64>>, lambda: f64, theta0: &[f64]) -> Result<Self> {
+        if !(lambda >= 0.0 && lambda.is_finite()) {
+            return Err(TheoryError::invalid("lambda", format!("must be a finite number >= 0, got {lambda}")));
+        }
+        if theta0.len() != policy.num_params() {
+            return Err(TheoryError::invalid(
+                "theta0",
+                format!("has {} entries, the policy has {} parameters", theta0.len(), policy.num_params()),
+            ));
+        }
+        if reward.len() != policy.num_prompts() {
+            return Err(TheoryError::invalid(
+                "reward",
+                format!("has {} prompts, the policy has {}", reward.len(), policy.num_prompts()),
+            ));
+        }
+        for (x, r) in reward.iter().enumerate() {
+            if r.len() != policy.num_outputs() {
+                return Err(TheoryError::invalid(
+                    format!("reward[{x}]"),
+                    format!("has {} outputs, the policy has {}", r.len(), policy.num_outputs()),
+                ));
+            }
+            if let Some(y) = r.iter().position(|v| !v.is_finite()) {
+                return Err(TheoryError::invalid(format!("reward[{x}][{y}]"), "is not a finite number"));
+            }
+        }
+        let ref_log_probs = (0..policy.num_prompts())
+            .map(|x| {
+                let mut lp = vec![0.0; policy.num_outputs()];
+                policy.log_probs(theta0, x, &mut lp);
+                lp
+            })
+            .collect();
+        Ok(Self {
+            policy,
+            reward,
+            lambda,
+            ref_log_probs,
+            prompt_weight: 1.0 / policy.num_prompts() as f64,
+        })
+    }
+
+    /// Treats the policy's prompts as `total_prompts` of a larger tabular policy: each
+    /// column then flows with the factor `1/total_prompts` (Lemma 7), so simulating one
+    /// prompt's column alone is exact.
+    pub fn with_total_prompts(mut self, total_prompts: usize) -> Result<Self> {
+        if total_prompts < self.policy.num_prompts() {
+            return Err(TheoryError::invalid(
+                "num_prompts",
+                format!("must be at least the {} simulated prompts", self.policy.num_prompts()),
+            ));
+        }
+        self.prompt_weight = 1.0 / total_prompts as f64;
+        Ok(self)
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        self.policy
+    }
+    /// The KL coefficient.
+    pub fn lambda(&self) -> f64 {
+        self.lambda
+    }
+    /// `r_RM[x]`.
+    pub fn reward(&self, x: usize) -> &[f64] {
+        &self.reward[x]
+    }
+    /// `ln pi_ref(.|x)`.
+    pub fn ref_log_probs(&self, x: usize) -> &[f64] {
+        &self.ref_log_probs[x]
+    }
+
+    /// Probabilities, KL-regularised rewards and KL of prompt `x` at `theta`.
+    pub fn prompt_state(&self, theta: &[f64], x: usize) -> PromptState {
+        let mut lp = vec![0.0; self.policy.num_outputs()];
+        self.policy.log_probs(theta, x, &mut lp);
+        let mut kl = 0.0;
+        let mut kl_reward = Vec::with_capacity(lp.len());
+        let mut probs = Vec::with_capacity(lp.len());
+        for ((l, l0), r) in lp.iter().zip(&self.ref_log_probs[x]).zip(&self.reward[x]) {
+            let p = l.exp();
+            let log_ratio = l - l0;
+            if p > 0.0 {
+                kl += p * log_ratio;
+            }
+            probs.push(p);
+            kl_reward.push(r - self.lambda * log_ratio);
+        }
+        PromptState {
+            probs,
+            kl_reward,
+            kl: kl.max(0.0),
+        }
+    }
+
+    /// Adds `scale * grad phi(theta; x)` (the single-prompt objective, no `1/|S|`) to `grad`:
+    /// `grad phi(theta;x) = E_{y~pi}[ (r_KL(y) - E_pi r_KL) grad ln pi(y|x) ]`.
+    pub fn add_prompt_gradient(&self, theta: &[f64], x: usize, scale: f64, grad: &mut [f64]) {
+        let st = self.prompt_state(theta, x);
+        let mean: f64 = st.probs.iter().zip(&st.kl_reward).map(|(p, r)| p * r).sum();
+        let w: Vec<f64> = st.probs.iter().zip(&st.kl_reward).map(|(p, r)| p * (r - mean)).collect();
+        self.policy.add_score_gradient(theta, x, &w, scale, grad);
+    }
+
+    /// `grad phi(theta; x)` for one prompt.
+    pub fn prompt_gradient(&self, theta: &[f64], x: usize) -> Vec<f64> {
+        let mut g = vec![0.0; theta.len()];
+        self.add_prompt_gradient(theta, x, 1.0, &mut g);
+        g
+    }
+
+    /// `grad phi(theta)`, the full objective averaged over prompts, written into `out`.
+    pub fn gradient(&self, theta: &[f64], out: &mut [f64]) {
+        out.iter_mut().for_each(|v| *v = 0.0);
+        for x in 0..self.policy.num_prompts() {
+            self.add_prompt_gradient(theta, x, self.prompt_weight, out);
+        }
+    }
+
+    /// `phi(theta)` over the simulated prompts (their mean).
+    pub fn value(&self, theta: &[f64]) -> f64 {
+        let n = self.policy.num_prompts();
+        (0..n)
+            .map(|x| {
+                let st = self.prompt_state(theta, x);
+                let er: f64 = st.probs.iter().zip(&self.reward[x]).map(|(p, r)| p * r).sum();
+                er - self.lambda * st.kl
+            })
+            .sum::<f64>()
+            / n as f64
+    }
+}
