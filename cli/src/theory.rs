@@ -74,26 +74,50 @@ pub enum TheoryCommand {
         #[command(flatten)]
         solver: SolverArgs,
     },
+    /// Draw the theory figures (PNG and SVG): objective landscape (Figure 1 style),
+    /// t_gamma vs reward variance with the bounds of Proposition 3 and Theorem 4,
+    /// E[r_G](t) under the two teachers of Theorems 5 and 6, Best-of-N vs N.
+    Figures {
+        /// Output directory.
+        #[arg(long, default_value = "figures")]
+        out: PathBuf,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
 }
 
 /// Runs a theory subcommand; returns the process exit code.
 pub fn run(cmd: TheoryCommand) -> Result<i32> {
     match cmd {
-        TheoryCommand::Verify { quick, seed, out, solver } => verify(quick, seed, &out, solver.config()),
+        TheoryCommand::Verify {
+            quick,
+            seed,
+            out,
+            solver,
+        } => verify(quick, seed, &out, solver.config()),
         TheoryCommand::Flow {
             instance,
             out,
             trajectory,
             solver,
         } => flow(&instance, out.as_deref(), trajectory, solver.config()),
+        TheoryCommand::Figures { out, solver } => figures(&out, solver.config()),
     }
 }
 
 fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i32> {
     solver.validate()?;
-    let cfg = CheckConfig { quick, seed, solver };
+    let cfg = CheckConfig {
+        quick,
+        seed,
+        solver,
+    };
     let start = Instant::now();
-    eprintln!("running {} checks on {} threads...", rmteach_theory::checks::all_checks().len(), rayon::current_num_threads());
+    eprintln!(
+        "running {} checks on {} threads...",
+        rmteach_theory::checks::all_checks().len(),
+        rayon::current_num_threads()
+    );
     let reports = run_all(&cfg);
     let table = summary_table(&reports, &cfg);
     println!("{}", table.to_markdown());
@@ -104,16 +128,23 @@ fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i3
     }
     let failed: Vec<_> = reports.iter().filter(|r| !r.passed).collect();
     for r in &failed {
-        println!("\nFAIL {} — {} failing instance(s):", r.check, r.failures.len());
+        println!(
+            "\nFAIL {} — {} failing instance(s):",
+            r.check,
+            r.failures.len()
+        );
         for f in r.failures.iter().take(10) {
             println!("  {f}");
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    table.write_all(out, "verify").with_context(|| format!("writing tables under {}", out.display()))?;
+    table
+        .write_all(out, "verify")
+        .with_context(|| format!("writing tables under {}", out.display()))?;
     let details = serde_json::json!({ "config": cfg, "reports": reports, "seconds": start.elapsed().as_secs_f64() });
     let path = out.join("verify-details.json");
-    write_atomic(&path, serde_json::to_string_pretty(&details)?.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    write_atomic(&path, serde_json::to_string_pretty(&details)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "\n{} of {} checks passed in {:.1} s; tables in {}/verify.{{md,csv,json}}, every instance outcome in {}",
         reports.len() - failed.len(),
@@ -126,10 +157,15 @@ fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i3
 }
 
 fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let inst: TabularInstance = serde_json::from_str(&text).with_context(|| format!("{}: not a valid instance", path.display()))?;
-    inst.validate().with_context(|| format!("{}", path.display()))?;
-    let res = inst.run(&solver, trajectory).with_context(|| format!("{}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let inst: TabularInstance = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid instance", path.display()))?;
+    inst.validate()
+        .with_context(|| format!("{}", path.display()))?;
+    let res = inst
+        .run(&solver, trajectory)
+        .with_context(|| format!("{}", path.display()))?;
     let json = serde_json::json!({
         "instance": path.display().to_string(),
         "method": solver.method,
@@ -142,5 +178,21 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
     if let Some(p) = out {
         write_atomic(p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
     }
+    Ok(0)
+}
+
+fn figures(out: &Path, solver: SolverConfig) -> Result<i32> {
+    solver.validate()?;
+    let start = Instant::now();
+    let files = rmteach_theory::figures::render_all(out, &solver)
+        .with_context(|| format!("drawing figures into {}", out.display()))?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    eprintln!(
+        "{} files in {:.1} s",
+        files.len(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(0)
 }

@@ -124,5 +124,8 @@ impl MetricsError {
     }
 }
 
-/// `Result` with [`MetricsError`] as the error type.
-pub type Result<T> = std::result::Result<T, MetricsError>;
+/// `Result` with [`MetricsError`] as the default error type.
+///
+/// The default parameter keeps two-argument `Result<T, E>` working in code
+/// that glob-imports `rmteach::metrics::*`.
+pub type Result<T, E = MetricsError> = std::result::Result<T, E>;

@@ -13,6 +13,18 @@
 //!
 //! Every function that can receive bad input returns
 //! [`Result<_, MetricsError>`](MetricsError); none panics or returns a silent NaN.
+//!
+//! ```
+//! use rmteach::metrics::{accuracy_uniform, reward_variance, softmax};
+//!
+//! let policy = softmax(&[0.0, 0.0, 2f64.ln()]); // [0.25, 0.25, 0.5]
+//! let r_g = [0.0, 2.0, 4.0];
+//! assert!((reward_variance(&policy, &r_g)? - 2.75).abs() < 1e-12);
+//! // A reward model that gets one of the three pairs wrong.
+//! let r_rm = [0.0, 5.0, 4.0];
+//! assert!((accuracy_uniform(&r_rm, &r_g)? - 2.0 / 3.0).abs() < 1e-12);
+//! # Ok::<(), rmteach::metrics::MetricsError>(())
+//! ```
 
 mod accuracy;
 mod correlation;

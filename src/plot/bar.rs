@@ -7,8 +7,8 @@ use plotters::prelude::*;
 
 use super::error::{DataError, PlotError};
 use super::{
-    check_finite, check_len, draw_err, fmt_tick, palette_color, render_figure, text, DrawResult, TickedAxis,
-    Figure, DESC_SIZE, FIGURE_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE,
+    check_finite, check_len, draw_err, fmt_tick, palette_color, render_figure, text, DrawResult,
+    Figure, TickedAxis, DESC_SIZE, FIGURE_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 
 /// One set of bars of a [`BarPlot`]: one value per group, drawn in one colour.
@@ -202,6 +202,7 @@ impl Figure for Bars<'_> {
             .y_label_formatter(&value_fmt)
             .bold_line_style(BLACK.mix(0.12))
             .light_line_style(BLACK.mix(0.04))
+            .max_light_lines(4)
             .axis_style(BLACK.mix(0.8))
             .draw()
             .map_err(draw_err)?;

@@ -14,11 +14,11 @@
 use std::sync::OnceLock;
 
 use ab_glyph::{point, Font, FontRef, InvalidFont, ScaleFont};
+use plotters::style::{register_font, FontStyle};
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
 };
-use plotters::style::{register_font, FontStyle};
 
 use super::error::PlotError;
 
@@ -57,9 +57,7 @@ pub fn ensure_fonts() -> Result<(), PlotError> {
         }
         Ok(())
     });
-    outcome
-        .clone()
-        .map_err(|name| PlotError::Font { name })
+    outcome.clone().map_err(|name| PlotError::Font { name })
 }
 
 /// Parsed faces for the raster text path (see [`GlyphFix`]).
@@ -73,7 +71,7 @@ fn face(family: &str) -> Result<&'static FontRef<'static>, InvalidFont> {
     };
     cell.get_or_init(|| FontRef::try_from_slice(bytes))
         .as_ref()
-        .map_err(|e| e.clone())
+        .map_err(|e| *e)
 }
 
 /// A raster backend whose text is drawn with correctly placed glyphs.
@@ -182,8 +180,8 @@ impl<DB: DrawingBackend> DrawingBackend for GlyphFix<DB> {
         if color.alpha == 0.0 || text.is_empty() {
             return Ok(());
         }
-        let font = face(style.family().as_str())
-            .map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
+        let font =
+            face(style.family().as_str()).map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;
         let ((min_x, min_y), (max_x, max_y)) = style
             .layout_box(text)
             .map_err(|e| DrawingErrorKind::FontError(Box::new(e)))?;

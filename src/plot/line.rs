@@ -347,7 +347,10 @@ impl Figure for Grid<'_> {
 }
 
 /// Draw one line plot filling `area`.
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &PreparedLine<'_>) -> DrawResult {
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &PreparedLine<'_>,
+) -> DrawResult {
     let (x0, x1) = p.x_range;
     let (y0, y1) = p.y_range;
     match (p.plot.log_x, p.plot.log_y) {
@@ -360,10 +363,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &PreparedLin
 
 /// A log axis with our own tick positions (labelled decades / 1-2-5 steps,
 /// unlabelled minor lines).
-fn log_axis(
-    lo: f64,
-    hi: f64,
-) -> WithKeyPoints<LogCoord<f64>> {
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
     let (bold, light) = log_ticks(lo, hi);
     (lo..hi)
         .log_scale()
@@ -410,7 +410,12 @@ fn legend_corner(p: &PreparedLine<'_>) -> SeriesLabelPosition {
     corners[best].0.clone()
 }
 
-fn draw_chart<DB, X, Y>(area: &DrawingArea<DB, Shift>, p: &PreparedLine<'_>, x: X, y: Y) -> DrawResult
+fn draw_chart<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    p: &PreparedLine<'_>,
+    x: X,
+    y: Y,
+) -> DrawResult
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
@@ -449,7 +454,10 @@ where
         let mut poly: Vec<(f64, f64)> = s.band.iter().map(|&(x, _, hi)| (x, hi)).collect();
         poly.extend(s.band.iter().rev().map(|&(x, lo, _)| (x, lo)));
         chart
-            .draw_series(std::iter::once(Polygon::new(poly, s.color.mix(0.2).filled())))
+            .draw_series(std::iter::once(Polygon::new(
+                poly,
+                s.color.mix(0.2).filled(),
+            )))
             .map_err(draw_err)?;
     }
 
@@ -502,6 +510,12 @@ where
         if !s.label.is_empty() {
             anno.label(s.label.as_str());
             any_label = true;
+        }
+        // A lone point draws no line: show it as a dot instead.
+        if s.pts.len() == 1 && matches!(s.style, SeriesStyle::Line | SeriesStyle::Dashed) {
+            chart
+                .draw_series(std::iter::once(Circle::new(s.pts[0], 4, color.filled())))
+                .map_err(draw_err)?;
         }
     }
 

@@ -1,8 +1,8 @@
 //! Figures written as PNG and SVG, with text that needs no system fonts.
 //!
 //! Built on [`plotters`] with its `ab_glyph` text renderer and a font compiled
-//! into the binary (see [`font`](self::ensure_fonts)), so rendering works on a
-//! bare machine without fonts or fontconfig. Every `render(stem)` writes
+//! into the binary (see [`ensure_fonts`]), so rendering works on a bare
+//! machine without fonts or fontconfig. Every `render(stem)` writes
 //! `<stem>.png` and `<stem>.svg` and returns both paths.
 //!
 //! * [`LinePlot`] — line / point / dashed series with optional ± bands,
@@ -32,6 +32,8 @@
 //! let files = plot.render(std::path::Path::new("figures/variance")).unwrap();
 //! assert_eq!(files.len(), 2);
 //! ```
+
+#![warn(missing_docs)]
 
 mod bar;
 mod error;
@@ -262,7 +264,8 @@ pub(crate) fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
     if bold.len() < 3 {
         bold = candidates(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 1);
     }
-    if bold.len() < 2 {
+    if bold.len() < 3 {
+        // Well under a decade: plain linear steps read best.
         bold = linear_ticks(lo, hi, 5);
     }
     let light = if decades <= 6 {
@@ -279,7 +282,7 @@ pub(crate) fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
 /// About `n` "nice" (1, 2, 5 × 10^k) ticks over `[lo, hi]`.
 pub(crate) fn linear_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     let span = hi - lo;
-    if !(span > 0.0) || !span.is_finite() {
+    if span.is_nan() || span <= 0.0 || span.is_infinite() {
         return vec![lo];
     }
     let raw = span / n.max(1) as f64;

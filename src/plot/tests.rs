@@ -19,10 +19,17 @@ fn check_outputs(files: &[PathBuf], stem: &Path, title: &str) {
     );
     let png = std::fs::read(&files[0]).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG magic bytes");
-    assert!(png.len() > 10_000, "PNG suspiciously small: {} bytes", png.len());
+    assert!(
+        png.len() > 10_000,
+        "PNG suspiciously small: {} bytes",
+        png.len()
+    );
     let svg = std::fs::read_to_string(&files[1]).unwrap();
     assert!(svg.starts_with("<svg"), "SVG header");
-    assert!(svg.contains(title), "SVG should contain the title {title:?}");
+    assert!(
+        svg.contains(title),
+        "SVG should contain the title {title:?}"
+    );
 }
 
 fn demo_line_plot(title: &str) -> LinePlot {
@@ -35,16 +42,16 @@ fn demo_line_plot(title: &str) -> LinePlot {
         .log_y(true)
         .with_series(Series::new("mean ± std", x.clone(), mean.clone()).with_err(std))
         .with_series(
-            Series::new(
-                "proxy",
-                x.clone(),
-                mean.iter().map(|m| m * 1.5).collect(),
-            )
-            .style(SeriesStyle::Dashed),
+            Series::new("proxy", x.clone(), mean.iter().map(|m| m * 1.5).collect())
+                .style(SeriesStyle::Dashed),
         )
         .with_series(
-            Series::new("ground truth", x.clone(), mean.iter().map(|m| m * 0.7).collect())
-                .style(SeriesStyle::LinePoints),
+            Series::new(
+                "ground truth",
+                x.clone(),
+                mean.iter().map(|m| m * 0.7).collect(),
+            )
+            .style(SeriesStyle::LinePoints),
         )
         .with_series(
             Series::new("samples", x.clone(), mean.iter().map(|m| m * 1.1).collect())
@@ -59,6 +66,14 @@ fn line_plot_renders_png_and_svg() {
     let files = demo_line_plot("Reward variance").render(&stem).unwrap();
     check_outputs(&files, &stem, "Reward variance");
     assert!(svg_text(&files[1]).contains("ground truth"), "legend text");
+    cleanup(&dir);
+}
+
+/// Remove a test folder (kept when `RMTEACH_KEEP_PLOTS` is set, to look at).
+fn cleanup(dir: &Path) {
+    if std::env::var_os("RMTEACH_KEEP_PLOTS").is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 fn svg_text(p: &Path) -> String {
@@ -87,6 +102,7 @@ fn log_log_and_linear_axes_render() {
         .render(&stem)
         .unwrap();
     check_outputs(&files, &stem, "single point");
+    cleanup(&dir);
 }
 
 #[test]
@@ -100,7 +116,11 @@ fn grid_plot_renders_panels_side_by_side() {
     check_outputs(&files, &stem, "Proxy vs ground truth");
     let svg = svg_text(&files[1]);
     assert!(svg.contains("ground-truth reward") && svg.contains("proxy reward"));
-    assert!(svg.contains(r#"width="1520""#), "two 760-px panels side by side");
+    assert!(
+        svg.contains(r#"width="1520""#),
+        "two 760-px panels side by side"
+    );
+    cleanup(&dir);
 }
 
 #[test]
@@ -111,11 +131,17 @@ fn bar_plot_renders() {
         .y_label("accuracy")
         .groups(["tabular", "softmax", "LM"])
         .with_bars(BarSeries::new("proxy", vec![0.7, 0.55, 0.62]).with_err(vec![0.05, 0.04, 0.08]))
-        .with_bars(BarSeries::new("ground truth", vec![0.9, 0.6, 0.58]).with_err(vec![0.02, 0.03, 0.1]))
+        .with_bars(
+            BarSeries::new("ground truth", vec![0.9, 0.6, 0.58]).with_err(vec![0.02, 0.03, 0.1]),
+        )
         .with_bars(BarSeries::new("", vec![-0.1, 0.2, 0.3]));
     let files = plot.render(&stem).unwrap();
     check_outputs(&files, &stem, "Accuracy by teacher");
-    assert!(svg_text(&files[1]).contains("softmax"), "group names on the axis");
+    assert!(
+        svg_text(&files[1]).contains("softmax"),
+        "group names on the axis"
+    );
+    cleanup(&dir);
 }
 
 fn demo_heatmap(title: &str) -> Heatmap {
@@ -123,7 +149,11 @@ fn demo_heatmap(title: &str) -> Heatmap {
     let y: Vec<f64> = (0..20).map(|j| -1.0 + 3.0 * j as f64 / 19.0).collect();
     let z = y
         .iter()
-        .map(|b| x.iter().map(|a| (1.0 - a).powi(2) + 5.0 * (b - a * a).powi(2)).collect())
+        .map(|b| {
+            x.iter()
+                .map(|a| (1.0 - a).powi(2) + 5.0 * (b - a * a).powi(2))
+                .collect()
+        })
         .collect();
     Heatmap::new(title, x, y, z)
         .x_label("θ₁")
@@ -144,6 +174,7 @@ fn heatmap_renders_single_and_grid() {
     let panels = [demo_heatmap("proxy"), demo_heatmap("ground truth")];
     let files = render_heatmaps(&panels, 2, "Two landscapes", &stem).unwrap();
     check_outputs(&files, &stem, "Two landscapes");
+    cleanup(&dir);
 }
 
 fn data_error(r: Result<Vec<PathBuf>, PlotError>) -> DataError {
@@ -178,14 +209,27 @@ fn bad_data_gives_clear_errors() {
             .with_series(Series::new("short", vec![1.0, 2.0], vec![1.0]))
             .render(&stem),
     );
-    assert!(matches!(e, DataError::LengthMismatch { expected: 2, got: 1, .. }));
+    assert!(matches!(
+        e,
+        DataError::LengthMismatch {
+            expected: 2,
+            got: 1,
+            ..
+        }
+    ));
 
     let r = LinePlot::new("nan plot")
         .with_series(Series::new("nan", vec![1.0, 2.0], vec![1.0, f64::NAN]))
         .render(&stem);
     let msg = r.as_ref().unwrap_err().to_string();
-    assert!(msg.contains("bad.{png,svg}") && msg.contains("nan plot") && msg.contains("y[1]"), "{msg}");
-    assert!(matches!(data_error(r), DataError::NonFinite { index: 1, .. }));
+    assert!(
+        msg.contains("bad.{png,svg}") && msg.contains("nan plot") && msg.contains("y[1]"),
+        "{msg}"
+    );
+    assert!(matches!(
+        data_error(r),
+        DataError::NonFinite { index: 1, .. }
+    ));
 
     let e = data_error(
         LinePlot::new("t")
@@ -202,10 +246,19 @@ fn bad_data_gives_clear_errors() {
     );
     assert!(matches!(e, DataError::NothingOnLogAxis { ref axis, .. } if axis == "y"));
 
-    let e = data_error(GridPlot::new("g", 0).with_panel(demo_line_plot("p")).render(&stem));
+    let e = data_error(
+        GridPlot::new("g", 0)
+            .with_panel(demo_line_plot("p"))
+            .render(&stem),
+    );
     assert_eq!(e, DataError::ZeroColumns);
 
-    let e = data_error(BarPlot::new("b").groups(["a", "b"]).with_bars(BarSeries::new("x", vec![1.0])).render(&stem));
+    let e = data_error(
+        BarPlot::new("b")
+            .groups(["a", "b"])
+            .with_bars(BarSeries::new("x", vec![1.0]))
+            .render(&stem),
+    );
     assert!(matches!(e, DataError::LengthMismatch { .. }));
 
     let e = data_error(
@@ -218,18 +271,31 @@ fn bad_data_gives_clear_errors() {
 
     let mut h = demo_heatmap("h");
     h.z[3].pop();
-    assert!(matches!(data_error(h.render(&stem)), DataError::LengthMismatch { .. }));
+    assert!(matches!(
+        data_error(h.render(&stem)),
+        DataError::LengthMismatch { .. }
+    ));
     let mut h = demo_heatmap("h");
     h.z[2][2] = f64::INFINITY;
-    assert!(matches!(data_error(h.render(&stem)), DataError::NonFinite { .. }));
+    assert!(matches!(
+        data_error(h.render(&stem)),
+        DataError::NonFinite { .. }
+    ));
     let h = demo_heatmap("h").with_marker(10.0, 0.0, "far away");
-    assert!(matches!(data_error(h.render(&stem)), DataError::Invalid { .. }));
+    assert!(matches!(
+        data_error(h.render(&stem)),
+        DataError::Invalid { .. }
+    ));
     let mut h = demo_heatmap("h");
     h.x.swap(0, 1);
-    assert!(matches!(data_error(h.render(&stem)), DataError::Invalid { .. }));
+    assert!(matches!(
+        data_error(h.render(&stem)),
+        DataError::Invalid { .. }
+    ));
 
     // Nothing was written for any of the bad figures.
     assert!(!with_ext(&stem, "png").exists());
+    cleanup(&dir);
 }
 
 #[test]
@@ -249,10 +315,56 @@ fn tick_helpers() {
     let (bold, _) = log_ticks(2.2, 7.5);
     assert!(bold.len() >= 2, "{bold:?}");
     let (bold, _) = log_ticks(2.2, 2.8);
-    assert!(bold.len() >= 2, "{bold:?}");
+    assert!(bold.len() >= 3, "{bold:?}");
+    let (bold, _) = log_ticks(1.9, 3.1);
+    assert!(bold.len() >= 3, "{bold:?}");
 
-    assert_eq!(linear_ticks(0.0, 1.0, 5), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
+    assert_eq!(
+        linear_ticks(0.0, 1.0, 5),
+        vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+    );
     assert_eq!(padded_range(1.0, 1.0, false), (0.9, 1.1));
     assert_eq!(padded_range(0.0, 0.0, false), (-1.0, 1.0));
-    assert_eq!(with_ext(Path::new("a/b.c"), "png"), PathBuf::from("a/b.c.png"));
+    assert_eq!(
+        with_ext(Path::new("a/b.c"), "png"),
+        PathBuf::from("a/b.c.png")
+    );
+}
+
+/// Writes `<temp>/plot_demo.{png,svg}` to look at:
+/// `cargo test -p rmteach --lib plot::tests::write_demo_figure -- --ignored`.
+#[test]
+#[ignore = "writes a demo figure for manual inspection"]
+fn write_demo_figure() {
+    let steps: Vec<f64> = (0..=50).map(|i| i as f64 * 20.0).collect();
+    let curve = |rate: f64, floor: f64| -> Vec<f64> {
+        steps
+            .iter()
+            .map(|t| floor + (1.0 - floor) * (-t / rate).exp())
+            .collect()
+    };
+    let plot = LinePlot::new("Ground-truth accuracy gap under different teachers")
+        .x_label("gradient steps")
+        .y_label("1 − accuracy (log scale)")
+        .log_y(true)
+        .with_series(
+            Series::new("high-variance teacher", steps.clone(), curve(120.0, 0.01))
+                .with_err(curve(120.0, 0.01).iter().map(|v| 0.25 * v).collect()),
+        )
+        .with_series(
+            Series::new(
+                "accurate, low-variance teacher",
+                steps.clone(),
+                curve(600.0, 0.05),
+            )
+            .style(SeriesStyle::Dashed),
+        )
+        .with_series(
+            Series::new("ground-truth reward", steps.clone(), curve(350.0, 0.002))
+                .style(SeriesStyle::LinePoints),
+        );
+    let files = plot
+        .render(&std::env::temp_dir().join("plot_demo"))
+        .unwrap();
+    println!("{files:?}");
 }

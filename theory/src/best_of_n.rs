@@ -23,7 +23,7 @@
 //! `P(max in B) = F(<=B)^N - F(<B)^N` and
 //! `P(BoN = y) = P(max in B(y)) * pi(y) / pi(B(y))`.
 //! The difference of powers is evaluated as
-//! `F(<B)^N * expm1(N * ln_1p(pi(B) / F(<B)))`, which keeps full relative accuracy
+//! `-F(<=B)^N * expm1(N * ln_1p(-pi(B) / F(<=B)))`, which keeps full relative accuracy
 //! when both powers are close to 1 (large `N`).
 
 use rand::Rng;
@@ -55,10 +55,16 @@ fn check_pi(pi: &[f64]) -> Result<f64> {
 /// Checks a reward vector against `pi`'s length.
 fn check_reward(field: &str, r: &[f64], len: usize) -> Result<()> {
     if r.len() != len {
-        return Err(TheoryError::invalid(field, format!("has {} entries, pi has {len}", r.len())));
+        return Err(TheoryError::invalid(
+            field,
+            format!("has {} entries, pi has {len}", r.len()),
+        ));
     }
     if let Some(i) = r.iter().position(|v| !v.is_finite()) {
-        return Err(TheoryError::invalid(format!("{field}[{i}]"), "is not a finite number"));
+        return Err(TheoryError::invalid(
+            format!("{field}[{i}]"),
+            "is not a finite number",
+        ));
     }
     Ok(())
 }
@@ -70,13 +76,15 @@ fn check_n(n: u32) -> Result<()> {
     Ok(())
 }
 
-/// `a^N - b^N` for `0 <= b <= a <= 1`, accurate when both are close to 1.
+/// `a^N - b^N` for `0 <= b <= a <= 1`, as `a^N * (1 - (b/a)^N)
+/// = -a^N * expm1(N * ln_1p(-(a-b)/a))`: accurate when both powers are close to 1, and
+/// free of overflow (every factor lies in `[0, 1]`).
 fn pow_diff(a: f64, b: f64, n: u32) -> f64 {
-    if b <= 0.0 {
-        return a.powi(n as i32);
+    if a <= 0.0 {
+        return 0.0;
     }
-    let d = (a - b).max(0.0);
-    b.powi(n as i32) * (n as f64 * (d / b).ln_1p()).exp_m1()
+    let d = (a - b).clamp(0.0, a);
+    -a.powi(n as i32) * (n as f64 * (-d / a).ln_1p()).exp_m1()
 }
 
 /// The exact distribution of the output Best-of-`n` returns, under the tie rule "the
@@ -105,7 +113,11 @@ pub fn best_of_n_distribution(pi: &[f64], r_rm: &[f64], n: u32) -> Result<Vec<f6
         let block = &order[start..end];
         let mass: f64 = block.iter().map(|&y| pi[y]).sum();
         let f_below = (below / total).min(1.0);
-        let f_upto = if end == order.len() { 1.0 } else { ((below + mass) / total).min(1.0) };
+        let f_upto = if end == order.len() {
+            1.0
+        } else {
+            ((below + mass) / total).min(1.0)
+        };
         let p_block = pow_diff(f_upto, f_below, n);
         if mass > 0.0 {
             for &y in block {
@@ -159,7 +171,10 @@ pub fn best_of_n_monte_carlo_estimate<R: Rng + ?Sized>(
     check_reward("r_g", r_g, pi.len())?;
     check_n(n)?;
     if draws == 0 {
-        return Err(TheoryError::invalid("draws", "needs at least one Monte Carlo draw"));
+        return Err(TheoryError::invalid(
+            "draws",
+            "needs at least one Monte Carlo draw",
+        ));
     }
     // Inverse-CDF sampling over the cumulative distribution; outputs with zero mass are
     // never returned (strict comparison below skips their flat CDF steps).
@@ -251,7 +266,9 @@ mod tests {
                 let w: Vec<f64> = (0..size).map(|_| rng.random::<f64>()).collect();
                 let s: f64 = w.iter().sum();
                 let pi: Vec<f64> = w.iter().map(|v| v / s).collect();
-                let r: Vec<f64> = (0..size).map(|_| (rng.random_range(0..4) as f64) / 4.0).collect();
+                let r: Vec<f64> = (0..size)
+                    .map(|_| (rng.random_range(0..4) as f64) / 4.0)
+                    .collect();
                 let p = best_of_n_distribution(&pi, &r, n).unwrap();
                 let total: f64 = p.iter().sum();
                 assert!(close(total, 1.0, 1e-12), "n={n} size={size}: {total}");
@@ -298,7 +315,10 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let exact = best_of_n_value(&pi, &r_rm, &r_g, 3).unwrap();
         let mc = best_of_n_monte_carlo_estimate(&pi, &r_rm, &r_g, 3, 200_000, &mut rng).unwrap();
-        assert!((mc.mean - exact).abs() < 4.0 * mc.std_error, "{mc:?} vs {exact}");
+        assert!(
+            (mc.mean - exact).abs() < 4.0 * mc.std_error,
+            "{mc:?} vs {exact}"
+        );
         let m = best_of_n_monte_carlo(&pi, &r_rm, &r_g, 3, 10, &mut rng).unwrap();
         assert!((-1.0..=1.0).contains(&m));
     }
@@ -321,14 +341,30 @@ mod tests {
     fn invalid_inputs_name_the_field() {
         let msg = |e: TheoryError| e.to_string();
         assert!(msg(best_of_n_distribution(&[], &[], 1).unwrap_err()).contains("`pi`"));
-        assert!(msg(best_of_n_distribution(&[0.5, 0.6], &[0.0, 1.0], 1).unwrap_err()).contains("`pi`"));
-        assert!(msg(best_of_n_distribution(&[1.5, -0.5], &[0.0, 1.0], 1).unwrap_err()).contains("`pi[1]`"));
-        assert!(msg(best_of_n_distribution(&[0.5, 0.5], &[0.0], 1).unwrap_err()).contains("`r_rm`"));
-        assert!(msg(best_of_n_distribution(&[0.5, 0.5], &[0.0, f64::NAN], 1).unwrap_err()).contains("`r_rm[1]`"));
-        assert!(msg(best_of_n_distribution(&[0.5, 0.5], &[0.0, 1.0], 0).unwrap_err()).contains("`n`"));
-        assert!(msg(best_of_n_value(&[0.5, 0.5], &[0.0, 1.0], &[1.0], 2).unwrap_err()).contains("`r_g`"));
+        assert!(
+            msg(best_of_n_distribution(&[0.5, 0.6], &[0.0, 1.0], 1).unwrap_err()).contains("`pi`")
+        );
+        assert!(
+            msg(best_of_n_distribution(&[1.5, -0.5], &[0.0, 1.0], 1).unwrap_err())
+                .contains("`pi[1]`")
+        );
+        assert!(
+            msg(best_of_n_distribution(&[0.5, 0.5], &[0.0], 1).unwrap_err()).contains("`r_rm`")
+        );
+        assert!(
+            msg(best_of_n_distribution(&[0.5, 0.5], &[0.0, f64::NAN], 1).unwrap_err())
+                .contains("`r_rm[1]`")
+        );
+        assert!(
+            msg(best_of_n_distribution(&[0.5, 0.5], &[0.0, 1.0], 0).unwrap_err()).contains("`n`")
+        );
+        assert!(
+            msg(best_of_n_value(&[0.5, 0.5], &[0.0, 1.0], &[1.0], 2).unwrap_err())
+                .contains("`r_g`")
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let e = best_of_n_monte_carlo(&[0.5, 0.5], &[0.0, 1.0], &[0.0, 1.0], 2, 0, &mut rng).unwrap_err();
+        let e = best_of_n_monte_carlo(&[0.5, 0.5], &[0.0, 1.0], &[0.0, 1.0], 2, 0, &mut rng)
+            .unwrap_err();
         assert!(msg(e).contains("`draws`"));
     }
 }

@@ -9,7 +9,11 @@ pub fn prop2_gradient_bound(m: f64, len: usize, jac: f64, var_kl: f64) -> f64 {
 /// Theorem 4: `t_gamma >= min{1 - e^(-gamma/9), 1 - e^(-7/(3 lambda))} / (8 L^2 J^2) * E_x Var_{pi_0}[r_RM]^(-1/3)`,
 /// with `e^(-7/(3 lambda)) = 0` when `lambda = 0`.
 pub fn thm4_time_bound(gamma: f64, lambda: f64, len: usize, jac: f64, mean_var: f64) -> f64 {
-    let kl_term = if lambda == 0.0 { 1.0 } else { 1.0 - (-7.0 / (3.0 * lambda)).exp() };
+    let kl_term = if lambda == 0.0 {
+        1.0
+    } else {
+        1.0 - (-7.0 / (3.0 * lambda)).exp()
+    };
     let c = (1.0 - (-gamma / 9.0).exp()).min(kl_term);
     c / (8.0 * (len as f64).powi(2) * jac * jac) * mean_var.powf(-1.0 / 3.0)
 }
@@ -20,7 +24,13 @@ pub fn lemma8_gradient_bound(var_kl: f64) -> f64 {
 }
 
 /// Lemma 10: `pi_T(A|x) <= pi_0(A|x) exp((4 + 2 lambda ln(1/min_y pi_0(y|x))) T / |S|)`.
-pub fn lemma10_mass_bound(pi0_a: f64, lambda: f64, min_pi0: f64, t: f64, num_prompts: usize) -> f64 {
+pub fn lemma10_mass_bound(
+    pi0_a: f64,
+    lambda: f64,
+    min_pi0: f64,
+    t: f64,
+    num_prompts: usize,
+) -> f64 {
     pi0_a * ((4.0 + 2.0 * lambda * (1.0 / min_pi0).ln()) * t / num_prompts as f64).exp()
 }
 
@@ -86,7 +96,14 @@ pub struct Prop4Terms {
 }
 
 /// Evaluates Proposition 4's constants for `Y+` (indices) under `pi_0`.
-pub fn prop4_terms(pi0: &[f64], r_g: &[f64], r_rm: &[f64], y_plus: &[usize], gamma: f64, num_prompts: usize) -> Prop4Terms {
+pub fn prop4_terms(
+    pi0: &[f64],
+    r_g: &[f64],
+    r_rm: &[f64],
+    y_plus: &[usize],
+    gamma: f64,
+    num_prompts: usize,
+) -> Prop4Terms {
     let v_g0: f64 = pi0.iter().zip(r_g).map(|(p, r)| p * r).sum();
     let v_rm0: f64 = pi0.iter().zip(r_rm).map(|(p, r)| p * r).sum();
     let min_rg = y_plus.iter().map(|&y| r_g[y]).fold(f64::INFINITY, f64::min);
@@ -98,9 +115,11 @@ pub fn prop4_terms(pi0: &[f64], r_g: &[f64], r_rm: &[f64], y_plus: &[usize], gam
     let n_plus = y_plus.len() as f64;
     let pi0_plus: f64 = y_plus.iter().map(|&y| pi0[y]).sum();
     let min_pi0 = pi0.iter().copied().fold(f64::INFINITY, f64::min);
-    let lambda_max = pi0_plus * (1.0 - rho) * delta / (8.0 * n_plus * (2.0 * (1.0 / min_pi0).ln() + 1.0 / (2.0 * std::f64::consts::E)));
+    let lambda_max = pi0_plus * (1.0 - rho) * delta
+        / (8.0 * n_plus * (2.0 * (1.0 / min_pi0).ln() + 1.0 / (2.0 * std::f64::consts::E)));
     let inner = 1.0 / pi0_plus - 1.0 / rho;
-    let bad_mass_max = pi0_plus * pi0_plus * (1.0 - rho) * delta / (16.0 * n_plus) * (-20.0 * n_plus / ((1.0 - rho) * delta) * inner).exp();
+    let bad_mass_max = pi0_plus * pi0_plus * (1.0 - rho) * delta / (16.0 * n_plus)
+        * (-20.0 * n_plus / ((1.0 - rho) * delta) * inner).exp();
     let time_bound = 4.0 * num_prompts as f64 * n_plus / ((1.0 - rho) * delta) * inner;
     Prop4Terms {
         rho,

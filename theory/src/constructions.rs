@@ -81,7 +81,11 @@ impl PairDistribution {
             }
         }
         if pairs.is_empty() && n >= 2 {
-            pairs.push(WeightedPair { a: 0, b: 1, weight: 1.0 });
+            pairs.push(WeightedPair {
+                a: 0,
+                b: 1,
+                weight: 1.0,
+            });
         }
         PairDistribution::Weighted(pairs)
     }
@@ -110,7 +114,10 @@ impl Ranking {
         distinct.sort_unstable();
         distinct.dedup();
         Self {
-            levels: levels.iter().map(|l| distinct.binary_search(l).expect("level is present")).collect(),
+            levels: levels
+                .iter()
+                .map(|l| distinct.binary_search(l).expect("level is present"))
+                .collect(),
         }
     }
 
@@ -131,7 +138,11 @@ impl Ranking {
         Self {
             levels: values
                 .iter()
-                .map(|v| sorted.binary_search_by(|s| s.total_cmp(v)).expect("value is present"))
+                .map(|v| {
+                    sorted
+                        .binary_search_by(|s| s.total_cmp(v))
+                        .expect("value is present")
+                })
                 .collect(),
         }
     }
@@ -159,7 +170,10 @@ impl Ranking {
     /// Whether `y` is alone on the highest level.
     pub fn strictly_first(&self, y: usize) -> bool {
         let top = self.levels[y];
-        self.levels.iter().enumerate().all(|(i, &l)| i == y || l < top)
+        self.levels
+            .iter()
+            .enumerate()
+            .all(|(i, &l)| i == y || l < top)
     }
 }
 
@@ -177,11 +191,17 @@ fn check_rewards(r_g: &[f64], top: Option<usize>) -> Result<()> {
         return Err(TheoryError::invalid("r_g", "needs at least 2 outputs"));
     }
     if let Some(i) = r_g.iter().position(|v| !v.is_finite()) {
-        return Err(TheoryError::invalid(format!("r_g[{i}]"), "is not a finite number"));
+        return Err(TheoryError::invalid(
+            format!("r_g[{i}]"),
+            "is not a finite number",
+        ));
     }
     if let Some(y) = top {
         if y >= r_g.len() {
-            return Err(TheoryError::invalid("top", format!("output {y} is out of range for {} outputs", r_g.len())));
+            return Err(TheoryError::invalid(
+                "top",
+                format!("output {y} is out of range for {} outputs", r_g.len()),
+            ));
         }
     }
     Ok(())
@@ -197,13 +217,27 @@ fn bubble_path(r_g: &[f64], top: Option<usize>) -> Vec<Ranking> {
     let m = others.len();
     let with_top = |mut levels: Vec<usize>| -> Ranking {
         if let Some(y) = top {
-            levels[y] = levels.iter().enumerate().filter(|(i, _)| *i != y).map(|(_, &l)| l + 1).max().unwrap_or(0);
+            levels[y] = levels
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != y)
+                .map(|(_, &l)| l + 1)
+                .max()
+                .unwrap_or(0);
         }
         Ranking::from_levels(&levels)
     };
     let mut states = Vec::with_capacity(m * m.saturating_sub(1) / 2 + 2);
     // The ground truth with its ties (over the reordered outputs).
-    let gt_values: Vec<f64> = (0..n).map(|y| if Some(y) == top { f64::NEG_INFINITY } else { r_g[y] }).collect();
+    let gt_values: Vec<f64> = (0..n)
+        .map(|y| {
+            if Some(y) == top {
+                f64::NEG_INFINITY
+            } else {
+                r_g[y]
+            }
+        })
+        .collect();
     states.push(with_top(Ranking::of_values(&gt_values).levels));
     let strict = |order: &[usize]| -> Ranking {
         let mut levels = vec![0; n];
@@ -230,7 +264,11 @@ fn bubble_path(r_g: &[f64], top: Option<usize>) -> Vec<Ranking> {
 /// (accuracy "attainable subject to `y_g` ranked first"). Accuracies closer than
 /// [`PairDistribution::tolerance`] are merged (the first order is kept). Under the
 /// uniform distribution with distinct `r_G` and `top = None` this is every `k / P`.
-pub fn attainable_grid(r_g: &[f64], d: &PairDistribution, top: Option<usize>) -> Result<Vec<Attainable>> {
+pub fn attainable_grid(
+    r_g: &[f64],
+    d: &PairDistribution,
+    top: Option<usize>,
+) -> Result<Vec<Attainable>> {
     check_rewards(r_g, top)?;
     let mut grid: Vec<Attainable> = Vec::new();
     for ranking in bubble_path(r_g, top) {
@@ -256,13 +294,22 @@ pub struct Realised {
 
 /// The order realising accuracy `alpha` under `D` (subject to `top` ranked first, when
 /// given); an error when `alpha` is not among the values of [`attainable_grid`].
-pub fn realise(r_g: &[f64], d: &PairDistribution, alpha: f64, top: Option<usize>) -> Result<Realised> {
+pub fn realise(
+    r_g: &[f64],
+    d: &PairDistribution,
+    alpha: f64,
+    top: Option<usize>,
+) -> Result<Realised> {
     let grid = attainable_grid(r_g, d, top)?;
     let Some(hit) = grid.iter().find(|a| d.same(a.alpha, alpha)) else {
         let offered: Vec<String> = grid.iter().map(|a| format!("{:.6}", a.alpha)).collect();
         return Err(TheoryError::invalid(
             "alpha",
-            format!("{alpha} is not attained by the construction under {}; attainable: {}", d.describe(), offered.join(", ")),
+            format!(
+                "{alpha} is not attained by the construction under {}; attainable: {}",
+                d.describe(),
+                offered.join(", ")
+            ),
         ));
     };
     let realised = d.accuracy(&hit.ranking.scores(), r_g)?;
@@ -288,10 +335,17 @@ pub fn wrong_except_top(r_g: &[f64], y_g: usize) -> Result<Ranking> {
 /// `0 < b_y < 1/T` and `Var_pi[r_RM] < 1/T^2` for every policy; ties share a value.
 pub fn thm5_slow_reward(ranking: &Ranking, t_big: f64) -> Result<Vec<f64>> {
     if !(t_big.is_finite() && t_big >= 1.0) {
-        return Err(TheoryError::invalid("T", format!("must be a finite number >= 1, got {t_big}")));
+        return Err(TheoryError::invalid(
+            "T",
+            format!("must be a finite number >= 1, got {t_big}"),
+        ));
     }
     let denom = (ranking.num_levels() + 1) as f64 * t_big;
-    Ok(ranking.levels.iter().map(|&l| (l + 1) as f64 / denom).collect())
+    Ok(ranking
+        .levels
+        .iter()
+        .map(|&l| (l + 1) as f64 / denom)
+        .collect())
 }
 
 /// Theorem 5's fast teacher: `r'_RM(y_g) = 1` and `r'_RM(y) = c_y = pi_0(y_g) (level + 1) /
@@ -299,12 +353,24 @@ pub fn thm5_slow_reward(ranking: &Ranking, t_big: f64) -> Result<Vec<f64>> {
 /// which must put `y_g` strictly first.
 pub fn thm5_fast_reward(ranking: &Ranking, y_g: usize, pi0_yg: f64) -> Result<Vec<f64>> {
     if y_g >= ranking.len() || !ranking.strictly_first(y_g) {
-        return Err(TheoryError::invalid("ranking", format!("must put y_g = {y_g} strictly first")));
+        return Err(TheoryError::invalid(
+            "ranking",
+            format!("must put y_g = {y_g} strictly first"),
+        ));
     }
     if !(pi0_yg > 0.0 && pi0_yg <= 1.0) {
-        return Err(TheoryError::invalid("pi0_yg", format!("must be in (0, 1], got {pi0_yg}")));
+        return Err(TheoryError::invalid(
+            "pi0_yg",
+            format!("must be in (0, 1], got {pi0_yg}"),
+        ));
     }
-    let below: Vec<usize> = ranking.levels.iter().enumerate().filter(|(y, _)| *y != y_g).map(|(_, &l)| l).collect();
+    let below: Vec<usize> = ranking
+        .levels
+        .iter()
+        .enumerate()
+        .filter(|(y, _)| *y != y_g)
+        .map(|(_, &l)| l)
+        .collect();
     let dense = Ranking::from_levels(&below);
     let denom = (dense.num_levels() + 1) as f64;
     let mut r = vec![1.0; ranking.len()];
@@ -340,7 +406,8 @@ impl Thm5Rewards {
     /// Whether both measured accuracies equal the requested ones (exactly for the
     /// uniform distribution, to [`WEIGHTED_ACCURACY_TOL`] for a weighted one).
     pub fn exact(&self, d: &PairDistribution) -> bool {
-        d.same(self.alpha, self.alpha_realised) && d.same(self.alpha_prime, self.alpha_prime_realised)
+        d.same(self.alpha, self.alpha_realised)
+            && d.same(self.alpha_prime, self.alpha_prime_realised)
     }
 }
 
@@ -371,7 +438,9 @@ pub fn thm5_rewards(
 
 /// Theorem 6's teacher: `+1` on `favoured`, `-1` elsewhere.
 pub fn thm6_reward(n: usize, favoured: usize) -> Vec<f64> {
-    (0..n).map(|y| if y == favoured { 1.0 } else { -1.0 }).collect()
+    (0..n)
+        .map(|y| if y == favoured { 1.0 } else { -1.0 })
+        .collect()
 }
 
 /// The mass given to the suppressed output: `T^-2`, capped at `(1-c)/4` so that the
@@ -398,7 +467,10 @@ pub struct Thm6Residuals {
 impl Thm6Residuals {
     /// Whether every constraint of the family holds.
     pub fn holds(&self) -> bool {
-        self.mean.abs() <= MEAN_TOL && self.suppressed_slack >= 0.0 && self.favoured_slack >= 0.0 && self.min_prob > 0.0
+        self.mean.abs() <= MEAN_TOL
+            && self.suppressed_slack >= 0.0
+            && self.favoured_slack >= 0.0
+            && self.min_prob > 0.0
     }
 }
 
@@ -426,7 +498,9 @@ fn others_range(r_g: &[f64], a: usize, b: usize) -> (f64, f64) {
     r_g.iter()
         .enumerate()
         .filter(|(y, _)| *y != a && *y != b)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, &v)| (lo.min(v), hi.max(v)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, &v)| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 /// Builds `pi_0` with `pi(favoured) = c`, `pi(suppressed) = ` [`thm6_suppressed_mass`]`(T, c)`
@@ -446,19 +520,39 @@ pub fn thm6_policy(
     let n = r_g.len();
     check_rewards(r_g, None)?;
     if n < 3 {
-        return Err(TheoryError::invalid("r_g", "Theorem 6's families need at least 3 outputs"));
+        return Err(TheoryError::invalid(
+            "r_g",
+            "Theorem 6's families need at least 3 outputs",
+        ));
     }
     if favoured >= n || suppressed >= n || favoured == suppressed {
-        return Err(TheoryError::invalid("favoured/suppressed", "must be two distinct outputs"));
+        return Err(TheoryError::invalid(
+            "favoured/suppressed",
+            "must be two distinct outputs",
+        ));
     }
     if !(c > 0.0 && c < 1.0) {
-        return Err(TheoryError::invalid("c", format!("must be in (0, 1), got {c}")));
+        return Err(TheoryError::invalid(
+            "c",
+            format!("must be in (0, 1), got {c}"),
+        ));
     }
     if !(t_big.is_finite() && t_big >= 1.0) {
-        return Err(TheoryError::invalid("T", format!("must be a finite number >= 1, got {t_big}")));
+        return Err(TheoryError::invalid(
+            "T",
+            format!("must be a finite number >= 1, got {t_big}"),
+        ));
     }
-    if shape.len() != n || shape.iter().enumerate().any(|(y, &w)| y != favoured && y != suppressed && !(w > 0.0 && w.is_finite())) {
-        return Err(TheoryError::invalid("shape", "needs a positive finite weight for every other output"));
+    if shape.len() != n
+        || shape
+            .iter()
+            .enumerate()
+            .any(|(y, &w)| y != favoured && y != suppressed && !(w > 0.0 && w.is_finite()))
+    {
+        return Err(TheoryError::invalid(
+            "shape",
+            "needs a positive finite weight for every other output",
+        ));
     }
     let q = thm6_suppressed_mass(t_big, c);
     let rest = 1.0 - c - q;
@@ -470,7 +564,9 @@ pub fn thm6_policy(
             format!("{v0} needs the other outputs to average {target}, outside ({lo}, {hi}) for T = {t_big}, c = {c}"),
         ));
     }
-    let others: Vec<usize> = (0..n).filter(|&y| y != favoured && y != suppressed).collect();
+    let others: Vec<usize> = (0..n)
+        .filter(|&y| y != favoured && y != suppressed)
+        .collect();
     let total: f64 = others.iter().map(|&y| shape[y]).sum();
     let mut sigma = vec![0.0; n];
     for &y in &others {
@@ -478,14 +574,25 @@ pub fn thm6_policy(
     }
     let mean_sigma: f64 = others.iter().map(|&y| sigma[y] * r_g[y]).sum();
     let extreme = |better: fn(f64, f64) -> bool| -> usize {
-        others.iter().copied().reduce(|a, b| if better(r_g[b], r_g[a]) { b } else { a }).expect("at least one other output")
+        others
+            .iter()
+            .copied()
+            .reduce(|a, b| if better(r_g[b], r_g[a]) { b } else { a })
+            .expect("at least one other output")
     };
     let (anchor, beta) = if target < mean_sigma {
         let y = extreme(|x, best| x < best);
         (y, (mean_sigma - target) / (mean_sigma - r_g[y]))
     } else {
         let y = extreme(|x, best| x > best);
-        (y, if target > mean_sigma { (target - mean_sigma) / (r_g[y] - mean_sigma) } else { 0.0 })
+        (
+            y,
+            if target > mean_sigma {
+                (target - mean_sigma) / (r_g[y] - mean_sigma)
+            } else {
+                0.0
+            },
+        )
     };
     let mut probs = vec![0.0; n];
     for &y in &others {
@@ -515,7 +622,13 @@ pub fn thm6_policy(
 /// The open interval of `V0` for which [`thm6_policy`] can build every member of `Pi`
 /// (favoured `y_g`, suppressed `y_g2`) and `Pi'` (roles swapped) for all `T` in `ts` and
 /// `c` in `cs`, intersected with `V0 < min(r_G(y_g), r_G(y_g2))`; `None` when empty.
-pub fn thm6_v0_range(r_g: &[f64], y_g: usize, y_g2: usize, ts: &[f64], cs: &[f64]) -> Option<(f64, f64)> {
+pub fn thm6_v0_range(
+    r_g: &[f64],
+    y_g: usize,
+    y_g2: usize,
+    ts: &[f64],
+    cs: &[f64],
+) -> Option<(f64, f64)> {
     if r_g.len() < 3 || y_g == y_g2 || y_g.max(y_g2) >= r_g.len() {
         return None;
     }
@@ -576,7 +689,10 @@ mod tests {
             let p = n * (n - 1) / 2;
             let below = r_g.iter().filter(|&&v| v < r_g[y_g]).count();
             let grid = attainable_grid(&r_g, &PairDistribution::Uniform, Some(y_g)).unwrap();
-            let expect: Vec<f64> = (0..=(n - 1) * (n - 2) / 2).rev().map(|k| (below + k) as f64 / p as f64).collect();
+            let expect: Vec<f64> = (0..=(n - 1) * (n - 2) / 2)
+                .rev()
+                .map(|k| (below + k) as f64 / p as f64)
+                .collect();
             let got: Vec<f64> = grid.iter().map(|a| a.alpha).collect();
             assert_eq!(got, expect);
             for a in &grid {
@@ -584,7 +700,10 @@ mod tests {
                 let pi0 = 0.01;
                 let c = thm5_fast_reward(&a.ranking, y_g, pi0).unwrap();
                 assert_eq!(c[y_g], 1.0);
-                assert!(c.iter().enumerate().all(|(y, &v)| y == y_g || (v > 0.0 && v < pi0)));
+                assert!(c
+                    .iter()
+                    .enumerate()
+                    .all(|(y, &v)| y == y_g || (v > 0.0 && v < pi0)));
                 assert_eq!(accuracy_uniform(&c, &r_g).unwrap(), a.alpha);
             }
             // Theorem 2's weak teacher is the last order of the path and has accuracy <= 2/|Y|.
@@ -613,7 +732,9 @@ mod tests {
                 for a in &grid {
                     let r = realise(&r_g, &d, a.alpha, top).unwrap();
                     assert!((r.realised - a.alpha).abs() <= WEIGHTED_ACCURACY_TOL);
-                    let PairDistribution::Weighted(pairs) = &d else { unreachable!() };
+                    let PairDistribution::Weighted(pairs) = &d else {
+                        unreachable!()
+                    };
                     let direct = accuracy_weighted(&r.ranking.scores(), &r_g, pairs).unwrap();
                     assert!((direct - a.alpha).abs() <= WEIGHTED_ACCURACY_TOL);
                 }
@@ -636,7 +757,10 @@ mod tests {
         assert_eq!(grid[0].alpha, 1.0);
         assert_eq!(grid[0].ranking.levels[0], grid[0].ranking.levels[1]);
         for a in &grid {
-            assert_eq!(accuracy_uniform(&a.ranking.scores(), &r_g).unwrap(), a.alpha);
+            assert_eq!(
+                accuracy_uniform(&a.ranking.scores(), &r_g).unwrap(),
+                a.alpha
+            );
         }
     }
 
@@ -645,17 +769,15 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let ts = [1.0, 3.0, 10.0, 30.0, 100.0];
         let cs = [0.1, 0.3];
-        for n in [3, 4, 6, 10] {
+        // With 3 outputs the mean is pinned by c and T: no V0 serves a whole sweep.
+        assert!(thm6_v0_range(&[0.9, -0.9, 0.8], 0, 2, &ts, &cs).is_none());
+        for n in [4, 6, 10] {
             let mut r_g = distinct_rewards(&mut rng, n);
             let (y_g, y_g2) = (0, n - 1);
             r_g[y_g] = 0.9;
             r_g[y_g2] = 0.8;
-            if n >= 4 {
-                r_g[1] = -0.95;
-                r_g[2] = 0.7;
-            } else {
-                r_g[1] = -0.9;
-            }
+            r_g[1] = -0.95;
+            r_g[2] = 0.7;
             let shape: Vec<f64> = (0..n).map(|_| rng.random_range(0.1..1.0)).collect();
             let (lo, hi) = thm6_v0_range(&r_g, y_g, y_g2, &ts, &cs).expect("feasible");
             let v0 = lo + 0.3 * (hi - lo);

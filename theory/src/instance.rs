@@ -81,7 +81,10 @@ pub struct TabularFlowResult {
 
 fn check_finite(field: &str, v: &[f64]) -> Result<()> {
     match v.iter().position(|x| !x.is_finite()) {
-        Some(i) => Err(TheoryError::invalid(format!("{field}[{i}]"), "is not a finite number (NaN or infinite)")),
+        Some(i) => Err(TheoryError::invalid(
+            format!("{field}[{i}]"),
+            "is not a finite number (NaN or infinite)",
+        )),
         None => Ok(()),
     }
 }
@@ -97,35 +100,66 @@ impl TabularInstance {
             return Err(TheoryError::invalid("num_prompts", "must be at least 1"));
         }
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return Err(TheoryError::invalid("lambda", format!("must be a finite number >= 0, got {}", self.lambda)));
+            return Err(TheoryError::invalid(
+                "lambda",
+                format!("must be a finite number >= 0, got {}", self.lambda),
+            ));
         }
         if !(self.gamma.is_finite() && self.gamma > 0.0) {
-            return Err(TheoryError::invalid("gamma", format!("must be a finite number > 0, got {}", self.gamma)));
+            return Err(TheoryError::invalid(
+                "gamma",
+                format!("must be a finite number > 0, got {}", self.gamma),
+            ));
         }
         if !(self.horizon.is_finite() && self.horizon > 0.0) {
-            return Err(TheoryError::invalid("horizon", format!("must be a finite number > 0, got {}", self.horizon)));
+            return Err(TheoryError::invalid(
+                "horizon",
+                format!("must be a finite number > 0, got {}", self.horizon),
+            ));
         }
         for (field, r) in [("r_rm", &self.r_rm), ("r_g", &self.r_g)] {
             if r.len() != n {
-                return Err(TheoryError::invalid(field, format!("has {} entries, r_g has {n}", r.len())));
+                return Err(TheoryError::invalid(
+                    field,
+                    format!("has {} entries, r_g has {n}", r.len()),
+                ));
             }
             check_finite(field, r)?;
             if let Some(i) = r.iter().position(|v| v.abs() > 1.0) {
-                return Err(TheoryError::invalid(format!("{field}[{i}]"), format!("= {} is outside [-1, 1]: rescale the rewards", r[i])));
+                return Err(TheoryError::invalid(
+                    format!("{field}[{i}]"),
+                    format!("= {} is outside [-1, 1]: rescale the rewards", r[i]),
+                ));
             }
         }
         match (&self.logits, &self.probs) {
-            (Some(_), Some(_)) => return Err(TheoryError::invalid("logits/probs", "give one of them, not both")),
-            (None, None) => return Err(TheoryError::invalid("logits/probs", "give the initial policy as `logits` or `probs`")),
+            (Some(_), Some(_)) => {
+                return Err(TheoryError::invalid(
+                    "logits/probs",
+                    "give one of them, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(TheoryError::invalid(
+                    "logits/probs",
+                    "give the initial policy as `logits` or `probs`",
+                ))
+            }
             (Some(l), None) => {
                 if l.len() != n {
-                    return Err(TheoryError::invalid("logits", format!("has {} entries, r_g has {n}", l.len())));
+                    return Err(TheoryError::invalid(
+                        "logits",
+                        format!("has {} entries, r_g has {n}", l.len()),
+                    ));
                 }
                 check_finite("logits", l)?;
             }
             (None, Some(p)) => {
                 if p.len() != n {
-                    return Err(TheoryError::invalid("probs", format!("has {} entries, r_g has {n}", p.len())));
+                    return Err(TheoryError::invalid(
+                        "probs",
+                        format!("has {} entries, r_g has {n}", p.len()),
+                    ));
                 }
                 check_finite("probs", p)?;
                 if let Some(i) = p.iter().position(|v| *v <= 0.0) {
@@ -136,7 +170,10 @@ impl TabularInstance {
                 }
                 let s: f64 = p.iter().sum();
                 if (s - 1.0).abs() > 1e-9 {
-                    return Err(TheoryError::invalid("probs", format!("sum to {s}, not 1 (within 1e-9)")));
+                    return Err(TheoryError::invalid(
+                        "probs",
+                        format!("sum to {s}, not 1 (within 1e-9)"),
+                    ));
                 }
             }
         }
@@ -171,14 +208,22 @@ impl TabularInstance {
         let pi0 = softmax(&theta0);
         let n = theta0.len();
         let policy = TabularPolicy::new(n, 1);
-        let objective =
-            KlObjective::new(&policy, vec![self.r_rm.clone()], self.lambda, &theta0)?.with_total_prompts(self.num_prompts)?;
-        let (v_g0, v_rm0) = (expected_reward(&pi0, &self.r_g)?, expected_reward(&pi0, &self.r_rm)?);
+        let objective = KlObjective::new(&policy, vec![self.r_rm.clone()], self.lambda, &theta0)?
+            .with_total_prompts(self.num_prompts)?;
+        let (v_g0, v_rm0) = (
+            expected_reward(&pi0, &self.r_g)?,
+            expected_reward(&pi0, &self.r_rm)?,
+        );
         let observe = |theta: &[f64]| -> Vec<f64> {
             let p = softmax(theta);
             let eg: f64 = p.iter().zip(&self.r_g).map(|(a, b)| a * b).sum();
             let er: f64 = p.iter().zip(&self.r_rm).map(|(a, b)| a * b).sum();
-            let kl: f64 = p.iter().zip(&pi0).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * (a / b).ln()).sum();
+            let kl: f64 = p
+                .iter()
+                .zip(&pi0)
+                .filter(|(a, _)| **a > 0.0)
+                .map(|(a, b)| a * (a / b).ln())
+                .sum();
             vec![eg, er, kl.max(0.0)]
         };
         let thresholds = [
@@ -191,7 +236,15 @@ impl TabularInstance {
                 level: v_rm0 + self.gamma,
             },
         ];
-        let out = integrate_with_events(&objective, &theta0, self.horizon, &observe, &thresholds, record, cfg)?;
+        let out = integrate_with_events(
+            &objective,
+            &theta0,
+            self.horizon,
+            &observe,
+            &thresholds,
+            record,
+            cfg,
+        )?;
         let p_end = softmax(&out.y_end);
         let var_rm0 = reward_variance(&pi0, &self.r_rm)?;
         let bound = bounds::prop3_time_bound(self.gamma, self.num_prompts, var_rm0);

@@ -10,8 +10,10 @@
 
 pub mod best_of_n;
 pub mod bounds;
+pub mod checks;
 pub mod constructions;
 mod error;
+pub mod figures;
 pub mod flow;
 pub mod instance;
 pub mod objective;

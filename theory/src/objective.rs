@@ -32,29 +32,47 @@ impl<'a, P: Policy> KlObjective<'a, P> {
     /// policy at `theta0` with coefficient `lambda >= 0`.
     pub fn new(policy: &'a P, reward: Vec<Vec<f64>>, lambda: f64, theta0: &[f64]) -> Result<Self> {
         if !(lambda >= 0.0 && lambda.is_finite()) {
-            return Err(TheoryError::invalid("lambda", format!("must be a finite number >= 0, got {lambda}")));
+            return Err(TheoryError::invalid(
+                "lambda",
+                format!("must be a finite number >= 0, got {lambda}"),
+            ));
         }
         if theta0.len() != policy.num_params() {
             return Err(TheoryError::invalid(
                 "theta0",
-                format!("has {} entries, the policy has {} parameters", theta0.len(), policy.num_params()),
+                format!(
+                    "has {} entries, the policy has {} parameters",
+                    theta0.len(),
+                    policy.num_params()
+                ),
             ));
         }
         if reward.len() != policy.num_prompts() {
             return Err(TheoryError::invalid(
                 "reward",
-                format!("has {} prompts, the policy has {}", reward.len(), policy.num_prompts()),
+                format!(
+                    "has {} prompts, the policy has {}",
+                    reward.len(),
+                    policy.num_prompts()
+                ),
             ));
         }
         for (x, r) in reward.iter().enumerate() {
             if r.len() != policy.num_outputs() {
                 return Err(TheoryError::invalid(
                     format!("reward[{x}]"),
-                    format!("has {} outputs, the policy has {}", r.len(), policy.num_outputs()),
+                    format!(
+                        "has {} outputs, the policy has {}",
+                        r.len(),
+                        policy.num_outputs()
+                    ),
                 ));
             }
             if let Some(y) = r.iter().position(|v| !v.is_finite()) {
-                return Err(TheoryError::invalid(format!("reward[{x}][{y}]"), "is not a finite number"));
+                return Err(TheoryError::invalid(
+                    format!("reward[{x}][{y}]"),
+                    "is not a finite number",
+                ));
             }
         }
         let ref_log_probs = (0..policy.num_prompts())
@@ -80,7 +98,10 @@ impl<'a, P: Policy> KlObjective<'a, P> {
         if total_prompts < self.policy.num_prompts() {
             return Err(TheoryError::invalid(
                 "num_prompts",
-                format!("must be at least the {} simulated prompts", self.policy.num_prompts()),
+                format!(
+                    "must be at least the {} simulated prompts",
+                    self.policy.num_prompts()
+                ),
             ));
         }
         self.prompt_weight = 1.0 / total_prompts as f64;
@@ -132,7 +153,12 @@ impl<'a, P: Policy> KlObjective<'a, P> {
     pub fn add_prompt_gradient(&self, theta: &[f64], x: usize, scale: f64, grad: &mut [f64]) {
         let st = self.prompt_state(theta, x);
         let mean: f64 = st.probs.iter().zip(&st.kl_reward).map(|(p, r)| p * r).sum();
-        let w: Vec<f64> = st.probs.iter().zip(&st.kl_reward).map(|(p, r)| p * (r - mean)).collect();
+        let w: Vec<f64> = st
+            .probs
+            .iter()
+            .zip(&st.kl_reward)
+            .map(|(p, r)| p * (r - mean))
+            .collect();
         self.policy.add_score_gradient(theta, x, &w, scale, grad);
     }
 
@@ -157,7 +183,12 @@ impl<'a, P: Policy> KlObjective<'a, P> {
         (0..n)
             .map(|x| {
                 let st = self.prompt_state(theta, x);
-                let er: f64 = st.probs.iter().zip(&self.reward[x]).map(|(p, r)| p * r).sum();
+                let er: f64 = st
+                    .probs
+                    .iter()
+                    .zip(&self.reward[x])
+                    .map(|(p, r)| p * r)
+                    .sum();
                 er - self.lambda * st.kl
             })
             .sum::<f64>()

@@ -1,10 +1,15 @@
 //! Cross-checks of the gradient flow against independent formulations.
 
 use rmteach::metrics::softmax;
-use rmteach_theory::flow::{integrate_to, integrate_with_events, Method, ProbabilityFlow, SolverConfig, Threshold, VectorField};
+use rmteach_theory::flow::{
+    integrate_to, integrate_with_events, Method, ProbabilityFlow, SolverConfig, Threshold,
+    VectorField,
+};
 use rmteach_theory::instance::TabularInstance;
 use rmteach_theory::objective::KlObjective;
-use rmteach_theory::policy::{AutoregressivePolicy, LinearFeatures, Policy, PrefixTable, TabularPolicy};
+use rmteach_theory::policy::{
+    AutoregressivePolicy, LinearFeatures, Policy, PrefixTable, TabularPolicy,
+};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -25,7 +30,10 @@ fn logit_and_probability_flows_agree() {
     let r = vec![0.9, -0.4, 0.1, 0.7, -1.0];
     for (lambda, s) in [(0.0, 1), (0.2, 3), (2.0, 1)] {
         let policy = TabularPolicy::new(5, 1);
-        let obj = KlObjective::new(&policy, vec![r.clone()], lambda, &theta0).unwrap().with_total_prompts(s).unwrap();
+        let obj = KlObjective::new(&policy, vec![r.clone()], lambda, &theta0)
+            .unwrap()
+            .with_total_prompts(s)
+            .unwrap();
         let pi0 = softmax(&theta0);
         let pflow = ProbabilityFlow::new(r.clone(), &pi0, lambda, s).unwrap();
         for t in [0.5, 3.0, 20.0] {
@@ -45,7 +53,10 @@ fn two_output_closed_form() {
     let (r1, r2, s) = (0.7, -0.5, 2usize);
     let theta0 = vec![-1.5, 0.5];
     let policy = TabularPolicy::new(2, 1);
-    let obj = KlObjective::new(&policy, vec![vec![r1, r2]], 0.0, &theta0).unwrap().with_total_prompts(s).unwrap();
+    let obj = KlObjective::new(&policy, vec![vec![r1, r2]], 0.0, &theta0)
+        .unwrap()
+        .with_total_prompts(s)
+        .unwrap();
     let g = |d: f64| d + d.sinh();
     let d0 = theta0[0] - theta0[1];
     for method in [Method::Dopri5, Method::Dop853] {
@@ -53,7 +64,10 @@ fn two_output_closed_form() {
             let (th, _) = integrate_to(&obj, 0.0, t, &theta0, &tight(method)).unwrap();
             let lhs = g(th[0] - th[1]);
             let rhs = g(d0) + (r1 - r2) * t / s as f64;
-            assert!((lhs - rhs).abs() <= 1e-8 * rhs.abs().max(1.0), "{method:?} t={t}: {lhs} vs {rhs}");
+            assert!(
+                (lhs - rhs).abs() <= 1e-8 * rhs.abs().max(1.0),
+                "{method:?} t={t}: {lhs} vs {rhs}"
+            );
         }
     }
 }
@@ -64,8 +78,16 @@ fn objective_is_monotone_along_the_flow() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let model = LinearFeatures::random(3, 2, 2, 4, 1.0, &mut rng);
     let policy = AutoregressivePolicy::new(model, 2, 2);
-    let theta0: Vec<f64> = (0..policy.num_params()).map(|i| ((i * 37 % 11) as f64 - 5.0) / 5.0).collect();
-    let rewards: Vec<Vec<f64>> = (0..2).map(|x| (0..9).map(|y| (((x + 3) * (y + 1)) % 7) as f64 / 3.5 - 1.0).collect()).collect();
+    let theta0: Vec<f64> = (0..policy.num_params())
+        .map(|i| ((i * 37 % 11) as f64 - 5.0) / 5.0)
+        .collect();
+    let rewards: Vec<Vec<f64>> = (0..2)
+        .map(|x| {
+            (0..9)
+                .map(|y| (((x + 3) * (y + 1)) % 7) as f64 / 3.5 - 1.0)
+                .collect()
+        })
+        .collect();
     let obj = KlObjective::new(&policy, rewards, 0.1, &theta0).unwrap();
     let mut theta = theta0.clone();
     let mut last = obj.value(&theta);
@@ -92,18 +114,50 @@ fn autoregressive_gradient_matches_finite_differences() {
             let mut tm = theta.clone();
             tm[i] -= h;
             let fd = (policy(&tp).0 - policy(&tm).0) / (2.0 * h);
-            assert!((fd - g[i]).abs() < 1e-7, "param {i}: fd {fd} vs exact {}", g[i]);
+            assert!(
+                (fd - g[i]).abs() < 1e-7,
+                "param {i}: fd {fd} vs exact {}",
+                g[i]
+            );
         }
     };
-    let rewards: Vec<Vec<f64>> = (0..2).map(|x| (0..8).map(|y| ((x * 5 + y * 3) % 9) as f64 / 4.5 - 1.0).collect()).collect();
+    let rewards: Vec<Vec<f64>> = (0..2)
+        .map(|x| {
+            (0..8)
+                .map(|y| ((x * 5 + y * 3) % 9) as f64 / 4.5 - 1.0)
+                .collect()
+        })
+        .collect();
     let table = AutoregressivePolicy::new(PrefixTable::new(2, 3, 2), 3, 2);
-    let theta0: Vec<f64> = (0..table.num_params()).map(|i| (i % 5) as f64 / 5.0).collect();
+    let theta0: Vec<f64> = (0..table.num_params())
+        .map(|i| (i % 5) as f64 / 5.0)
+        .collect();
     let obj = KlObjective::new(&table, rewards.clone(), 0.3, &theta0).unwrap();
-    check(&|th: &[f64]| (obj.value(th), { let mut g = vec![0.0; th.len()]; obj.gradient(th, &mut g); g }), table.num_params());
+    check(
+        &|th: &[f64]| {
+            (obj.value(th), {
+                let mut g = vec![0.0; th.len()];
+                obj.gradient(th, &mut g);
+                g
+            })
+        },
+        table.num_params(),
+    );
     let lin = AutoregressivePolicy::new(LinearFeatures::random(2, 3, 2, 5, 1.0, &mut rng), 3, 2);
-    let theta0: Vec<f64> = (0..lin.num_params()).map(|i| (i % 3) as f64 / 3.0).collect();
+    let theta0: Vec<f64> = (0..lin.num_params())
+        .map(|i| (i % 3) as f64 / 3.0)
+        .collect();
     let obj = KlObjective::new(&lin, rewards, 0.3, &theta0).unwrap();
-    check(&|th: &[f64]| (obj.value(th), { let mut g = vec![0.0; th.len()]; obj.gradient(th, &mut g); g }), lin.num_params());
+    check(
+        &|th: &[f64]| {
+            (obj.value(th), {
+                let mut g = vec![0.0; th.len()];
+                obj.gradient(th, &mut g);
+                g
+            })
+        },
+        lin.num_params(),
+    );
 }
 
 /// A length-1 prefix table is the tabular policy: same gradient field.
@@ -139,7 +193,8 @@ fn t_gamma_agrees_with_an_independent_integrator() {
         horizon: 500.0,
     };
     let pi0 = inst.initial_probs();
-    let flow = ProbabilityFlow::new(inst.r_rm.clone(), &pi0, inst.lambda, inst.num_prompts).unwrap();
+    let flow =
+        ProbabilityFlow::new(inst.r_rm.clone(), &pi0, inst.lambda, inst.num_prompts).unwrap();
     let ev = |p: &[f64], r: &[f64]| p.iter().zip(r).map(|(a, b)| a * b).sum::<f64>();
     let rk4 = |r: &[f64], level: f64| -> f64 {
         let h = 1e-3;
@@ -154,7 +209,9 @@ fn t_gamma_agrees_with_an_independent_integrator() {
             flow.eval(&y2, &mut k[2]);
             let y3: Vec<f64> = y.iter().zip(&k[2]).map(|(a, b)| a + h * b).collect();
             flow.eval(&y3, &mut k[3]);
-            let next: Vec<f64> = (0..n).map(|i| y[i] + h / 6.0 * (k[0][i] + 2.0 * k[1][i] + 2.0 * k[2][i] + k[3][i])).collect();
+            let next: Vec<f64> = (0..n)
+                .map(|i| y[i] + h / 6.0 * (k[0][i] + 2.0 * k[1][i] + 2.0 * k[2][i] + k[3][i]))
+                .collect();
             let (g0, g1) = (ev(&y, r) - level, ev(&next, r) - level);
             if g1 >= 0.0 {
                 // Cubic Hermite on g with slopes from the field, then bisection on it.
@@ -163,12 +220,19 @@ fn t_gamma_agrees_with_an_independent_integrator() {
                 let (d0, d1) = (ev(&k[0], r) * h, ev(&dn, r) * h);
                 let herm = |s: f64| {
                     let (s2, s3) = (s * s, s * s * s);
-                    (2.0 * s3 - 3.0 * s2 + 1.0) * g0 + (s3 - 2.0 * s2 + s) * d0 + (-2.0 * s3 + 3.0 * s2) * g1 + (s3 - s2) * d1
+                    (2.0 * s3 - 3.0 * s2 + 1.0) * g0
+                        + (s3 - 2.0 * s2 + s) * d0
+                        + (-2.0 * s3 + 3.0 * s2) * g1
+                        + (s3 - s2) * d1
                 };
                 let (mut a, mut b) = (0.0, 1.0);
                 for _ in 0..60 {
                     let m = 0.5 * (a + b);
-                    if herm(m) >= 0.0 { b = m } else { a = m }
+                    if herm(m) >= 0.0 {
+                        b = m
+                    } else {
+                        a = m
+                    }
                 }
                 return t + h * b;
             }
@@ -182,8 +246,14 @@ fn t_gamma_agrees_with_an_independent_integrator() {
         let trm = res.t_gamma_rm.time().expect("reached");
         let ref_g = rk4(&inst.r_g, res.v_g0 + inst.gamma);
         let ref_rm = rk4(&inst.r_rm, res.v_rm0 + inst.gamma);
-        assert!((tg - ref_g).abs() <= 1e-6 * ref_g, "{method:?}: t_gamma(r_G) {tg} vs RK4 {ref_g}");
-        assert!((trm - ref_rm).abs() <= 1e-6 * ref_rm, "{method:?}: t_gamma(r_RM) {trm} vs RK4 {ref_rm}");
+        assert!(
+            (tg - ref_g).abs() <= 1e-6 * ref_g,
+            "{method:?}: t_gamma(r_G) {tg} vs RK4 {ref_g}"
+        );
+        assert!(
+            (trm - ref_rm).abs() <= 1e-6 * ref_rm,
+            "{method:?}: t_gamma(r_RM) {trm} vs RK4 {ref_rm}"
+        );
     }
 }
 
@@ -197,7 +267,19 @@ fn located_crossing_sits_on_the_threshold() {
     let observe = |th: &[f64]| vec![softmax(th).iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()];
     let level = observe(&theta0)[0] + 0.5;
     let cfg = tight(Method::Dop853);
-    let out = integrate_with_events(&obj, &theta0, 1e3, &observe, &[Threshold { observable: 0, level }], false, &cfg).unwrap();
+    let out = integrate_with_events(
+        &obj,
+        &theta0,
+        1e3,
+        &observe,
+        &[Threshold {
+            observable: 0,
+            level,
+        }],
+        false,
+        &cfg,
+    )
+    .unwrap();
     let t = out.crossings[0].time().unwrap();
     let (th, _) = integrate_to(&obj, 0.0, t, &theta0, &cfg).unwrap();
     assert!((observe(&th)[0] - level).abs() < 1e-10);

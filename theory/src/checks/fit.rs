@@ -37,7 +37,11 @@ pub fn log_log_slope(x: &[f64], y: &[f64]) -> (f64, usize, f64) {
     let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
     let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let (lo, hi) = pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.0), hi.max(p.0)));
+    let (lo, hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.0), hi.max(p.0))
+        });
     (sxy / sxx, pts.len(), (hi - lo) / std::f64::consts::LN_10)
 }
 

@@ -14,14 +14,18 @@ use rmteach::metrics::softmax;
 
 /// Runs the check.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
-    let mut tally = Tally::new("Lemma 10", "tabular: pi_T(A) <= pi_0(A) exp((4 + 2 lambda ln(1/min pi_0)) T/|S|)");
+    let mut tally = Tally::new(
+        "Lemma 10",
+        "tabular: pi_T(A) <= pi_0(A) exp((4 + 2 lambda ln(1/min pi_0)) T/|S|)",
+    );
     let mut rng = rng(cfg.seed, 10);
     let mut tightest: f64 = 0.0;
     for i in 0..cfg.size(20, 300) {
         let n = pick(&mut rng, &[2, 3, 5, 10, 20]);
         let s = pick(&mut rng, &[1, 4]);
         let lambda = pick(&mut rng, &[0.0, 0.05, 0.5, 2.0]);
-        let theta0 = logits(&mut rng, n, pick(&mut rng, &[0.5, 2.0, 5.0]));
+        let scale = pick(&mut rng, &[0.5, 2.0, 5.0]);
+        let theta0 = logits(&mut rng, n, scale);
         let r = rewards(&mut rng, n, -1.0, 1.0);
         let horizon = pick(&mut rng, &[1.0, 10.0, 100.0]);
         let policy = TabularPolicy::new(n, 1);
@@ -29,19 +33,26 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             .and_then(|o| o.with_total_prompts(s))
             .expect("valid instance");
         let observe = |theta: &[f64]| softmax(theta);
-        let out = match integrate_with_events(&obj, &theta0, horizon, &observe, &[], true, &cfg.solver) {
-            Ok(o) => o,
-            Err(e) => {
-                tally.require(false, || format!("#{i}: integration failed: {e}"));
-                continue;
-            }
-        };
+        let out =
+            match integrate_with_events(&obj, &theta0, horizon, &observe, &[], true, &cfg.solver) {
+                Ok(o) => o,
+                Err(e) => {
+                    tally.require(false, || format!("#{i}: integration failed: {e}"));
+                    continue;
+                }
+            };
         let pi0 = softmax(&theta0);
         let min_pi0 = pi0.iter().copied().fold(f64::INFINITY, f64::min);
         // The worst (step, output) of this trajectory: largest pi_T(y) / bound(y, T).
         let (mut worst, mut at) = (0.0f64, (0.0, 0usize, 0.0, 0.0));
         // Skip t = 0, where both sides are equal by definition.
-        for (t, pi_t) in out.trajectory.times.iter().zip(&out.trajectory.observations).skip(1) {
+        for (t, pi_t) in out
+            .trajectory
+            .times
+            .iter()
+            .zip(&out.trajectory.observations)
+            .skip(1)
+        {
             for (y, (p, p0)) in pi_t.iter().zip(&pi0).enumerate() {
                 let bound = lemma10_mass_bound(*p0, lambda, min_pi0, *t, s);
                 if p / bound > worst {
@@ -53,10 +64,14 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         tightest = tightest.max(worst);
         let (t, y, p, bound) = at;
         tally.upper(p, bound * (1.0 + 1e-12), || {
-            format!("#{i}: |Y|={n}, |S|={s}, lambda={lambda}, T={t}, y={y}, theta0={theta0:?}, r={r:?}")
+            format!(
+                "#{i}: |Y|={n}, |S|={s}, lambda={lambda}, T={t}, y={y}, theta0={theta0:?}, r={r:?}"
+            )
         });
     }
-    tally.note(format!("largest pi_T(y) / bound over all steps and outputs: {tightest:.4}"));
+    tally.note(format!(
+        "largest pi_T(y) / bound over all steps and outputs: {tightest:.4}"
+    ));
     tally.finish()
 }
 

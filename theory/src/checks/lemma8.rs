@@ -10,7 +10,10 @@ use rmteach::metrics::reward_variance;
 
 /// Runs the check.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
-    let mut tally = Tally::new("Lemma 8", "tabular: ||grad phi(theta;x)||_1 <= sqrt(Var_pi[r_KL])");
+    let mut tally = Tally::new(
+        "Lemma 8",
+        "tabular: ||grad phi(theta;x)||_1 <= sqrt(Var_pi[r_KL])",
+    );
     let mut rng = rng(cfg.seed, 8);
     let mut worst_ratio: f64 = 0.0;
     for i in 0..cfg.size(300, 20_000) {
@@ -18,12 +21,14 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         let lambda = pick(&mut rng, &[0.0, 0.01, 0.1, 1.0, 10.0]);
         let scale = pick(&mut rng, &[0.1, 1.0, 3.0, 10.0]);
         let theta0 = logits(&mut rng, n, scale);
-        let step = logits(&mut rng, n, pick(&mut rng, &[0.0, 0.1, 1.0, 5.0]));
+        let step_scale = pick(&mut rng, &[0.0, 0.1, 1.0, 5.0]);
+        let step = logits(&mut rng, n, step_scale);
         let theta: Vec<f64> = theta0.iter().zip(&step).map(|(a, b)| a + b).collect();
         let spread = pick(&mut rng, &[1.0, 0.1, 1e-3]);
         let r = rewards(&mut rng, n, -spread, spread);
         let policy = TabularPolicy::new(n, 1);
-        let obj = KlObjective::new(&policy, vec![r.clone()], lambda, &theta0).expect("valid instance");
+        let obj =
+            KlObjective::new(&policy, vec![r.clone()], lambda, &theta0).expect("valid instance");
         let st = obj.prompt_state(&theta, 0);
         let var = reward_variance(&st.probs, &st.kl_reward).expect("valid distribution");
         let norm: f64 = obj.prompt_gradient(&theta, 0).iter().map(|g| g.abs()).sum();
@@ -37,7 +42,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             format!("#{i}: |Y|={n}, lambda={lambda}, theta={theta:?}, theta0={theta0:?}, r={r:?}")
         });
     }
-    tally.note(format!("largest ||grad||_1 / sqrt(Var) seen: {worst_ratio:.4}"));
+    tally.note(format!(
+        "largest ||grad||_1 / sqrt(Var) seen: {worst_ratio:.4}"
+    ));
     tally.finish()
 }
 

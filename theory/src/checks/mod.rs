@@ -10,14 +10,20 @@ mod lemma10;
 mod lemma8;
 mod prop1;
 mod prop2;
-mod prop3;
+pub(crate) mod prop3;
 mod prop4;
 mod sample;
-mod thm4;
+pub(crate) mod thm4;
 mod thm5;
 mod thm6;
 
 pub use fit::{log_log_slope, Slope};
+pub(crate) use sample::{logits as sample_logits, rewards as sample_rewards_in};
+
+/// `n` rewards uniform in `[-1, 1]` from `rng`.
+pub(crate) fn sample_rewards<R: rand::Rng>(rng: &mut R, n: usize) -> Vec<f64> {
+    sample_rewards_in(rng, n, -1.0, 1.0)
+}
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -105,14 +111,20 @@ impl Tally {
     /// Records `measured >= bound` (a lower bound on the measured value).
     pub fn lower(&mut self, measured: f64, bound: f64, instance: impl FnOnce() -> String) {
         self.record(measured >= bound, measured / bound, || {
-            format!("measured {measured:.6e} < lower bound {bound:.6e}: {}", instance())
+            format!(
+                "measured {measured:.6e} < lower bound {bound:.6e}: {}",
+                instance()
+            )
         });
     }
 
     /// Records `measured <= bound` (an upper bound on the measured value).
     pub fn upper(&mut self, measured: f64, bound: f64, instance: impl FnOnce() -> String) {
         self.record(measured <= bound, bound / measured, || {
-            format!("measured {measured:.6e} > upper bound {bound:.6e}: {}", instance())
+            format!(
+                "measured {measured:.6e} > upper bound {bound:.6e}: {}",
+                instance()
+            )
         });
     }
 
@@ -190,9 +202,16 @@ pub fn summary_table(reports: &[CheckReport], cfg: &CheckConfig) -> Table {
     );
     let mut t = Table::new(
         title,
-        ["check", "claim", "instances", "result", "worst margin", "fitted vs predicted slope"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "check",
+            "claim",
+            "instances",
+            "result",
+            "worst margin",
+            "fitted vs predicted slope",
+        ]
+        .map(String::from)
+        .to_vec(),
     );
     for r in reports {
         let slopes = r

@@ -141,9 +141,14 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         for n in MC_NS {
             let dist = best_of_n_distribution(&pi, &r_rm, n).expect("valid instance");
             let exact: f64 = dist.iter().zip(&r_g).map(|(a, b)| a * b).sum();
-            let second: f64 = dist.iter().zip(&r_g).map(|(a, b)| a * (b - exact).powi(2)).sum();
+            let second: f64 = dist
+                .iter()
+                .zip(&r_g)
+                .map(|(a, b)| a * (b - exact).powi(2))
+                .sum();
             let se = (second.max(0.0) / draws as f64).sqrt();
-            let mc = best_of_n_monte_carlo_estimate(&pi, &r_rm, &r_g, n, draws, &mut rng).expect("valid instance");
+            let mc = best_of_n_monte_carlo_estimate(&pi, &r_rm, &r_g, n, draws, &mut rng)
+                .expect("valid instance");
             let diff = (mc.mean - exact).abs();
             mc_checks += 1;
             if se > 0.0 {
@@ -235,7 +240,13 @@ mod tests {
         // The 13 weak orders of 3 elements all appear (as order patterns).
         let mut patterns: Vec<Vec<std::cmp::Ordering>> = all
             .iter()
-            .map(|l| vec![l[0].total_cmp(&l[1]), l[0].total_cmp(&l[2]), l[1].total_cmp(&l[2])])
+            .map(|l| {
+                vec![
+                    l[0].total_cmp(&l[1]),
+                    l[0].total_cmp(&l[2]),
+                    l[1].total_cmp(&l[2]),
+                ]
+            })
             .collect();
         patterns.sort();
         patterns.dedup();

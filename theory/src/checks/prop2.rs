@@ -98,7 +98,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         "||grad phi(theta;x)|| <= 6 M^(1/3) L J_x Var[r_KL]^(1/3) (autoregressive)",
     );
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5052_4f50_3200);
-    let instances = cfg.size(60, 3000);
+    let instances = cfg.size(60, 20_000);
     let (mut all, mut table, mut linear) = (Worst::default(), Worst::default(), Worst::default());
     let mut small_var = Worst::default(); // instances with nearly constant rewards
     for inst in 0..instances {
@@ -119,7 +119,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             let r = (0..prompts)
                 .map(|_| {
                     let c = rng.random_range(-0.5..=0.5);
-                    (0..outputs).map(|_| c + eps * rng.random_range(-1.0..=1.0)).collect()
+                    (0..outputs)
+                        .map(|_| c + eps * rng.random_range(-1.0..=1.0))
+                        .collect()
                 })
                 .collect();
             (r, format!("nearly constant (eps {eps:e})"))
@@ -131,21 +133,28 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         };
         let use_table = inst % 2 == 0;
         if use_table {
-            let policy = AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
+            let policy =
+                AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
             let n = policy.num_params();
             let theta0 = normal_vec(n, theta_scale, &mut rng);
-            let pert = normal_vec(n, theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)], &mut rng);
+            let pert = normal_vec(
+                n,
+                theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)],
+                &mut rng,
+            );
             let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
             let label = format!(
                 "instance {inst}: {}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
                  lambda = {lambda}, rewards {reward_kind}",
-                "PrefixTable".into()
+                "PrefixTable"
             );
             let mut group: Vec<&mut Worst> = vec![&mut all, &mut table];
             if near_constant {
                 group.push(&mut small_var);
             }
-            check_instance(&policy, &label, lambda, rewards, &theta0, &theta, &mut tally, &mut group);
+            check_instance(
+                &policy, &label, lambda, rewards, &theta0, &theta, &mut tally, &mut group,
+            );
         } else {
             let dim = [3, 8][rng.random_range(0..2)];
             let feature_scale = [0.5, 1.0, 3.0][rng.random_range(0..3)];
@@ -153,18 +162,24 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             let policy = AutoregressivePolicy::new(model, len, prompts);
             let n = policy.num_params();
             let theta0 = normal_vec(n, theta_scale, &mut rng);
-            let pert = normal_vec(n, theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)], &mut rng);
+            let pert = normal_vec(
+                n,
+                theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)],
+                &mut rng,
+            );
             let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
+            let model = format!("LinearFeatures(K = {dim}, feature scale {feature_scale})");
             let label = format!(
-                "instance {inst}: {}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
-                 lambda = {lambda}, rewards {reward_kind}",
-                format!("LinearFeatures(K = {dim}, feature scale {feature_scale})")
+                "instance {inst}: {model}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
+                 lambda = {lambda}, rewards {reward_kind}"
             );
             let mut group: Vec<&mut Worst> = vec![&mut all, &mut linear];
             if near_constant {
                 group.push(&mut small_var);
             }
-            check_instance(&policy, &label, lambda, rewards, &theta0, &theta, &mut tally, &mut group);
+            check_instance(
+                &policy, &label, lambda, rewards, &theta0, &theta, &mut tally, &mut group,
+            );
         }
     }
     tally.note(format!(

@@ -10,7 +10,10 @@ use crate::instance::TabularInstance;
 
 /// Runs the check.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
-    let mut tally = Tally::new("Proposition 3", "tabular: t_gamma >= 2|S|(1-e^(-gamma/2)) / sqrt(Var_pi0[r_RM])");
+    let mut tally = Tally::new(
+        "Proposition 3",
+        "tabular: t_gamma >= 2|S|(1-e^(-gamma/2)) / sqrt(Var_pi0[r_RM])",
+    );
     let mut rng = rng(cfg.seed, 3);
     let instances: Vec<TabularInstance> = (0..cfg.size(24, 400))
         .map(|_| {
@@ -18,11 +21,12 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             let spread = pick(&mut rng, &[1.0, 0.3, 0.03]);
             let r_rm = rewards(&mut rng, n, -spread, spread);
             let r_g = rewards(&mut rng, n, -1.0, 1.0);
+            let scale = pick(&mut rng, &[0.3, 1.0, 3.0]);
             TabularInstance {
                 num_prompts: pick(&mut rng, &[1, 3, 10]),
                 lambda: pick(&mut rng, &[0.0, 0.01, 0.1, 1.0]),
                 gamma: pick(&mut rng, &[0.01, 0.1, 0.3, 0.6]) * spread,
-                logits: Some(logits(&mut rng, n, pick(&mut rng, &[0.3, 1.0, 3.0]))),
+                logits: Some(logits(&mut rng, n, scale)),
                 probs: None,
                 r_rm,
                 r_g,
@@ -35,7 +39,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             inst
         })
         .collect();
-    let results: Vec<_> = instances.par_iter().map(|inst| (inst, inst.run(&cfg.solver, false))).collect();
+    let results: Vec<_> = instances
+        .par_iter()
+        .map(|inst| (inst, inst.run(&cfg.solver, false)))
+        .collect();
     let mut beyond = 0;
     for (i, (inst, res)) in results.into_iter().enumerate() {
         let res = match res {
@@ -45,9 +52,17 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 continue;
             }
         };
-        for (name, c, bound) in [("r_G", res.t_gamma_g, res.prop3_bound_g), ("r_RM", res.t_gamma_rm, res.prop3_bound_rm)] {
+        for (name, c, bound) in [
+            ("r_G", res.t_gamma_g, res.prop3_bound_g),
+            ("r_RM", res.t_gamma_rm, res.prop3_bound_rm),
+        ] {
             beyond += usize::from(c.time().is_none());
-            tally.lower(c.lower_bound(), bound, || format!("#{i} ({name}, t_gamma {c}): {}", serde_json::to_string(inst).unwrap_or_default()));
+            tally.lower(c.lower_bound(), bound, || {
+                format!(
+                    "#{i} ({name}, t_gamma {c}): {}",
+                    serde_json::to_string(inst).unwrap_or_default()
+                )
+            });
         }
     }
     tally.note(format!(
@@ -57,20 +72,38 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     tally.finish()
 }
 
+/// One point of the reward-scaling sweep: `r_RM = c r_G`, `lambda = 0`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SweepPoint {
+    /// The scale `c`.
+    pub c: f64,
+    /// `Var_{pi_0}[r_RM]`.
+    pub var: f64,
+    /// Proposition 3's bound.
+    pub bound: f64,
+    /// `t_gamma(r_G)`.
+    pub t_gamma: crate::flow::Crossing,
+}
+
 /// With `lambda = 0`, training on `c * r` is the flow of `r` with time scaled by `1/c`, so
 /// `t_gamma(r_G) ∝ 1/c ∝ Var^(-1/2)`: the exponent of the bound is attained.
-fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
-    let mut rng = rng(cfg.seed, 33);
+/// `points + 1` scales `c = 10^(-k/2)`.
+pub(crate) fn scaling_sweep(
+    seed: u64,
+    points: usize,
+    solver: &crate::flow::SolverConfig,
+) -> Vec<crate::Result<SweepPoint>> {
+    let mut rng = rng(seed, 33);
     let n = 8;
     let base = rewards(&mut rng, n, -1.0, 1.0);
     let theta0 = logits(&mut rng, n, 1.0);
-    let v0 = rmteach::metrics::expected_reward(&rmteach::metrics::softmax(&theta0), &base).unwrap_or(0.0);
+    let v0 = rmteach::metrics::expected_reward(&rmteach::metrics::softmax(&theta0), &base)
+        .unwrap_or(0.0);
     let gamma = 0.5 * (base.iter().copied().fold(f64::NEG_INFINITY, f64::max) - v0);
-    let cs: Vec<f64> = (0..=cfg.size(3, 8)).map(|k| 10f64.powf(-0.5 * k as f64)).collect();
-    let runs: Vec<_> = cs
-        .par_iter()
+    let cs: Vec<f64> = (0..=points).map(|k| 10f64.powf(-0.5 * k as f64)).collect();
+    cs.par_iter()
         .map(|&c| {
-            let mut inst = TabularInstance {
+            let inst = TabularInstance {
                 num_prompts: 1,
                 lambda: 0.0,
                 gamma,
@@ -78,26 +111,45 @@ fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
                 probs: None,
                 r_rm: base.iter().map(|r| c * r).collect(),
                 r_g: base.clone(),
-                horizon: 0.0,
+                horizon: 100.0 / c,
             };
-            inst.horizon = 100.0 / c;
-            (inst.prop3_bound().unwrap_or(f64::NAN), inst.run(&cfg.solver, false))
+            let r = inst.run(solver, false)?;
+            Ok(SweepPoint {
+                c,
+                var: r.var_rm0,
+                bound: r.prop3_bound_g,
+                t_gamma: r.t_gamma_g,
+            })
         })
-        .collect();
+        .collect()
+}
+
+fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
     let (mut vars, mut times) = (Vec::new(), Vec::new());
-    for (c, (bound, res)) in cs.iter().zip(runs) {
-        match res {
-            Ok(r) => {
-                tally.lower(r.t_gamma_g.lower_bound(), bound, || format!("scaling sweep c = {c}"));
-                if let Some(t) = r.t_gamma_g.time() {
-                    vars.push(r.var_rm0);
+    for (k, p) in scaling_sweep(cfg.seed, cfg.size(3, 8), &cfg.solver)
+        .into_iter()
+        .enumerate()
+    {
+        match p {
+            Ok(p) => {
+                tally.lower(p.t_gamma.lower_bound(), p.bound, || {
+                    format!("scaling sweep c = {}", p.c)
+                });
+                if let Some(t) = p.t_gamma.time() {
+                    vars.push(p.var);
                     times.push(t);
                 }
             }
-            Err(e) => tally.require(false, || format!("scaling sweep c = {c}: {e}")),
+            Err(e) => tally.require(false, || format!("scaling sweep point {k}: {e}")),
         }
     }
-    tally.slope(Slope::fit("log t_gamma(r_G) vs log Var (lambda=0, r_RM = c r_G)", &vars, &times, -0.5, Some(0.01)));
+    tally.slope(Slope::fit(
+        "log t_gamma(r_G) vs log Var (lambda=0, r_RM = c r_G)",
+        &vars,
+        &times,
+        -0.5,
+        Some(0.01),
+    ));
 }
 
 #[cfg(test)]

@@ -28,9 +28,25 @@ fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
         let k = pick(rng, &[1, 1, 2]).min(n - 1);
         let with_bad = rng.random_bool(0.5) && n - k >= 2;
         // Y+ = the first k outputs: high ground truth, high and nearly equal proxy reward.
-        let mut r_g: Vec<f64> = (0..n).map(|y| if y < k { rng.random_range(0.7..=1.0) } else { rng.random_range(-1.0..=0.3) }).collect();
+        let mut r_g: Vec<f64> = (0..n)
+            .map(|y| {
+                if y < k {
+                    rng.random_range(0.7..=1.0)
+                } else {
+                    rng.random_range(-1.0..=0.3)
+                }
+            })
+            .collect();
         let top = rng.random_range(0.6..=1.0);
-        let mut r_rm: Vec<f64> = (0..n).map(|y| if y < k { top - rng.random_range(0.0..=0.02) } else { rng.random_range(-1.0..=-0.6) }).collect();
+        let mut r_rm: Vec<f64> = (0..n)
+            .map(|y| {
+                if y < k {
+                    top - rng.random_range(0.0..=0.02)
+                } else {
+                    rng.random_range(-1.0..=-0.6)
+                }
+            })
+            .collect();
         // pi_0: Y+ gets a substantial share, the rest random.
         let mut theta = logits(rng, n, 1.0);
         let boost = rng.random_range(0.5..=3.0);
@@ -73,14 +89,23 @@ fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
                 continue;
             }
             let rest: f64 = pi0[..n - 1].iter().sum();
-            pi0.iter_mut().take(n - 1).for_each(|p| *p *= (1.0 - target) / rest);
+            pi0.iter_mut()
+                .take(n - 1)
+                .for_each(|p| *p *= (1.0 - target) / rest);
             pi0[n - 1] = target;
         }
-        let Some((mut inst, terms)) = build(&pi0) else { continue };
+        let Some((mut inst, terms)) = build(&pi0) else {
+            continue;
+        };
         let v_rm0 = expected_reward(&pi0, &r_rm).unwrap_or(f64::NAN);
         let bad_mass: f64 = (k..n).filter(|&y| r_rm[y] > v_rm0).map(|y| pi0[y]).sum();
         let y_plus_ok = (0..k).all(|y| r_g[y] > v_g0(&pi0, &r_g) + inst.gamma && r_rm[y] > v_rm0);
-        if y_plus_ok && terms.delta > 0.0 && inst.lambda <= terms.lambda_max && bad_mass <= terms.bad_mass_max && terms.rho < 1.0 {
+        if y_plus_ok
+            && terms.delta > 0.0
+            && inst.lambda <= terms.lambda_max
+            && bad_mass <= terms.bad_mass_max
+            && terms.rho < 1.0
+        {
             inst.horizon = 4.0 * terms.time_bound;
             return Some(Case {
                 inst,
@@ -103,9 +128,17 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         "tabular, under (i)-(iii): t_gamma(r_G) <= 4|S||Y+| / ((1-rho) delta) (1/pi_0(Y+) - 1/rho)",
     );
     let mut rng = rng(cfg.seed, 4);
-    let cases: Vec<Case> = (0..cfg.size(16, 300)).filter_map(|_| draw(&mut rng, 1000)).collect();
-    let with_bad = cases.iter().filter(|c| c.inst.r_rm.iter().filter(|&&r| r == 0.5).count() > 0).count();
-    let results: Vec<_> = cases.par_iter().map(|c| c.inst.run(&cfg.solver, false)).collect();
+    let cases: Vec<Case> = (0..cfg.size(16, 300))
+        .filter_map(|_| draw(&mut rng, 1000))
+        .collect();
+    let with_bad = cases
+        .iter()
+        .filter(|c| c.inst.r_rm.iter().filter(|&&r| r == 0.5).count() > 0)
+        .count();
+    let results: Vec<_> = cases
+        .par_iter()
+        .map(|c| c.inst.run(&cfg.solver, false))
+        .collect();
     for (i, (case, res)) in cases.iter().zip(results).enumerate() {
         match res {
             Ok(r) => tally.upper(r.t_gamma_g.lower_bound(), case.terms.time_bound, || {

@@ -51,7 +51,14 @@ struct Setting {
 }
 
 impl Setting {
-    fn new(n: usize, r_g: Vec<f64>, logits: Vec<f64>, d: PairDistribution, y_g: usize, gamma: f64) -> Self {
+    fn new(
+        n: usize,
+        r_g: Vec<f64>,
+        logits: Vec<f64>,
+        d: PairDistribution,
+        y_g: usize,
+        gamma: f64,
+    ) -> Self {
         let pi0 = softmax(&logits);
         let v_g0 = expected_reward(&pi0, &r_g).expect("valid policy");
         let min_pi0 = pi0.iter().copied().fold(f64::INFINITY, f64::min);
@@ -106,7 +113,14 @@ fn settings(cfg: &CheckConfig) -> Vec<Setting> {
                 } else {
                     PairDistribution::Uniform
                 };
-                out.push(Setting::new(n, r_g.clone(), theta, d, y_g, 0.5 * (r_g[y_g] - v)));
+                out.push(Setting::new(
+                    n,
+                    r_g.clone(),
+                    theta,
+                    d,
+                    y_g,
+                    0.5 * (r_g[y_g] - v),
+                ));
             }
         }
     }
@@ -159,14 +173,18 @@ fn spread<T: Clone>(v: &[T], k: usize) -> Vec<T> {
     if v.len() <= k {
         return v.to_vec();
     }
-    let mut idx: Vec<usize> = (0..k).map(|i| (i * (v.len() - 1) + (k - 1) / 2) / (k - 1)).collect();
+    let mut idx: Vec<usize> = (0..k)
+        .map(|i| (i * (v.len() - 1) + (k - 1) / 2) / (k - 1))
+        .collect();
     idx.dedup();
     idx.into_iter().map(|i| v[i].clone()).collect()
 }
 
 /// `k` points log-spaced from `10^a` to `10^b`.
 fn logspace(a: f64, b: f64, k: usize) -> Vec<f64> {
-    (0..k).map(|i| 10f64.powf(a + (b - a) * i as f64 / (k - 1) as f64)).collect()
+    (0..k)
+        .map(|i| 10f64.powf(a + (b - a) * i as f64 / (k - 1) as f64))
+        .collect()
 }
 
 struct Builder<'a> {
@@ -178,32 +196,75 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// A slow-side job: `r_RM` of `ranking` scaled to `(0, 1/T)`.
     #[allow(clippy::too_many_arguments)]
-    fn slow(&mut self, s: usize, group: Group, ranking: &Ranking, requested: f64, t_big: f64, num_prompts: usize, lambda: (bool, f64)) {
+    fn slow(
+        &mut self,
+        s: usize,
+        group: Group,
+        ranking: &Ranking,
+        requested: f64,
+        t_big: f64,
+        num_prompts: usize,
+        lambda: (bool, f64),
+    ) {
         let st = &self.settings[s];
         let r_rm = match constructions::thm5_slow_reward(ranking, t_big) {
             Ok(r) => r,
-            Err(e) => return self.tally.require(false, || format!("slow reward: {e}: {}", st.describe())),
+            Err(e) => {
+                return self
+                    .tally
+                    .require(false, || format!("slow reward: {e}: {}", st.describe()))
+            }
         };
         let bound = bounds::thm5_slow_bound(st.gamma, num_prompts, t_big);
-        self.push(s, group, Side::Slow, lambda, t_big, requested, r_rm, bound, num_prompts, SLOW_HORIZON * bound);
+        self.push(
+            s,
+            group,
+            Side::Slow,
+            lambda,
+            t_big,
+            requested,
+            r_rm,
+            bound,
+            num_prompts,
+            SLOW_HORIZON * bound,
+        );
     }
 
     /// A fast-side job: `r'_RM` of `ranking` (`y_g` first) from initial logits `theta`.
     #[allow(clippy::too_many_arguments)]
-    fn fast(&mut self, s: usize, group: Group, ranking: &Ranking, requested: f64, theta: &[f64], gamma: f64, num_prompts: usize, lambda_zero: bool) {
+    fn fast(
+        &mut self,
+        s: usize,
+        group: Group,
+        ranking: &Ranking,
+        requested: f64,
+        theta: &[f64],
+        gamma: f64,
+        num_prompts: usize,
+        lambda_zero: bool,
+    ) {
         let st = &self.settings[s];
         let pi0 = softmax(theta);
         let pi0_yg = pi0[st.y_g];
         let v_g0 = expected_reward(&pi0, &st.r_g).expect("valid policy");
         let rho = bounds::rho(v_g0, gamma, st.r_g[st.y_g]);
         let min_pi0 = pi0.iter().copied().fold(f64::INFINITY, f64::min);
-        let lambda = if lambda_zero { 0.0 } else { bounds::thm5_lambda_max(pi0_yg, rho, min_pi0) };
+        let lambda = if lambda_zero {
+            0.0
+        } else {
+            bounds::thm5_lambda_max(pi0_yg, rho, min_pi0)
+        };
         let r_rm = match constructions::thm5_fast_reward(ranking, st.y_g, pi0_yg) {
             Ok(r) => r,
-            Err(e) => return self.tally.require(false, || format!("fast reward: {e}: {}", st.describe())),
+            Err(e) => {
+                return self
+                    .tally
+                    .require(false, || format!("fast reward: {e}: {}", st.describe()))
+            }
         };
         let bound = bounds::thm5_fast_bound(num_prompts, rho, pi0_yg);
-        let mut job_inst = self.instance(s, r_rm.clone(), num_prompts, lambda, FAST_HORIZON * bound);
+        let mut job_inst =
+            self.instance(s, r_rm.clone(), num_prompts, lambda, FAST_HORIZON * bound);
         job_inst.logits = Some(theta.to_vec());
         job_inst.gamma = gamma;
         let realised = st.d.accuracy(&r_rm, &st.r_g).unwrap_or(f64::NAN);
@@ -220,7 +281,14 @@ impl Builder<'_> {
         });
     }
 
-    fn instance(&self, s: usize, r_rm: Vec<f64>, num_prompts: usize, lambda: f64, horizon: f64) -> TabularInstance {
+    fn instance(
+        &self,
+        s: usize,
+        r_rm: Vec<f64>,
+        num_prompts: usize,
+        lambda: f64,
+        horizon: f64,
+    ) -> TabularInstance {
         let st = &self.settings[s];
         TabularInstance {
             num_prompts,
@@ -274,7 +342,11 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     );
     let settings = settings(cfg);
     let grid_k = cfg.size(3, 5);
-    let ts_grid: Vec<f64> = if cfg.quick { vec![10.0] } else { vec![1.0, 10.0, 100.0] };
+    let ts_grid: Vec<f64> = if cfg.quick {
+        vec![10.0]
+    } else {
+        vec![1.0, 10.0, 100.0]
+    };
     let ts_sweep = logspace(0.0, 3.0, cfg.size(4, 7));
     let mut sweeps_t: Vec<Sweep> = Vec::new();
     let mut sweeps_pi: Vec<Sweep> = Vec::new();
@@ -294,32 +366,50 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         let (grid, grid_top) = match grids {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
-                b.tally.require(false, || format!("attainable grid: {e}: {}", st.describe()));
+                b.tally
+                    .require(false, || format!("attainable grid: {e}: {}", st.describe()));
                 continue;
             }
         };
         // (1) Realise the requested accuracies through `realise` and keep the orders.
-        let pick_orders = |grid: &[constructions::Attainable], top: Option<usize>, tally: &mut Tally| -> Vec<(f64, Ranking)> {
+        let pick_orders = |grid: &[constructions::Attainable],
+                           top: Option<usize>,
+                           tally: &mut Tally|
+         -> Vec<(f64, Ranking)> {
             spread(grid, grid_k)
                 .into_iter()
-                .filter_map(|a| match constructions::realise(&st.r_g, &st.d, a.alpha, top) {
-                    Ok(r) => {
-                        tally.require(st.d.same(r.realised, r.requested), || {
-                            format!("requested alpha {} realised {}: {}", r.requested, r.realised, st.describe())
-                        });
-                        Some((r.requested, r.ranking))
-                    }
-                    Err(e) => {
-                        tally.require(false, || format!("realise({}): {e}: {}", a.alpha, st.describe()));
-                        None
-                    }
-                })
+                .filter_map(
+                    |a| match constructions::realise(&st.r_g, &st.d, a.alpha, top) {
+                        Ok(r) => {
+                            tally.require(st.d.same(r.realised, r.requested), || {
+                                format!(
+                                    "requested alpha {} realised {}: {}",
+                                    r.requested,
+                                    r.realised,
+                                    st.describe()
+                                )
+                            });
+                            Some((r.requested, r.ranking))
+                        }
+                        Err(e) => {
+                            tally.require(false, || {
+                                format!("realise({}): {e}: {}", a.alpha, st.describe())
+                            });
+                            None
+                        }
+                    },
+                )
                 .collect()
         };
         let slow_orders = pick_orders(&grid, None, b.tally);
         let fast_orders = pick_orders(&grid_top, Some(st.y_g), b.tally);
         if s % cfg.size(1, 3) == 0 {
-            let fmt = |v: &[(f64, Ranking)]| v.iter().map(|(a, _)| format!("{a:.4}")).collect::<Vec<_>>().join(", ");
+            let fmt = |v: &[(f64, Ranking)]| {
+                v.iter()
+                    .map(|(a, _)| format!("{a:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             realised_notes.push(format!(
                 "|Y|={} D={}: alpha grid [{}] of {} attainable, alpha' grid (y_g first) [{}] of {}",
                 st.n,
@@ -339,7 +429,16 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                     }
                 }
                 for (alpha, ranking) in &fast_orders {
-                    b.fast(s, Group::Grid, ranking, *alpha, &st.logits, st.gamma, num_prompts, lambda.0);
+                    b.fast(
+                        s,
+                        Group::Grid,
+                        ranking,
+                        *alpha,
+                        &st.logits,
+                        st.gamma,
+                        num_prompts,
+                        lambda.0,
+                    );
                 }
                 // (4): T sweep of the slow side with the ground-truth order (alpha = 1).
                 let gt = &grid[0];
@@ -350,7 +449,15 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 });
                 let id = sweeps_t.len() - 1;
                 for &t in &ts_sweep {
-                    b.slow(s, Group::SweepT(id), &gt.ranking, gt.alpha, t, num_prompts, lambda);
+                    b.slow(
+                        s,
+                        Group::SweepT(id),
+                        &gt.ranking,
+                        gt.alpha,
+                        t,
+                        num_prompts,
+                        lambda,
+                    );
                 }
                 // Push the horizon of the sweep far enough to see the crossing.
                 for job in b.jobs.iter_mut().filter(|j| j.group == Group::SweepT(id)) {
@@ -358,7 +465,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 }
                 // (5): pi_0(y_g) sweep of the fast side with the least accurate r'_RM.
                 let weakest = grid_top.last().expect("non-empty grid");
-                let others: Vec<f64> = (0..st.n).filter(|&y| y != st.y_g).map(|y| st.logits[y]).collect();
+                let others: Vec<f64> = (0..st.n)
+                    .filter(|&y| y != st.y_g)
+                    .map(|y| st.logits[y])
+                    .collect();
                 let lse = others.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let lse = lse + others.iter().map(|l| (l - lse).exp()).sum::<f64>().ln();
                 let ps = logspace(-1.0, -4.0, cfg.size(4, 7));
@@ -372,7 +482,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                     .collect();
                 let gaps: Vec<f64> = thetas
                     .iter()
-                    .map(|th| st.r_g[st.y_g] - expected_reward(&softmax(th), &st.r_g).expect("valid policy"))
+                    .map(|th| {
+                        st.r_g[st.y_g]
+                            - expected_reward(&softmax(th), &st.r_g).expect("valid policy")
+                    })
                     .collect();
                 let min_gap = gaps.iter().copied().fold(f64::INFINITY, f64::min);
                 if min_gap <= 0.0 {
@@ -387,7 +500,16 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 });
                 let id = sweeps_pi.len() - 1;
                 for th in &thetas {
-                    b.fast(s, Group::SweepPi(id), &weakest.ranking, weakest.alpha, th, 0.5 * min_gap, num_prompts, lambda.0);
+                    b.fast(
+                        s,
+                        Group::SweepPi(id),
+                        &weakest.ranking,
+                        weakest.alpha,
+                        th,
+                        0.5 * min_gap,
+                        num_prompts,
+                        lambda.0,
+                    );
                 }
             }
         }
@@ -397,42 +519,73 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             let weak = match constructions::wrong_except_top(&st.r_g, st.y_g) {
                 Ok(w) => w,
                 Err(e) => {
-                    b.tally.require(false, || format!("Theorem 2 teacher: {e}: {}", st.describe()));
+                    b.tally.require(false, || {
+                        format!("Theorem 2 teacher: {e}: {}", st.describe())
+                    });
                     continue;
                 }
             };
             let alpha_w = accuracy_uniform(&weak.scores(), &st.r_g).unwrap_or(f64::NAN);
             let pairs = (st.n * (st.n - 1) / 2) as f64;
             let below = st.r_g.iter().filter(|&&v| v < st.r_g[st.y_g]).count() as f64;
-            b.tally.require(alpha_w == below / pairs && alpha_w <= 2.0 / st.n as f64, || {
-                format!("Theorem 2: alpha' = {alpha_w}, expected {below}/{pairs} <= 2/|Y|: {}", st.describe())
-            });
+            b.tally.require(
+                alpha_w == below / pairs && alpha_w <= 2.0 / st.n as f64,
+                || {
+                    format!(
+                        "Theorem 2: alpha' = {alpha_w}, expected {below}/{pairs} <= 2/|Y|: {}",
+                        st.describe()
+                    )
+                },
+            );
             thm2_alphas.push((st.n, alpha_w));
             let perfect = constructions::realise(&st.r_g, &st.d, 1.0, None);
             let weak_r = constructions::realise(&st.r_g, &st.d, alpha_w, Some(st.y_g));
             match (perfect, weak_r) {
                 (Ok(p), Ok(w)) => {
-                    b.tally.require(p.realised == 1.0 && w.realised == alpha_w, || {
-                        format!("Theorem 2 realisation: {} / {}: {}", p.realised, w.realised, st.describe())
-                    });
+                    b.tally
+                        .require(p.realised == 1.0 && w.realised == alpha_w, || {
+                            format!(
+                                "Theorem 2 realisation: {} / {}: {}",
+                                p.realised,
+                                w.realised,
+                                st.describe()
+                            )
+                        });
                     for &num_prompts in &PROMPTS {
                         for lambda in st.lambdas() {
                             for &t in &ts_grid {
                                 b.slow(s, Group::Thm2, &p.ranking, 1.0, t, num_prompts, lambda);
                             }
-                            b.fast(s, Group::Thm2, &weak, alpha_w, &st.logits, st.gamma, num_prompts, lambda.0);
+                            b.fast(
+                                s,
+                                Group::Thm2,
+                                &weak,
+                                alpha_w,
+                                &st.logits,
+                                st.gamma,
+                                num_prompts,
+                                lambda.0,
+                            );
                         }
                     }
                 }
-                (Err(e), _) | (_, Err(e)) => b.tally.require(false, || format!("Theorem 2 realisation: {e}: {}", st.describe())),
+                (Err(e), _) | (_, Err(e)) => b.tally.require(false, || {
+                    format!("Theorem 2 realisation: {e}: {}", st.describe())
+                }),
             }
         }
     }
     let jobs = std::mem::take(&mut b.jobs);
-    let results: Vec<_> = jobs.par_iter().map(|j| j.inst.run(&cfg.solver, false)).collect();
+    let results: Vec<_> = jobs
+        .par_iter()
+        .map(|j| j.inst.run(&cfg.solver, false))
+        .collect();
 
     // Tally every job.
-    let mut worst = [(f64::INFINITY, String::new()), (f64::INFINITY, String::new())];
+    let mut worst = [
+        (f64::INFINITY, String::new()),
+        (f64::INFINITY, String::new()),
+    ];
     let mut beyond_slow = 0usize;
     let mut crossings: Vec<Option<Crossing>> = Vec::with_capacity(jobs.len());
     let mut max_acc_err = 0.0_f64;
@@ -453,7 +606,12 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         };
         max_acc_err = max_acc_err.max((job.realised - job.requested).abs());
         tally.require(st.d.same(job.realised, job.requested), || {
-            format!("realised accuracy {} != requested {}: {}", job.realised, job.requested, what())
+            format!(
+                "realised accuracy {} != requested {}: {}",
+                job.realised,
+                job.requested,
+                what()
+            )
         });
         let res = match res {
             Ok(r) => r,
@@ -477,9 +635,24 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 1
             }
         };
-        let margin = if k == 0 { measured / job.bound } else { job.bound / measured };
+        let margin = if k == 0 {
+            measured / job.bound
+        } else {
+            job.bound / measured
+        };
         if margin < worst[k].0 {
-            worst[k] = (margin, format!("{:?} |Y|={} {} lambda={:.2e} |S|={} x={:.3e}", job.group, st.n, st.d.describe(), job.inst.lambda, job.inst.num_prompts, job.x));
+            worst[k] = (
+                margin,
+                format!(
+                    "{:?} |Y|={} {} lambda={:.2e} |S|={} x={:.3e}",
+                    job.group,
+                    st.n,
+                    st.d.describe(),
+                    job.inst.lambda,
+                    job.inst.num_prompts,
+                    job.x
+                ),
+            );
         }
     }
     for note in realised_notes {
@@ -490,19 +663,30 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         jobs.len()
     ));
     if !thm2_alphas.is_empty() {
-        let s: Vec<String> = thm2_alphas.iter().map(|(n, a)| format!("|Y|={n}: {a:.4} (2/|Y|={:.4})", 2.0 / *n as f64)).collect();
-        tally.note(format!("Theorem 2 weak teacher accuracies alpha': {}", s.join(", ")));
+        let s: Vec<String> = thm2_alphas
+            .iter()
+            .map(|(n, a)| format!("|Y|={n}: {a:.4} (2/|Y|={:.4})", 2.0 / *n as f64))
+            .collect();
+        tally.note(format!(
+            "Theorem 2 weak teacher accuracies alpha': {}",
+            s.join(", ")
+        ));
     }
     tally.note(format!(
         "slow side (r_RM): worst t_gamma/bound = {:.3} at {}; {beyond_slow} slow runs never crossed before the horizon ({}x the bound, counted as t_gamma >= horizon)",
         worst[0].0, worst[0].1, SLOW_HORIZON
     ));
-    tally.note(format!("fast side (r'_RM): worst bound/t_gamma = {:.3} at {}", worst[1].0, worst[1].1));
+    tally.note(format!(
+        "fast side (r'_RM): worst bound/t_gamma = {:.3} at {}",
+        worst[1].0, worst[1].1
+    ));
     if skipped_pi > 0 {
         tally.note(format!("{skipped_pi} pi0(y_g) sweeps skipped: r_G(y_g) does not exceed the other outputs' mean"));
     }
     more_accurate_slower(&jobs, &crossings, &mut tally);
-    fit_sweeps(&jobs, &crossings, &sweeps_t, &sweeps_pi, &settings, &mut tally);
+    fit_sweeps(
+        &jobs, &crossings, &sweeps_t, &sweeps_pi, &settings, &mut tally,
+    );
     tally.finish()
 }
 
@@ -517,7 +701,9 @@ fn more_accurate_slower(jobs: &[Job], crossings: &[Option<Crossing>], tally: &mu
     let (mut pairs, mut slower) = (0usize, 0usize);
     for (s, ts) in grid.iter().filter(|(j, _)| j.side == Side::Slow) {
         for (f, tf) in grid.iter().filter(|(j, _)| j.side == Side::Fast) {
-            let same = s.setting == f.setting && s.lambda_zero == f.lambda_zero && s.inst.num_prompts == f.inst.num_prompts;
+            let same = s.setting == f.setting
+                && s.lambda_zero == f.lambda_zero
+                && s.inst.num_prompts == f.inst.num_prompts;
             if same && s.requested > f.requested {
                 pairs += 1;
                 slower += usize::from(ts > tf);
@@ -530,7 +716,14 @@ fn more_accurate_slower(jobs: &[Job], crossings: &[Option<Crossing>], tally: &mu
 }
 
 /// Fits the `T` and `pi_0(y_g)` sweeps.
-fn fit_sweeps(jobs: &[Job], crossings: &[Option<Crossing>], sweeps_t: &[Sweep], sweeps_pi: &[Sweep], settings: &[Setting], tally: &mut Tally) {
+fn fit_sweeps(
+    jobs: &[Job],
+    crossings: &[Option<Crossing>],
+    sweeps_t: &[Sweep],
+    sweeps_pi: &[Sweep],
+    settings: &[Setting],
+    tally: &mut Tally,
+) {
     let series = |group: Group| -> (Vec<f64>, Vec<f64>, usize) {
         let (mut x, mut y, mut missing) = (Vec::new(), Vec::new(), 0);
         for (j, c) in jobs.iter().zip(crossings) {
@@ -547,7 +740,11 @@ fn fit_sweeps(jobs: &[Job], crossings: &[Option<Crossing>], sweeps_t: &[Sweep], 
         (x, y, missing)
     };
     for lambda_zero in [true, false] {
-        let lam = if lambda_zero { "lambda=0" } else { "lambda=lambda_max" };
+        let lam = if lambda_zero {
+            "lambda=0"
+        } else {
+            "lambda=lambda_max"
+        };
         // (4) T sweeps.
         let fits: Vec<(usize, Slope, usize)> = sweeps_t
             .iter()
@@ -560,7 +757,11 @@ fn fit_sweeps(jobs: &[Job], crossings: &[Option<Crossing>], sweeps_t: &[Sweep], 
             .collect();
         let missing: usize = fits.iter().map(|f| f.2).sum();
         let slopes: Vec<f64> = fits.iter().map(|f| f.1.fitted).collect();
-        if let Some((id, _, _)) = fits.iter().max_by(|a, b| (a.1.fitted - 1.0).abs().total_cmp(&(b.1.fitted - 1.0).abs())) {
+        if let Some((id, _, _)) = fits.iter().max_by(|a, b| {
+            (a.1.fitted - 1.0)
+                .abs()
+                .total_cmp(&(b.1.fitted - 1.0).abs())
+        }) {
             let (x, y, _) = series(Group::SweepT(*id));
             let sw = &sweeps_t[*id];
             let st = &settings[sw.setting];

@@ -128,17 +128,29 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         for &t in &TS {
             for &c in &CS {
                 for family_pi in [true, false] {
-                    let (fav, sup) = if family_pi { (st.y_g, st.y_g2) } else { (st.y_g2, st.y_g) };
-                    let policy = match constructions::thm6_policy(&st.r_g, fav, sup, st.v0, t, c, &st.shape) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tally.require(false, || format!("construction failed: {e}: {}", st.describe()));
-                            continue;
-                        }
+                    let (fav, sup) = if family_pi {
+                        (st.y_g, st.y_g2)
+                    } else {
+                        (st.y_g2, st.y_g)
                     };
+                    let policy =
+                        match constructions::thm6_policy(&st.r_g, fav, sup, st.v0, t, c, &st.shape)
+                        {
+                            Ok(p) => p,
+                            Err(e) => {
+                                tally.require(false, || {
+                                    format!("construction failed: {e}: {}", st.describe())
+                                });
+                                continue;
+                            }
+                        };
                     let res = policy.residuals;
                     tally.require(res.holds(), || {
-                        format!("family {} T={t} c={c} violates a constraint: {res:?}: {}", if family_pi { "Pi" } else { "Pi'" }, st.describe())
+                        format!(
+                            "family {} T={t} c={c} violates a constraint: {res:?}: {}",
+                            if family_pi { "Pi" } else { "Pi'" },
+                            st.describe()
+                        )
                     });
                     let rho = bounds::rho(st.v0, st.gamma, st.r_g[fav]);
                     let lambda_max = bounds::thm6_lambda_max(c, rho, res.min_prob);
@@ -163,11 +175,15 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                                 t_big: t,
                                 c,
                                 bound: fast,
-                                inst: inst(constructions::thm6_reward(st.n, fav), FAST_HORIZON * fast),
+                                inst: inst(
+                                    constructions::thm6_reward(st.n, fav),
+                                    FAST_HORIZON * fast,
+                                ),
                             });
                             let slow = bounds::thm6_slow_bound(st.gamma, num_prompts, t);
                             // Far enough to see the crossing (about |S| T^2 / 2) for the slope fit.
-                            let horizon = (10.0 * slow).max(100.0 * num_prompts as f64 * (t * t + 10.0));
+                            let horizon =
+                                (10.0 * slow).max(100.0 * num_prompts as f64 * (t * t + 10.0));
                             jobs.push(Job {
                                 setting: s,
                                 family_pi,
@@ -185,9 +201,15 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             }
         }
     }
-    let results: Vec<_> = jobs.par_iter().map(|j| j.inst.run(&cfg.solver, false)).collect();
+    let results: Vec<_> = jobs
+        .par_iter()
+        .map(|j| j.inst.run(&cfg.solver, false))
+        .collect();
 
-    let mut worst = [(f64::INFINITY, String::new()), (f64::INFINITY, String::new())];
+    let mut worst = [
+        (f64::INFINITY, String::new()),
+        (f64::INFINITY, String::new()),
+    ];
     let mut beyond_slow = 0usize;
     let mut crossings: Vec<Option<Crossing>> = Vec::with_capacity(jobs.len());
     for (i, (job, res)) in jobs.iter().zip(&results).enumerate() {
@@ -203,7 +225,14 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 job.inst.num_prompts
             )
         };
-        let what = || format!("job #{i} {}: {}; instance {}", label(), st.describe(), serde_json::to_string(&job.inst).unwrap_or_default());
+        let what = || {
+            format!(
+                "job #{i} {}: {}; instance {}",
+                label(),
+                st.describe(),
+                serde_json::to_string(&job.inst).unwrap_or_default()
+            )
+        };
         let res = match res {
             Ok(r) => r,
             Err(e) => {
@@ -227,16 +256,34 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             }
         };
         if margin < worst[k].0 {
-            worst[k] = (margin, format!("{} (|Y|={}, setting #{})", label(), st.n, job.setting));
+            worst[k] = (
+                margin,
+                format!("{} (|Y|={}, setting #{})", label(), st.n, job.setting),
+            );
         }
     }
 
     // Residuals of the constructed families.
-    let max_mean = families.iter().map(|p| p.residuals.mean.abs()).fold(0.0, f64::max);
-    let min_sup = families.iter().map(|p| p.residuals.suppressed_slack).fold(f64::INFINITY, f64::min);
-    let min_fav = families.iter().map(|p| p.residuals.favoured_slack).fold(f64::INFINITY, f64::min);
-    let max_sum = families.iter().map(|p| p.residuals.sum.abs()).fold(0.0, f64::max);
-    let min_prob = families.iter().map(|p| p.residuals.min_prob).fold(f64::INFINITY, f64::min);
+    let max_mean = families
+        .iter()
+        .map(|p| p.residuals.mean.abs())
+        .fold(0.0, f64::max);
+    let min_sup = families
+        .iter()
+        .map(|p| p.residuals.suppressed_slack)
+        .fold(f64::INFINITY, f64::min);
+    let min_fav = families
+        .iter()
+        .map(|p| p.residuals.favoured_slack)
+        .fold(f64::INFINITY, f64::min);
+    let max_sum = families
+        .iter()
+        .map(|p| p.residuals.sum.abs())
+        .fold(0.0, f64::max);
+    let min_prob = families
+        .iter()
+        .map(|p| p.residuals.min_prob)
+        .fold(f64::INFINITY, f64::min);
     tally.note(format!(
         "{} policies built in Pi / Pi': max |E r_G - V0| = {max_mean:.1e}, min (T^-2 - pi(suppressed)) = {min_sup:.1e}, \
          min (pi(favoured) - c) = {min_fav:.1e}, max |sum pi - 1| = {max_sum:.1e}, min pi0 = {min_prob:.2e} \
@@ -246,7 +293,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     for st in &settings {
         tally.note(format!("setting: {}", st.describe()));
     }
-    tally.note(format!("fast side: worst bound/t_gamma = {:.3} at {}", worst[0].0, worst[0].1));
+    tally.note(format!(
+        "fast side: worst bound/t_gamma = {:.3} at {}",
+        worst[0].0, worst[0].1
+    ));
     tally.note(format!(
         "slow side: worst t_gamma/bound = {:.3} at {}; {beyond_slow} slow runs beyond the horizon (counted as t_gamma >= horizon >= bound)",
         worst[1].0, worst[1].1
@@ -257,9 +307,18 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
 
 /// Fits `log t_gamma` against `log T` on the slow side, over the `T` whose suppressed
 /// mass is exactly `T^-2` (the cap at `T = 1` is left out).
-fn fit_slow_side(jobs: &[Job], crossings: &[Option<Crossing>], settings: &[Setting], tally: &mut Tally) {
+fn fit_slow_side(
+    jobs: &[Job],
+    crossings: &[Option<Crossing>],
+    settings: &[Setting],
+    tally: &mut Tally,
+) {
     for lambda_zero in [true, false] {
-        let lam = if lambda_zero { "lambda=0" } else { "lambda=lambda_max" };
+        let lam = if lambda_zero {
+            "lambda=0"
+        } else {
+            "lambda=lambda_max"
+        };
         let mut fits: Vec<(f64, Vec<f64>, Vec<f64>, String)> = Vec::new();
         let mut missing = 0usize;
         let keys: Vec<(usize, bool, usize, u64)> = {
@@ -298,7 +357,11 @@ fn fit_slow_side(jobs: &[Job], crossings: &[Option<Crossing>], settings: &[Setti
             let label = format!(
                 "|Y|={}, {}, c={c}, |S|={num_prompts}",
                 settings[s].n,
-                if family_pi { "pi0 in Pi, r'_RM" } else { "pi'0 in Pi', r_RM" }
+                if family_pi {
+                    "pi0 in Pi, r'_RM"
+                } else {
+                    "pi'0 in Pi', r_RM"
+                }
             );
             fits.push((fitted, x, y, label));
         }

@@ -119,7 +119,10 @@ pub fn integrate_with_events(
 ) -> Result<FlowOutcome> {
     let obs0 = observe(y0);
     let mut brackets: Vec<Option<Bracket>> = thresholds.iter().map(|_| None).collect();
-    let mut at_start: Vec<bool> = thresholds.iter().map(|th| obs0[th.observable] >= th.level).collect();
+    let mut at_start: Vec<bool> = thresholds
+        .iter()
+        .map(|th| obs0[th.observable] >= th.level)
+        .collect();
     let mut trajectory = Trajectory::default();
     if record {
         trajectory.times.push(0.0);
@@ -182,7 +185,13 @@ pub fn integrate_with_events(
 
 /// Locates the crossing inside a bracket by Illinois regula falsi, each trial point
 /// evaluated by integrating from the bracket's left end.
-fn refine(field: &dyn VectorField, observe: Observe<'_>, th: Threshold, b: &Bracket, cfg: &SolverConfig) -> Result<(f64, u64)> {
+fn refine(
+    field: &dyn VectorField,
+    observe: Observe<'_>,
+    th: Threshold,
+    b: &Bracket,
+    cfg: &SolverConfig,
+) -> Result<(f64, u64)> {
     let mut evals = 0;
     let mut g = |t: f64| -> Result<f64> {
         let (y, n) = integrate_to(field, b.t_a, t, &b.y_a, cfg)?;

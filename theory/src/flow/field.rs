@@ -40,10 +40,16 @@ impl ProbabilityFlow {
     /// The flow of one prompt's column, with `|S| = num_prompts`.
     pub fn new(reward: Vec<f64>, pi0: &[f64], lambda: f64, num_prompts: usize) -> Result<Self> {
         if reward.len() != pi0.len() {
-            return Err(TheoryError::invalid("reward", "must have one entry per output of pi0"));
+            return Err(TheoryError::invalid(
+                "reward",
+                "must have one entry per output of pi0",
+            ));
         }
         if pi0.iter().any(|p| !(*p > 0.0)) {
-            return Err(TheoryError::invalid("pi0", "all probabilities must be positive"));
+            return Err(TheoryError::invalid(
+                "pi0",
+                "all probabilities must be positive",
+            ));
         }
         Ok(Self {
             reward,
@@ -66,13 +72,23 @@ impl VectorField for ProbabilityFlow {
             .map(|(p, l0)| if *p > 0.0 { p.ln() - l0 } else { 0.0 })
             .collect();
         let kl: f64 = pi.iter().zip(&log_ratio).map(|(p, l)| p * l).sum();
-        let s_r: f64 = pi.iter().zip(&self.reward).map(|(p, r)| p * p * (r - v)).sum();
-        let s_kl: f64 = pi.iter().zip(&log_ratio).map(|(p, l)| p * p * (l - kl)).sum();
+        let s_r: f64 = pi
+            .iter()
+            .zip(&self.reward)
+            .map(|(p, r)| p * p * (r - v))
+            .sum();
+        let s_kl: f64 = pi
+            .iter()
+            .zip(&log_ratio)
+            .map(|(p, l)| p * p * (l - kl))
+            .sum();
         let scale = 1.0 / self.num_prompts as f64;
         for (i, d) in dy.iter_mut().enumerate() {
             let p = pi[i];
             *d = scale
-                * (p * p * (self.reward[i] - v) - p * s_r - self.lambda * p * p * (log_ratio[i] - kl)
+                * (p * p * (self.reward[i] - v)
+                    - p * s_r
+                    - self.lambda * p * p * (log_ratio[i] - kl)
                     + self.lambda * p * s_kl);
         }
     }

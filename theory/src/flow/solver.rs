@@ -25,7 +25,10 @@ impl std::str::FromStr for Method {
         match s.to_ascii_lowercase().as_str() {
             "dopri5" | "rk45" => Ok(Method::Dopri5),
             "dop853" => Ok(Method::Dop853),
-            other => Err(TheoryError::invalid("method", format!("unknown method `{other}`: use dopri5 or dop853"))),
+            other => Err(TheoryError::invalid(
+                "method",
+                format!("unknown method `{other}`: use dopri5 or dop853"),
+            )),
         }
     }
 }
@@ -64,7 +67,10 @@ impl SolverConfig {
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
             if !(v > 0.0 && v < 1.0) {
-                return Err(TheoryError::invalid(name, format!("must be in (0, 1), got {v}")));
+                return Err(TheoryError::invalid(
+                    name,
+                    format!("must be in (0, 1), got {v}"),
+                ));
             }
         }
         Ok(())
@@ -115,9 +121,19 @@ pub(crate) fn run(
     macro_rules! drive {
         ($solver:expr) => {{
             let mut solver = $solver;
-            let stats = solver.integrate().map_err(|e| TheoryError::Integration(e.to_string()))?;
-            let t = *solver.x_out().last().expect("solver records the initial point");
-            let y = solver.y_out().last().expect("solver records the initial point").as_slice().to_vec();
+            let stats = solver
+                .integrate()
+                .map_err(|e| TheoryError::Integration(e.to_string()))?;
+            let t = *solver
+                .x_out()
+                .last()
+                .expect("solver records the initial point");
+            let y = solver
+                .y_out()
+                .last()
+                .expect("solver records the initial point")
+                .as_slice()
+                .to_vec();
             SolverRun {
                 t,
                 y,
@@ -127,23 +143,60 @@ pub(crate) fn run(
     }
     let out = match cfg.method {
         Method::Dopri5 => drive!(Dopri5::from_param(
-            sys, t0, t1, h_max, y0, cfg.rtol, cfg.atol, 0.9, 0.04, 0.2, 10.0, h_max, 0.0, cfg.max_steps, 1000,
+            sys,
+            t0,
+            t1,
+            h_max,
+            y0,
+            cfg.rtol,
+            cfg.atol,
+            0.9,
+            0.04,
+            0.2,
+            10.0,
+            h_max,
+            0.0,
+            cfg.max_steps,
+            1000,
             OutputType::Sparse,
         )),
         Method::Dop853 => drive!(Dop853::from_param(
-            sys, t0, t1, h_max, y0, cfg.rtol, cfg.atol, 0.9, 0.0, 0.333, 6.0, h_max, 0.0, cfg.max_steps, 1000,
+            sys,
+            t0,
+            t1,
+            h_max,
+            y0,
+            cfg.rtol,
+            cfg.atol,
+            0.9,
+            0.0,
+            0.333,
+            6.0,
+            h_max,
+            0.0,
+            cfg.max_steps,
+            1000,
             OutputType::Sparse,
         )),
     };
     if out.y.iter().any(|v| !v.is_finite()) {
-        return Err(TheoryError::Integration(format!("state became non-finite at t = {}", out.t)));
+        return Err(TheoryError::Integration(format!(
+            "state became non-finite at t = {}",
+            out.t
+        )));
     }
     Ok(out)
 }
 
 /// The state at `t1` of the flow started at `(t0, y0)`, with the number of
 /// right-hand-side evaluations it took.
-pub fn integrate_to(field: &dyn VectorField, t0: f64, t1: f64, y0: &[f64], cfg: &SolverConfig) -> Result<(Vec<f64>, u64)> {
+pub fn integrate_to(
+    field: &dyn VectorField,
+    t0: f64,
+    t1: f64,
+    y0: &[f64],
+    cfg: &SolverConfig,
+) -> Result<(Vec<f64>, u64)> {
     if t1 == t0 {
         return Ok((y0.to_vec(), 0));
     }

@@ -83,8 +83,12 @@ impl<M: LogitModel> Policy for AutoregressivePolicy<M> {
             sums.push(below.chunks(vocab).map(|c| c.iter().sum()).collect());
         }
         sums.reverse(); // sums[d][p]: weight below prefix p of length d
-        let (mut prefix, mut logits, mut ls, mut g) =
-            (Vec::new(), vec![0.0; vocab], vec![0.0; vocab], vec![0.0; vocab]);
+        let (mut prefix, mut logits, mut ls, mut g) = (
+            Vec::new(),
+            vec![0.0; vocab],
+            vec![0.0; vocab],
+            vec![0.0; vocab],
+        );
         for depth in 0..self.len {
             for (p, total) in sums[depth].iter().enumerate() {
                 self.decode(depth, p, &mut prefix);

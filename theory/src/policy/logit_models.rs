@@ -12,7 +12,15 @@ pub trait LogitModel: Sync {
     /// Writes `f_theta(x, prefix)` into `out` (length `|V|`).
     fn logits(&self, theta: &[f64], x: usize, prefix: &[usize], out: &mut [f64]);
     /// Adds `scale * J_f(x, prefix)^T g` to `grad` (a vector-Jacobian product).
-    fn add_vjp(&self, theta: &[f64], x: usize, prefix: &[usize], g: &[f64], scale: f64, grad: &mut [f64]);
+    fn add_vjp(
+        &self,
+        theta: &[f64],
+        x: usize,
+        prefix: &[usize],
+        g: &[f64],
+        scale: f64,
+        grad: &mut [f64],
+    );
     /// `||J_f(x, prefix)||_2` at `theta`.
     fn jacobian_spectral_norm(&self, theta: &[f64], x: usize, prefix: &[usize]) -> f64;
     /// Whether the logits are linear in `theta` (then the Jacobian is constant in time).
@@ -75,7 +83,15 @@ impl LogitModel for PrefixTable {
     fn logits(&self, theta: &[f64], x: usize, prefix: &[usize], out: &mut [f64]) {
         out.copy_from_slice(&theta[self.block(x, prefix)]);
     }
-    fn add_vjp(&self, _theta: &[f64], x: usize, prefix: &[usize], g: &[f64], scale: f64, grad: &mut [f64]) {
+    fn add_vjp(
+        &self,
+        _theta: &[f64],
+        x: usize,
+        prefix: &[usize],
+        g: &[f64],
+        scale: f64,
+        grad: &mut [f64],
+    ) {
         for (gr, gi) in grad[self.block(x, prefix)].iter_mut().zip(g) {
             *gr += scale * gi;
         }
@@ -102,7 +118,14 @@ pub struct LinearFeatures {
 
 impl LinearFeatures {
     /// Draws features `phi ~ N(0, scale^2 / K)` entrywise for every (prompt, prefix).
-    pub fn random<R: Rng>(vocab: usize, len: usize, num_prompts: usize, dim: usize, scale: f64, rng: &mut R) -> Self {
+    pub fn random<R: Rng>(
+        vocab: usize,
+        len: usize,
+        num_prompts: usize,
+        dim: usize,
+        scale: f64,
+        rng: &mut R,
+    ) -> Self {
         let (prefixes_per_prompt, offsets) = prefix_levels(vocab, len);
         let sd = scale / (dim as f64).sqrt();
         let features = (0..num_prompts * prefixes_per_prompt * dim)
@@ -141,15 +164,29 @@ impl LogitModel for LinearFeatures {
             *o = row.iter().zip(phi).map(|(a, b)| a * b).sum();
         }
     }
-    fn add_vjp(&self, _theta: &[f64], x: usize, prefix: &[usize], g: &[f64], scale: f64, grad: &mut [f64]) {
+    fn add_vjp(
+        &self,
+        _theta: &[f64],
+        x: usize,
+        prefix: &[usize],
+        g: &[f64],
+        scale: f64,
+        grad: &mut [f64],
+    ) {
         let phi = self.feature(x, prefix);
         for (v, gv) in g.iter().enumerate() {
             let row = &mut grad[v * self.dim..(v + 1) * self.dim];
-            row.iter_mut().zip(phi).for_each(|(r, p)| *r += scale * gv * p);
+            row.iter_mut()
+                .zip(phi)
+                .for_each(|(r, p)| *r += scale * gv * p);
         }
     }
     fn jacobian_spectral_norm(&self, _theta: &[f64], x: usize, prefix: &[usize]) -> f64 {
-        self.feature(x, prefix).iter().map(|v| v * v).sum::<f64>().sqrt()
+        self.feature(x, prefix)
+            .iter()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt()
     }
     fn is_linear(&self) -> bool {
         true
