@@ -132,7 +132,9 @@ impl Ranking {
 
     /// The order of the ground truth itself (ties where `r_G` ties): accuracy 1 under any `D`.
     pub fn of_values(values: &[f64]) -> Self {
-        let mut sorted: Vec<f64> = values.to_vec();
+        // `+ 0.0` turns -0.0 into 0.0, so that the two tie as they do in the accuracy.
+        let values: Vec<f64> = values.iter().map(|v| v + 0.0).collect();
+        let mut sorted: Vec<f64> = values.clone();
         sorted.sort_by(f64::total_cmp);
         sorted.dedup_by(|a, b| a.total_cmp(b).is_eq());
         Self {
@@ -752,6 +754,9 @@ mod tests {
 
     #[test]
     fn ties_in_ground_truth_are_handled() {
+        let signed_zeros = [0.0, -0.0, 1.0];
+        let gt = Ranking::of_values(&signed_zeros);
+        assert_eq!(accuracy_uniform(&gt.scores(), &signed_zeros).unwrap(), 1.0);
         let r_g = [0.5, 0.5, -0.2, 0.9];
         let grid = attainable_grid(&r_g, &PairDistribution::Uniform, None).unwrap();
         assert_eq!(grid[0].alpha, 1.0);

@@ -100,27 +100,30 @@ fn objective_is_monotone_along_the_flow() {
     }
 }
 
+/// Asserts that `obj.gradient` equals central finite differences of `obj.value`.
+fn assert_gradient_matches_fd<P: Policy>(obj: &KlObjective<'_, P>) {
+    let n = obj.policy().num_params();
+    let theta: Vec<f64> = (0..n).map(|i| ((i * 13 % 7) as f64 - 3.0) / 4.0).collect();
+    let mut g = vec![0.0; n];
+    obj.gradient(&theta, &mut g);
+    let h = 1e-6;
+    for i in 0..n {
+        let (mut tp, mut tm) = (theta.clone(), theta.clone());
+        tp[i] += h;
+        tm[i] -= h;
+        let fd = (obj.value(&tp) - obj.value(&tm)) / (2.0 * h);
+        assert!(
+            (fd - g[i]).abs() < 1e-7,
+            "param {i}: fd {fd} vs exact {}",
+            g[i]
+        );
+    }
+}
+
 /// The exact autoregressive gradient equals central finite differences of phi.
 #[test]
 fn autoregressive_gradient_matches_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let check = |policy: &dyn Fn(&[f64]) -> (f64, Vec<f64>), n: usize| {
-        let theta: Vec<f64> = (0..n).map(|i| ((i * 13 % 7) as f64 - 3.0) / 4.0).collect();
-        let (_, g) = policy(&theta);
-        for i in 0..n {
-            let h = 1e-6;
-            let mut tp = theta.clone();
-            tp[i] += h;
-            let mut tm = theta.clone();
-            tm[i] -= h;
-            let fd = (policy(&tp).0 - policy(&tm).0) / (2.0 * h);
-            assert!(
-                (fd - g[i]).abs() < 1e-7,
-                "param {i}: fd {fd} vs exact {}",
-                g[i]
-            );
-        }
-    };
     let rewards: Vec<Vec<f64>> = (0..2)
         .map(|x| {
             (0..8)
@@ -132,32 +135,12 @@ fn autoregressive_gradient_matches_finite_differences() {
     let theta0: Vec<f64> = (0..table.num_params())
         .map(|i| (i % 5) as f64 / 5.0)
         .collect();
-    let obj = KlObjective::new(&table, rewards.clone(), 0.3, &theta0).unwrap();
-    check(
-        &|th: &[f64]| {
-            (obj.value(th), {
-                let mut g = vec![0.0; th.len()];
-                obj.gradient(th, &mut g);
-                g
-            })
-        },
-        table.num_params(),
-    );
+    assert_gradient_matches_fd(&KlObjective::new(&table, rewards.clone(), 0.3, &theta0).unwrap());
     let lin = AutoregressivePolicy::new(LinearFeatures::random(2, 3, 2, 5, 1.0, &mut rng), 3, 2);
     let theta0: Vec<f64> = (0..lin.num_params())
         .map(|i| (i % 3) as f64 / 3.0)
         .collect();
-    let obj = KlObjective::new(&lin, rewards, 0.3, &theta0).unwrap();
-    check(
-        &|th: &[f64]| {
-            (obj.value(th), {
-                let mut g = vec![0.0; th.len()];
-                obj.gradient(th, &mut g);
-                g
-            })
-        },
-        lin.num_params(),
-    );
+    assert_gradient_matches_fd(&KlObjective::new(&lin, rewards, 0.3, &theta0).unwrap());
 }
 
 /// A length-1 prefix table is the tabular policy: same gradient field.

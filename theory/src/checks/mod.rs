@@ -170,8 +170,11 @@ impl Tally {
     }
 }
 
+/// A check: builds its instances from the config and reports.
+pub type CheckFn = fn(&CheckConfig) -> CheckReport;
+
 /// Every check, in the paper's order.
-pub fn all_checks() -> Vec<(&'static str, fn(&CheckConfig) -> CheckReport)> {
+pub fn all_checks() -> Vec<(&'static str, CheckFn)> {
     vec![
         ("prop2", prop2::run),
         ("thm4", thm4::run),

@@ -85,7 +85,7 @@ fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
             // Give the bad output half the mass (iii) allows, then re-check everything.
             let (_, t) = build(&pi0)?;
             let target = 0.5 * t.bad_mass_max;
-            if !(target > 1e-300) {
+            if target.partial_cmp(&1e-300) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             let rest: f64 = pi0[..n - 1].iter().sum();

@@ -28,11 +28,11 @@ use crate::instance::TabularInstance;
 use rmteach::metrics::{accuracy_uniform, expected_reward, softmax};
 
 /// Output-set sizes.
-const SIZES: [usize; 3] = [4, 6, 10];
+const SIZES: [usize; 4] = [4, 6, 10, 20];
 /// Numbers of prompts `|S|`.
 const PROMPTS: [usize; 2] = [1, 4];
 /// Slow-side horizon, in multiples of the bound (a crossing beyond it still certifies it).
-const SLOW_HORIZON: f64 = 10.0;
+const SLOW_HORIZON: f64 = 100.0;
 /// Fast-side horizon, in multiples of the bound (a crossing beyond it is a failure).
 const FAST_HORIZON: f64 = 1.5;
 
@@ -102,7 +102,7 @@ fn settings(cfg: &CheckConfig) -> Vec<Setting> {
     let mut out = Vec::new();
     for &n in &SIZES {
         for weighted in [false, true] {
-            for _ in 0..cfg.size(1, 3) {
+            for _ in 0..cfg.size(1, 6) {
                 let r_g = rewards(&mut rng, n, -1.0, 1.0);
                 let theta = logits(&mut rng, n, 1.0);
                 let v = expected_reward(&softmax(&theta), &r_g).expect("valid policy");
@@ -341,11 +341,11 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
          r'_RM (acc alpha') gives t_gamma <= 4|S|/(1-rho)^4 (1/pi0(y_g) - 1/rho); Theorem 2: alpha=1 vs alpha'<=2/|Y|",
     );
     let settings = settings(cfg);
-    let grid_k = cfg.size(3, 5);
+    let grid_k = cfg.size(3, 7);
     let ts_grid: Vec<f64> = if cfg.quick {
         vec![10.0]
     } else {
-        vec![1.0, 10.0, 100.0]
+        vec![1.0, 10.0, 100.0, 1000.0]
     };
     let ts_sweep = logspace(0.0, 3.0, cfg.size(4, 7));
     let mut sweeps_t: Vec<Sweep> = Vec::new();
@@ -403,7 +403,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         };
         let slow_orders = pick_orders(&grid, None, b.tally);
         let fast_orders = pick_orders(&grid_top, Some(st.y_g), b.tally);
-        if s % cfg.size(1, 3) == 0 {
+        if s % cfg.size(1, 6) == 0 {
             let fmt = |v: &[(f64, Ranking)]| {
                 v.iter()
                     .map(|(a, _)| format!("{a:.4}"))
@@ -587,6 +587,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         (f64::INFINITY, String::new()),
     ];
     let mut beyond_slow = 0usize;
+    let mut worst_finite_slow = (f64::INFINITY, String::new());
     let mut crossings: Vec<Option<Crossing>> = Vec::with_capacity(jobs.len());
     let mut max_acc_err = 0.0_f64;
     for (i, (job, res)) in jobs.iter().zip(&results).enumerate() {
@@ -640,19 +641,22 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         } else {
             job.bound / measured
         };
+        let at = || {
+            format!(
+                "{:?} |Y|={} {} lambda={:.2e} |S|={} x={:.3e}",
+                job.group,
+                st.n,
+                st.d.describe(),
+                job.inst.lambda,
+                job.inst.num_prompts,
+                job.x
+            )
+        };
         if margin < worst[k].0 {
-            worst[k] = (
-                margin,
-                format!(
-                    "{:?} |Y|={} {} lambda={:.2e} |S|={} x={:.3e}",
-                    job.group,
-                    st.n,
-                    st.d.describe(),
-                    job.inst.lambda,
-                    job.inst.num_prompts,
-                    job.x
-                ),
-            );
+            worst[k] = (margin, at());
+        }
+        if k == 0 && c.time().is_some() && margin < worst_finite_slow.0 {
+            worst_finite_slow = (margin, at());
         }
     }
     for note in realised_notes {
@@ -677,6 +681,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         worst[0].0, worst[0].1, SLOW_HORIZON
     ));
     tally.note(format!(
+        "slow side, runs that crossed: worst t_gamma/bound = {:.3} at {}",
+        worst_finite_slow.0, worst_finite_slow.1
+    ));
+    tally.note(format!(
         "fast side (r'_RM): worst bound/t_gamma = {:.3} at {}",
         worst[1].0, worst[1].1
     ));
@@ -690,7 +698,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     tally.finish()
 }
 
-/// Counts grid pairs with `alpha > alpha'` where the more accurate `r_RM` was slower.
+/// Counts grid pairs with `alpha > alpha'` where the more accurate `r_RM` was slower, per `T`.
 fn more_accurate_slower(jobs: &[Job], crossings: &[Option<Crossing>], tally: &mut Tally) {
     let grid: Vec<(&Job, f64)> = jobs
         .iter()
@@ -698,20 +706,35 @@ fn more_accurate_slower(jobs: &[Job], crossings: &[Option<Crossing>], tally: &mu
         .filter(|(j, _)| j.group == Group::Grid)
         .filter_map(|(j, c)| c.map(|c| (j, c.lower_bound())))
         .collect();
-    let (mut pairs, mut slower) = (0usize, 0usize);
-    for (s, ts) in grid.iter().filter(|(j, _)| j.side == Side::Slow) {
-        for (f, tf) in grid.iter().filter(|(j, _)| j.side == Side::Fast) {
-            let same = s.setting == f.setting
-                && s.lambda_zero == f.lambda_zero
-                && s.inst.num_prompts == f.inst.num_prompts;
-            if same && s.requested > f.requested {
-                pairs += 1;
-                slower += usize::from(ts > tf);
+    let mut ts: Vec<f64> = grid
+        .iter()
+        .filter(|(j, _)| j.side == Side::Slow)
+        .map(|(j, _)| j.x)
+        .collect();
+    ts.sort_by(f64::total_cmp);
+    ts.dedup();
+    let mut parts = Vec::new();
+    for t in ts {
+        let (mut pairs, mut slower) = (0usize, 0usize);
+        for (s, t_slow) in grid
+            .iter()
+            .filter(|(j, _)| j.side == Side::Slow && j.x == t)
+        {
+            for (f, t_fast) in grid.iter().filter(|(j, _)| j.side == Side::Fast) {
+                let same = s.setting == f.setting
+                    && s.lambda_zero == f.lambda_zero
+                    && s.inst.num_prompts == f.inst.num_prompts;
+                if same && s.requested > f.requested {
+                    pairs += 1;
+                    slower += usize::from(t_slow > t_fast);
+                }
             }
         }
+        parts.push(format!("T={t}: {slower}/{pairs}"));
     }
     tally.note(format!(
-        "grid pairs with alpha > alpha': in {slower} of {pairs} (over all T) the more accurate r_RM raised r_G more slowly than r'_RM"
+        "grid pairs (alpha > alpha') where the more accurate r_RM raised r_G more slowly than r'_RM: {}",
+        parts.join(", ")
     ));
 }
 

@@ -27,8 +27,8 @@ use crate::instance::TabularInstance;
 const SIZES: [usize; 3] = [4, 6, 10];
 /// Numbers of prompts `|S|`.
 const PROMPTS: [usize; 2] = [1, 4];
-/// `T`.
-const TS: [f64; 5] = [1.0, 3.0, 10.0, 30.0, 100.0];
+/// `T` (the quick run stops at 100; the full run adds 300 and 1000 to lengthen the slope fit).
+const TS: [f64; 7] = [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0];
 /// `c`.
 const CS: [f64; 2] = [0.1, 0.3];
 /// Fast-side horizon, in multiples of the bound (a crossing beyond it is a failure).
@@ -59,7 +59,7 @@ fn settings(cfg: &CheckConfig) -> Vec<Setting> {
     let mut out = Vec::new();
     for &n in &SIZES {
         let mut made = 0;
-        while made < cfg.size(1, 3) {
+        while made < cfg.size(1, 8) {
             let mut r_g = rewards(&mut rng, n, -1.0, 1.0);
             let y_g = rng.random_range(0..n);
             let y_g2 = (y_g + rng.random_range(1..n)) % n;
@@ -122,10 +122,11 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     );
     let settings = settings(cfg);
     let prompts: &[usize] = if cfg.quick { &PROMPTS[..1] } else { &PROMPTS };
+    let ts: &[f64] = if cfg.quick { &TS[..5] } else { &TS };
     let mut jobs = Vec::new();
     let mut families: Vec<Thm6Policy> = Vec::new();
     for (s, st) in settings.iter().enumerate() {
-        for &t in &TS {
+        for &t in ts {
             for &c in &CS {
                 for family_pi in [true, false] {
                     let (fav, sup) = if family_pi {
@@ -290,9 +291,19 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
          (pi(suppressed) = min(T^-2, (1-c)/4): the cap binds only at T = 1)",
         families.len()
     ));
-    for st in &settings {
-        tally.note(format!("setting: {}", st.describe()));
-    }
+    let range = |f: &dyn Fn(&Setting) -> f64| {
+        let v: Vec<f64> = settings.iter().map(f).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let (v_lo, v_hi) = range(&|s| s.v0);
+    let (g_lo, g_hi) = range(&|s| s.gamma);
+    tally.note(format!(
+        "{} settings (|Y| in {SIZES:?}, T in {ts:?}, c in {CS:?}): V0 in [{v_lo:.4}, {v_hi:.4}], gamma in [{g_lo:.4}, {g_hi:.4}]",
+        settings.len()
+    ));
     tally.note(format!(
         "fast side: worst bound/t_gamma = {:.3} at {}",
         worst[0].0, worst[0].1
@@ -377,8 +388,9 @@ fn fit_slow_side(
             let mut sorted = slopes.clone();
             sorted.sort_by(f64::total_cmp);
             tally.note(format!(
-                "slow-side T sweeps (T = 3..100), {lam}: slopes min {:.4} median {:.4} max {:.4} over {} sweeps; \
+                "slow-side T sweeps (T = 3..{}), {lam}: slopes min {:.4} median {:.4} max {:.4} over {} sweeps; \
                  {missing} points beyond the horizon (left out). Omega(T) needs >= 1; a tabular flow from mass T^-2 takes ~T^2",
+                fits.iter().flat_map(|f| f.1.iter().copied()).fold(0.0, f64::max),
                 sorted[0],
                 sorted[sorted.len() / 2],
                 sorted[sorted.len() - 1],

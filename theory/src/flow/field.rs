@@ -45,7 +45,7 @@ impl ProbabilityFlow {
                 "must have one entry per output of pi0",
             ));
         }
-        if pi0.iter().any(|p| !(*p > 0.0)) {
+        if pi0.iter().any(|p| p.is_nan() || *p <= 0.0) {
             return Err(TheoryError::invalid(
                 "pi0",
                 "all probabilities must be positive",
