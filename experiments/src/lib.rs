@@ -1,1 +1,13 @@
-//! placeholder
+//! Language-model half of rmteach: trainable GPT-NeoX (Pythia) and Llama models in
+//! candle with Hugging Face weight names, `config.json` parsing for the transformers
+//! 4.x and 5.x spellings, and safetensors weight I/O.
+//!
+//! Every op on the training path has a backward pass in candle (no fused
+//! `softmax_last_dim`, `rms_norm` or `rope` kernels), so every weight, held as a
+//! [`candle_core::Var`] in a [`candle_nn::VarMap`], receives a gradient.
+
+pub mod error;
+pub mod hf;
+pub mod models;
+
+pub use error::{Error, Result};

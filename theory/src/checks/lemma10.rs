@@ -74,17 +74,3 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     ));
     tally.finish()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quick_run_passes() {
-        let r = run(&CheckConfig {
-            quick: true,
-            ..Default::default()
-        });
-        assert!(r.passed, "{:?}", r.failures);
-    }
-}

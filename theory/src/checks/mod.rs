@@ -235,3 +235,63 @@ pub fn summary_table(reports: &[CheckReport], cfg: &CheckConfig) -> Table {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every check passes at its quick size, with every margin at least 1 and enough
+    /// instances to mean something (Proposition 4 keeps only instances meeting (i)-(iii)).
+    #[test]
+    fn every_check_passes_quick() {
+        let cfg = CheckConfig {
+            quick: true,
+            ..Default::default()
+        };
+        let least = |name: &str| match name {
+            "lemma8" => 300,
+            "prop2" => 60,
+            "prop4" => 8,
+            _ => 1,
+        };
+        for (name, run) in all_checks() {
+            let r = run(&cfg);
+            assert!(r.passed, "{name}: {:#?}", r.failures);
+            assert!(
+                r.worst_margin >= 1.0,
+                "{name}: worst margin {}",
+                r.worst_margin
+            );
+            assert!(
+                r.instances >= least(name),
+                "{name}: only {} instances",
+                r.instances
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_bound_fails_the_check_and_keeps_the_instance() {
+        let mut t = Tally::new("x", "y");
+        t.lower(2.0, 1.0, || "fine".into());
+        t.upper(3.0, 1.0, || "instance 7".into());
+        let r = t.finish();
+        assert!(!r.passed);
+        assert_eq!(r.instances, 2);
+        assert!(r.failures[0].contains("instance 7"));
+        assert!((r.worst_margin - 1.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn an_exact_slope_off_by_more_than_its_tolerance_fails() {
+        let mut t = Tally::new("x", "y");
+        t.slope(Slope::fit(
+            "s",
+            &[1.0, 10.0, 100.0],
+            &[1.0, 0.1, 0.01],
+            -0.5,
+            Some(0.01),
+        ));
+        assert!(!t.finish().passed);
+    }
+}

@@ -13,7 +13,6 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use super::{CheckConfig, CheckReport, Tally};
 use crate::bounds::prop2_gradient_bound;
@@ -37,15 +36,6 @@ impl Worst {
             self.at = at();
         }
     }
-}
-
-fn normal_vec(n: usize, sd: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(rng);
-            sd * z
-        })
-        .collect()
 }
 
 /// Checks every prompt of one instance; returns nothing, records into `tally`.
@@ -136,12 +126,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             let policy =
                 AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
             let n = policy.num_params();
-            let theta0 = normal_vec(n, theta_scale, &mut rng);
-            let pert = normal_vec(
-                n,
-                theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)],
-                &mut rng,
-            );
+            let theta0 = crate::checks::sample_logits(&mut rng, n, theta_scale);
+            let pert_scale = theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)];
+            let pert = crate::checks::sample_logits(&mut rng, n, pert_scale);
             let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
             let label = format!(
                 "instance {inst}: {}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
@@ -161,12 +148,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             let model = LinearFeatures::random(vocab, len, prompts, dim, feature_scale, &mut rng);
             let policy = AutoregressivePolicy::new(model, len, prompts);
             let n = policy.num_params();
-            let theta0 = normal_vec(n, theta_scale, &mut rng);
-            let pert = normal_vec(
-                n,
-                theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)],
-                &mut rng,
-            );
+            let theta0 = crate::checks::sample_logits(&mut rng, n, theta_scale);
+            let pert_scale = theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)];
+            let pert = crate::checks::sample_logits(&mut rng, n, pert_scale);
             let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
             let model = format!("LinearFeatures(K = {dim}, feature scale {feature_scale})");
             let label = format!(
@@ -196,21 +180,4 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     ));
     tally.note(format!("tightest evaluation: {}", all.at));
     tally.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quick_run_passes() {
-        let cfg = CheckConfig {
-            quick: true,
-            ..CheckConfig::default()
-        };
-        let r = run(&cfg);
-        assert!(r.passed, "{:#?}", r.failures);
-        assert!(r.instances >= 60);
-        assert!(r.worst_margin >= 1.0);
-    }
 }

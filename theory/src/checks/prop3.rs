@@ -151,17 +151,3 @@ fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
         Some(0.01),
     ));
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quick_run_passes() {
-        let r = run(&CheckConfig {
-            quick: true,
-            ..Default::default()
-        });
-        assert!(r.passed, "{:?}", r.failures);
-    }
-}

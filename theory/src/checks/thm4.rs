@@ -23,7 +23,6 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use super::{CheckConfig, CheckReport, Slope, Tally};
 use crate::bounds::thm4_time_bound;
@@ -148,15 +147,6 @@ pub(crate) fn measure<P: Policy>(
     })
 }
 
-fn normal_vec(n: usize, sd: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(rng);
-            sd * z
-        })
-        .collect()
-}
-
 /// One random base instance (before the reward scale and lambda are chosen).
 struct Base {
     label: String,
@@ -213,7 +203,7 @@ fn random_base(index: usize, rng: &mut ChaCha8Rng) -> Base {
     let theta_scale = [0.3, 1.0, 2.0][rng.random_range(0..3)];
     let (policy, theta0, model): (Box<dyn ErasedPolicy>, Vec<f64>, String) = if index % 2 == 0 {
         let p = AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
-        let theta0 = normal_vec(p.num_params(), theta_scale, rng);
+        let theta0 = crate::checks::sample_logits(rng, p.num_params(), theta_scale);
         (Box::new(p), theta0, "PrefixTable".into())
     } else {
         let dim = [3, 8][rng.random_range(0..2)];
@@ -223,7 +213,7 @@ fn random_base(index: usize, rng: &mut ChaCha8Rng) -> Base {
             len,
             prompts,
         );
-        let theta0 = normal_vec(p.num_params(), theta_scale, rng);
+        let theta0 = crate::checks::sample_logits(rng, p.num_params(), theta_scale);
         (
             Box::new(p),
             theta0,
@@ -442,18 +432,6 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn quick_run_passes() {
-        let cfg = CheckConfig {
-            quick: true,
-            ..CheckConfig::default()
-        };
-        let r = run(&cfg);
-        assert!(r.passed, "{:#?}", r.failures);
-        assert!(r.worst_margin >= 1.0);
-        assert_eq!(r.slopes.len(), 2);
-    }
-
     /// A policy that hides that its Jacobian is constant, to exercise the tracking path.
     struct Opaque<P>(P);
 
@@ -496,7 +474,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let model = LinearFeatures::random(2, 2, 2, 3, 1.0, &mut rng);
         let policy = AutoregressivePolicy::new(model, 2, 2);
-        let theta0 = normal_vec(policy.num_params(), 0.5, &mut rng);
+        let theta0 = crate::checks::sample_logits(&mut rng, policy.num_params(), 0.5);
         let r_g: Vec<Vec<f64>> = (0..2)
             .map(|_| (0..4).map(|_| rng.random_range(-1.0..=1.0)).collect())
             .collect();

@@ -1,0 +1,56 @@
+//! The crate's error type: every failure names the file and, where there is one, the
+//! field or tensor that caused it.
+
+use std::path::PathBuf;
+
+/// Errors of the experiments crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `config.json` field is missing, has the wrong type, or asks for something
+    /// this crate does not implement.
+    #[error("{file}: field `{field}`: {message}")]
+    Config {
+        /// The configuration file (or a label such as `<memory>`).
+        file: String,
+        /// The JSON field, dotted for nested fields (`rope_parameters.rope_theta`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A weight file is unreadable, or lacks or mis-shapes a tensor.
+    #[error("{file}: {message}")]
+    Weights {
+        /// The safetensors file (or directory).
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A tensor operation failed (shape mismatch, device error).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The caller passed inputs of the wrong shape or type.
+    #[error("invalid input: {0}")]
+    Input(String),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A [`Error::Config`] for `field` of `file`.
+    pub fn config(file: &str, field: &str, message: impl Into<String>) -> Self {
+        Error::Config {
+            file: file.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}

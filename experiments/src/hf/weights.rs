@@ -1,0 +1,135 @@
+//! Reading safetensors weights into the trainable variables of a [`VarMap`] and
+//! writing them back, with Hugging Face tensor names.
+
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// What a load found besides the variables it set.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Number of variables set from the files.
+    pub loaded: usize,
+    /// Tensors in the files with no matching variable (for example GPT-NeoX's
+    /// `attention.bias` / `masked_bias` buffers), sorted.
+    pub unexpected: Vec<String>,
+}
+
+/// The safetensors files of the checkpoint directory `dir`: `model.safetensors`, or
+/// the shards listed in `model.safetensors.index.json`.
+pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
+        path: index.clone(),
+        source,
+    })?;
+    let label = index.display().to_string();
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::config(&label, "<document>", format!("invalid JSON: {e}")))?;
+    let map = value
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::config(&label, "weight_map", "missing or not an object"))?;
+    let mut files = BTreeSet::new();
+    for (name, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| Error::config(&label, &format!("weight_map.{name}"), "not a string"))?;
+        if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            return Err(Error::config(
+                &label,
+                &format!("weight_map.{name}"),
+                format!("shard `{file}` is not a plain file name"),
+            ));
+        }
+        files.insert(file.to_string());
+    }
+    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+}
+
+/// Sets every variable of `varmap` from the tensors of the same name in `files`,
+/// converting to the variable's dtype and device. Fails, naming the tensors, when a
+/// variable has no tensor in the files or a tensor has the wrong shape.
+pub fn load_into_varmap(varmap: &VarMap, files: &[PathBuf]) -> Result<LoadReport> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Input("variable map lock poisoned".into()))?
+        .clone();
+    let mut pending: BTreeSet<&str> = vars.keys().map(String::as_str).collect();
+    let mut report = LoadReport::default();
+    for file in files {
+        let label = file.display().to_string();
+        let tensors = candle_core::safetensors::load(file, &Device::Cpu).map_err(|e| {
+            Error::Weights {
+                file: label.clone(),
+                message: format!("cannot read safetensors: {e}"),
+            }
+        })?;
+        for (name, tensor) in tensors {
+            let Some(var) = vars.get(&name) else {
+                report.unexpected.push(name);
+                continue;
+            };
+            if tensor.dims() != var.dims() {
+                return Err(Error::Weights {
+                    file: label,
+                    message: format!(
+                        "tensor `{name}` has shape {:?}, the model expects {:?}",
+                        tensor.dims(),
+                        var.dims()
+                    ),
+                });
+            }
+            let value = tensor.to_dtype(var.dtype())?.to_device(var.device())?;
+            var.set(&value)?;
+            pending.remove(name.as_str());
+            report.loaded += 1;
+        }
+    }
+    if !pending.is_empty() {
+        let names: Vec<&str> = pending.into_iter().collect();
+        let shown = names.iter().take(8).copied().collect::<Vec<_>>().join(", ");
+        return Err(Error::Weights {
+            file: files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            message: format!(
+                "{} model tensor(s) not found in the checkpoint: {shown}{}",
+                names.len(),
+                if names.len() > 8 { ", ..." } else { "" }
+            ),
+        });
+    }
+    report.unexpected.sort();
+    Ok(report)
+}
+
+/// Writes every variable of `varmap` to the safetensors file `path` under its name,
+/// with the `{"format": "pt"}` metadata transformers expects.
+pub fn save_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Input("variable map lock poisoned".into()))?
+        .clone();
+    let tensors: Vec<(String, Tensor)> = vars
+        .into_iter()
+        .map(|(name, var)| Ok((name, var.as_tensor().contiguous()?)))
+        .collect::<Result<_>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::tensor::serialize_to_file(tensors, Some(metadata), path).map_err(|e| {
+        Error::Weights {
+            file: path.display().to_string(),
+            message: format!("cannot write safetensors: {e}"),
+        }
+    })
+}

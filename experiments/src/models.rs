@@ -1,0 +1,130 @@
+//! Trainable causal language models (GPT-NeoX, Llama), their configuration, and the
+//! [`CausalLm`] interface shared by training (full-sequence logits) and generation
+//! (key/value-cached logits).
+
+pub mod attention;
+pub mod config;
+pub mod gpt_neox;
+pub mod layers;
+pub mod llama;
+pub mod rotary;
+
+pub use attention::{AttentionInputs, KvCache};
+pub use config::{GptNeoxConfig, LlamaConfig, ModelConfig};
+pub use gpt_neox::GptNeox;
+pub use llama::Llama;
+
+use crate::{Error, Result};
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+
+/// A decoder-only language model.
+pub trait CausalLm {
+    /// Number of transformer blocks (the size of a [`KvCache`]).
+    fn num_layers(&self) -> usize;
+
+    /// Final hidden states `(batch, time, hidden)` after the last norm, for the
+    /// `input_ids` `(batch, time)` (u32). With a cache, the ids follow the cached
+    /// positions and their keys/values are appended to it.
+    fn forward_hidden(
+        &self,
+        input_ids: &Tensor,
+        inputs: &AttentionInputs,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor>;
+
+    /// Vocabulary logits for hidden states `(..., hidden)`.
+    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor>;
+
+    /// Full-sequence logits `(batch, time, vocab)` for training. `attention_mask`
+    /// `(batch, time)` is 1 for real tokens and 0 for padding (left or right); `None`
+    /// means no padding.
+    fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, t) = ids_dims(input_ids)?;
+        let inputs =
+            AttentionInputs::new(attention_mask, b, t, 0, DType::F32, input_ids.device())?;
+        self.lm_head(&self.forward_hidden(input_ids, &inputs, None)?)
+    }
+
+    /// Logits `(batch, time, vocab)` of `input_ids` that follow the tokens in `cache`,
+    /// which is extended. `key_mask` `(batch, cached + time)` covers all keys (1 real,
+    /// 0 pad); `None` means no padding.
+    fn forward_cached(
+        &self,
+        input_ids: &Tensor,
+        key_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (b, t) = ids_dims(input_ids)?;
+        let inputs =
+            AttentionInputs::new(key_mask, b, t, cache.len(), DType::F32, input_ids.device())?;
+        self.lm_head(&self.forward_hidden(input_ids, &inputs, Some(cache))?)
+    }
+
+    /// An empty cache sized for this model.
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.num_layers())
+    }
+}
+
+/// `(batch, time)` of u32 token ids, or an input error.
+fn ids_dims(input_ids: &Tensor) -> Result<(usize, usize)> {
+    if input_ids.dtype() != DType::U32 {
+        return Err(Error::Input(format!(
+            "input ids must be u32, found {:?}",
+            input_ids.dtype()
+        )));
+    }
+    match *input_ids.dims() {
+        [b, t] if b > 0 && t > 0 => Ok((b, t)),
+        ref d => Err(Error::Input(format!(
+            "input ids must have shape (batch, time) with both positive, found {d:?}"
+        ))),
+    }
+}
+
+/// Either supported architecture, chosen by its configuration.
+#[derive(Debug, Clone)]
+pub enum Model {
+    /// GPT-NeoX / Pythia.
+    GptNeox(GptNeox),
+    /// Llama.
+    Llama(Llama),
+}
+
+impl Model {
+    /// Builds the architecture `config` names from `vb` (see [`GptNeox::new`],
+    /// [`Llama::new`]).
+    pub fn new(config: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(match config {
+            ModelConfig::GptNeox(c) => Model::GptNeox(GptNeox::new(c, vb)?),
+            ModelConfig::Llama(c) => Model::Llama(Llama::new(c, vb)?),
+        })
+    }
+
+    fn inner(&self) -> &dyn CausalLm {
+        match self {
+            Model::GptNeox(m) => m,
+            Model::Llama(m) => m,
+        }
+    }
+}
+
+impl CausalLm for Model {
+    fn num_layers(&self) -> usize {
+        self.inner().num_layers()
+    }
+
+    fn forward_hidden(
+        &self,
+        input_ids: &Tensor,
+        inputs: &AttentionInputs,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        self.inner().forward_hidden(input_ids, inputs, cache)
+    }
+
+    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.inner().lm_head(hidden)
+    }
+}

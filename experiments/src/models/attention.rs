@@ -1,0 +1,143 @@
+//! Attention plumbing shared by both architectures: per-row positions and a finite
+//! additive mask (causal plus padding, so left-padded batches work and fully padded
+//! rows stay finite), scaled dot-product attention with a differentiable softmax,
+//! grouped-query head repetition, and the key/value cache used for generation.
+
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor, D};
+
+/// Additive mask value for a blocked key: finite, so a row with every key blocked
+/// (a pad query) gets a uniform softmax instead of NaN.
+pub const MASK_VALUE: f32 = -1e9;
+
+/// Positions and additive mask for one forward call.
+#[derive(Debug, Clone)]
+pub struct AttentionInputs {
+    /// Position of each query token, `(batch, time)` u32: the number of real tokens
+    /// before it in its row (pads get 0).
+    pub positions: Tensor,
+    /// Additive mask `(batch, 1, time, keys)`: 0 where a query may attend, else
+    /// [`MASK_VALUE`].
+    pub mask: Tensor,
+}
+
+impl AttentionInputs {
+    /// Inputs for `query_len` new tokens that follow the keys already cached: `key_mask`
+    /// is `(batch, keys)` (1 real, 0 pad; any integer or float dtype) over all keys,
+    /// cached and new, with `keys >= query_len`. `None` means no padding, with
+    /// `keys = past + query_len`.
+    pub fn new(
+        key_mask: Option<&Tensor>,
+        batch: usize,
+        query_len: usize,
+        past: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let keys = past + query_len;
+        let rows: Vec<Vec<f32>> = match key_mask {
+            Some(m) => {
+                let dims = m.dims();
+                if dims != [batch, keys] {
+                    return Err(Error::Input(format!(
+                        "attention mask has shape {dims:?}, expected [{batch}, {keys}]"
+                    )));
+                }
+                m.to_dtype(DType::F32)?.to_vec2::<f32>()?
+            }
+            None => vec![vec![1.0; keys]; batch],
+        };
+        let mut positions = Vec::with_capacity(batch * query_len);
+        let mut mask = Vec::with_capacity(batch * query_len * keys);
+        for row in &rows {
+            let mut seen = 0u32;
+            let mut counts = Vec::with_capacity(keys);
+            for &m in row {
+                if m != 0.0 {
+                    seen += 1;
+                }
+                counts.push(seen);
+            }
+            for i in 0..query_len {
+                let q = past + i;
+                positions.push(if row[q] != 0.0 { counts[q] - 1 } else { 0 });
+                for (j, &m) in row.iter().enumerate() {
+                    mask.push(if j <= q && m != 0.0 { 0.0 } else { MASK_VALUE });
+                }
+            }
+        }
+        Ok(Self {
+            positions: Tensor::from_vec(positions, (batch, query_len), device)?,
+            mask: Tensor::from_vec(mask, (batch, 1, query_len, keys), device)?.to_dtype(dtype)?,
+        })
+    }
+}
+
+/// Softmax attention of `q` `(b, h, t, d)` over `k`, `v` `(b, h, keys, d)` with an
+/// additive `mask` `(b, 1, t, keys)`; returns `(b, h, t, d)`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+    let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+    let mask = if mask.dtype() == scores.dtype() {
+        mask.clone()
+    } else {
+        mask.to_dtype(scores.dtype())?
+    };
+    let scores = scores.broadcast_add(&mask)?;
+    let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+    Ok(probs.matmul(&v.contiguous()?)?)
+}
+
+/// Repeats each of the `kv_heads` heads of `x` `(b, kv_heads, keys, d)` `n_rep` times
+/// (grouped-query attention), giving `(b, kv_heads * n_rep, keys, d)`.
+pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv_heads, keys, d) = x.dims4()?;
+    let rep = Tensor::cat(&vec![x; n_rep], 2)?;
+    Ok(rep.reshape((b, kv_heads * n_rep, keys, d))?)
+}
+
+/// Keys and values of earlier tokens, per layer, for incremental decoding.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// An empty cache for `num_layers` layers.
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            layers: vec![None; num_layers],
+        }
+    }
+
+    /// Number of cached positions (0 when empty).
+    pub fn len(&self) -> usize {
+        match self.layers.first() {
+            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `k`, `v` `(b, heads, t, d)` to layer `layer` and returns all keys and
+    /// values so far.
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let slot = self
+            .layers
+            .get_mut(layer)
+            .ok_or_else(|| Error::Input(format!("cache has no layer {layer}")))?;
+        let (k, v) = match slot.take() {
+            None => (k.contiguous()?, v.contiguous()?),
+            Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
+        };
+        *slot = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+}

@@ -1,0 +1,139 @@
+//! Building blocks written from differentiable tensor ops only: linear layers, token
+//! embedding, LayerNorm and RMSNorm. Weights come from a [`VarBuilder`] with Hugging
+//! Face names and transformers' initialisation (normal weights, zero biases, unit norm
+//! scales).
+
+use crate::Result;
+use candle_core::{DType, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+/// Normal initialisation with standard deviation `std` (transformers: 0.02).
+pub fn normal(std: f64) -> Init {
+    Init::Randn {
+        mean: 0.0,
+        stdev: std,
+    }
+}
+
+/// A linear layer `y = x W^T + b` with `W` of shape `(out, in)` (PyTorch layout).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// `prefix.weight` (normal init) and, when `bias`, `prefix.bias` (zeros).
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool, std: f64) -> Result<Self> {
+        let weight = vb.get_with_hints((out_dim, in_dim), "weight", normal(std))?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// A bias-free layer over an existing weight (tied output embeddings).
+    pub fn from_weight(weight: Tensor) -> Self {
+        Self { weight, bias: None }
+    }
+
+    /// Applies the layer to `x` of shape `(..., in)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// A token embedding table of shape `(vocab, hidden)`.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    weight: Tensor,
+}
+
+impl Embedding {
+    /// `prefix.weight`, normal init.
+    pub fn new(vb: VarBuilder, vocab: usize, hidden: usize, std: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints((vocab, hidden), "weight", normal(std))?,
+        })
+    }
+
+    /// The table (for tied output projections).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// Looks up `ids` (u32, any shape) and returns `ids.shape() + (hidden,)`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let mut shape = ids.dims().to_vec();
+        shape.push(self.weight.dim(1)?);
+        let flat = ids.flatten_all()?.contiguous()?;
+        Ok(self.weight.index_select(&flat, 0)?.reshape(shape)?)
+    }
+}
+
+/// Mean and variance over the last dimension, computed in f32 for stability.
+fn centred_f32(x: &Tensor) -> Result<(Tensor, DType)> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let mean = x.mean_keepdim(D::Minus1)?;
+    Ok((x.broadcast_sub(&mean)?, dtype))
+}
+
+/// LayerNorm with weight and bias (`prefix.weight`, `prefix.bias`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Weight initialised to ones, bias to zeros.
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
+            eps,
+        })
+    }
+
+    /// Normalises over the last dimension.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (xc, dtype) = centred_f32(x)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
+        Ok(xn.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// RMSNorm with a scale (`prefix.weight`), as in Llama.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    /// Scale initialised to ones.
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
+            eps,
+        })
+    }
+
+    /// Normalises over the last dimension (in f32, like transformers).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x32 = x.to_dtype(DType::F32)?;
+        let ms = x32.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = x32.broadcast_div(&(ms + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
+        Ok(xn.broadcast_mul(&self.weight)?)
+    }
+}
