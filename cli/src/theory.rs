@@ -6,8 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use rmteach::report::write_atomic;
-use rmteach_theory::checks::{run_all, summary_table, CheckConfig};
+use rmteach_theory::checks::{run_all_with, summary_table, CheckConfig};
 use rmteach_theory::flow::{Method, SolverConfig};
 use rmteach_theory::instance::TabularInstance;
 
@@ -113,12 +114,24 @@ fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i3
         solver,
     };
     let start = Instant::now();
-    eprintln!(
-        "running {} checks on {} threads...",
-        rmteach_theory::checks::all_checks().len(),
-        rayon::current_num_threads()
+    let n = rmteach_theory::checks::all_checks().len();
+    let bar = ProgressBar::new(n as u64).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} checks done {msg}",
+        )
+        .expect("valid template"),
     );
-    let reports = run_all(&cfg);
+    bar.set_message(format!("({} threads)", rayon::current_num_threads()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let reports = run_all_with(&cfg, &|r| {
+        bar.println(format!(
+            "{} {}",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.check
+        ));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
     let table = summary_table(&reports, &cfg);
     println!("{}", table.to_markdown());
     for r in &reports {

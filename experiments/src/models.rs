@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod config;
 pub mod gpt_neox;
+pub mod init;
 pub mod layers;
 pub mod llama;
 pub mod rotary;
@@ -12,6 +13,7 @@ pub mod rotary;
 pub use attention::{AttentionInputs, KvCache};
 pub use config::{GptNeoxConfig, LlamaConfig, ModelConfig};
 pub use gpt_neox::GptNeox;
+pub use init::SeededVarMap;
 pub use llama::Llama;
 
 use crate::{Error, Result};

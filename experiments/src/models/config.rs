@@ -213,7 +213,8 @@ impl GptNeoxConfig {
             ));
         }
         check_activation(f, "hidden_act", "gelu")?;
-        for key in ["attention_dropout", "hidden_dropout", "classifier_dropout"] {
+        // `classifier_dropout` only feeds the token-classification head: not used here.
+        for key in ["attention_dropout", "hidden_dropout"] {
             f.zero_dropout(key)?;
         }
         let rope = parse_rope_gpt_neox(f)?;

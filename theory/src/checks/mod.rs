@@ -190,7 +190,22 @@ pub fn all_checks() -> Vec<(&'static str, CheckFn)> {
 
 /// Runs every check (in parallel) and returns their reports in order.
 pub fn run_all(cfg: &CheckConfig) -> Vec<CheckReport> {
-    all_checks().into_par_iter().map(|(_, f)| f(cfg)).collect()
+    run_all_with(cfg, &|_| {})
+}
+
+/// [`run_all`], calling `on_done` as each check finishes (for progress displays).
+pub fn run_all_with(
+    cfg: &CheckConfig,
+    on_done: &(dyn Fn(&CheckReport) + Sync),
+) -> Vec<CheckReport> {
+    all_checks()
+        .into_par_iter()
+        .map(|(_, f)| {
+            let r = f(cfg);
+            on_done(&r);
+            r
+        })
+        .collect()
 }
 
 /// The summary table: check, instances, PASS/FAIL, worst margin, slopes.

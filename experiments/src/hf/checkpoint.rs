@@ -1,0 +1,40 @@
+//! Opening a Hugging Face checkpoint directory (`config.json` plus safetensors) as a
+//! trainable model.
+
+use super::weights::{checkpoint_files, load_into_varmap, LoadReport};
+use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::Result;
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use std::path::Path;
+
+/// A model loaded from a checkpoint directory, with its trainable variables.
+pub struct Checkpoint {
+    /// The parsed `config.json`.
+    pub config: ModelConfig,
+    /// The variables (pass `varmap.all_vars()` to an optimiser).
+    pub varmap: VarMap,
+    /// The model, reading its weights from `varmap`.
+    pub model: Model,
+    /// Tensors of the files that the model does not use.
+    pub report: LoadReport,
+}
+
+/// Loads `dir/config.json` and the checkpoint's safetensors into a new model whose
+/// variables have `dtype` on `device`. Fails, naming the file and field or tensor, if
+/// the config is unsupported or a weight is missing or mis-shaped.
+pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Checkpoint> {
+    let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    let files = checkpoint_files(dir)?;
+    let varmap = VarMap::new();
+    // Every variable is overwritten by the load; the seed only fills them meanwhile.
+    let vb = SeededVarMap::new(varmap.clone(), 0).var_builder(dtype, device);
+    let model = Model::new(&config, vb)?;
+    let report = load_into_varmap(&varmap, &files)?;
+    Ok(Checkpoint {
+        config,
+        varmap,
+        model,
+        report,
+    })
+}
