@@ -54,12 +54,20 @@ const LLAMA_32_1B_5X: &str = r#"{
   "vocab_size": 128256
 }"#;
 
+type Obj = serde_json::Map<String, Value>;
+type Edit = Box<dyn FnOnce(&mut Obj)>;
+
+/// Boxes an edit of a config object (gives the closure its parameter type).
+fn e(f: impl FnOnce(&mut Obj) + 'static) -> Edit {
+    Box::new(f)
+}
+
 fn parse(text: &str) -> ModelConfig {
     ModelConfig::from_json_str(text, "config.json").unwrap()
 }
 
 /// Parses `base` with `edit` applied and returns the error message.
-fn error_after(base: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+fn error_after(base: &str, edit: impl FnOnce(&mut Obj)) -> String {
     let mut value: Value = serde_json::from_str(base).unwrap();
     edit(value.as_object_mut().unwrap());
     ModelConfig::from_json_str(&value.to_string(), "config.json")
@@ -126,24 +134,24 @@ fn disagreeing_spellings_are_rejected() {
 
 #[test]
 fn unsupported_architectures_and_options_name_the_field() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Map<String, Value>)>, &str)> = vec![
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("model_type".into(), json!("mistral")); }), "`model_type`"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.remove("model_type"); }), "`model_type`: missing"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("architectures".into(), json!(["LlamaForTokenClassification"])); }), "`architectures`"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("hidden_act".into(), json!("gelu")); }), "`hidden_act`"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o["rope_scaling"]["rope_type"] = json!("yarn"); }), "`rope_scaling.rope_type`"),
-        (LLAMA_32_1B_5X, Box::new(|o| { o["rope_parameters"]["rope_type"] = json!("dynamic"); }), "`rope_parameters.rope_type`"),
-        (LLAMA_32_1B_5X, Box::new(|o| { o["rope_parameters"].as_object_mut().unwrap().remove("factor"); }), "`rope_parameters.factor`: missing"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("num_key_value_heads".into(), json!(5)); }), "`num_key_value_heads`"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("attention_dropout".into(), json!(0.1)); }), "`attention_dropout`"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("hidden_size".into(), json!("2048")); }), "`hidden_size`: expected"),
-        (LLAMA_32_1B_4X, Box::new(|o| { o.insert("partial_rotary_factor".into(), json!(0.5)); }), "`partial_rotary_factor`"),
-        (PYTHIA_160M_4X, Box::new(|o| { o.insert("hidden_act".into(), json!("gelu_new")); }), "`hidden_act`"),
-        (PYTHIA_160M_4X, Box::new(|o| { o.insert("rope_scaling".into(), json!({"rope_type": "linear", "factor": 2.0})); }), "`rope_scaling.rope_type`"),
-        (PYTHIA_160M_4X, Box::new(|o| { o.insert("rotary_pct".into(), json!(0.01)); }), "`rotary_pct`"),
-        (PYTHIA_160M_4X, Box::new(|o| { o.insert("hidden_dropout".into(), json!(0.1)); }), "`hidden_dropout`"),
-        (PYTHIA_160M_4X, Box::new(|o| { o.insert("num_attention_heads".into(), json!(7)); }), "`num_attention_heads`"),
-        (PYTHIA_160M_4X, Box::new(|o| { o.remove("vocab_size"); }), "`vocab_size`: missing"),
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (LLAMA_32_1B_4X, e(|o| { o.insert("model_type".into(), json!("mistral")); }), "`model_type`"),
+        (LLAMA_32_1B_4X, e(|o| { o.remove("model_type"); }), "`model_type`: missing"),
+        (LLAMA_32_1B_4X, e(|o| { o.insert("architectures".into(), json!(["LlamaForTokenClassification"])); }), "`architectures`"),
+        (LLAMA_32_1B_4X, e(|o| { o.insert("hidden_act".into(), json!("gelu")); }), "`hidden_act`"),
+        (LLAMA_32_1B_4X, e(|o| { o["rope_scaling"]["rope_type"] = json!("yarn"); }), "`rope_scaling.rope_type`"),
+        (LLAMA_32_1B_5X, e(|o| { o["rope_parameters"]["rope_type"] = json!("dynamic"); }), "`rope_parameters.rope_type`"),
+        (LLAMA_32_1B_5X, e(|o| { o["rope_parameters"].as_object_mut().unwrap().remove("factor"); }), "`rope_parameters.factor`: missing"),
+        (LLAMA_32_1B_4X, e(|o| { o.insert("num_key_value_heads".into(), json!(5)); }), "`num_key_value_heads`"),
+        (LLAMA_32_1B_4X, e(|o| { o.insert("attention_dropout".into(), json!(0.1)); }), "`attention_dropout`"),
+        (LLAMA_32_1B_4X, e(|o| { o.insert("hidden_size".into(), json!("2048")); }), "`hidden_size`: expected"),
+        (LLAMA_32_1B_4X, e(|o| { o.insert("partial_rotary_factor".into(), json!(0.5)); }), "`partial_rotary_factor`"),
+        (PYTHIA_160M_4X, e(|o| { o.insert("hidden_act".into(), json!("gelu_new")); }), "`hidden_act`"),
+        (PYTHIA_160M_4X, e(|o| { o.insert("rope_scaling".into(), json!({"rope_type": "linear", "factor": 2.0})); }), "`rope_scaling.rope_type`"),
+        (PYTHIA_160M_4X, e(|o| { o.insert("rotary_pct".into(), json!(0.01)); }), "`rotary_pct`"),
+        (PYTHIA_160M_4X, e(|o| { o.insert("hidden_dropout".into(), json!(0.1)); }), "`hidden_dropout`"),
+        (PYTHIA_160M_4X, e(|o| { o.insert("num_attention_heads".into(), json!(7)); }), "`num_attention_heads`"),
+        (PYTHIA_160M_4X, e(|o| { o.remove("vocab_size"); }), "`vocab_size`: missing"),
     ];
     for (base, edit, expected) in cases {
         let err = error_after(base, edit);

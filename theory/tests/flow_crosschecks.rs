@@ -8,7 +8,8 @@ use rmteach_theory::flow::{
 use rmteach_theory::instance::TabularInstance;
 use rmteach_theory::objective::KlObjective;
 use rmteach_theory::policy::{
-    AutoregressivePolicy, LinearFeatures, Policy, PrefixTable, TabularPolicy,
+    AutoregressivePolicy, LinearFeatures, LogitModel, Policy, PrefixTable, TabularPolicy,
+    TanhFeatures,
 };
 
 use rand::SeedableRng;
@@ -140,7 +141,44 @@ fn autoregressive_gradient_matches_finite_differences() {
     let theta0: Vec<f64> = (0..lin.num_params())
         .map(|i| (i % 3) as f64 / 3.0)
         .collect();
-    assert_gradient_matches_fd(&KlObjective::new(&lin, rewards, 0.3, &theta0).unwrap());
+    assert_gradient_matches_fd(&KlObjective::new(&lin, rewards.clone(), 0.3, &theta0).unwrap());
+    let tanh = AutoregressivePolicy::new(TanhFeatures::random(2, 3, 2, 4, 3, 1.0, &mut rng), 3, 2);
+    let theta0: Vec<f64> = (0..tanh.num_params())
+        .map(|i| ((i % 4) as f64 - 1.5) / 2.0)
+        .collect();
+    assert_gradient_matches_fd(&KlObjective::new(&tanh, rewards, 0.3, &theta0).unwrap());
+}
+
+/// The closed-form spectral norm of the tanh model's Jacobian equals the largest
+/// singular value of the Jacobian built column by column from finite differences.
+#[test]
+fn tanh_jacobian_norm_matches_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let model = TanhFeatures::random(3, 2, 1, 4, 5, 1.0, &mut rng);
+    let theta: Vec<f64> = (0..model.num_params())
+        .map(|i| ((i * 7 % 9) as f64 - 4.0) / 3.0)
+        .collect();
+    for prefix in [vec![], vec![2]] {
+        let h = 1e-6;
+        let mut jac = nalgebra::DMatrix::zeros(3, theta.len());
+        for j in 0..theta.len() {
+            let (mut tp, mut tm) = (theta.clone(), theta.clone());
+            tp[j] += h;
+            tm[j] -= h;
+            let (mut op, mut om) = (vec![0.0; 3], vec![0.0; 3]);
+            model.logits(&tp, 0, &prefix, &mut op);
+            model.logits(&tm, 0, &prefix, &mut om);
+            for v in 0..3 {
+                jac[(v, j)] = (op[v] - om[v]) / (2.0 * h);
+            }
+        }
+        let brute = jac.singular_values().max();
+        let closed = model.jacobian_spectral_norm(&theta, 0, &prefix);
+        assert!(
+            (brute - closed).abs() < 1e-6 * closed,
+            "{brute} vs {closed}"
+        );
+    }
 }
 
 /// A length-1 prefix table is the tabular policy: same gradient field.

@@ -2,10 +2,10 @@
 //! trainable model.
 
 use super::weights::{checkpoint_files, load_into_varmap, LoadReport};
-use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::models::{Model, ModelConfig};
 use crate::Result;
 use candle_core::{DType, Device};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
 use std::path::Path;
 
 /// A model loaded from a checkpoint directory, with its trainable variables.
@@ -27,8 +27,9 @@ pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Chec
     let config = ModelConfig::from_file(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let varmap = VarMap::new();
-    // Every variable is overwritten by the load; the seed only fills them meanwhile.
-    let vb = SeededVarMap::new(varmap.clone(), 0).var_builder(dtype, device);
+    // Every variable is overwritten by the load, so the (unseeded, on-device) initial
+    // values of a plain VarMap builder never matter.
+    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
     let model = Model::new(&config, vb)?;
     let report = load_into_varmap(&varmap, &files)?;
     Ok(Checkpoint {

@@ -1,9 +1,9 @@
 //! Proposition 2: `||grad phi(theta;x)||_2 <= 6 M^(1/3) L J_x Var_{y~pi}[r_KL(x,y;theta)]^(1/3)`
 //! on random autoregressive policies.
 //!
-//! Instances: `|V| in {2,3,4}`, `L in {1,2,3}` (`|V|^L <= 64`), both logit models
+//! Instances: `|V| in {2,3,4}`, `L in {1,2,3}` (`|V|^L <= 64`), three logit models
 //! ([`PrefixTable`]; [`LinearFeatures`] with `K in {3, 8}` and feature scale in
-//! `{0.5, 1, 3}`), `|S| in {1, 3}`, reference parameters `theta_0 ~ N(0, s^2)` with
+//! `{0.5, 1, 3}`; the non-linear [`TanhFeatures`] with `K = 4`, `H in {3, 6}`), `|S| in {1, 3}`, reference parameters `theta_0 ~ N(0, s^2)` with
 //! `s in {0.3, 1, 3}` and the evaluated `theta = theta_0 + perturbation`,
 //! `lambda in {0, 0.1, 1}`, rewards uniform in `[-1, 1]` or nearly constant
 //! (`c + eps u`, `eps in {1e-2, 1e-4, 1e-6}`, for small variances). For every prompt
@@ -17,7 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{CheckConfig, CheckReport, Tally};
 use crate::bounds::prop2_gradient_bound;
 use crate::objective::KlObjective;
-use crate::policy::{AutoregressivePolicy, LinearFeatures, LogitModel, Policy, PrefixTable};
+use crate::policy::{
+    AutoregressivePolicy, LinearFeatures, LogitModel, Policy, PrefixTable, TanhFeatures,
+};
 use rmteach::metrics::reward_variance;
 
 /// Largest ratio `norm / bound` seen, and where.
@@ -81,6 +83,50 @@ fn check_instance<M: LogitModel>(
     }
 }
 
+/// What one random instance shares across logit models.
+struct Draw<'a> {
+    inst: usize,
+    vocab: usize,
+    len: usize,
+    prompts: usize,
+    theta_scale: f64,
+    lambda: f64,
+    reward_kind: &'a str,
+}
+
+impl Draw<'_> {
+    /// Draws `theta_0` and a perturbed `theta` for `policy` and checks every prompt.
+    fn check<M: LogitModel>(
+        &self,
+        policy: &AutoregressivePolicy<M>,
+        model: &str,
+        rewards: Vec<Vec<f64>>,
+        rng: &mut ChaCha8Rng,
+        tally: &mut Tally,
+        group: &mut [&mut Worst],
+    ) {
+        let n = policy.num_params();
+        let theta0 = crate::checks::sample_logits(rng, n, self.theta_scale);
+        let pert_scale = self.theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)];
+        let pert = crate::checks::sample_logits(rng, n, pert_scale);
+        let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
+        let label = format!(
+            "instance {}: {model}, |V| = {}, L = {}, |S| = {}, theta0 ~ N(0, {}^2), lambda = {}, rewards {}",
+            self.inst, self.vocab, self.len, self.prompts, self.theta_scale, self.lambda, self.reward_kind
+        );
+        check_instance(
+            policy,
+            &label,
+            self.lambda,
+            rewards,
+            &theta0,
+            &theta,
+            tally,
+            group,
+        );
+    }
+}
+
 /// Runs Proposition 2's check.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
     let mut tally = Tally::new(
@@ -89,7 +135,12 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     );
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5052_4f50_3200);
     let instances = cfg.size(60, 20_000);
-    let (mut all, mut table, mut linear) = (Worst::default(), Worst::default(), Worst::default());
+    let (mut all, mut table, mut linear, mut tanh) = (
+        Worst::default(),
+        Worst::default(),
+        Worst::default(),
+        Worst::default(),
+    );
     let mut small_var = Worst::default(); // instances with nearly constant rewards
     for inst in 0..instances {
         let (vocab, len) = loop {
@@ -121,49 +172,54 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 .collect();
             (r, "uniform [-1,1]".into())
         };
-        let use_table = inst % 2 == 0;
-        if use_table {
-            let policy =
-                AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
-            let n = policy.num_params();
-            let theta0 = crate::checks::sample_logits(&mut rng, n, theta_scale);
-            let pert_scale = theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)];
-            let pert = crate::checks::sample_logits(&mut rng, n, pert_scale);
-            let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
-            let label = format!(
-                "instance {inst}: {}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
-                 lambda = {lambda}, rewards {reward_kind}",
-                "PrefixTable"
-            );
-            let mut group: Vec<&mut Worst> = vec![&mut all, &mut table];
-            if near_constant {
-                group.push(&mut small_var);
+        // The model: a per-prefix table, shared linear features, or non-linear tanh features.
+        let by_model = match inst % 3 {
+            0 => &mut table,
+            1 => &mut linear,
+            _ => &mut tanh,
+        };
+        let mut group: Vec<&mut Worst> = vec![&mut all, by_model];
+        if near_constant {
+            group.push(&mut small_var);
+        }
+        let ctx = Draw {
+            inst,
+            vocab,
+            len,
+            prompts,
+            theta_scale,
+            lambda,
+            reward_kind: &reward_kind,
+        };
+        match inst % 3 {
+            0 => {
+                let policy =
+                    AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
+                ctx.check(
+                    &policy,
+                    "PrefixTable",
+                    rewards,
+                    &mut rng,
+                    &mut tally,
+                    &mut group,
+                );
             }
-            check_instance(
-                &policy, &label, lambda, rewards, &theta0, &theta, &mut tally, &mut group,
-            );
-        } else {
-            let dim = [3, 8][rng.random_range(0..2)];
-            let feature_scale = [0.5, 1.0, 3.0][rng.random_range(0..3)];
-            let model = LinearFeatures::random(vocab, len, prompts, dim, feature_scale, &mut rng);
-            let policy = AutoregressivePolicy::new(model, len, prompts);
-            let n = policy.num_params();
-            let theta0 = crate::checks::sample_logits(&mut rng, n, theta_scale);
-            let pert_scale = theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)];
-            let pert = crate::checks::sample_logits(&mut rng, n, pert_scale);
-            let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
-            let model = format!("LinearFeatures(K = {dim}, feature scale {feature_scale})");
-            let label = format!(
-                "instance {inst}: {model}, |V| = {vocab}, L = {len}, |S| = {prompts}, theta0 ~ N(0, {theta_scale}^2), \
-                 lambda = {lambda}, rewards {reward_kind}"
-            );
-            let mut group: Vec<&mut Worst> = vec![&mut all, &mut linear];
-            if near_constant {
-                group.push(&mut small_var);
+            1 => {
+                let dim = [3, 8][rng.random_range(0..2)];
+                let feature_scale = [0.5, 1.0, 3.0][rng.random_range(0..3)];
+                let model =
+                    LinearFeatures::random(vocab, len, prompts, dim, feature_scale, &mut rng);
+                let policy = AutoregressivePolicy::new(model, len, prompts);
+                let name = format!("LinearFeatures(K = {dim}, feature scale {feature_scale})");
+                ctx.check(&policy, &name, rewards, &mut rng, &mut tally, &mut group);
             }
-            check_instance(
-                &policy, &label, lambda, rewards, &theta0, &theta, &mut tally, &mut group,
-            );
+            _ => {
+                let hidden = [3, 6][rng.random_range(0..2)];
+                let model = TanhFeatures::random(vocab, len, prompts, 4, hidden, 1.0, &mut rng);
+                let policy = AutoregressivePolicy::new(model, len, prompts);
+                let name = format!("TanhFeatures(K = 4, H = {hidden})");
+                ctx.check(&policy, &name, rewards, &mut rng, &mut tally, &mut group);
+            }
         }
     }
     tally.note(format!(
@@ -175,8 +231,8 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     ));
     tally.note(format!(
         "largest ratio by logit model: PrefixTable {:.4} ({} evaluations); LinearFeatures {:.4} ({} evaluations); \
-         nearly constant rewards {:.4} ({} evaluations)",
-        table.ratio, table.count, linear.ratio, linear.count, small_var.ratio, small_var.count
+         TanhFeatures {:.4} ({} evaluations); nearly constant rewards {:.4} ({} evaluations)",
+        table.ratio, table.count, linear.ratio, linear.count, tanh.ratio, tanh.count, small_var.ratio, small_var.count
     ));
     tally.note(format!("tightest evaluation: {}", all.at));
     tally.finish()

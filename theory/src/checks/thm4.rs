@@ -28,7 +28,7 @@ use super::{CheckConfig, CheckReport, Slope, Tally};
 use crate::bounds::thm4_time_bound;
 use crate::flow::{integrate_with_events, Crossing, SolverConfig, Threshold};
 use crate::objective::KlObjective;
-use crate::policy::{AutoregressivePolicy, LinearFeatures, Policy, PrefixTable};
+use crate::policy::{AutoregressivePolicy, LinearFeatures, Policy, PrefixTable, TanhFeatures};
 use crate::Result;
 use rmteach::metrics::reward_variance;
 
@@ -201,10 +201,24 @@ fn random_base(index: usize, rng: &mut ChaCha8Rng) -> Base {
     let prompts = rng.random_range(1..=3usize);
     let outputs = vocab.pow(len as u32);
     let theta_scale = [0.3, 1.0, 2.0][rng.random_range(0..3)];
-    let (policy, theta0, model): (Box<dyn ErasedPolicy>, Vec<f64>, String) = if index % 2 == 0 {
+    let (policy, theta0, model): (Box<dyn ErasedPolicy>, Vec<f64>, String) = if index % 3 == 0 {
         let p = AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
         let theta0 = crate::checks::sample_logits(rng, p.num_params(), theta_scale);
         (Box::new(p), theta0, "PrefixTable".into())
+    } else if index % 3 == 2 {
+        // Non-linear logits: the Jacobian moves, J_{t_gamma} is tracked along the flow.
+        let (dim, hidden) = (4, [3, 6][rng.random_range(0..2)]);
+        let p = AutoregressivePolicy::new(
+            TanhFeatures::random(vocab, len, prompts, dim, hidden, 1.0, rng),
+            len,
+            prompts,
+        );
+        let theta0 = crate::checks::sample_logits(rng, p.num_params(), theta_scale);
+        (
+            Box::new(p),
+            theta0,
+            format!("TanhFeatures(K = {dim}, H = {hidden})"),
+        )
     } else {
         let dim = [3, 8][rng.random_range(0..2)];
         let scale = [0.5, 1.0, 3.0][rng.random_range(0..3)];
@@ -277,6 +291,8 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     let mut max_rescale_dev = 0.0f64; // lambda = 0: |c t_gamma(c) / t_gamma(1) - 1|
     let (mut var_lo, mut var_hi) = (f64::INFINITY, 0.0f64);
     let mut errors = Vec::new();
+    // Largest J_{t_gamma} / J(0) seen (1 for the linear models; moves for TanhFeatures).
+    let mut jac_growth: f64 = 1.0;
     for b in 0..bases {
         let base = random_base(b, &mut rng);
         let jac0 = base.policy.jacobian_sup(&base.theta0);
@@ -316,6 +332,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 };
                 var_lo = var_lo.min(m.mean_var);
                 var_hi = var_hi.max(m.mean_var);
+                for j in m.jac {
+                    jac_growth = jac_growth.max(j / jac0);
+                }
                 for (k, name) in ["r_G", "r_RM"].iter().enumerate() {
                     let t = m.t_gamma[k].lower_bound();
                     match m.t_gamma[k] {
@@ -421,6 +440,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     tally.note(format!(
         "runs not reaching the threshold by the horizon H are checked as t_gamma >= H: a PASS only because \
          H >= bound (smallest H / bound = {min_horizon_ratio:.3e}; H >= 4 bound by construction)"
+    ));
+    tally.note(format!(
+        "J_{{t_gamma}} tracked along the trajectory for the non-linear TanhFeatures policies: largest J_{{t_gamma}} / J(0) = {jac_growth:.4}"
     ));
     for e in errors {
         tally.note(format!("integration error: {e}"));

@@ -104,11 +104,9 @@ impl LogitModel for PrefixTable {
     }
 }
 
-/// Logits `W phi(x, prefix)` with one matrix `W in R^{|V| x K}` shared by all prompts
-/// and prefixes (so prompts interact), and fixed Gaussian features `phi`.
-/// The Jacobian is `I_V (x) phi^T`, whose spectral norm is `||phi(x, prefix)||_2`.
+/// Fixed Gaussian features `phi(x, prefix) in R^K` for every (prompt, prefix).
 #[derive(Debug, Clone)]
-pub struct LinearFeatures {
+pub struct FeatureTable {
     vocab: usize,
     dim: usize,
     prefixes_per_prompt: usize,
@@ -116,8 +114,8 @@ pub struct LinearFeatures {
     features: Vec<f64>,
 }
 
-impl LinearFeatures {
-    /// Draws features `phi ~ N(0, scale^2 / K)` entrywise for every (prompt, prefix).
+impl FeatureTable {
+    /// Draws `phi ~ N(0, scale^2 / K)` entrywise for every (prompt, prefix).
     pub fn random<R: Rng>(
         vocab: usize,
         len: usize,
@@ -148,20 +146,57 @@ impl LinearFeatures {
         let node = x * self.prefixes_per_prompt + prefix_index(&self.offsets, self.vocab, prefix);
         &self.features[node * self.dim..(node + 1) * self.dim]
     }
+
+    /// Feature dimension `K`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Logits `W phi(x, prefix)` with one matrix `W in R^{|V| x K}` shared by all prompts
+/// and prefixes (so prompts interact), and fixed Gaussian features `phi`.
+/// The Jacobian is `I_V (x) phi^T`, whose spectral norm is `||phi(x, prefix)||_2`.
+#[derive(Debug, Clone)]
+pub struct LinearFeatures {
+    table: FeatureTable,
+}
+
+impl LinearFeatures {
+    /// Draws features `phi ~ N(0, scale^2 / K)` entrywise for every (prompt, prefix).
+    pub fn random<R: Rng>(
+        vocab: usize,
+        len: usize,
+        num_prompts: usize,
+        dim: usize,
+        scale: f64,
+        rng: &mut R,
+    ) -> Self {
+        Self {
+            table: FeatureTable::random(vocab, len, num_prompts, dim, scale, rng),
+        }
+    }
+
+    /// `phi(x, prefix)`.
+    pub fn feature(&self, x: usize, prefix: &[usize]) -> &[f64] {
+        self.table.feature(x, prefix)
+    }
 }
 
 impl LogitModel for LinearFeatures {
     fn num_params(&self) -> usize {
-        self.vocab * self.dim
+        self.table.vocab * self.table.dim
     }
     fn vocab(&self) -> usize {
-        self.vocab
+        self.table.vocab
     }
     fn logits(&self, theta: &[f64], x: usize, prefix: &[usize], out: &mut [f64]) {
         let phi = self.feature(x, prefix);
-        for (v, o) in out.iter_mut().enumerate() {
-            let row = &theta[v * self.dim..(v + 1) * self.dim];
-            *o = row.iter().zip(phi).map(|(a, b)| a * b).sum();
+        for (o, row) in out.iter_mut().zip(theta.chunks(self.table.dim)) {
+            *o = dot(row, phi);
         }
     }
     fn add_vjp(
@@ -174,21 +209,122 @@ impl LogitModel for LinearFeatures {
         grad: &mut [f64],
     ) {
         let phi = self.feature(x, prefix);
-        for (v, gv) in g.iter().enumerate() {
-            let row = &mut grad[v * self.dim..(v + 1) * self.dim];
+        for (gv, row) in g.iter().zip(grad.chunks_mut(self.table.dim)) {
             row.iter_mut()
                 .zip(phi)
                 .for_each(|(r, p)| *r += scale * gv * p);
         }
     }
     fn jacobian_spectral_norm(&self, _theta: &[f64], x: usize, prefix: &[usize]) -> f64 {
-        self.feature(x, prefix)
-            .iter()
-            .map(|v| v * v)
-            .sum::<f64>()
-            .sqrt()
+        dot(self.feature(x, prefix), self.feature(x, prefix)).sqrt()
     }
     fn is_linear(&self) -> bool {
         true
+    }
+}
+
+/// A non-linear logit map: `W2 tanh(W1 phi(x, prefix))` with `W1 in R^{H x K}` and
+/// `W2 in R^{|V| x H}` shared by all prompts and prefixes. Its Jacobian changes with
+/// `theta`, so Theorem 4's `J_{t_gamma}` must be tracked along the trajectory.
+///
+/// Parameters: `W2` row-major, then `W1` row-major. With `h = tanh(W1 phi)` and
+/// `A = W2 diag(1 - h^2)`, `J J^T = ||h||^2 I + ||phi||^2 A A^T`, so
+/// `||J||_2 = sqrt(||h||^2 + ||phi||^2 sigma_max(A)^2)`.
+#[derive(Debug, Clone)]
+pub struct TanhFeatures {
+    table: FeatureTable,
+    hidden: usize,
+}
+
+impl TanhFeatures {
+    /// Features as in [`LinearFeatures::random`], with `hidden` tanh units.
+    pub fn random<R: Rng>(
+        vocab: usize,
+        len: usize,
+        num_prompts: usize,
+        dim: usize,
+        hidden: usize,
+        scale: f64,
+        rng: &mut R,
+    ) -> Self {
+        Self {
+            table: FeatureTable::random(vocab, len, num_prompts, dim, scale, rng),
+            hidden,
+        }
+    }
+
+    fn split<'a>(&self, theta: &'a [f64]) -> (&'a [f64], &'a [f64]) {
+        theta.split_at(self.table.vocab * self.hidden)
+    }
+
+    /// `tanh(W1 phi)`.
+    fn hidden_units(&self, theta: &[f64], phi: &[f64]) -> Vec<f64> {
+        let (_, w1) = self.split(theta);
+        w1.chunks(self.table.dim)
+            .map(|row| dot(row, phi).tanh())
+            .collect()
+    }
+}
+
+impl LogitModel for TanhFeatures {
+    fn num_params(&self) -> usize {
+        self.hidden * (self.table.vocab + self.table.dim)
+    }
+    fn vocab(&self) -> usize {
+        self.table.vocab
+    }
+    fn logits(&self, theta: &[f64], x: usize, prefix: &[usize], out: &mut [f64]) {
+        let h = self.hidden_units(theta, self.table.feature(x, prefix));
+        let (w2, _) = self.split(theta);
+        for (o, row) in out.iter_mut().zip(w2.chunks(self.hidden)) {
+            *o = dot(row, &h);
+        }
+    }
+    fn add_vjp(
+        &self,
+        theta: &[f64],
+        x: usize,
+        prefix: &[usize],
+        g: &[f64],
+        scale: f64,
+        grad: &mut [f64],
+    ) {
+        let phi = self.table.feature(x, prefix);
+        let h = self.hidden_units(theta, phi);
+        let (w2, _) = self.split(theta);
+        let (g2, g1) = grad.split_at_mut(self.table.vocab * self.hidden);
+        // Back through W2: dL/dh = W2^T g.
+        let mut back = vec![0.0; self.hidden];
+        for ((gv, row), grow) in g
+            .iter()
+            .zip(w2.chunks(self.hidden))
+            .zip(g2.chunks_mut(self.hidden))
+        {
+            for (j, (w, gr)) in row.iter().zip(grow.iter_mut()).enumerate() {
+                *gr += scale * gv * h[j];
+                back[j] += gv * w;
+            }
+        }
+        // Back through tanh and W1.
+        for ((b, hj), grow) in back.iter().zip(&h).zip(g1.chunks_mut(self.table.dim)) {
+            let d = b * (1.0 - hj * hj);
+            grow.iter_mut()
+                .zip(phi)
+                .for_each(|(gr, p)| *gr += scale * d * p);
+        }
+    }
+    fn jacobian_spectral_norm(&self, theta: &[f64], x: usize, prefix: &[usize]) -> f64 {
+        let phi = self.table.feature(x, prefix);
+        let h = self.hidden_units(theta, phi);
+        let (w2, _) = self.split(theta);
+        let v = self.table.vocab;
+        let a = nalgebra::DMatrix::from_fn(v, self.hidden, |i, j| {
+            w2[i * self.hidden + j] * (1.0 - h[j] * h[j])
+        });
+        let sigma_max = a.singular_values().max();
+        (dot(&h, &h) + dot(phi, phi) * sigma_max * sigma_max).sqrt()
+    }
+    fn is_linear(&self) -> bool {
+        false
     }
 }

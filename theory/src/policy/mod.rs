@@ -7,14 +7,14 @@
 //!
 //! * [`TabularPolicy`] — Eq. (3): one logit per (output, prompt).
 //! * [`AutoregressivePolicy`] — Eq. (2): `Y = V^L` by exact enumeration, over any
-//!   [`LogitModel`] (see [`PrefixTable`] and [`LinearFeatures`]).
+//!   [`LogitModel`] (see [`PrefixTable`], [`LinearFeatures`] and the non-linear [`TanhFeatures`]).
 
 mod autoregressive;
 mod logit_models;
 mod tabular;
 
 pub use autoregressive::AutoregressivePolicy;
-pub use logit_models::{LinearFeatures, LogitModel, PrefixTable};
+pub use logit_models::{FeatureTable, LinearFeatures, LogitModel, PrefixTable, TanhFeatures};
 pub use tabular::TabularPolicy;
 
 /// A differentiable policy over a finite prompt set and a finite output set.

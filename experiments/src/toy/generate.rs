@@ -1,0 +1,152 @@
+//! Seeded generators of toy prompts, responses, SFT examples, preference pairs and
+//! pretraining text.
+
+use super::language::{ToyTask, COUNT_WORDS, FILLER_WORDS, MIN_COUNT, TOPICS};
+use super::reward::GroundTruth;
+use crate::data::{PreferencePair, SftExample};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Longest response the generators write.
+const MAX_RESPONSE_WORDS: usize = 12;
+
+/// Which distribution a response is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseStyle {
+    /// Like the SFT data: topic words and words of other topics.
+    Policy,
+    /// Like a different model's outputs: off-topic words are often fillers
+    /// (`and`, `the`, ...), which the SFT data never contains.
+    OffPolicy,
+}
+
+/// A generator of toy data, deterministic given its seed.
+#[derive(Debug, Clone)]
+pub struct ToyGenerator {
+    rng: ChaCha8Rng,
+}
+
+impl ToyGenerator {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// A uniform draw from [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform draw from `0..n` (`n > 0`; 0 when `n == 0`).
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        ((self.unit() * n as f64) as usize).min(n - 1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    /// A random task: a topic and a count in two..eight.
+    pub fn task(&mut self) -> ToyTask {
+        ToyTask {
+            topic: self.below(TOPICS.len()),
+            count: MIN_COUNT + self.below(COUNT_WORDS.len()),
+        }
+    }
+
+    /// A random task and its prompt text (a random phrasing).
+    pub fn prompt(&mut self) -> (ToyTask, String) {
+        let task = self.task();
+        let variant = self.below(4);
+        // Every generated count has a count word, so the prompt always renders.
+        let text = task.prompt(variant).unwrap_or_default();
+        (task, text)
+    }
+
+    /// A response to `task` of quality `quality` in [0, 1]: each word is on topic with
+    /// probability `quality` (and then, with probability `quality`, a word not used
+    /// yet); the length misses the count by up to `(1 - quality) * count` words.
+    pub fn response(&mut self, task: &ToyTask, quality: f64, style: ResponseStyle) -> String {
+        let q = if quality.is_finite() {
+            quality.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let spread = ((1.0 - q) * task.count as f64).round() as usize;
+        let offset = self.below(2 * spread + 1);
+        let len = (task.count + offset)
+            .saturating_sub(spread)
+            .clamp(1, MAX_RESPONSE_WORDS);
+        let topic_words = task.topic_words();
+        let mut unused: Vec<&str> = topic_words.to_vec();
+        let mut words = Vec::with_capacity(len);
+        for _ in 0..len {
+            let word = if self.unit() < q {
+                if !unused.is_empty() && self.unit() < q {
+                    let i = self.below(unused.len());
+                    unused.swap_remove(i)
+                } else {
+                    self.pick(topic_words)
+                }
+            } else if style == ResponseStyle::OffPolicy && self.unit() < 0.5 {
+                self.pick(FILLER_WORDS)
+            } else {
+                let other = (task.topic + 1 + self.below(TOPICS.len() - 1)) % TOPICS.len();
+                self.pick(TOPICS[other].1)
+            };
+            words.push(word);
+        }
+        words.join(" ")
+    }
+
+    /// An SFT example: a prompt and a response of quality uniform in [0.4, 0.9] (good
+    /// but improvable, so reinforcement learning has room).
+    pub fn sft_example(&mut self) -> SftExample {
+        let (task, prompt) = self.prompt();
+        let quality = 0.4 + 0.5 * self.unit();
+        SftExample {
+            response: self.response(&task, quality, ResponseStyle::Policy),
+            prompt,
+        }
+    }
+
+    /// An off-policy preference pair labelled like UltraFeedback: two
+    /// [`ResponseStyle::OffPolicy`] responses of independent uniform quality, each
+    /// scored `5.5 + 4.5 * gt + noise` (noise uniform in [-1.5, 1.5]) clamped to
+    /// [1, 10] and rounded to halves; `chosen` has the higher score (so labels
+    /// sometimes disagree with the ground truth, as annotator labels do).
+    pub fn preference_pair(&mut self, reward: &impl GroundTruth) -> PreferencePair {
+        let (task, prompt) = self.prompt();
+        let mut scored = [0, 1].map(|_| {
+            let quality = self.unit();
+            let response = self.response(&task, quality, ResponseStyle::OffPolicy);
+            let gt = reward.score(&prompt, &response);
+            let noisy = 5.5 + 4.5 * gt + 3.0 * (self.unit() - 0.5);
+            (response, (noisy.clamp(1.0, 10.0) * 2.0).round() / 2.0)
+        });
+        if scored[1].1 > scored[0].1 {
+            scored.swap(0, 1);
+        }
+        let [(chosen, score_chosen), (rejected, score_rejected)] = scored;
+        PreferencePair {
+            prompt,
+            chosen,
+            rejected,
+            score_chosen: Some(score_chosen),
+            score_rejected: Some(score_rejected),
+        }
+    }
+
+    /// A pretraining document: a prompt followed by a response of random quality.
+    pub fn pretrain_text(&mut self) -> String {
+        let (task, prompt) = self.prompt();
+        let quality = self.unit();
+        let response = self.response(&task, quality, ResponseStyle::Policy);
+        format!("{prompt} {response}")
+    }
+}
