@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use rayon::prelude::*;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rmteach::report::write_atomic;
@@ -61,7 +62,8 @@ pub enum TheoryCommand {
     /// ground truth and the proxy reward, the Proposition 3 bound and end values.
     ///
     /// Input keys: num_prompts (default 1), lambda, gamma, logits or probs, r_rm, r_g,
-    /// horizon. Rewards lie in [-1, 1].
+    /// horizon. Rewards lie in [-1, 1]. A JSON array of such objects is a batch: they are
+    /// integrated in parallel and `result` is an array in the same order.
     Flow {
         /// The instance (JSON).
         #[arg(long)]
@@ -172,19 +174,40 @@ fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i3
 fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let inst: TabularInstance = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a valid instance", path.display()))?;
-    inst.validate()
-        .with_context(|| format!("{}", path.display()))?;
-    let res = inst
-        .run(&solver, trajectory)
-        .with_context(|| format!("{}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid instance (JSON syntax)", path.display()))?;
+    // One instance (an object) or a batch (an array of objects, integrated in parallel).
+    let (batch, items) = match value {
+        serde_json::Value::Array(items) => (true, items),
+        other => (false, vec![other]),
+    };
+    let mut instances = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = if batch {
+            format!("{} [instance {i}]", path.display())
+        } else {
+            path.display().to_string()
+        };
+        let inst: TabularInstance =
+            serde_json::from_value(item).with_context(|| format!("{at}: not a valid instance"))?;
+        inst.validate().with_context(|| at.clone())?;
+        instances.push((at, inst));
+    }
+    let results = instances
+        .par_iter()
+        .map(|(at, inst)| inst.run(&solver, trajectory).with_context(|| at.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let result = if batch {
+        serde_json::to_value(&results)?
+    } else {
+        serde_json::to_value(&results[0])?
+    };
     let json = serde_json::json!({
         "instance": path.display().to_string(),
         "method": solver.method,
         "rtol": solver.rtol,
         "atol": solver.atol,
-        "result": res,
+        "result": result,
     });
     let text = serde_json::to_string_pretty(&json)?;
     println!("{text}");

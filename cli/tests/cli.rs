@@ -175,3 +175,28 @@ fn figures_are_written() {
         }
     }
 }
+
+#[test]
+fn flow_accepts_a_batch_and_names_the_bad_item() {
+    let dir = scratch("batch");
+    let inst = write_instance(&dir, "b.json", &format!("[{GOOD}, {GOOD}]"));
+    let out = rmteach(&["theory", "flow", "--instance", &inst]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = v["result"].as_array().unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0]["t_gamma_g"], r[1]["t_gamma_g"]);
+    let bad = GOOD.replace("\"gamma\": 0.3", "\"gamma\": -1");
+    let inst = write_instance(&dir, "c.json", &format!("[{GOOD}, {bad}]"));
+    let out = rmteach(&["theory", "flow", "--instance", &inst]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("[instance 1]") && err.contains("gamma"),
+        "{err}"
+    );
+}
