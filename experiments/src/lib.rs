@@ -8,6 +8,9 @@
 
 pub mod error;
 pub mod hf;
+pub mod logprobs;
 pub mod models;
+pub mod reward_model;
+pub mod sample;
 
 pub use error::{Error, Result};

@@ -10,8 +10,8 @@ use plotters::prelude::*;
 use super::error::{DataError, PlotError};
 use super::{
     check_finite, check_len, draw_err, fmt_tick, grid_cells, grid_size, log_ticks, padded_range,
-    palette_color, render_figure, text, DrawResult, Figure, DESC_SIZE, FIGURE_SIZE, LEGEND_SIZE,
-    PANEL_SIZE, TICK_SIZE, TITLE_SIZE,
+    palette_color, render_figure, snap_zero, text, DrawResult, Figure, DESC_SIZE, FIGURE_SIZE,
+    LEGEND_SIZE, PANEL_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 
 /// How a [`Series`] is drawn.
@@ -433,15 +433,19 @@ where
         builder.caption(&p.plot.title, text(TITLE_SIZE));
     }
     let mut chart = builder.build_cartesian_2d(x, y).map_err(draw_err)?;
-    let tick_fmt = |v: &f64| fmt_tick(*v);
+    // Linear axes: a tick that is zero up to rounding of the tick arithmetic prints as 0.
+    let span = |log: bool, (lo, hi): (f64, f64)| if log { 0.0 } else { hi - lo };
+    let (x_span, y_span) = (span(p.plot.log_x, p.x_range), span(p.plot.log_y, p.y_range));
+    let x_fmt = |v: &f64| fmt_tick(snap_zero(*v, x_span));
+    let y_fmt = |v: &f64| fmt_tick(snap_zero(*v, y_span));
     chart
         .configure_mesh()
         .x_desc(p.plot.x_label.as_str())
         .y_desc(p.plot.y_label.as_str())
         .label_style(text(TICK_SIZE))
         .axis_desc_style(text(DESC_SIZE))
-        .x_label_formatter(&tick_fmt)
-        .y_label_formatter(&tick_fmt)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(BLACK.mix(0.04))
         .max_light_lines(4)

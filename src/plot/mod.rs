@@ -327,6 +327,16 @@ impl Ranged for TickedAxis {
     }
 }
 
+/// `0` when `v` is zero up to rounding relative to a linear axis' `span` (0 for log axes,
+/// which never snap).
+pub(crate) fn snap_zero(v: f64, span: f64) -> f64 {
+    if v.abs() <= 1e-9 * span {
+        0.0
+    } else {
+        v
+    }
+}
+
 /// Compact tick label: `0`, `0.25`, `12.5`, `3000`, `1e-4`, `2.5e6`.
 pub(crate) fn fmt_tick(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {

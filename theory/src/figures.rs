@@ -222,19 +222,18 @@ fn t_gamma_vs_variance(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf
     .map_err(plot_err)
 }
 
-/// Integrates one tabular instance and returns `(t, E[r_G](t))`, skipping `t = 0` when
-/// `positive_times` (for log axes).
+/// `(t, E[r_G](t))` of one tabular instance on 120 log-spaced times up to its horizon.
 fn reward_curve(inst: &TabularInstance, solver: &SolverConfig) -> Result<(Vec<f64>, Vec<f64>)> {
-    let res = inst.run(solver, true)?;
-    let tr = res.trajectory.unwrap_or_default();
-    let pts: Vec<(f64, f64)> = tr
-        .times
-        .iter()
-        .zip(tr.series(0))
-        .filter(|(t, _)| **t > 0.0)
-        .map(|(t, v)| (*t, v))
+    let (lo, hi) = (-2.0, inst.horizon.log10());
+    let times: Vec<f64> = (0..120)
+        .map(|k| 10f64.powf(lo + (hi - lo) * k as f64 / 119.0))
         .collect();
-    Ok(pts.into_iter().unzip())
+    let values = inst
+        .observe_at(&times, solver)?
+        .iter()
+        .map(|o| o[0])
+        .collect();
+    Ok((times, values))
 }
 
 /// Theorem 5 / Theorem 2: a perfectly accurate but low-variance teacher against a

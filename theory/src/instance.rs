@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bounds;
-use crate::flow::{integrate_with_events, Crossing, SolverConfig, Threshold, Trajectory};
+use crate::flow::{
+    integrate_to, integrate_with_events, Crossing, SolverConfig, Threshold, Trajectory,
+};
 use crate::objective::KlObjective;
 use crate::policy::TabularPolicy;
 use crate::{Result, TheoryError};
@@ -198,6 +200,37 @@ impl TabularInstance {
     pub fn prop3_bound(&self) -> Result<f64> {
         let var = reward_variance(&self.initial_probs(), &self.r_rm)?;
         Ok(bounds::prop3_time_bound(self.gamma, self.num_prompts, var))
+    }
+
+    /// `[E r_G, E r_RM, KL]` of the flow trained on `r_RM` at each of `times`
+    /// (increasing, >= 0), integrating from one time to the next.
+    pub fn observe_at(&self, times: &[f64], cfg: &SolverConfig) -> Result<Vec<[f64; 3]>> {
+        self.validate()?;
+        cfg.validate()?;
+        if times.windows(2).any(|w| w[1] < w[0]) || times.first().is_some_and(|t| *t < 0.0) {
+            return Err(TheoryError::invalid(
+                "times",
+                "must be increasing and non-negative",
+            ));
+        }
+        let theta0 = self.initial_logits();
+        let pi0 = softmax(&theta0);
+        let policy = TabularPolicy::new(theta0.len(), 1);
+        let objective = KlObjective::new(&policy, vec![self.r_rm.clone()], self.lambda, &theta0)?
+            .with_total_prompts(self.num_prompts)?;
+        let (mut t, mut theta) = (0.0, theta0.clone());
+        let mut out = Vec::with_capacity(times.len());
+        for &next in times {
+            theta = integrate_to(&objective, t, next, &theta, cfg)?.0;
+            t = next;
+            let p = softmax(&theta);
+            out.push([
+                expected_reward(&p, &self.r_g)?,
+                expected_reward(&p, &self.r_rm)?,
+                kl_divergence(&p, &pi0)?,
+            ]);
+        }
+        Ok(out)
     }
 
     /// Integrates the flow trained on `r_RM` and locates `t_gamma` for `r_G` and `r_RM`.
