@@ -1,8 +1,11 @@
 //! `rmteach`: what makes a reward model a good teacher for RLHF?
 //!
 //! One program with subcommands: `rmteach theory ...` checks the paper's theory by
-//! integrating gradient flows (see `rmteach theory --help`).
+//! integrating gradient flows (see `rmteach theory --help`); `rmteach exp ...` works
+//! with language models (see `rmteach exp --help`).
 
+#[cfg(feature = "lm")]
+mod exp;
 mod theory;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +25,19 @@ enum Command {
     /// theorems numerically, draw its figures, or integrate your own instance.
     #[command(subcommand)]
     Theory(theory::TheoryCommand),
+    /// Language models: inspect a checkpoint, print logits, sample, score with a
+    /// reward model.
+    #[cfg(feature = "lm")]
+    #[command(subcommand)]
+    Exp(exp::ExpCommand),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Theory(cmd) => theory::run(cmd),
+        #[cfg(feature = "lm")]
+        Command::Exp(cmd) => exp::run(cmd),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -62,11 +62,14 @@ def main(out):
                        ("llama", llama)]:
         torch.manual_seed(0)
         model = make().eval()
-        # Random norms and biases too, so a mix-up of names or layouts shows.
+        # Large random weights (sharp attention, logits of order 10) and random norms
+        # and biases, so a mix-up of names, layouts or rotary dims shows clearly.
         with torch.no_grad():
             for pname, p in model.named_parameters():
                 if pname.endswith("bias") or "norm" in pname:
                     p.add_(0.1 * torch.randn_like(p))
+                else:
+                    p.normal_(0.0, 0.3)
         d = os.path.join(out, name)
         model.config._attn_implementation = "eager"
         model.save_pretrained(d, safe_serialization=True)

@@ -39,6 +39,12 @@ pub enum Error {
     /// The caller passed inputs of the wrong shape or type.
     #[error("invalid input: {0}")]
     Input(String),
+    /// A tokenizer or chat-template failure.
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
+    /// A dataset file is unreadable or malformed (file, row and column named).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 /// Result with the crate's [`Error`].

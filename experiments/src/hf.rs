@@ -1,8 +1,13 @@
 //! Hugging Face model I/O: safetensors checkpoints (single file or sharded with an
-//! index) to and from a [`candle_nn::VarMap`], and checkpoint directories as models.
+//! index) to and from a [`candle_nn::VarMap`], checkpoint directories as models, and
+//! saving model directories in the Hugging Face layout.
 
 pub mod checkpoint;
+pub mod save;
 pub mod weights;
 
-pub use checkpoint::{load_checkpoint, Checkpoint};
-pub use weights::{checkpoint_files, load_into_varmap, save_varmap, LoadReport};
+pub use checkpoint::{load_backbone_checkpoint, load_checkpoint, BackboneCheckpoint, Checkpoint};
+pub use save::{
+    read_config_json, save_checkpoint, save_checkpoint_with_json, save_weights, SaveOptions,
+};
+pub use weights::{checkpoint_files, load_into_varmap, save_varmap, tensor_names, LoadReport};

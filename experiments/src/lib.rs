@@ -6,11 +6,18 @@
 //! `softmax_last_dim`, `rms_norm` or `rope` kernels), so every weight, held as a
 //! [`candle_core::Var`] in a [`candle_nn::VarMap`], receives a gradient.
 
+pub mod armorm;
+pub mod data;
 pub mod error;
 pub mod hf;
 pub mod logprobs;
 pub mod models;
+pub mod pipeline;
+pub mod reward_load;
 pub mod reward_model;
 pub mod sample;
+pub mod stages;
+pub mod text;
+pub mod toy;
 
 pub use error::{Error, Result};

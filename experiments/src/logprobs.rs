@@ -43,14 +43,20 @@ impl SequenceBatch {
             )));
         }
         if prompts.is_empty() {
-            return Err(Error::Input("a sequence batch needs at least one row".into()));
+            return Err(Error::Input(
+                "a sequence batch needs at least one row".into(),
+            ));
         }
         if let Some(i) = prompts.iter().position(|p| p.as_ref().is_empty()) {
             return Err(Error::Input(format!("prompt {i} is empty")));
         }
         let b = prompts.len();
         let pw = prompts.iter().map(|p| p.as_ref().len()).max().unwrap_or(0);
-        let rw = responses.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+        let rw = responses
+            .iter()
+            .map(|r| r.as_ref().len())
+            .max()
+            .unwrap_or(0);
         let t = pw + rw;
         let (mut ids, mut mask) = (Vec::with_capacity(b * t), Vec::with_capacity(b * t));
         let mut resp_mask = Vec::with_capacity(b * rw);
@@ -104,9 +110,15 @@ pub fn token_logprobs<M: CausalLm + ?Sized>(model: &M, batch: &SequenceBatch) ->
     let mask = batch.attention_mask.narrow(1, 0, t - 1)?;
     let inputs = AttentionInputs::new(Some(&mask), b, t - 1, 0, DType::F32, ids.device())?;
     let hidden = model.forward_hidden(&ids, &inputs, None)?;
-    let logits = model.lm_head(&hidden.narrow(1, p - 1, r)?)?.to_dtype(DType::F32)?;
+    let logits = model
+        .lm_head(&hidden.narrow(1, p - 1, r)?)?
+        .to_dtype(DType::F32)?;
     let logp = log_softmax(&logits)?;
-    let targets = batch.input_ids.narrow(1, p, r)?.contiguous()?.unsqueeze(2)?;
+    let targets = batch
+        .input_ids
+        .narrow(1, p, r)?
+        .contiguous()?
+        .unsqueeze(2)?;
     let picked = logp.gather(&targets, 2)?.squeeze(2)?;
     Ok((picked * &batch.response_mask)?)
 }

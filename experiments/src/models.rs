@@ -1,9 +1,12 @@
-//! Trainable causal language models (GPT-NeoX, Llama), their configuration, and the
-//! [`CausalLm`] interface shared by training (full-sequence logits) and generation
-//! (key/value-cached logits).
+//! Trainable causal language models (GPT-NeoX, Llama), inference-only reward-model
+//! backbones (Gemma, Gemma-2), their configuration, and the [`CausalLm`] interface
+//! shared by training (full-sequence logits) and generation (key/value-cached logits).
 
 pub mod attention;
+pub mod backbone;
 pub mod config;
+pub mod gemma;
+pub mod gemma2;
 pub mod gpt_neox;
 pub mod init;
 pub mod layers;
@@ -11,7 +14,10 @@ pub mod llama;
 pub mod rotary;
 
 pub use attention::{AttentionInputs, KvCache};
-pub use config::{GptNeoxConfig, LlamaConfig, ModelConfig};
+pub use backbone::{Backbone, BackboneConfig};
+pub use config::{Gemma2Config, GemmaConfig, GptNeoxConfig, LlamaConfig, ModelConfig};
+pub use gemma::Gemma;
+pub use gemma2::Gemma2;
 pub use gpt_neox::GptNeox;
 pub use init::SeededVarMap;
 pub use llama::Llama;
@@ -43,8 +49,7 @@ pub trait CausalLm {
     /// means no padding.
     fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t) = ids_dims(input_ids)?;
-        let inputs =
-            AttentionInputs::new(attention_mask, b, t, 0, DType::F32, input_ids.device())?;
+        let inputs = AttentionInputs::new(attention_mask, b, t, 0, DType::F32, input_ids.device())?;
         self.lm_head(&self.forward_hidden(input_ids, &inputs, None)?)
     }
 

@@ -6,14 +6,13 @@
 //! sequence-classification checkpoints (backbone under `model.` / `gpt_neox.`, head
 //! `score.weight`, no language-model head).
 
-use crate::hf::{checkpoint_files, load_checkpoint, load_into_varmap, LoadReport};
+use crate::hf::{checkpoint_files, load_checkpoint, load_into_varmap, tensor_names, LoadReport};
+use crate::logprobs::SequenceBatch;
 use crate::models::{AttentionInputs, CausalLm, Model, ModelConfig, SeededVarMap};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap};
-use std::collections::BTreeSet;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Standard deviation of the head's normal initialisation.
 pub const SCORE_INIT_STD: f64 = 0.02;
@@ -40,7 +39,9 @@ impl<M: CausalLm> RewardModel<M> {
             mean: 0.0,
             stdev: SCORE_INIT_STD,
         };
-        let score = vb.pp("score").get_with_hints((1, hidden_size), "weight", init)?;
+        let score = vb
+            .pp("score")
+            .get_with_hints((1, hidden_size), "weight", init)?;
         Ok(Self { backbone, score })
     }
 
@@ -58,6 +59,13 @@ impl<M: CausalLm> RewardModel<M> {
     /// `(batch, time)` is 1 for real tokens and 0 for padding, left or right (`None`:
     /// no padding); each row is scored at its rightmost real token. Differentiable.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
+        if input_ids.dtype() != DType::U32 || input_ids.rank() != 2 {
+            return Err(Error::Input(format!(
+                "reward model input ids must be (batch, time) u32, found {:?} {:?}",
+                input_ids.dims(),
+                input_ids.dtype()
+            )));
+        }
         let (b, t) = input_ids.dims2()?;
         let last = last_token_indices(attention_mask, b, t)?;
         let device = input_ids.device();
@@ -74,6 +82,12 @@ impl<M: CausalLm> RewardModel<M> {
         let pooled = pooled.to_dtype(self.score.dtype())?;
         let scores = pooled.matmul(&self.score.t()?)?.squeeze(1)?;
         Ok(scores.to_dtype(DType::F32)?)
+    }
+
+    /// Rewards `(batch,)` of the prompt-plus-response rows of `batch` (each scored at
+    /// its last response token, or its last prompt token when the response is empty).
+    pub fn forward_batch(&self, batch: &SequenceBatch) -> Result<Tensor> {
+        self.forward(&batch.input_ids, Some(&batch.attention_mask))
     }
 
     /// [`forward`](Self::forward) copied to the host.
@@ -99,9 +113,9 @@ pub fn last_token_indices(mask: Option<&Tensor>, batch: usize, time: usize) -> R
         .iter()
         .enumerate()
         .map(|(row, m)| {
-            m.iter()
-                .rposition(|&x| x != 0.0)
-                .ok_or_else(|| Error::Input(format!("row {row} of the attention mask has no real token")))
+            m.iter().rposition(|&x| x != 0.0).ok_or_else(|| {
+                Error::Input(format!("row {row} of the attention mask has no real token"))
+            })
         })
         .collect()
 }
@@ -114,7 +128,11 @@ pub fn bradley_terry_loss(chosen: &Tensor, rejected: &Tensor) -> Result<Tensor> 
 }
 
 /// [`bradley_terry_loss`] with centring weight `centering` (0 for the plain loss).
-pub fn bradley_terry_loss_with(chosen: &Tensor, rejected: &Tensor, centering: f64) -> Result<Tensor> {
+pub fn bradley_terry_loss_with(
+    chosen: &Tensor,
+    rejected: &Tensor,
+    centering: f64,
+) -> Result<Tensor> {
     if chosen.dims() != rejected.dims() || chosen.rank() != 1 || chosen.elem_count() == 0 {
         return Err(Error::Input(format!(
             "chosen and rejected rewards must be equal, non-empty vectors, found {:?} and {:?}",
@@ -167,7 +185,11 @@ pub fn new_reward_model(
 /// under `model.` or `gpt_neox.`, head `score.weight` of shape `(1, hidden)`). An
 /// untied LM head is not required (it is dropped from the variables when the files
 /// lack it); every other tensor must be present and well shaped.
-pub fn load_reward_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<RewardCheckpoint> {
+pub fn load_reward_checkpoint(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<RewardCheckpoint> {
     let config = ModelConfig::from_file(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let varmap = VarMap::new();
@@ -213,37 +235,4 @@ pub fn reward_model_from_causal_checkpoint(
         model,
         report: ckpt.report,
     })
-}
-
-/// Tensor names in the headers of the safetensors `files` (the data is not read).
-fn tensor_names(files: &[PathBuf]) -> Result<BTreeSet<String>> {
-    let mut names = BTreeSet::new();
-    for file in files {
-        let label = file.display().to_string();
-        let bad = |message: String| Error::Weights {
-            file: label.clone(),
-            message,
-        };
-        let mut f = std::fs::File::open(file).map_err(|source| Error::Io {
-            path: file.clone(),
-            source,
-        })?;
-        let mut len = [0u8; 8];
-        f.read_exact(&mut len)
-            .map_err(|e| bad(format!("cannot read the safetensors header size: {e}")))?;
-        let len = u64::from_le_bytes(len);
-        if len > 100_000_000 {
-            return Err(bad(format!("safetensors header of {len} bytes is implausible")));
-        }
-        let mut header = vec![0u8; len as usize];
-        f.read_exact(&mut header)
-            .map_err(|e| bad(format!("cannot read the safetensors header: {e}")))?;
-        let value: serde_json::Value = serde_json::from_slice(&header)
-            .map_err(|e| bad(format!("invalid safetensors header: {e}")))?;
-        let map = value
-            .as_object()
-            .ok_or_else(|| bad("safetensors header is not an object".into()))?;
-        names.extend(map.keys().filter(|k| *k != "__metadata__").cloned());
-    }
-    Ok(names)
 }

@@ -9,5 +9,7 @@ mod tokenizer;
 
 pub use config::{SpecialToken, TokenizerConfig};
 pub use error::TextError;
-pub use template::{ChatTemplate, Message, FALLBACK_ASSISTANT_TOKEN, FALLBACK_TEMPLATE, FALLBACK_USER_TOKEN};
+pub use template::{
+    ChatTemplate, Message, FALLBACK_ASSISTANT_TOKEN, FALLBACK_TEMPLATE, FALLBACK_USER_TOKEN,
+};
 pub use tokenizer::TextTokenizer;

@@ -82,9 +82,18 @@ fn pythia_4x_and_5x_spellings_agree() {
     let ModelConfig::GptNeox(c) = a else {
         panic!("not gpt_neox")
     };
-    assert_eq!((c.hidden_size, c.num_attention_heads, c.head_size()), (768, 12, 64));
+    assert_eq!(
+        (c.hidden_size, c.num_attention_heads, c.head_size()),
+        (768, 12, 64)
+    );
     assert_eq!((c.rotary_pct, c.rotary_dims()), (0.25, 16));
-    assert_eq!(c.rope, RopeConfig { theta: 10000.0, scaling: RopeScaling::None });
+    assert_eq!(
+        c.rope,
+        RopeConfig {
+            theta: 10000.0,
+            scaling: RopeScaling::None
+        }
+    );
     assert!(c.use_parallel_residual && c.attention_bias && !c.tie_word_embeddings);
 }
 
@@ -95,7 +104,10 @@ fn llama_32_4x_and_5x_spellings_agree() {
     let ModelConfig::Llama(c) = a else {
         panic!("not llama")
     };
-    assert_eq!((c.num_attention_heads, c.num_key_value_heads, c.head_dim), (32, 8, 64));
+    assert_eq!(
+        (c.num_attention_heads, c.num_key_value_heads, c.head_dim),
+        (32, 8, 64)
+    );
     assert!(c.tie_word_embeddings);
     assert_eq!(c.rope.theta, 500000.0);
     assert_eq!(
@@ -123,7 +135,10 @@ fn disagreeing_spellings_are_rejected() {
     let err = error_after(PYTHIA_160M_5X, |o| {
         o.insert("rotary_pct".into(), json!(0.5));
     });
-    assert!(err.contains("rope_parameters.partial_rotary_factor"), "{err}");
+    assert!(
+        err.contains("rope_parameters.partial_rotary_factor"),
+        "{err}"
+    );
     assert!(err.contains("rotary_pct"), "{err}");
 
     let err = error_after(LLAMA_32_1B_5X, |o| {
@@ -135,23 +150,134 @@ fn disagreeing_spellings_are_rejected() {
 #[test]
 fn unsupported_architectures_and_options_name_the_field() {
     let cases: Vec<(&str, Edit, &str)> = vec![
-        (LLAMA_32_1B_4X, e(|o| { o.insert("model_type".into(), json!("mistral")); }), "`model_type`"),
-        (LLAMA_32_1B_4X, e(|o| { o.remove("model_type"); }), "`model_type`: missing"),
-        (LLAMA_32_1B_4X, e(|o| { o.insert("architectures".into(), json!(["LlamaForTokenClassification"])); }), "`architectures`"),
-        (LLAMA_32_1B_4X, e(|o| { o.insert("hidden_act".into(), json!("gelu")); }), "`hidden_act`"),
-        (LLAMA_32_1B_4X, e(|o| { o["rope_scaling"]["rope_type"] = json!("yarn"); }), "`rope_scaling.rope_type`"),
-        (LLAMA_32_1B_5X, e(|o| { o["rope_parameters"]["rope_type"] = json!("dynamic"); }), "`rope_parameters.rope_type`"),
-        (LLAMA_32_1B_5X, e(|o| { o["rope_parameters"].as_object_mut().unwrap().remove("factor"); }), "`rope_parameters.factor`: missing"),
-        (LLAMA_32_1B_4X, e(|o| { o.insert("num_key_value_heads".into(), json!(5)); }), "`num_key_value_heads`"),
-        (LLAMA_32_1B_4X, e(|o| { o.insert("attention_dropout".into(), json!(0.1)); }), "`attention_dropout`"),
-        (LLAMA_32_1B_4X, e(|o| { o.insert("hidden_size".into(), json!("2048")); }), "`hidden_size`: expected"),
-        (LLAMA_32_1B_4X, e(|o| { o.insert("partial_rotary_factor".into(), json!(0.5)); }), "`partial_rotary_factor`"),
-        (PYTHIA_160M_4X, e(|o| { o.insert("hidden_act".into(), json!("gelu_new")); }), "`hidden_act`"),
-        (PYTHIA_160M_4X, e(|o| { o.insert("rope_scaling".into(), json!({"rope_type": "linear", "factor": 2.0})); }), "`rope_scaling.rope_type`"),
-        (PYTHIA_160M_4X, e(|o| { o.insert("rotary_pct".into(), json!(0.01)); }), "`rotary_pct`"),
-        (PYTHIA_160M_4X, e(|o| { o.insert("hidden_dropout".into(), json!(0.1)); }), "`hidden_dropout`"),
-        (PYTHIA_160M_4X, e(|o| { o.insert("num_attention_heads".into(), json!(7)); }), "`num_attention_heads`"),
-        (PYTHIA_160M_4X, e(|o| { o.remove("vocab_size"); }), "`vocab_size`: missing"),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert("model_type".into(), json!("mistral"));
+            }),
+            "`model_type`",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.remove("model_type");
+            }),
+            "`model_type`: missing",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert(
+                    "architectures".into(),
+                    json!(["LlamaForTokenClassification"]),
+                );
+            }),
+            "`architectures`",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert("hidden_act".into(), json!("gelu"));
+            }),
+            "`hidden_act`",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o["rope_scaling"]["rope_type"] = json!("yarn");
+            }),
+            "`rope_scaling.rope_type`",
+        ),
+        (
+            LLAMA_32_1B_5X,
+            e(|o| {
+                o["rope_parameters"]["rope_type"] = json!("dynamic");
+            }),
+            "`rope_parameters.rope_type`",
+        ),
+        (
+            LLAMA_32_1B_5X,
+            e(|o| {
+                o["rope_parameters"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("factor");
+            }),
+            "`rope_parameters.factor`: missing",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert("num_key_value_heads".into(), json!(5));
+            }),
+            "`num_key_value_heads`",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert("attention_dropout".into(), json!(0.1));
+            }),
+            "`attention_dropout`",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert("hidden_size".into(), json!("2048"));
+            }),
+            "`hidden_size`: expected",
+        ),
+        (
+            LLAMA_32_1B_4X,
+            e(|o| {
+                o.insert("partial_rotary_factor".into(), json!(0.5));
+            }),
+            "`partial_rotary_factor`",
+        ),
+        (
+            PYTHIA_160M_4X,
+            e(|o| {
+                o.insert("hidden_act".into(), json!("gelu_new"));
+            }),
+            "`hidden_act`",
+        ),
+        (
+            PYTHIA_160M_4X,
+            e(|o| {
+                o.insert(
+                    "rope_scaling".into(),
+                    json!({"rope_type": "linear", "factor": 2.0}),
+                );
+            }),
+            "`rope_scaling.rope_type`",
+        ),
+        (
+            PYTHIA_160M_4X,
+            e(|o| {
+                o.insert("rotary_pct".into(), json!(0.01));
+            }),
+            "`rotary_pct`",
+        ),
+        (
+            PYTHIA_160M_4X,
+            e(|o| {
+                o.insert("hidden_dropout".into(), json!(0.1));
+            }),
+            "`hidden_dropout`",
+        ),
+        (
+            PYTHIA_160M_4X,
+            e(|o| {
+                o.insert("num_attention_heads".into(), json!(7));
+            }),
+            "`num_attention_heads`",
+        ),
+        (
+            PYTHIA_160M_4X,
+            e(|o| {
+                o.remove("vocab_size");
+            }),
+            "`vocab_size`: missing",
+        ),
     ];
     for (base, edit, expected) in cases {
         let err = error_after(base, edit);
@@ -162,9 +288,16 @@ fn unsupported_architectures_and_options_name_the_field() {
 
 #[test]
 fn bad_documents_and_missing_files_are_errors() {
-    let err = ModelConfig::from_json_str("[1, 2]", "x.json").unwrap_err().to_string();
-    assert!(err.contains("x.json") && err.contains("JSON object"), "{err}");
-    let err = ModelConfig::from_json_str("{", "x.json").unwrap_err().to_string();
+    let err = ModelConfig::from_json_str("[1, 2]", "x.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("x.json") && err.contains("JSON object"),
+        "{err}"
+    );
+    let err = ModelConfig::from_json_str("{", "x.json")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("invalid JSON"), "{err}");
     let path = std::path::Path::new("/nonexistent/config.json");
     let err = ModelConfig::from_file(path).unwrap_err().to_string();

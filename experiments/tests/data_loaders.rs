@@ -3,9 +3,9 @@
 //! pair files, and errors that name file, row and column.
 
 use rmteach_experiments::data::{
-    alpaca_user_content, load_alpaca_sft, load_pairs, load_prompts, load_ultrafeedback,
-    pair_row, read_records, ultrafeedback_row, write_jsonl, DataError, PreferencePair,
-    PromptRecord, SftExample,
+    alpaca_user_content, load_alpaca_sft, load_pairs, load_prompts, load_ultrafeedback, pair_row,
+    read_records, ultrafeedback_row, write_jsonl, DataError, PreferencePair, PromptRecord,
+    SftExample,
 };
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -77,7 +77,10 @@ fn parquet_missing_column_names_file_row_and_column() {
     assert!(file.ends_with("uf_missing_rejected.parquet"));
     assert_eq!((row, column.as_str()), (1, "rejected"));
     assert!(message.contains("missing column"), "{message}");
-    assert!(message.contains("UltraFeedback"), "hint names the format: {message}");
+    assert!(
+        message.contains("UltraFeedback"),
+        "hint names the format: {message}"
+    );
 }
 
 #[test]
@@ -139,7 +142,10 @@ fn ultrafeedback_jsonl_round_trips_through_the_writer() {
         },
     ];
     let path = dir.path().join("nested/train_prefs.jsonl");
-    assert_eq!(write_jsonl(&path, pairs.iter().map(ultrafeedback_row)).unwrap(), 2);
+    assert_eq!(
+        write_jsonl(&path, pairs.iter().map(ultrafeedback_row)).unwrap(),
+        2
+    );
     assert_eq!(load_ultrafeedback(&path).unwrap(), pairs);
     // The generic pair reader takes the same rows, and its own string form.
     assert_eq!(load_pairs(&path).unwrap(), pairs);
@@ -151,7 +157,11 @@ fn ultrafeedback_jsonl_round_trips_through_the_writer() {
 #[test]
 fn prompts_jsonl() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "prompts.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"extra\": 1}\n");
+    let path = write(
+        dir.path(),
+        "prompts.jsonl",
+        "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"extra\": 1}\n",
+    );
     assert_eq!(
         load_prompts(&path).unwrap(),
         vec![
@@ -166,15 +176,62 @@ fn malformed_jsonl_rows_name_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let good = r#"{"prompt": "p", "chosen": [{"role": "user", "content": "p"}, {"role": "assistant", "content": "c"}], "rejected": "r"}"#;
     let cases: Vec<(String, usize, &str, &str)> = vec![
-        (format!("{good}\n{{\"prompt\": \"p\", \"chosen\": \"c\"}}\n"), 2, "rejected", "missing column"),
-        (format!("{good}\n\n{{not json\n"), 3, "<row>", "invalid JSON"),
-        (format!("[1, 2]\n{good}\n"), 1, "<row>", "expected a JSON object"),
-        (r#"{"prompt": 3, "chosen": "c", "rejected": "r"}"#.to_string(), 1, "prompt", "expected a string, found a number"),
-        (r#"{"prompt": "p", "chosen": [{"role": "user", "content": "p"}], "rejected": "r"}"#.to_string(), 1, "chosen", "role `user`"),
-        (r#"{"prompt": "p", "chosen": [], "rejected": "r"}"#.to_string(), 1, "chosen", "empty"),
-        (r#"{"prompt": "p", "chosen": [{"role": "assistant"}], "rejected": "r"}"#.to_string(), 1, "chosen[0].content", "missing"),
-        (r#"{"prompt": "p", "chosen": {"a": 1}, "rejected": "r"}"#.to_string(), 1, "chosen", "found an object"),
-        (r#"{"prompt": "p", "chosen": "c", "rejected": "r", "score_chosen": "high"}"#.to_string(), 1, "score_chosen", "a number"),
+        (
+            format!("{good}\n{{\"prompt\": \"p\", \"chosen\": \"c\"}}\n"),
+            2,
+            "rejected",
+            "missing column",
+        ),
+        (
+            format!("{good}\n\n{{not json\n"),
+            3,
+            "<row>",
+            "invalid JSON",
+        ),
+        (
+            format!("[1, 2]\n{good}\n"),
+            1,
+            "<row>",
+            "expected a JSON object",
+        ),
+        (
+            r#"{"prompt": 3, "chosen": "c", "rejected": "r"}"#.to_string(),
+            1,
+            "prompt",
+            "expected a string, found a number",
+        ),
+        (
+            r#"{"prompt": "p", "chosen": [{"role": "user", "content": "p"}], "rejected": "r"}"#
+                .to_string(),
+            1,
+            "chosen",
+            "role `user`",
+        ),
+        (
+            r#"{"prompt": "p", "chosen": [], "rejected": "r"}"#.to_string(),
+            1,
+            "chosen",
+            "empty",
+        ),
+        (
+            r#"{"prompt": "p", "chosen": [{"role": "assistant"}], "rejected": "r"}"#.to_string(),
+            1,
+            "chosen[0].content",
+            "missing",
+        ),
+        (
+            r#"{"prompt": "p", "chosen": {"a": 1}, "rejected": "r"}"#.to_string(),
+            1,
+            "chosen",
+            "found an object",
+        ),
+        (
+            r#"{"prompt": "p", "chosen": "c", "rejected": "r", "score_chosen": "high"}"#
+                .to_string(),
+            1,
+            "score_chosen",
+            "a number",
+        ),
     ];
     for (text, line, column, fragment) in cases {
         let path = write(dir.path(), "bad.jsonl", &text);
@@ -189,26 +246,53 @@ fn malformed_jsonl_rows_name_line_and_column() {
 #[test]
 fn missing_alpaca_and_prompt_columns_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "sft.jsonl", "{\"instruction\": \"A\", \"input\": \"\"}\n");
+    let path = write(
+        dir.path(),
+        "sft.jsonl",
+        "{\"instruction\": \"A\", \"input\": \"\"}\n",
+    );
     let (_, row, column, message) = row_error(load_alpaca_sft(&path).unwrap_err());
     assert_eq!((row, column.as_str()), (1, "output"));
-    assert!(message.contains("columns [input, instruction]"), "{message}");
+    assert!(
+        message.contains("columns [input, instruction]"),
+        "{message}"
+    );
     let path = write(dir.path(), "p.jsonl", "{\"text\": \"A\"}\n");
     let (_, _, column, _) = row_error(load_prompts(&path).unwrap_err());
     assert_eq!(column, "prompt");
 }
 
 #[test]
+fn json_extension_with_jsonl_content_is_read_as_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "p.json",
+        "{\"prompt\": \"a\"}\n{\"prompt\": \"b\"}\n",
+    );
+    assert_eq!(load_prompts(&path).unwrap().len(), 2);
+}
+
+#[test]
 fn whole_file_errors() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write(dir.path(), "data.csv", "a,b\n");
-    assert!(matches!(load_prompts(&csv).unwrap_err(), DataError::File { .. }));
+    assert!(matches!(
+        load_prompts(&csv).unwrap_err(),
+        DataError::File { .. }
+    ));
     let fake = write(dir.path(), "fake.parquet", "not parquet at all");
     let err = load_prompts(&fake).unwrap_err();
     assert!(matches!(err, DataError::File { .. }), "{err}");
     assert!(err.to_string().contains("fake.parquet"));
     let bad_array = write(dir.path(), "a.json", "[{\"prompt\": \"a\"},");
-    assert!(matches!(load_prompts(&bad_array).unwrap_err(), DataError::File { .. }));
+    assert!(matches!(
+        load_prompts(&bad_array).unwrap_err(),
+        DataError::File { .. }
+    ));
     let missing = dir.path().join("missing.jsonl");
-    assert!(matches!(load_prompts(&missing).unwrap_err(), DataError::Io { .. }));
+    assert!(matches!(
+        load_prompts(&missing).unwrap_err(),
+        DataError::Io { .. }
+    ));
 }

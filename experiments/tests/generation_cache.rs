@@ -22,12 +22,20 @@ fn cached_decoding_matches_the_full_forward() {
         for t in 5..8 {
             let step = ids.narrow(1, t, 1).unwrap();
             let key_mask = mask.narrow(1, 0, t + 1).unwrap();
-            pieces.push(model.forward_cached(&step, Some(&key_mask), &mut cache).unwrap());
+            pieces.push(
+                model
+                    .forward_cached(&step, Some(&key_mask), &mut cache)
+                    .unwrap(),
+            );
         }
         assert_eq!(cache.len(), 8);
         let cached = Tensor::cat(&pieces, 1).unwrap();
         // Compare real tokens only: pad queries attend to nothing real.
-        let m = mask.to_dtype(candle_core::DType::F32).unwrap().unsqueeze(2).unwrap();
+        let m = mask
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .unsqueeze(2)
+            .unwrap();
         let diff = max_abs_diff(
             &full.broadcast_mul(&m).unwrap(),
             &cached.broadcast_mul(&m).unwrap(),
@@ -67,7 +75,10 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(model.forward(&f32_ids, None).is_err());
     let ids = Tensor::zeros((2, 4), candle_core::DType::U32, &dev).unwrap();
     let wrong_mask = Tensor::ones((2, 3), candle_core::DType::U32, &dev).unwrap();
-    let err = model.forward(&ids, Some(&wrong_mask)).unwrap_err().to_string();
+    let err = model
+        .forward(&ids, Some(&wrong_mask))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("attention mask"), "{err}");
     let out_of_vocab = Tensor::new(&[[1u32, 64]], &dev).unwrap();
     assert!(model.forward(&out_of_vocab, None).is_err());

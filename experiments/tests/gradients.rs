@@ -24,8 +24,17 @@ fn every_variable_gets_a_nonzero_gradient() {
             let grad = grads
                 .get(var.as_tensor())
                 .unwrap_or_else(|| panic!("{label}: no gradient for {name}"));
-            let norm = grad.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm.is_finite() && norm > 0.0, "{label}: zero gradient for {name}");
+            let norm = grad
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm.is_finite() && norm > 0.0,
+                "{label}: zero gradient for {name}"
+            );
         }
     }
 }
@@ -54,9 +63,13 @@ fn variable_names_follow_hugging_face() {
 
     let tied = names(common::tiny_llama(true, false));
     assert!(!tied.iter().any(|n| n == "lm_head.weight"));
-    assert!(tied.iter().any(|n| n == "model.layers.1.self_attn.k_proj.weight"));
+    assert!(tied
+        .iter()
+        .any(|n| n == "model.layers.1.self_attn.k_proj.weight"));
     assert_eq!(tied.len(), 2 + 2 * 9);
     let untied = names(common::tiny_llama(false, true));
     assert!(untied.iter().any(|n| n == "lm_head.weight"));
-    assert!(untied.iter().any(|n| n == "model.layers.0.mlp.gate_proj.bias"));
+    assert!(untied
+        .iter()
+        .any(|n| n == "model.layers.0.mlp.gate_proj.bias"));
 }

@@ -82,7 +82,10 @@ fn chatml_template_has_python_methods_and_raise_exception() {
         .render(&[Message::new("system", "x"), Message::user("Hi")], true)
         .unwrap_err();
     assert!(matches!(err, TextError::Template(_)));
-    assert!(err.to_string().contains("System role not supported"), "{err}");
+    assert!(
+        err.to_string().contains("System role not supported"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,13 +125,22 @@ fn fallback_template_adds_two_special_tokens_once_and_survives_saving() {
     assert_eq!(tok.vocab_size(), 7);
     let t = tok.chat_template().unwrap();
     assert_eq!(t.source(), FALLBACK_TEMPLATE);
-    assert_eq!(t.render_prompt("hello").unwrap(), "<|user|>hello</s><|assistant|>");
+    assert_eq!(
+        t.render_prompt("hello").unwrap(),
+        "<|user|>hello</s><|assistant|>"
+    );
     let full = t.render_exchange("hello there", "hi").unwrap();
     assert_eq!(full, "<|user|>hello there</s><|assistant|>hi</s>");
     let user = tok.token_to_id("<|user|>").unwrap();
     let assistant = tok.token_to_id("<|assistant|>").unwrap();
-    assert_eq!(tok.encode(&full).unwrap(), vec![user, 2, 3, 1, assistant, 4, 1]);
-    assert_eq!(tok.decode(&tok.encode(&full).unwrap(), true).unwrap(), "hello there hi");
+    assert_eq!(
+        tok.encode(&full).unwrap(),
+        vec![user, 2, 3, 1, assistant, 4, 1]
+    );
+    assert_eq!(
+        tok.decode(&tok.encode(&full).unwrap(), true).unwrap(),
+        "hello there hi"
+    );
     let err = t.render(&[Message::new("system", "x")], false).unwrap_err();
     assert!(err.to_string().contains("found role system"), "{err}");
 
@@ -137,7 +149,13 @@ fn fallback_template_adds_two_special_tokens_once_and_survives_saving() {
     let mut back = TextTokenizer::from_dir(dir.path()).unwrap();
     assert_eq!(back.ensure_chat_template().unwrap(), 0);
     assert_eq!(back.vocab_size(), 7);
-    assert_eq!(back.chat_template().unwrap().render_exchange("hello there", "hi").unwrap(), full);
+    assert_eq!(
+        back.chat_template()
+            .unwrap()
+            .render_exchange("hello there", "hi")
+            .unwrap(),
+        full
+    );
 }
 
 #[test]

@@ -14,17 +14,16 @@ use tokenizers::{AddedToken, Tokenizer};
 fn byte_level_tokenizer(add_prefix_space: bool) -> Tokenizer {
     let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
     alphabet.sort_unstable();
-    let vocab = alphabet
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.to_string(), i as u32))
-        .collect();
+    assert_eq!(alphabet.len(), 256);
+    let vocab: [(String, u32); 256] = std::array::from_fn(|i| (alphabet[i].to_string(), i as u32));
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, vec![])
         .build()
         .unwrap();
     let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(add_prefix_space)));
+    tokenizer.with_pre_tokenizer(Some(
+        ByteLevel::default().add_prefix_space(add_prefix_space),
+    ));
     tokenizer.with_decoder(Some(ByteLevel::default()));
     tokenizer
         .add_special_tokens([AddedToken::from("<|endoftext|>", true)])
@@ -98,7 +97,10 @@ fn prefix_space_is_reported_and_can_be_disabled_for_exact_round_trips() {
 
     assert!(tok.disable_prefix_space().unwrap());
     assert!(!tok.adds_prefix_space());
-    assert!(!tok.disable_prefix_space().unwrap(), "second call changes nothing");
+    assert!(
+        !tok.disable_prefix_space().unwrap(),
+        "second call changes nothing"
+    );
     for s in [text, " leading space", "a\nb\tc", ""] {
         let ids = tok.encode(s).unwrap();
         assert_eq!(tok.decode(&ids, false).unwrap(), s);
@@ -108,7 +110,10 @@ fn prefix_space_is_reported_and_can_be_disabled_for_exact_round_trips() {
     tok.save(out.path()).unwrap();
     let back = TextTokenizer::from_dir(out.path()).unwrap();
     assert!(!back.adds_prefix_space());
-    assert_eq!(back.decode(&back.encode(text).unwrap(), false).unwrap(), text);
+    assert_eq!(
+        back.decode(&back.encode(text).unwrap(), false).unwrap(),
+        text
+    );
 }
 
 #[test]
@@ -116,7 +121,10 @@ fn save_and_load_round_trip_keeps_tokens_config_and_unknown_fields() {
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), false);
     let mut tok = TextTokenizer::from_dir(dir.path()).unwrap();
-    assert_eq!(tok.add_special_tokens(&["<sep>", "<|endoftext|>"]).unwrap(), 1);
+    assert_eq!(
+        tok.add_special_tokens(&["<sep>", "<|endoftext|>"]).unwrap(),
+        1
+    );
     tok.config_mut().pad_token = Some("<sep>".into());
     let out = tempfile::tempdir().unwrap();
     tok.save(out.path()).unwrap();
@@ -125,7 +133,10 @@ fn save_and_load_round_trip_keeps_tokens_config_and_unknown_fields() {
     assert_eq!(back.vocab_size(), 258);
     assert_eq!(back.pad_token_id(), Some(257));
     assert_eq!(back.config().extra["model_max_length"], json!(2048));
-    assert_eq!(back.config().extra["tokenizer_class"], json!("GPTNeoXTokenizer"));
+    assert_eq!(
+        back.config().extra["tokenizer_class"],
+        json!("GPTNeoXTokenizer")
+    );
     assert_eq!(back.config().added_tokens_decoder.len(), 2);
     assert!(back.config().added_tokens_decoder[&257].special);
     let text = "a<sep>b";
@@ -137,7 +148,10 @@ fn save_and_load_round_trip_keeps_tokens_config_and_unknown_fields() {
     )
     .unwrap();
     assert_eq!(raw["pad_token"], json!("<sep>"));
-    assert_eq!(raw["added_tokens_decoder"]["257"]["content"], json!("<sep>"));
+    assert_eq!(
+        raw["added_tokens_decoder"]["257"]["content"],
+        json!("<sep>")
+    );
 }
 
 #[test]
@@ -148,8 +162,14 @@ fn config_without_tokenizer_config_file_loads_with_defaults() {
         .unwrap();
     let tok = TextTokenizer::from_dir(dir.path()).unwrap();
     assert_eq!(tok.eos_token_id(), None);
-    assert!(matches!(tok.require_eos_token_id(), Err(TextError::Config { .. })));
-    assert!(matches!(tok.chat_template(), Err(TextError::NoChatTemplate(_))));
+    assert!(matches!(
+        tok.require_eos_token_id(),
+        Err(TextError::Config { .. })
+    ));
+    assert!(matches!(
+        tok.chat_template(),
+        Err(TextError::NoChatTemplate(_))
+    ));
 }
 
 #[test]
@@ -163,7 +183,10 @@ fn added_tokens_missing_from_tokenizer_json_are_added() {
     std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
     let tok = TextTokenizer::from_dir(dir.path()).unwrap();
     assert_eq!(tok.eos_token_id(), Some(257));
-    assert_eq!(tok.decode(&[104, 257], true).unwrap(), "h");
+    let mut ids = tok.encode("h").unwrap();
+    ids.push(257);
+    assert_eq!(tok.decode(&ids, true).unwrap(), "h");
+    assert_eq!(tok.decode(&ids, false).unwrap(), "h<|im_end|>");
 }
 
 #[test]
@@ -174,9 +197,18 @@ fn malformed_files_are_errors_naming_file_and_field() {
         (json!({"eos_token": 5}), "eos_token"),
         (json!({"eos_token": {"lstrip": false}}), "eos_token"),
         (json!({"chat_template": 3}), "chat_template"),
-        (json!({"chat_template": [{"name": "default"}]}), "chat_template[0]"),
-        (json!({"added_tokens_decoder": {"x": {"content": "a"}}}), "added_tokens_decoder.x"),
-        (json!({"added_tokens_decoder": {"300": {"content": "<|endoftext|>"}}}), "added_tokens_decoder.300"),
+        (
+            json!({"chat_template": [{"name": "default"}]}),
+            "chat_template[0]",
+        ),
+        (
+            json!({"added_tokens_decoder": {"x": {"content": "a"}}}),
+            "added_tokens_decoder.x",
+        ),
+        (
+            json!({"added_tokens_decoder": {"300": {"content": "<|endoftext|>"}}}),
+            "added_tokens_decoder.300",
+        ),
     ];
     for (config, field) in cases {
         std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();

@@ -39,8 +39,10 @@ fn parameters(config: &ModelConfig) -> usize {
 fn toy_configs_parse_and_are_small() {
     let ids = ids();
     let size = ToyModelSize::default();
-    let neox = ModelConfig::from_json_str(&gpt_neox_config(&size, &ids).to_string(), "neox").unwrap();
-    let llama = ModelConfig::from_json_str(&llama_config(&size, &ids).to_string(), "llama").unwrap();
+    let neox =
+        ModelConfig::from_json_str(&gpt_neox_config(&size, &ids).to_string(), "neox").unwrap();
+    let llama =
+        ModelConfig::from_json_str(&llama_config(&size, &ids).to_string(), "llama").unwrap();
     for config in [&neox, &llama] {
         assert_eq!(config.vocab_size(), ids.vocab_size);
         let n = parameters(config);

@@ -2,9 +2,7 @@
 //! path), ground-truth reward, seeded generators, and the on-disk world read back by
 //! the real loaders.
 
-use rmteach_experiments::data::{
-    load_alpaca_sft, load_prompts, load_ultrafeedback, read_records,
-};
+use rmteach_experiments::data::{load_alpaca_sft, load_prompts, load_ultrafeedback, read_records};
 use rmteach_experiments::text::TextTokenizer;
 use rmteach_experiments::toy::{
     toy_tokenizer, toy_vocabulary, write_toy_world, GroundTruth, ResponseStyle, ToyGenerator,
@@ -24,7 +22,12 @@ fn vocabulary_is_distinct_and_covers_the_language() {
     for _ in 0..200 {
         let example = g.sft_example();
         let pair = g.preference_pair(&ToyReward::default());
-        for text in [&example.prompt, &example.response, &pair.chosen, &pair.rejected] {
+        for text in [
+            &example.prompt,
+            &example.response,
+            &pair.chosen,
+            &pair.rejected,
+        ] {
             assert!(!tok.encode(text).unwrap().contains(&unk), "{text}");
         }
     }
@@ -52,7 +55,10 @@ fn toy_tokenizer_round_trips_and_reloads_from_disk() {
     assert_eq!(ids.len(), 1 + 5 + 1 + 1 + 5 + 1);
     assert_eq!(ids[0] as usize, n);
     assert_eq!(ids[7] as usize, n + 1);
-    assert_eq!(tok.decode(&ids, true).unwrap(), "write five words about animals cat dog fox owl bear");
+    assert_eq!(
+        tok.decode(&ids, true).unwrap(),
+        "write five words about animals cat dog fox owl bear"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     tok.save(dir.path()).unwrap();
@@ -125,7 +131,10 @@ fn quality_orders_mean_reward_and_generators_are_seeded() {
     let mut g = ToyGenerator::new(3);
     for _ in 0..100 {
         let e = g.sft_example();
-        assert!(!e.response.split_whitespace().any(|w| FILLER_WORDS.contains(&w)));
+        assert!(!e
+            .response
+            .split_whitespace()
+            .any(|w| FILLER_WORDS.contains(&w)));
     }
     assert!(TOPICS.iter().all(|(_, words)| words.len() == 8));
 }
@@ -170,7 +179,10 @@ fn world_on_disk_loads_through_the_real_loaders() {
     // Deterministic given the spec; another seed gives other data.
     let again = tempfile::tempdir().unwrap();
     let paths2 = write_toy_world(again.path(), &spec).unwrap();
-    for (a, b) in [(&paths.sft, &paths2.sft), (&paths.train_prefs, &paths2.train_prefs)] {
+    for (a, b) in [
+        (&paths.sft, &paths2.sft),
+        (&paths.train_prefs, &paths2.train_prefs),
+    ] {
         assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
     }
     let other = tempfile::tempdir().unwrap();
@@ -181,7 +193,16 @@ fn world_on_disk_loads_through_the_real_loaders() {
     );
     // Changing one dataset's size leaves the others unchanged.
     let bigger = tempfile::tempdir().unwrap();
-    let paths4 =
-        write_toy_world(bigger.path(), &ToyWorldSpec { pretrain: 31, ..spec }).unwrap();
-    assert_eq!(std::fs::read(&paths.sft).unwrap(), std::fs::read(&paths4.sft).unwrap());
+    let paths4 = write_toy_world(
+        bigger.path(),
+        &ToyWorldSpec {
+            pretrain: 31,
+            ..spec
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&paths.sft).unwrap(),
+        std::fs::read(&paths4.sft).unwrap()
+    );
 }

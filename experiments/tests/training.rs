@@ -26,7 +26,10 @@ fn adamw_steps_reduce_the_loss() {
         }
         let (first, last) = (losses[0], *losses.last().unwrap());
         // ln(64) ~ 4.16 at initialisation.
-        assert!((first - 64f32.ln()).abs() < 0.3, "{label}: initial loss {first}");
+        assert!(
+            (first - 64f32.ln()).abs() < 0.3,
+            "{label}: initial loss {first}"
+        );
         assert!(last < 0.5 * first, "{label}: losses {losses:?}");
     }
 }

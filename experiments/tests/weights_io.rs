@@ -22,10 +22,17 @@ fn save_then_load_gives_the_same_logits() {
         // A different seed: the logits only match if the load overwrote every variable.
         let (fresh_map, fresh) = build(&config, 22);
         let before = fresh.forward(&ids, Some(&mask)).unwrap();
-        assert!(max_abs_diff(&expected, &before) > 1e-3, "{label}: seeds collide");
+        assert!(
+            max_abs_diff(&expected, &before) > 1e-3,
+            "{label}: seeds collide"
+        );
         let report = load_into_varmap(&fresh_map, std::slice::from_ref(&path)).unwrap();
         assert_eq!(report.loaded, varmap.all_vars().len(), "{label}");
-        assert!(report.unexpected.is_empty(), "{label}: {:?}", report.unexpected);
+        assert!(
+            report.unexpected.is_empty(),
+            "{label}: {:?}",
+            report.unexpected
+        );
         let after = fresh.forward(&ids, Some(&mask)).unwrap();
         assert_eq!(max_abs_diff(&expected, &after), 0.0, "{label}");
     }
@@ -63,7 +70,9 @@ fn sharded_checkpoint_with_extra_buffers_and_bf16() {
         Tensor::ones(4, DType::F32, &Device::Cpu).unwrap(),
     ));
     for (i, shard) in shards.iter().enumerate() {
-        let path = dir.path().join(format!("model-0000{}-of-00002.safetensors", i + 1));
+        let path = dir
+            .path()
+            .join(format!("model-0000{}-of-00002.safetensors", i + 1));
         safetensors::tensor::serialize_to_file(shard.clone(), None, &path).unwrap();
     }
     let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
@@ -77,11 +86,17 @@ fn sharded_checkpoint_with_extra_buffers_and_bf16() {
     assert_eq!(files.len(), 2);
     let (fresh_map, fresh) = build(&config, 32);
     let report = load_into_varmap(&fresh_map, &files).unwrap();
-    assert_eq!(report.unexpected, vec!["model.rotary_emb.inv_freq".to_string()]);
+    assert_eq!(
+        report.unexpected,
+        vec!["model.rotary_emb.inv_freq".to_string()]
+    );
     let got = fresh.forward(&ids, Some(&mask)).unwrap();
     // bf16 storage rounds the weights.
     let diff = max_abs_diff(&expected, &got);
-    assert!(diff > 0.0 && diff < 0.05, "bf16 round trip differs by {diff}");
+    assert!(
+        diff > 0.0 && diff < 0.05,
+        "bf16 round trip differs by {diff}"
+    );
 }
 
 #[test]
@@ -101,7 +116,10 @@ fn missing_and_misshapen_tensors_are_named() {
     let err = load_into_varmap(&varmap, std::slice::from_ref(&path))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("embed_out.weight") && err.contains("not found"), "{err}");
+    assert!(
+        err.contains("embed_out.weight") && err.contains("not found"),
+        "{err}"
+    );
 
     tensors.insert(
         "embed_out.weight".into(),
@@ -111,11 +129,16 @@ fn missing_and_misshapen_tensors_are_named() {
     let err = load_into_varmap(&varmap, std::slice::from_ref(&path))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("embed_out.weight") && err.contains("shape"), "{err}");
+    assert!(
+        err.contains("embed_out.weight") && err.contains("shape"),
+        "{err}"
+    );
 
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a safetensors file").unwrap();
-    let err = load_into_varmap(&varmap, &[garbage]).unwrap_err().to_string();
+    let err = load_into_varmap(&varmap, &[garbage])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("garbage.safetensors"), "{err}");
 
     let err = checkpoint_files(dir.path()).unwrap_err().to_string();

@@ -36,7 +36,8 @@ impl<'a> RowView<'a> {
     /// An error about `column`.
     pub fn error(&self, column: &str, message: impl Into<String>, hint: &str) -> DataError {
         let hint = match (hint.is_empty(), self.format.is_empty()) {
-            (_, true) => hint.to_string(),
+            (true, true) => "fix or remove the row".to_string(),
+            (false, true) => hint.to_string(),
             (true, false) => self.format.to_string(),
             (false, false) => format!("{hint}; {}", self.format),
         };
@@ -83,7 +84,8 @@ impl<'a> RowView<'a> {
     /// A required numeric column.
     pub fn f64(&self, column: &str) -> Result<f64, DataError> {
         let v = self.value(column)?;
-        v.as_f64().ok_or_else(|| self.wrong_type(column, "a number", v))
+        v.as_f64()
+            .ok_or_else(|| self.wrong_type(column, "a number", v))
     }
 
     /// An optional numeric column: absent or null gives `None`.

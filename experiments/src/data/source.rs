@@ -110,14 +110,17 @@ fn read_json(file: Arc<Path>) -> Result<Records, DataError> {
             message: "expected a JSON array of objects".into(),
         });
     };
-    let rows = items.into_iter().enumerate().map(move |(i, item)| match item {
-        Value::Object(fields) => Ok(Record {
-            file: file.clone(),
-            row: i + 1,
-            fields,
-        }),
-        other => Err(not_an_object(&file, i + 1, &other)),
-    });
+    let rows = items
+        .into_iter()
+        .enumerate()
+        .map(move |(i, item)| match item {
+            Value::Object(fields) => Ok(Record {
+                file: file.clone(),
+                row: i + 1,
+                fields,
+            }),
+            other => Err(not_an_object(&file, i + 1, &other)),
+        });
     Ok(Box::new(rows))
 }
 
@@ -144,7 +147,10 @@ fn not_an_object(file: &Path, row: usize, value: &Value) -> DataError {
         file: file.to_path_buf(),
         row,
         column: "<row>".into(),
-        message: format!("expected a JSON object, found {}", super::row::type_name(value)),
+        message: format!(
+            "expected a JSON object, found {}",
+            super::row::type_name(value)
+        ),
         hint: "each row must be an object mapping column names to values".into(),
     }
 }

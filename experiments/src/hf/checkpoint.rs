@@ -1,8 +1,8 @@
 //! Opening a Hugging Face checkpoint directory (`config.json` plus safetensors) as a
-//! trainable model.
+//! trainable model, or as any supported backbone (Gemma and Gemma-2 included).
 
 use super::weights::{checkpoint_files, load_into_varmap, LoadReport};
-use crate::models::{Model, ModelConfig};
+use crate::models::{Backbone, BackboneConfig, Model, ModelConfig};
 use crate::Result;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -33,6 +33,39 @@ pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Chec
     let model = Model::new(&config, vb)?;
     let report = load_into_varmap(&varmap, &files)?;
     Ok(Checkpoint {
+        config,
+        varmap,
+        model,
+        report,
+    })
+}
+
+/// A model of any supported architecture loaded from a checkpoint directory.
+pub struct BackboneCheckpoint {
+    /// The parsed `config.json`.
+    pub config: BackboneConfig,
+    /// The variables.
+    pub varmap: VarMap,
+    /// The model, reading its weights from `varmap`.
+    pub model: Backbone,
+    /// Tensors of the files that the model does not use.
+    pub report: LoadReport,
+}
+
+/// [`load_checkpoint`] for every architecture of [`BackboneConfig`] (GPT-NeoX,
+/// Llama, Gemma, Gemma-2).
+pub fn load_backbone_checkpoint(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<BackboneCheckpoint> {
+    let config = BackboneConfig::from_file(&dir.join("config.json"))?;
+    let files = checkpoint_files(dir)?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
+    let model = Backbone::new(&config, vb)?;
+    let report = load_into_varmap(&varmap, &files)?;
+    Ok(BackboneCheckpoint {
         config,
         varmap,
         model,

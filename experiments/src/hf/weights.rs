@@ -66,12 +66,11 @@ pub fn load_into_varmap(varmap: &VarMap, files: &[PathBuf]) -> Result<LoadReport
     let mut report = LoadReport::default();
     for file in files {
         let label = file.display().to_string();
-        let tensors = candle_core::safetensors::load(file, &Device::Cpu).map_err(|e| {
-            Error::Weights {
+        let tensors =
+            candle_core::safetensors::load(file, &Device::Cpu).map_err(|e| Error::Weights {
                 file: label.clone(),
                 message: format!("cannot read safetensors: {e}"),
-            }
-        })?;
+            })?;
         for (name, tensor) in tensors {
             let Some(var) = vars.get(&name) else {
                 report.unexpected.push(name);
@@ -132,4 +131,40 @@ pub fn save_varmap(varmap: &VarMap, path: &Path) -> Result<()> {
             message: format!("cannot write safetensors: {e}"),
         }
     })
+}
+
+/// Tensor names in the headers of the safetensors `files` (the data is not read).
+pub fn tensor_names(files: &[PathBuf]) -> Result<BTreeSet<String>> {
+    use std::io::Read;
+    let mut names = BTreeSet::new();
+    for file in files {
+        let label = file.display().to_string();
+        let bad = |message: String| Error::Weights {
+            file: label.clone(),
+            message,
+        };
+        let mut f = std::fs::File::open(file).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let mut len = [0u8; 8];
+        f.read_exact(&mut len)
+            .map_err(|e| bad(format!("cannot read the safetensors header size: {e}")))?;
+        let len = u64::from_le_bytes(len);
+        if len > 100_000_000 {
+            return Err(bad(format!(
+                "safetensors header of {len} bytes is implausible"
+            )));
+        }
+        let mut header = vec![0u8; len as usize];
+        f.read_exact(&mut header)
+            .map_err(|e| bad(format!("cannot read the safetensors header: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&header)
+            .map_err(|e| bad(format!("invalid safetensors header: {e}")))?;
+        let map = value
+            .as_object()
+            .ok_or_else(|| bad("safetensors header is not an object".into()))?;
+        names.extend(map.keys().filter(|k| *k != "__metadata__").cloned());
+    }
+    Ok(names)
 }

@@ -77,7 +77,24 @@ impl AttentionInputs {
 /// additive `mask` `(b, 1, t, keys)`; returns `(b, h, t, d)`.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
+    attend_with(q, k, v, mask, scale, None)
+}
+
+/// [`attend`] with scores `q k^T * scale`, soft-capped to `cap * tanh(s / cap)` when
+/// `softcap` is given (Gemma-2), before the mask is added.
+pub fn attend_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    softcap: Option<f64>,
+) -> Result<Tensor> {
     let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+    let scores = match softcap {
+        Some(cap) => ((scores / cap)?.tanh()? * cap)?,
+        None => scores,
+    };
     let mask = if mask.dtype() == scores.dtype() {
         mask.clone()
     } else {
@@ -86,6 +103,35 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tenso
     let scores = scores.broadcast_add(&mask)?;
     let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
     Ok(probs.matmul(&v.contiguous()?)?)
+}
+
+/// `mask` `(b, 1, time, keys)` (queries are the last `time` of the `keys` positions)
+/// with keys `window` or more columns before a query also blocked: the sliding-window
+/// attention of Gemma-2 (`q - window < k <= q`, counted in columns as transformers
+/// counts cache positions).
+pub fn sliding_window_mask(mask: &Tensor, window: usize) -> Result<Tensor> {
+    let (_, _, t, keys) = mask.dims4()?;
+    let past = keys.checked_sub(t).ok_or_else(|| {
+        Error::Input(format!(
+            "attention mask has {t} queries but only {keys} keys"
+        ))
+    })?;
+    if past + t <= window {
+        return Ok(mask.clone());
+    }
+    let band: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..keys).map(move |j| {
+                if past + i >= j + window {
+                    MASK_VALUE
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    let band = Tensor::from_vec(band, (1, 1, t, keys), mask.device())?.to_dtype(mask.dtype())?;
+    Ok(mask.broadcast_add(&band)?.maximum(MASK_VALUE as f64)?)
 }
 
 /// Repeats each of the `kv_heads` heads of `x` `(b, kv_heads, keys, d)` `n_rep` times

@@ -4,9 +4,12 @@
 //! rejected with an error that names the field, never silently defaulted.
 
 mod fields;
+pub mod gemma;
+mod hf_json;
 mod rope;
 
 pub use fields::Fields;
+pub use gemma::{Gemma2Config, GemmaConfig, LayerType};
 pub use rope::{RopeConfig, RopeScaling, DEFAULT_ROPE_THETA};
 
 use crate::{Error, Result};
@@ -161,7 +164,10 @@ fn check_architectures(f: &Fields<'_>, allowed: &[&str]) -> Result<()> {
             _ => {
                 return Err(f.err(
                     "architectures",
-                    format!("{item} is not supported (supported: {})", allowed.join(", ")),
+                    format!(
+                        "{item} is not supported (supported: {})",
+                        allowed.join(", ")
+                    ),
                 ))
             }
         }
@@ -183,11 +189,16 @@ fn check_activation(f: &Fields<'_>, key: &str, expected: &str) -> Result<()> {
 
 /// `initializer_range`, default [`DEFAULT_INITIALIZER_RANGE`].
 fn initializer_range(f: &Fields<'_>) -> Result<f64> {
-    let r = f.opt_f64("initializer_range")?.unwrap_or(DEFAULT_INITIALIZER_RANGE);
+    let r = f
+        .opt_f64("initializer_range")?
+        .unwrap_or(DEFAULT_INITIALIZER_RANGE);
     if r.is_finite() && r >= 0.0 {
         Ok(r)
     } else {
-        Err(f.err("initializer_range", format!("must be non-negative, found {r}")))
+        Err(f.err(
+            "initializer_range",
+            format!("must be non-negative, found {r}"),
+        ))
     }
 }
 
@@ -313,7 +324,10 @@ impl LlamaConfig {
             }
         };
         if head_dim == 0 || head_dim % 2 != 0 {
-            return Err(f.err("head_dim", format!("must be positive and even, found {head_dim}")));
+            return Err(f.err(
+                "head_dim",
+                format!("must be positive and even, found {head_dim}"),
+            ));
         }
         check_activation(f, "hidden_act", "silu")?;
         f.zero_dropout("attention_dropout")?;

@@ -26,7 +26,13 @@ impl Attention {
         let h = cfg.hidden_size;
         let std = cfg.initializer_range;
         Ok(Self {
-            query_key_value: Linear::new(vb.pp("query_key_value"), h, 3 * h, cfg.attention_bias, std)?,
+            query_key_value: Linear::new(
+                vb.pp("query_key_value"),
+                h,
+                3 * h,
+                cfg.attention_bias,
+                std,
+            )?,
             dense: Linear::new(vb.pp("dense"), h, h, cfg.attention_bias, std)?,
             heads: cfg.num_attention_heads,
             head_size: cfg.head_size(),
@@ -44,7 +50,10 @@ impl Attention {
         let (b, t, h) = x.dims3()?;
         let hs = self.head_size;
         // (b, t, heads, 3 * head_size): q, k, v interleaved per head.
-        let qkv = self.query_key_value.forward(x)?.reshape((b, t, self.heads, 3 * hs))?;
+        let qkv = self
+            .query_key_value
+            .forward(x)?
+            .reshape((b, t, self.heads, 3 * hs))?;
         let q = qkv.narrow(3, 0, hs)?.transpose(1, 2)?;
         let k = qkv.narrow(3, hs, hs)?.transpose(1, 2)?;
         let v = qkv.narrow(3, 2 * hs, hs)?.transpose(1, 2)?;
@@ -69,7 +78,11 @@ struct Mlp {
 
 impl Mlp {
     fn new(cfg: &GptNeoxConfig, vb: VarBuilder) -> Result<Self> {
-        let (h, i, std) = (cfg.hidden_size, cfg.intermediate_size, cfg.initializer_range);
+        let (h, i, std) = (
+            cfg.hidden_size,
+            cfg.intermediate_size,
+            cfg.initializer_range,
+        );
         Ok(Self {
             dense_h_to_4h: Linear::new(vb.pp("dense_h_to_4h"), h, i, true, std)?,
             dense_4h_to_h: Linear::new(vb.pp("dense_4h_to_h"), i, h, true, std)?,
@@ -112,15 +125,23 @@ impl Block {
         inputs: &AttentionInputs,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Result<Tensor> {
-        let attn = self
-            .attention
-            .forward(&self.input_layernorm.forward(x)?, rotary, cos_sin, inputs, cache)?;
+        let attn = self.attention.forward(
+            &self.input_layernorm.forward(x)?,
+            rotary,
+            cos_sin,
+            inputs,
+            cache,
+        )?;
         if self.parallel {
-            let mlp = self.mlp.forward(&self.post_attention_layernorm.forward(x)?)?;
+            let mlp = self
+                .mlp
+                .forward(&self.post_attention_layernorm.forward(x)?)?;
             Ok(((x + attn)? + mlp)?)
         } else {
             let x = (x + attn)?;
-            let mlp = self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?;
+            let mlp = self
+                .mlp
+                .forward(&self.post_attention_layernorm.forward(&x)?)?;
             Ok((x + mlp)?)
         }
     }
@@ -144,16 +165,30 @@ impl GptNeox {
     pub fn new(config: &GptNeoxConfig, vb: VarBuilder) -> Result<Self> {
         let base = vb.pp("gpt_neox");
         let std = config.initializer_range;
-        let embed_in = Embedding::new(base.pp("embed_in"), config.vocab_size, config.hidden_size, std)?;
+        let embed_in = Embedding::new(
+            base.pp("embed_in"),
+            config.vocab_size,
+            config.hidden_size,
+            std,
+        )?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| Block::new(config, base.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let final_layer_norm =
-            LayerNorm::new(base.pp("final_layer_norm"), config.hidden_size, config.layer_norm_eps)?;
+        let final_layer_norm = LayerNorm::new(
+            base.pp("final_layer_norm"),
+            config.hidden_size,
+            config.layer_norm_eps,
+        )?;
         let embed_out = if config.tie_word_embeddings {
             Linear::from_weight(embed_in.weight().clone())
         } else {
-            Linear::new(vb.pp("embed_out"), config.hidden_size, config.vocab_size, false, std)?
+            Linear::new(
+                vb.pp("embed_out"),
+                config.hidden_size,
+                config.vocab_size,
+                false,
+                std,
+            )?
         };
         Ok(Self {
             config: config.clone(),

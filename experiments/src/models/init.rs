@@ -51,7 +51,9 @@ impl SeededVarMap {
                 })?;
                 Ok((0..n).map(|_| normal.sample(&mut rng) as f32).collect())
             }
-            Init::Uniform { lo, up } => Ok((0..n).map(|_| rng.random_range(lo..up) as f32).collect()),
+            Init::Uniform { lo, up } => {
+                Ok((0..n).map(|_| rng.random_range(lo..up) as f32).collect())
+            }
             Init::Kaiming { .. } => candle_core::bail!(
                 "{name}: Kaiming initialisation is not supported by the seeded variable map"
             ),
@@ -68,7 +70,13 @@ impl SimpleBackend for SeededVarMap {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        if let Some(var) = self.varmap.data().lock().ok().and_then(|d| d.get(name).cloned()) {
+        if let Some(var) = self
+            .varmap
+            .data()
+            .lock()
+            .ok()
+            .and_then(|d| d.get(name).cloned())
+        {
             if var.shape() != &s {
                 candle_core::bail!("shape mismatch on {name}: {s:?} <> {:?}", var.shape())
             }
@@ -87,7 +95,12 @@ impl SimpleBackend for SeededVarMap {
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("{name}: a seeded variable map needs a shape and an initialisation")
     }
 

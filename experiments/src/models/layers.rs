@@ -1,7 +1,7 @@
 //! Building blocks written from differentiable tensor ops only: linear layers, token
-//! embedding, LayerNorm and RMSNorm. Weights come from a [`VarBuilder`] with Hugging
-//! Face names and transformers' initialisation (normal weights, zero biases, unit norm
-//! scales).
+//! embedding, LayerNorm, RMSNorm and Gemma's offset RMSNorm. Weights come from a
+//! [`VarBuilder`] with Hugging Face names and transformers' initialisation (normal
+//! weights, zero biases, unit norm scales).
 
 use crate::Result;
 use candle_core::{DType, Tensor, D};
@@ -24,7 +24,13 @@ pub struct Linear {
 
 impl Linear {
     /// `prefix.weight` (normal init) and, when `bias`, `prefix.bias` (zeros).
-    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool, std: f64) -> Result<Self> {
+    pub fn new(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        std: f64,
+    ) -> Result<Self> {
         let weight = vb.get_with_hints((out_dim, in_dim), "weight", normal(std))?;
         let bias = if bias {
             Some(vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?)
@@ -107,7 +113,9 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (xc, dtype) = centred_f32(x)?;
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let xn = xc.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
+        let xn = xc
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
         Ok(xn.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
     }
 }
@@ -133,7 +141,37 @@ impl RmsNorm {
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?;
         let ms = x32.sqr()?.mean_keepdim(D::Minus1)?;
-        let xn = x32.broadcast_div(&(ms + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
+        let xn = x32
+            .broadcast_div(&(ms + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
         Ok(xn.broadcast_mul(&self.weight)?)
+    }
+}
+
+/// Gemma's RMSNorm: the scale is stored as an offset from one, `x_n * (1 + weight)`,
+/// computed in f32 and cast back (`prefix.weight`, initialised to zeros).
+#[derive(Debug, Clone)]
+pub struct GemmaRmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl GemmaRmsNorm {
+    /// Scale offset initialised to zeros (a unit scale).
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(0.0))?,
+            eps,
+        })
+    }
+
+    /// Normalises over the last dimension.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x32 = x.to_dtype(DType::F32)?;
+        let ms = x32.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = x32.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        let scale = (self.weight.to_dtype(DType::F32)? + 1.0)?;
+        Ok(xn.broadcast_mul(&scale)?.to_dtype(dtype)?)
     }
 }

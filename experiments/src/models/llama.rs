@@ -141,7 +141,9 @@ impl Block {
             cache,
         )?;
         let x = (x + attn)?;
-        let mlp = self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?;
+        let mlp = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&x)?)?;
         Ok((x + mlp)?)
     }
 }
@@ -164,8 +166,12 @@ impl Llama {
     pub fn new(config: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
         let base = vb.pp("model");
         let std = config.initializer_range;
-        let embed_tokens =
-            Embedding::new(base.pp("embed_tokens"), config.vocab_size, config.hidden_size, std)?;
+        let embed_tokens = Embedding::new(
+            base.pp("embed_tokens"),
+            config.vocab_size,
+            config.hidden_size,
+            std,
+        )?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| Block::new(config, base.pp(format!("layers.{i}"))))
             .collect::<Result<Vec<_>>>()?;
@@ -173,7 +179,13 @@ impl Llama {
         let lm_head = if config.tie_word_embeddings {
             Linear::from_weight(embed_tokens.weight().clone())
         } else {
-            Linear::new(vb.pp("lm_head"), config.hidden_size, config.vocab_size, false, std)?
+            Linear::new(
+                vb.pp("lm_head"),
+                config.hidden_size,
+                config.vocab_size,
+                false,
+                std,
+            )?
         };
         Ok(Self {
             config: config.clone(),

@@ -81,7 +81,8 @@ fn scale_frequency(inv_freq: f64, scaling: &RopeScaling) -> f64 {
             } else if wavelen > low_freq_wavelen {
                 inv_freq / factor
             } else {
-                let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                let smooth =
+                    (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                 (1.0 - smooth) * inv_freq / factor + smooth * inv_freq
             }
         }
@@ -103,7 +104,13 @@ mod tests {
                 original_max_position_embeddings: 8192,
             },
         };
-        let plain = Rotary::new(64, &RopeConfig { theta: 500_000.0, scaling: RopeScaling::None });
+        let plain = Rotary::new(
+            64,
+            &RopeConfig {
+                theta: 500_000.0,
+                scaling: RopeScaling::None,
+            },
+        );
         let scaled = Rotary::new(64, &rope);
         assert_eq!(scaled.inv_freq[0], plain.inv_freq[0]);
         let last = plain.inv_freq.len() - 1;

@@ -20,7 +20,9 @@ pub struct SamplingConfig {
     pub eos_token_ids: Vec<u32>,
     /// Id used for left padding of prompts and for the steps after a row finished.
     pub pad_token_id: u32,
-    /// Seed of the per-row ChaCha streams (see [`row_rng`](super::row_rng)).
+    /// Seed of the per-row ChaCha streams (see [`row_rng`](super::row_rng)); use a
+    /// different seed for every batch (row `i` of two batches with one seed draws the
+    /// same random numbers).
     pub seed: u64,
 }
 
@@ -39,7 +41,13 @@ impl SamplingConfig {
     }
 
     /// Ancestral sampling at `temperature` (no top-k / top-p) with `seed`.
-    pub fn sampling(max_new_tokens: usize, temperature: f64, eos: u32, pad: u32, seed: u64) -> Self {
+    pub fn sampling(
+        max_new_tokens: usize,
+        temperature: f64,
+        eos: u32,
+        pad: u32,
+        seed: u64,
+    ) -> Self {
         Self {
             temperature,
             seed,

@@ -35,7 +35,9 @@ fn argmax(logits: &[f32]) -> u32 {
 /// `rng`. Fails on an empty row, a NaN or `+inf` logit, or all logits `-inf`.
 pub fn pick_token(logits: &[f32], config: &SamplingConfig, rng: &mut ChaCha8Rng) -> Result<u32> {
     if logits.is_empty() {
-        return Err(Error::Input("cannot pick a token from an empty logit row".into()));
+        return Err(Error::Input(
+            "cannot pick a token from an empty logit row".into(),
+        ));
     }
     if let Some(bad) = logits.iter().find(|x| x.is_nan() || **x == f32::INFINITY) {
         return Err(Error::Input(format!("logit row contains {bad}")));

@@ -50,7 +50,11 @@ impl TokenizerConfig {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| TextError::config(file, "<document>", format!("invalid JSON: {e}")))?;
         let Value::Object(mut obj) = value else {
-            return Err(TextError::config(file, "<document>", "expected a JSON object"));
+            return Err(TextError::config(
+                file,
+                "<document>",
+                "expected a JSON object",
+            ));
         };
         let mut config = TokenizerConfig::default();
         for field in SPECIAL_TOKEN_FIELDS {
@@ -101,7 +105,10 @@ impl TokenizerConfig {
             ("pad_token", &self.pad_token),
             ("unk_token", &self.unk_token),
         ] {
-            obj.insert(field.to_string(), token.clone().map_or(Value::Null, Value::String));
+            obj.insert(
+                field.to_string(),
+                token.clone().map_or(Value::Null, Value::String),
+            );
         }
         let decoder: Map<String, Value> = self
             .added_tokens_decoder
@@ -120,7 +127,10 @@ impl TokenizerConfig {
         match self.chat_templates.len() {
             0 => {}
             1 if self.chat_templates.contains_key("default") => {
-                obj.insert("chat_template".into(), json!(self.chat_templates["default"]));
+                obj.insert(
+                    "chat_template".into(),
+                    json!(self.chat_templates["default"]),
+                );
             }
             _ => {
                 let list: Vec<Value> = self

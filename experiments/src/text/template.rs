@@ -123,7 +123,10 @@ impl ChatTemplate {
     /// A full single-turn conversation (user prompt, assistant response), without a
     /// generation prompt: the text a policy is trained or scored on.
     pub fn render_exchange(&self, prompt: &str, response: &str) -> Result<String, TextError> {
-        self.render(&[Message::user(prompt), Message::assistant(response)], false)
+        self.render(
+            &[Message::user(prompt), Message::assistant(response)],
+            false,
+        )
     }
 }
 

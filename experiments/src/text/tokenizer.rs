@@ -131,17 +131,26 @@ impl TextTokenizer {
 
     /// The BOS token id, when the config names one that is in the vocabulary.
     pub fn bos_token_id(&self) -> Option<u32> {
-        self.config.bos_token.as_deref().and_then(|t| self.token_to_id(t))
+        self.config
+            .bos_token
+            .as_deref()
+            .and_then(|t| self.token_to_id(t))
     }
 
     /// The EOS token id, when the config names one that is in the vocabulary.
     pub fn eos_token_id(&self) -> Option<u32> {
-        self.config.eos_token.as_deref().and_then(|t| self.token_to_id(t))
+        self.config
+            .eos_token
+            .as_deref()
+            .and_then(|t| self.token_to_id(t))
     }
 
     /// The padding token id, when the config names one that is in the vocabulary.
     pub fn pad_token_id(&self) -> Option<u32> {
-        self.config.pad_token.as_deref().and_then(|t| self.token_to_id(t))
+        self.config
+            .pad_token
+            .as_deref()
+            .and_then(|t| self.token_to_id(t))
     }
 
     /// The EOS id or an error saying the config lacks one.

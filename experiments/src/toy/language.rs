@@ -3,12 +3,40 @@
 
 /// Topics and their words. Topic names and words are all distinct.
 pub const TOPICS: &[(&str, &[&str])] = &[
-    ("animals", &["cat", "dog", "fox", "owl", "bear", "wolf", "deer", "frog"]),
-    ("colors", &["red", "blue", "green", "pink", "gold", "gray", "black", "white"]),
-    ("food", &["bread", "rice", "soup", "cake", "pear", "plum", "corn", "bean"]),
-    ("tools", &["saw", "drill", "nail", "rope", "axe", "hoe", "chisel", "wrench"]),
-    ("weather", &["rain", "snow", "wind", "fog", "hail", "sun", "storm", "cloud"]),
-    ("music", &["drum", "harp", "flute", "song", "tune", "bass", "horn", "bell"]),
+    (
+        "animals",
+        &["cat", "dog", "fox", "owl", "bear", "wolf", "deer", "frog"],
+    ),
+    (
+        "colors",
+        &[
+            "red", "blue", "green", "pink", "gold", "gray", "black", "white",
+        ],
+    ),
+    (
+        "food",
+        &[
+            "bread", "rice", "soup", "cake", "pear", "plum", "corn", "bean",
+        ],
+    ),
+    (
+        "tools",
+        &[
+            "saw", "drill", "nail", "rope", "axe", "hoe", "chisel", "wrench",
+        ],
+    ),
+    (
+        "weather",
+        &[
+            "rain", "snow", "wind", "fog", "hail", "sun", "storm", "cloud",
+        ],
+    ),
+    (
+        "music",
+        &[
+            "drum", "harp", "flute", "song", "tune", "bass", "horn", "bell",
+        ],
+    ),
 ];
 
 /// Count words; `COUNT_WORDS[i]` asks for `i + MIN_COUNT` words.
@@ -18,7 +46,9 @@ pub const COUNT_WORDS: &[&str] = &["two", "three", "four", "five", "six", "seven
 pub const MIN_COUNT: usize = 2;
 
 /// Words that only appear in prompts.
-pub const PROMPT_WORDS: &[&str] = &["write", "list", "give", "me", "name", "please", "words", "about"];
+pub const PROMPT_WORDS: &[&str] = &[
+    "write", "list", "give", "me", "name", "please", "words", "about",
+];
 
 /// Words off-policy responses mix in; they are on no topic.
 pub const FILLER_WORDS: &[&str] = &["and", "the", "also", "then", "so", "very"];

@@ -136,18 +136,28 @@ pub fn write_toy_world(root: &Path, spec: &ToyWorldSpec) -> Result<ToyWorldPaths
         (0..spec.pretrain).map(|_| json!({"text": g.pretrain_text()})),
     )?;
     let mut g = ToyGenerator::new(stream_seed(spec.seed, SFT_STREAM));
-    write_jsonl(&paths.sft, (0..spec.sft).map(|_| alpaca_row(&g.sft_example())))?;
+    write_jsonl(
+        &paths.sft,
+        (0..spec.sft).map(|_| alpaca_row(&g.sft_example())),
+    )?;
     for (path, n, stream) in [
         (&paths.train_prefs, spec.train_prefs, TRAIN_PREFS_STREAM),
         (&paths.test_prefs, spec.test_prefs, TEST_PREFS_STREAM),
     ] {
         let mut g = ToyGenerator::new(stream_seed(spec.seed, stream));
-        write_jsonl(path, (0..n).map(|_| ultrafeedback_row(&g.preference_pair(&reward))))?;
+        write_jsonl(
+            path,
+            (0..n).map(|_| ultrafeedback_row(&g.preference_pair(&reward))),
+        )?;
     }
     let mut g = ToyGenerator::new(stream_seed(spec.seed, PROMPTS_STREAM));
     write_jsonl(
         &paths.prompts,
-        (0..spec.prompts).map(|_| prompt_row(&PromptRecord { prompt: g.prompt().1 })),
+        (0..spec.prompts).map(|_| {
+            prompt_row(&PromptRecord {
+                prompt: g.prompt().1,
+            })
+        }),
     )?;
 
     let manifest = json!({

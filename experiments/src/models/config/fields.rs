@@ -64,7 +64,9 @@ impl<'a> Fields<'a> {
                 .as_u64()
                 .and_then(|n| usize::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| self.err(key, format!("expected a non-negative integer, found {v}"))),
+                .ok_or_else(|| {
+                    self.err(key, format!("expected a non-negative integer, found {v}"))
+                }),
         }
     }
 
@@ -88,10 +90,22 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A number where JSON `null` means "off": `default` when the key is absent,
+    /// `None` when it is `null` (Gemma-2's soft-capping and sliding window).
+    pub fn nullable_f64(&self, key: &str, default: Option<f64>) -> Result<Option<f64>> {
+        match self.obj.get(key) {
+            None => Ok(default),
+            Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.err(key, format!("expected a number or null, found {v}"))),
+        }
+    }
+
     /// A required number.
     pub fn f64(&self, key: &str) -> Result<f64> {
-        self.opt_f64(key)?
-            .ok_or_else(|| self.err(key, "missing"))
+        self.opt_f64(key)?.ok_or_else(|| self.err(key, "missing"))
     }
 
     /// A boolean, `default` when absent.

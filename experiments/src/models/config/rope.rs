@@ -51,7 +51,10 @@ pub fn parse_rope(f: &Fields<'_>, extra_theta_keys: &[&str]) -> Result<RopeConfi
     }
     let theta = agree(f.file, &thetas)?.unwrap_or(DEFAULT_ROPE_THETA);
     if !(theta.is_finite() && theta > 0.0) {
-        return Err(f.err("rope_theta", format!("must be a positive number, found {theta}")));
+        return Err(f.err(
+            "rope_theta",
+            format!("must be a positive number, found {theta}"),
+        ));
     }
 
     let from_params = match &params {
@@ -90,10 +93,10 @@ fn parse_scaling(p: &Fields<'_>) -> Result<RopeScaling> {
             let factor = p.f64("factor")?;
             let low = p.f64("low_freq_factor")?;
             let high = p.f64("high_freq_factor")?;
-            if !(factor > 0.0) {
+            if !(factor.is_finite() && factor > 0.0) {
                 return Err(p.err("factor", format!("must be positive, found {factor}")));
             }
-            if !(low > 0.0 && high > low) {
+            if !(low.is_finite() && high.is_finite() && low > 0.0 && high > low) {
                 return Err(p.err(
                     "high_freq_factor",
                     format!("need 0 < low_freq_factor < high_freq_factor, found {low} and {high}"),

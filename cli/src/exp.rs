@@ -1,0 +1,343 @@
+//! `rmteach exp ...`: check a model before trusting an experiment to it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use candle_core::{DType, Device, Tensor};
+use rmteach::report::write_atomic;
+use rmteach_experiments::hf::{checkpoint_files, load_checkpoint};
+use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::reward_model::load_reward_checkpoint;
+use rmteach_experiments::sample::{generate, SamplingConfig};
+use rmteach_experiments::text::TextTokenizer;
+
+/// Where tensors live and in which precision.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// cpu, or cuda / cuda:N (needs a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32 or bf16 (weights are converted on load).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+}
+
+impl DeviceArgs {
+    fn resolve(&self) -> Result<(Device, DType)> {
+        let dtype = match self.dtype.as_str() {
+            "f32" => DType::F32,
+            "bf16" => DType::BF16,
+            other => bail!("--dtype: unknown `{other}`; use f32 or bf16"),
+        };
+        let device = match self.device.as_str() {
+            "cpu" => Device::Cpu,
+            d if d == "cuda" || d.starts_with("cuda:") => {
+                let ordinal = d
+                    .strip_prefix("cuda:")
+                    .map(str::parse::<usize>)
+                    .transpose()
+                    .context("--device: bad GPU ordinal")?;
+                Device::new_cuda(ordinal.unwrap_or(0)).with_context(|| {
+                    format!(
+                        "--device {d}: no CUDA device (is this a build with `--features cuda`?)"
+                    )
+                })?
+            }
+            other => bail!("--device: unknown `{other}`; use cpu, cuda or cuda:N"),
+        };
+        Ok((device, dtype))
+    }
+}
+
+/// The experiment subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ExpCommand {
+    /// Architecture, parameter count, stored dtype, tokenizer and chat template of a
+    /// Hugging Face model directory.
+    Inspect {
+        /// The model directory (config.json, *.safetensors, tokenizer.json).
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Per-position logits of a text or of token ids, written as JSON.
+    Logits {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// Text to tokenize (no special tokens added).
+        #[arg(long, conflicts_with = "ids")]
+        text: Option<String>,
+        /// Comma-separated token ids, e.g. 1,2,3.
+        #[arg(long, value_delimiter = ',')]
+        ids: Option<Vec<u32>>,
+        /// Write {ids, logits[position][token]} here (else print a summary only).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Sample responses to a prompt (rendered with the model's chat template unless --raw).
+    Generate {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The user prompt.
+        #[arg(long)]
+        prompt: String,
+        /// Use the prompt as is, without the chat template.
+        #[arg(long)]
+        raw: bool,
+        /// Number of samples.
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        /// Temperature (0 = greedy).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Keep the k most likely tokens.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Nucleus sampling mass.
+        #[arg(long)]
+        top_p: Option<f64>,
+        /// Most new tokens per sample.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Seed of the sampler.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+    /// Score a (prompt, response) pair with a reward model (`*ForSequenceClassification`
+    /// directory), rendered with the reward model's own chat template.
+    Score {
+        /// The reward-model directory.
+        #[arg(long)]
+        rm: PathBuf,
+        /// The user prompt.
+        #[arg(long)]
+        prompt: String,
+        /// The response to score.
+        #[arg(long)]
+        response: String,
+        #[command(flatten)]
+        device: DeviceArgs,
+    },
+}
+
+/// Runs an experiment subcommand; returns the exit code.
+pub fn run(cmd: ExpCommand) -> Result<i32> {
+    match cmd {
+        ExpCommand::Inspect { model } => inspect(&model),
+        ExpCommand::Logits {
+            model,
+            text,
+            ids,
+            out,
+            device,
+        } => logits(&model, text, ids, out.as_deref(), &device),
+        ExpCommand::Generate {
+            model,
+            prompt,
+            raw,
+            n,
+            temperature,
+            top_k,
+            top_p,
+            max_new_tokens,
+            seed,
+            device,
+        } => {
+            let cfg = SamplingOptions {
+                n,
+                temperature,
+                top_k,
+                top_p,
+                max_new_tokens,
+                seed,
+            };
+            generate_cmd(&model, &prompt, raw, &cfg, &device)
+        }
+        ExpCommand::Score {
+            rm,
+            prompt,
+            response,
+            device,
+        } => score(&rm, &prompt, &response, &device),
+    }
+}
+
+fn tokenizer(dir: &Path) -> Result<TextTokenizer> {
+    TextTokenizer::from_dir(dir)
+        .with_context(|| format!("{}: loading the tokenizer", dir.display()))
+}
+
+fn inspect(dir: &Path) -> Result<i32> {
+    let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    let files = checkpoint_files(dir)?;
+    let stored = stored_dtypes(&files)?;
+    let ckpt = load_checkpoint(dir, DType::F32, &Device::Cpu)?;
+    let params: usize = ckpt.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
+    println!("model:        {}", dir.display());
+    println!("architecture: {config:?}");
+    println!("parameters:   {params} ({:.2} M)", params as f64 / 1e6);
+    println!(
+        "weights:      {} file(s), stored as {}",
+        files.len(),
+        stored.join(", ")
+    );
+    if !ckpt.report.unexpected.is_empty() {
+        println!("unused:       {}", ckpt.report.unexpected.join(", "));
+    }
+    match TextTokenizer::from_dir(dir) {
+        Ok(t) => {
+            println!(
+                "tokenizer:    vocab {}, bos {:?}, eos {:?}, pad {:?}, prefix space {}",
+                t.vocab_size(),
+                t.bos_token_id(),
+                t.eos_token_id(),
+                t.pad_token_id(),
+                t.adds_prefix_space()
+            );
+            match t.chat_template() {
+                Ok(tpl) => println!("template:     {}", tpl.render_exchange("PROMPT", "RESPONSE")?.escape_debug()),
+                Err(_) => println!("template:     none (the paper's <|user|>/<|assistant|> fallback will be added)"),
+            }
+        }
+        Err(e) => println!("tokenizer:    unavailable ({e})"),
+    }
+    Ok(0)
+}
+
+/// The dtypes of the tensors stored in the safetensors `files` (from their headers).
+fn stored_dtypes(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .with_context(|| format!("{}: not a safetensors file", f.display()))?;
+        for info in meta.tensors().values() {
+            seen.insert(format!("{:?}", info.dtype));
+        }
+    }
+    Ok(seen.into_iter().collect())
+}
+
+fn logits(
+    dir: &Path,
+    text: Option<String>,
+    ids: Option<Vec<u32>>,
+    out: Option<&Path>,
+    dev: &DeviceArgs,
+) -> Result<i32> {
+    let (device, dtype) = dev.resolve()?;
+    let ids = match (text, ids) {
+        (Some(t), None) => tokenizer(dir)?.encode(&t)?,
+        (None, Some(ids)) => ids,
+        _ => bail!("give --text or --ids"),
+    };
+    if ids.is_empty() {
+        bail!("the input has no tokens");
+    }
+    let ckpt = load_checkpoint(dir, dtype, &device)?;
+    let vocab = ckpt.config.vocab_size();
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        bail!("--ids: token {bad} is outside the vocabulary (size {vocab})");
+    }
+    let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
+    let logits = ckpt
+        .model
+        .forward(&input, None)?
+        .squeeze(0)?
+        .to_dtype(DType::F32)?
+        .to_vec2::<f32>()?;
+    for (pos, (id, row)) in ids.iter().zip(&logits).enumerate() {
+        let (arg, max) =
+            row.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |a, (i, &v)| if v > a.1 { (i, v) } else { a },
+            );
+        println!("position {pos}: token {id} -> argmax {arg} (logit {max:.4})");
+    }
+    if let Some(p) = out {
+        let json =
+            serde_json::json!({ "model": dir.display().to_string(), "ids": ids, "logits": logits });
+        write_atomic(p, serde_json::to_string(&json)?.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+        println!(
+            "logits ({} x {}) written to {}",
+            logits.len(),
+            vocab,
+            p.display()
+        );
+    }
+    Ok(0)
+}
+
+/// Sampling flags of `exp generate`.
+struct SamplingOptions {
+    n: usize,
+    temperature: f64,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+    max_new_tokens: usize,
+    seed: u64,
+}
+
+fn generate_cmd(
+    dir: &Path,
+    prompt: &str,
+    raw: bool,
+    o: &SamplingOptions,
+    dev: &DeviceArgs,
+) -> Result<i32> {
+    let (device, dtype) = dev.resolve()?;
+    let tok = tokenizer(dir)?;
+    let text = if raw {
+        prompt.to_string()
+    } else {
+        tok.chat_template()
+            .with_context(|| {
+                format!(
+                    "{}: no chat template (pass --raw to use the prompt as is)",
+                    dir.display()
+                )
+            })?
+            .render_prompt(prompt)?
+    };
+    let ids = tok.encode(&text)?;
+    let eos = tok.require_eos_token_id()?;
+    let pad = tok.pad_token_id().unwrap_or(eos);
+    let mut cfg = SamplingConfig::sampling(o.max_new_tokens, o.temperature, eos, pad, o.seed);
+    if let Some(k) = o.top_k {
+        cfg = cfg.with_top_k(k);
+    }
+    if let Some(p) = o.top_p {
+        cfg = cfg.with_top_p(p);
+    }
+    let ckpt = load_checkpoint(dir, dtype, &device)?;
+    let prompts = vec![ids; o.n.max(1)];
+    let out = generate(&ckpt.model, &prompts, &cfg, &device)?;
+    for (i, (resp, why)) in out.responses.iter().zip(&out.finish_reasons).enumerate() {
+        println!("--- sample {i} ({} tokens, {why:?})", resp.len());
+        println!("{}", tok.decode(resp, true)?);
+    }
+    Ok(0)
+}
+
+fn score(dir: &Path, prompt: &str, response: &str, dev: &DeviceArgs) -> Result<i32> {
+    let (device, dtype) = dev.resolve()?;
+    let tok = tokenizer(dir)?;
+    let text = tok
+        .chat_template()
+        .with_context(|| format!("{}: the reward model has no chat template", dir.display()))?
+        .render_exchange(prompt, response)?;
+    let ids = tok.encode(&text)?;
+    let rm = load_reward_checkpoint(dir, dtype, &device)?;
+    let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
+    let s = rm.model.score(&input, None)?;
+    println!("{}", s[0]);
+    Ok(0)
+}

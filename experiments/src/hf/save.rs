@@ -1,0 +1,159 @@
+//! Writing a model directory in the Hugging Face layout, which
+//! `AutoModelForCausalLM.from_pretrained` (transformers 4.x and 5.x) and
+//! [`load_checkpoint`](super::load_checkpoint) both read: `config.json`,
+//! `model.safetensors` with Hugging Face tensor names, and any tokenizer files.
+
+use crate::models::ModelConfig;
+use crate::{Error, Result};
+use candle_core::{DType, Tensor};
+use candle_nn::VarMap;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What to write besides the weights.
+#[derive(Debug, Clone)]
+pub struct SaveOptions {
+    /// Dtype of the saved tensors (`F32`, `BF16` or `F16`); the variables keep theirs.
+    pub dtype: DType,
+    /// Files copied into the directory under their own names (`tokenizer.json`,
+    /// `tokenizer_config.json`, `special_tokens_map.json`, `generation_config.json`).
+    pub extra_files: Vec<PathBuf>,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            extra_files: Vec::new(),
+        }
+    }
+}
+
+/// The torch name of `dtype` as transformers writes it in `config.json`.
+pub fn torch_dtype_name(dtype: DType) -> Result<&'static str> {
+    match dtype {
+        DType::F32 => Ok("float32"),
+        DType::BF16 => Ok("bfloat16"),
+        DType::F16 => Ok("float16"),
+        other => Err(Error::Input(format!(
+            "cannot save weights as {other:?} (only f32, bf16, f16)"
+        ))),
+    }
+}
+
+/// Reads `dir/config.json` as JSON, to save it again unchanged with
+/// [`save_checkpoint_with_json`].
+pub fn read_config_json(dir: &Path) -> Result<Value> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::config(
+            &path.display().to_string(),
+            "<document>",
+            format!("invalid JSON: {e}"),
+        )
+    })
+}
+
+/// Saves `varmap` with a `config.json` serialised from `config`
+/// ([`ModelConfig::to_hf_json`]) into `dir` (created if missing).
+pub fn save_checkpoint(
+    dir: &Path,
+    config: &ModelConfig,
+    varmap: &VarMap,
+    options: &SaveOptions,
+) -> Result<()> {
+    let json = config.to_hf_json(torch_dtype_name(options.dtype)?);
+    save_checkpoint_with_json(dir, &json, varmap, options)
+}
+
+/// Saves `varmap` with the given `config.json` object (for example the original one,
+/// from [`read_config_json`]) into `dir` (created if missing). The `dtype` field is
+/// set to the saved dtype (and a 4.x `torch_dtype` field, if present, updated).
+pub fn save_checkpoint_with_json(
+    dir: &Path,
+    config: &Value,
+    varmap: &VarMap,
+    options: &SaveOptions,
+) -> Result<()> {
+    let dtype_name = torch_dtype_name(options.dtype)?;
+    let mut config = config.clone();
+    let obj = config.as_object_mut().ok_or_else(|| {
+        Error::config(
+            &dir.join("config.json").display().to_string(),
+            "<document>",
+            "expected a JSON object",
+        )
+    })?;
+    obj.insert("dtype".into(), Value::from(dtype_name));
+    if obj.contains_key("torch_dtype") {
+        obj.insert("torch_dtype".into(), Value::from(dtype_name));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let text = serde_json::to_string_pretty(&config)
+        .map_err(|e| Error::Input(format!("cannot serialise config.json: {e}")))?;
+    write_file(&dir.join("config.json"), format!("{text}\n").as_bytes())?;
+    save_weights(varmap, &dir.join("model.safetensors"), options.dtype)?;
+    for file in &options.extra_files {
+        copy_into(file, dir)?;
+    }
+    Ok(())
+}
+
+/// Writes every variable of `varmap`, converted to `dtype`, to the safetensors file
+/// `path` under its name, with the `{"format": "pt"}` metadata transformers expects.
+pub fn save_weights(varmap: &VarMap, path: &Path, dtype: DType) -> Result<()> {
+    torch_dtype_name(dtype)?;
+    let vars = varmap
+        .data()
+        .lock()
+        .map_err(|_| Error::Input("variable map lock poisoned".into()))?
+        .clone();
+    let tensors: Vec<(String, Tensor)> = vars
+        .into_iter()
+        .map(|(name, var)| {
+            let t = var.as_tensor().to_dtype(dtype)?.contiguous()?;
+            Ok((name, t))
+        })
+        .collect::<Result<_>>()?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::tensor::serialize_to_file(tensors, Some(metadata), path).map_err(|e| {
+        Error::Weights {
+            file: path.display().to_string(),
+            message: format!("cannot write safetensors: {e}"),
+        }
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Copies `file` into `dir` under its file name (unless it already is that file).
+fn copy_into(file: &Path, dir: &Path) -> Result<()> {
+    let name = file
+        .file_name()
+        .ok_or_else(|| Error::Input(format!("extra file `{}` has no file name", file.display())))?;
+    let target = dir.join(name);
+    let same = match (file.canonicalize(), target.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        std::fs::copy(file, &target).map_err(|source| Error::Io {
+            path: file.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}

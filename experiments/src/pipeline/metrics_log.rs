@@ -1,0 +1,97 @@
+//! Append-only JSONL logs of metrics, written as they are produced and safe to resume.
+//!
+//! Every record carries a monotone `step`. When a stage resumes from a checkpoint taken
+//! at step `s`, [`MetricsLog::resume`] drops any record after `s` (work the checkpoint
+//! does not contain) and any torn last line left by a kill, then appends.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// An open JSONL log.
+#[derive(Debug)]
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+/// Records must say where in a stage they were produced.
+pub trait Stepped {
+    /// The step (or epoch) counter, increasing along a stage.
+    fn step(&self) -> u64;
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl MetricsLog {
+    /// Opens `path` for appending, first keeping only the complete records with
+    /// `step <= keep_through` (all complete records when `None`). Returns the log and
+    /// the records kept.
+    pub fn resume<T: Serialize + DeserializeOwned + Stepped>(
+        path: &Path,
+        keep_through: Option<u64>,
+    ) -> Result<(Self, Vec<T>)> {
+        let kept: Vec<T> = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .lines()
+                .map_while(|l| serde_json::from_str::<T>(l).ok())
+                .filter(|r| keep_through.is_none_or(|s| r.step() <= s))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(path)(e)),
+        };
+        let mut text = String::new();
+        for r in &kept {
+            text.push_str(
+                &serde_json::to_string(r)
+                    .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?,
+            );
+            text.push('\n');
+        }
+        super::rundir::write_atomic(path, text.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io(path))?;
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                file,
+            },
+            kept,
+        ))
+    }
+
+    /// Appends one record and flushes it to the OS.
+    pub fn append<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        let mut line = serde_json::to_string(record)
+            .map_err(|e| Error::Input(format!("{}: {e}", self.path.display())))?;
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io(&self.path))?;
+        self.file.flush().map_err(io(&self.path))
+    }
+
+    /// Reads every complete record of a log.
+    pub fn read_all<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l)
+                    .map_err(|e| Error::Input(format!("{}: line {}: {e}", path.display(), i + 1)))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,115 @@
+//! The run directory `runs/<name>/` and its stages.
+//!
+//! A stage writes its outputs into `runs/<name>/<stage>/` and finishes by writing
+//! `DONE.json` (atomically: temp file + rename) with a summary of what it produced. A
+//! stage whose `DONE.json` exists is complete and is skipped on the next run; a stage
+//! without it is (re)started, and may pick up its own partial state (checkpoints).
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// The name of the completion marker inside a stage directory.
+pub const DONE_FILE: &str = "DONE.json";
+
+/// `runs/<name>/`.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Opens (creating if needed) the run directory `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Self { root })
+    }
+
+    /// The run directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of `stage` (a relative path such as `rms/rm-100` or
+    /// `pg/gt/seed0`), created if needed.
+    pub fn stage(&self, stage: &str) -> Result<StageDir> {
+        let path = self.root.join(stage);
+        std::fs::create_dir_all(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(StageDir { path })
+    }
+}
+
+/// One stage's directory.
+#[derive(Debug, Clone)]
+pub struct StageDir {
+    path: PathBuf,
+}
+
+impl StageDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A file inside it.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Whether the stage finished (its `DONE.json` exists and parses).
+    pub fn is_complete(&self) -> bool {
+        std::fs::read_to_string(self.file(DONE_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some()
+    }
+
+    /// The summary the stage recorded when it finished, if it did.
+    pub fn summary<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.file(DONE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+
+    /// Marks the stage complete with `summary` (atomically).
+    pub fn complete<T: Serialize>(&self, summary: &T) -> Result<()> {
+        write_json(&self.file(DONE_FILE), summary)
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (temp file in the same directory,
+/// then rename), so a reader never sees half a file.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Input(format!("{}: cannot serialise: {e}", path.display())))?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    rmteach::report::write_atomic(path, bytes).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a JSON file, naming the file in the error.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+}

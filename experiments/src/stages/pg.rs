@@ -1,0 +1,480 @@
+//! Policy gradient with RLOO (the paper's Section 4.1) or GRPO, resumable.
+//!
+//! One *update* = one rollout batch of `batch_size` completions (`batch_size / k`
+//! prompts, `k` samples each; temperature 1, no top-k, stop at EOS), scored by a
+//! [`RewardFn`] (normalised by the caller), then `mini_batches` AdamW steps on the
+//! clipped surrogate of the sequence-level ratio `exp(sum new logp - sum old logp)`.
+//! - RLOO: reward = score - `beta * sum_t (log pi_old - log pi_ref)`, leave-one-out
+//!   advantages, no whitening.
+//! - GRPO: reward = score, group-standardised advantages, and `beta * sum_t k3` (the
+//!   per-token `k3` estimate of `KL(pi || pi_ref)` under the current policy) added to
+//!   each completion's loss, as TRL's GRPO trainer does.
+//!
+//! Epochs count completions: `epochs * |prompts|` completions in all, the prompts
+//! drawn in a fresh seeded order per pass. Every random draw derives from the seed and
+//! the update index, so a run resumed from a checkpoint (weights, AdamW moments, step
+//! counts; see [`super::checkpoint`]) repeats exactly what an uninterrupted run does.
+//! Per-update metrics go to `<stage>/metrics.jsonl`, truncated to the checkpoint on
+//! resume; the final policy to `<stage>/policy/` (Hugging Face layout).
+
+use super::advantages::{grpo_advantages, kl_penalised, rloo_advantages};
+use super::batches::{check_batch, mix_seed, order, ChatCodec};
+use super::checkpoint::{self, TrainState};
+use super::optim::{AdamW, OptimConfig};
+use super::rewards::{checked_scores, RewardFn};
+use super::sft::save_policy;
+use crate::hf::load_checkpoint;
+use crate::logprobs::{token_logprobs, SequenceBatch};
+use crate::models::Model;
+use crate::pipeline::{MetricsLog, StageDir, Stepped};
+use crate::sample::{generate, SamplingConfig};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// The advantage estimator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PgAlgorithm {
+    /// REINFORCE leave-one-out with the KL penalty in the reward.
+    Rloo,
+    /// Group-standardised advantages with a `k3` KL loss term.
+    Grpo,
+}
+
+/// Settings of [`run_pg`] (defaults: the paper's RLOO).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PgOptions {
+    /// RLOO or GRPO.
+    pub algorithm: PgAlgorithm,
+    /// Samples per prompt (2).
+    pub k: usize,
+    /// KL coefficient (0.05).
+    pub beta: f64,
+    /// Constant AdamW learning rate (1e-7).
+    pub lr: f64,
+    /// Completions per rollout batch (32); a multiple of `k` and of `mini_batches`.
+    pub batch_size: usize,
+    /// Optimiser steps per rollout batch (2).
+    pub mini_batches: usize,
+    /// Rows per forward pass, gradients accumulated (`None`: a whole mini-batch).
+    pub micro_batch_size: Option<usize>,
+    /// Surrogate clipping range (0.2).
+    pub clip_range: f64,
+    /// Gradient clipping (1.0).
+    pub max_grad_norm: Option<f64>,
+    /// Longest response (512).
+    pub max_new_tokens: usize,
+    /// Rollout temperature (1).
+    pub temperature: f64,
+    /// Training length in epochs of `|prompts|` completions.
+    pub epochs: f64,
+    /// Checkpoint every this many updates (and at every epoch end and the last update).
+    pub checkpoint_every: u64,
+    /// Seed of prompt order, sampling and mini-batch shuffles.
+    pub seed: u64,
+    /// Return after this many updates without finishing (a test's simulated kill).
+    #[serde(skip)]
+    pub stop_after: Option<u64>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            algorithm: PgAlgorithm::Rloo,
+            k: 2,
+            beta: 0.05,
+            lr: 1e-7,
+            batch_size: 32,
+            mini_batches: 2,
+            micro_batch_size: None,
+            clip_range: 0.2,
+            max_grad_norm: Some(1.0),
+            max_new_tokens: 512,
+            temperature: 1.0,
+            epochs: 6.0,
+            checkpoint_every: 10,
+            seed: 0,
+            stop_after: None,
+        }
+    }
+}
+
+impl PgOptions {
+    /// Checks the options against `prompts` prompts; returns the number of updates.
+    pub fn total_updates(&self, prompts: usize) -> Result<u64> {
+        let bad = |field: &str, why: &str| Error::Input(format!("pg: `{field}` {why}"));
+        if self.k < 2 {
+            return Err(bad("k", "must be at least 2"));
+        }
+        if self.batch_size == 0 || self.batch_size % self.k != 0 {
+            return Err(bad("batch_size", "must be a positive multiple of `k`"));
+        }
+        if self.mini_batches == 0 || self.batch_size % self.mini_batches != 0 {
+            return Err(bad(
+                "mini_batches",
+                "must be positive and divide `batch_size`",
+            ));
+        }
+        check_batch(
+            self.batch_size / self.mini_batches,
+            self.micro_batch_size,
+            "pg",
+        )?;
+        for (field, v) in [
+            ("beta", self.beta),
+            ("clip_range", self.clip_range),
+            ("temperature", self.temperature),
+            ("epochs", self.epochs),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(bad(field, "must be finite and >= 0"));
+            }
+        }
+        if self.checkpoint_every == 0 || self.max_new_tokens == 0 || prompts == 0 {
+            return Err(bad(
+                "checkpoint_every / max_new_tokens / prompts",
+                "must be positive",
+            ));
+        }
+        let completions = (self.epochs * prompts as f64).round() as u64;
+        Ok(completions.div_ceil(self.batch_size as u64))
+    }
+}
+
+/// Metrics of one update (one rollout batch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PgRecord {
+    /// Updates finished, this one included (1-based).
+    pub update: u64,
+    /// Completions trained on so far.
+    pub completions: u64,
+    /// `completions / |prompts|`.
+    pub epoch: f64,
+    /// Mean score of the reward function (the normalised proxy reward).
+    pub score: f64,
+    /// Mean training reward (RLOO: score minus the KL penalty).
+    pub reward: f64,
+    /// Mean summed log-ratio `sum_t (log pi_old - log pi_ref)`: the KL from the initial policy.
+    pub kl: f64,
+    /// Mean surrogate loss over the mini-batches.
+    pub loss: f64,
+    /// Fraction of completions whose ratio was clipped.
+    pub clip_frac: f64,
+    /// Mean gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Mean response length in tokens.
+    pub response_len: f64,
+    /// Optimiser steps so far.
+    pub optimizer_step: u64,
+    /// Wall time of the update in seconds.
+    pub seconds: f64,
+    /// Of which rollout: sampling, scoring, old and reference log-probabilities.
+    pub rollout_seconds: f64,
+}
+
+impl Stepped for PgRecord {
+    fn step(&self) -> u64 {
+        self.update
+    }
+}
+
+/// Called when an epoch ends (before the checkpoint that follows it); must be
+/// idempotent, since a resumed run may repeat it.
+pub trait PgHooks {
+    /// Epoch `epoch` (1-based) ended with `record`; `policy` is the current policy.
+    fn epoch_end(&mut self, epoch: u64, policy: &Model, record: &PgRecord) -> Result<()>;
+}
+
+impl PgHooks for () {
+    fn epoch_end(&mut self, _: u64, _: &Model, _: &PgRecord) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How [`run_pg`] returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PgOutcome {
+    /// Every update ran; the stage is complete.
+    Finished {
+        /// Updates run in all.
+        updates: u64,
+        /// The last update's metrics.
+        last: Option<PgRecord>,
+    },
+    /// Stopped by `stop_after` after this many updates.
+    Stopped(u64),
+}
+
+/// Runs (or resumes) policy gradient from the policy in `init_dir` (also the KL
+/// reference) on `prompts`, with `reward`, in `stage`. A complete stage is not rerun.
+pub fn run_pg(
+    stage: &StageDir,
+    init_dir: &Path,
+    prompts: &[String],
+    reward: &dyn RewardFn,
+    o: &PgOptions,
+    device: &Device,
+    hooks: &mut dyn PgHooks,
+) -> Result<PgOutcome> {
+    if let Some(done) = stage.summary::<PgOutcome>()? {
+        return Ok(done);
+    }
+    let total = o.total_updates(prompts.len())?;
+    let mut t = Trainer::new(init_dir, prompts, reward, o, device)?;
+    let options = serde_json::to_value(o).map_err(|e| Error::Input(format!("pg options: {e}")))?;
+    let start = checkpoint::load(stage, &t.varmap, &mut t.opt, &options)?.map_or(0, |s| s.update);
+    let (mut log, kept) =
+        MetricsLog::resume::<PgRecord>(&stage.file("metrics.jsonl"), Some(start))?;
+    let mut last = kept.last().cloned();
+    for u in start..total {
+        let record = t.update(u)?;
+        log.append(&record)?;
+        let n = prompts.len() as u64;
+        let ended: Vec<u64> = (u * o.batch_size as u64 / n + 1..=record.completions / n)
+            .filter(|&e| e as f64 <= o.epochs)
+            .collect();
+        for &e in &ended {
+            hooks.epoch_end(e, &t.policy, &record)?;
+        }
+        let done = u + 1;
+        if done % o.checkpoint_every == 0 || !ended.is_empty() || done == total {
+            let state = TrainState {
+                update: done,
+                optimizer_step: t.opt.step_count(),
+                seed: o.seed,
+                options: options.clone(),
+            };
+            checkpoint::save(stage, &t.varmap, &t.opt, &state)?;
+        }
+        last = Some(record);
+        if o.stop_after == Some(done) && done < total {
+            return Ok(PgOutcome::Stopped(done));
+        }
+    }
+    save_policy(&stage.file("policy"), init_dir, &t.varmap, &t.codec)?;
+    let outcome = PgOutcome::Finished {
+        updates: total,
+        last,
+    };
+    stage.complete(&outcome)?;
+    Ok(outcome)
+}
+
+/// The policy, its optimiser, the frozen reference and the inputs of the loop.
+struct Trainer<'a> {
+    policy: Model,
+    varmap: VarMap,
+    reference: Model,
+    codec: ChatCodec,
+    opt: AdamW,
+    prompts: &'a [String],
+    prompt_ids: Vec<Vec<u32>>,
+    reward: &'a dyn RewardFn,
+    o: &'a PgOptions,
+    device: Device,
+}
+
+/// What a rollout produced, one entry per completion.
+struct Rollout {
+    prompt_ids: Vec<Vec<u32>>,
+    response_ids: Vec<Vec<u32>>,
+    /// `sum_t log pi_old` per completion.
+    old_logp: Vec<f32>,
+    /// `log pi_ref` per response token.
+    ref_logp: Vec<Vec<f32>>,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(
+        init_dir: &Path,
+        prompts: &'a [String],
+        reward: &'a dyn RewardFn,
+        o: &'a PgOptions,
+        device: &Device,
+    ) -> Result<Self> {
+        let policy = load_checkpoint(init_dir, DType::F32, device)?;
+        let reference = load_checkpoint(init_dir, DType::F32, device)?.model;
+        let codec = ChatCodec::from_dir(init_dir)?;
+        let prompt_ids = prompts
+            .iter()
+            .map(|p| codec.prompt_ids(p))
+            .collect::<Result<_>>()?;
+        let opt = AdamW::new(
+            &policy.varmap,
+            OptimConfig {
+                max_grad_norm: o.max_grad_norm,
+                ..OptimConfig::new(o.lr)
+            },
+        )?;
+        Ok(Self {
+            policy: policy.model,
+            varmap: policy.varmap,
+            reference,
+            codec,
+            opt,
+            prompts,
+            prompt_ids,
+            reward,
+            o,
+            device: device.clone(),
+        })
+    }
+
+    /// Prompt indices of update `u`'s completions, each repeated `k` times.
+    fn rows(&self, u: u64) -> Vec<usize> {
+        let (n, per) = (
+            self.prompts.len() as u64,
+            (self.o.batch_size / self.o.k) as u64,
+        );
+        let mut rows = Vec::with_capacity(self.o.batch_size);
+        let mut pass = (u64::MAX, Vec::new());
+        for pos in u * per..(u + 1) * per {
+            if pass.0 != pos / n {
+                pass = (
+                    pos / n,
+                    order(n as usize, Some(mix_seed(self.o.seed, 2 * (pos / n)))),
+                );
+            }
+            rows.extend(std::iter::repeat_n(pass.1[(pos % n) as usize], self.o.k));
+        }
+        rows
+    }
+
+    /// Update `u` (0-based): rollout, rewards, advantages, `mini_batches` steps.
+    fn update(&mut self, u: u64) -> Result<PgRecord> {
+        let (o, start) = (self.o, Instant::now());
+        let rows = self.rows(u);
+        let ro = self.rollout(&rows, u)?;
+        let texts = ro
+            .response_ids
+            .iter()
+            .map(|r| self.codec.decode_response(r))
+            .collect::<Result<Vec<_>>>()?;
+        let prompts: Vec<String> = rows.iter().map(|&i| self.prompts[i].clone()).collect();
+        let scores = checked_scores(self.reward, &prompts, &texts)?;
+        let rollout_seconds = start.elapsed().as_secs_f64();
+        let kl: Vec<f64> = ro
+            .old_logp
+            .iter()
+            .zip(&ro.ref_logp)
+            .map(|(o, r)| f64::from(*o) - r.iter().map(|&x| f64::from(x)).sum::<f64>())
+            .collect();
+        let (rewards, adv) = match o.algorithm {
+            PgAlgorithm::Rloo => {
+                let r = kl_penalised(&scores, &kl, o.beta)?;
+                let a = rloo_advantages(&r, o.k)?;
+                (r, a)
+            }
+            PgAlgorithm::Grpo => (scores.clone(), grpo_advantages(&scores, o.k)?),
+        };
+        let micro = check_batch(o.batch_size / o.mini_batches, o.micro_batch_size, "pg")?;
+        let perm = order(rows.len(), Some(mix_seed(o.seed, 2 * u + 1)));
+        let (mut loss, mut clipped, mut grad_norm) = (0.0, 0.0, 0.0);
+        for mb in perm.chunks(o.batch_size / o.mini_batches) {
+            for part in mb.chunks(micro) {
+                let (l, c) = self.surrogate(&ro, &adv, part)?;
+                let l = (l / mb.len() as f64)?;
+                loss += f64::from(l.to_scalar::<f32>()?) / o.mini_batches as f64;
+                clipped += c;
+                self.opt.backward(&l)?;
+            }
+            grad_norm += self.opt.apply()?.grad_norm / o.mini_batches as f64;
+        }
+        let (b, n) = (rows.len() as f64, self.prompts.len() as u64);
+        let completions = (u + 1) * o.batch_size as u64;
+        Ok(PgRecord {
+            update: u + 1,
+            completions,
+            epoch: completions as f64 / n as f64,
+            score: scores.iter().sum::<f64>() / b,
+            reward: rewards.iter().sum::<f64>() / b,
+            kl: kl.iter().sum::<f64>() / b,
+            loss,
+            clip_frac: clipped / b,
+            grad_norm,
+            response_len: ro.response_ids.iter().map(Vec::len).sum::<usize>() as f64 / b,
+            optimizer_step: self.opt.step_count(),
+            seconds: start.elapsed().as_secs_f64(),
+            rollout_seconds,
+        })
+    }
+
+    /// Samples the completions of `rows` and their old and reference log-probabilities.
+    fn rollout(&self, rows: &[usize], u: u64) -> Result<Rollout> {
+        let o = self.o;
+        let prompt_ids: Vec<Vec<u32>> = rows.iter().map(|&i| self.prompt_ids[i].clone()).collect();
+        let config = SamplingConfig::sampling(
+            o.max_new_tokens,
+            o.temperature,
+            self.codec.eos,
+            self.codec.pad,
+            mix_seed(o.seed ^ 0x5A5A, u),
+        );
+        let response_ids = generate(&self.policy, &prompt_ids, &config, &self.device)?.responses;
+        let (mut old_logp, mut ref_logp) = (Vec::new(), Vec::new());
+        let step = o.micro_batch_size.unwrap_or(o.batch_size);
+        for (p, r) in prompt_ids.chunks(step).zip(response_ids.chunks(step)) {
+            let batch = SequenceBatch::new(p, r, self.codec.pad, &self.device)?;
+            old_logp.extend(
+                token_logprobs(&self.policy, &batch)?
+                    .detach()
+                    .sum(1)?
+                    .to_vec1::<f32>()?,
+            );
+            let rl = token_logprobs(&self.reference, &batch)?.to_vec2::<f32>()?;
+            ref_logp.extend(
+                rl.into_iter()
+                    .zip(r)
+                    .map(|(row, resp)| row[..resp.len()].to_vec()),
+            );
+        }
+        Ok(Rollout {
+            prompt_ids,
+            response_ids,
+            old_logp,
+            ref_logp,
+        })
+    }
+
+    /// Summed per-completion loss over the completions `idx` (differentiable) and how
+    /// many of them had their ratio clipped.
+    fn surrogate(&self, ro: &Rollout, adv: &[f64], idx: &[usize]) -> Result<(Tensor, f64)> {
+        let (o, dev) = (self.o, &self.device);
+        let p: Vec<&Vec<u32>> = idx.iter().map(|&i| &ro.prompt_ids[i]).collect();
+        let r: Vec<&Vec<u32>> = idx.iter().map(|&i| &ro.response_ids[i]).collect();
+        let batch = SequenceBatch::new(&p, &r, self.codec.pad, dev)?;
+        let new_tok = token_logprobs(&self.policy, &batch)?;
+        let old = Tensor::from_iter(idx.iter().map(|&i| ro.old_logp[i]), dev)?;
+        let a = Tensor::from_iter(idx.iter().map(|&i| adv[i] as f32), dev)?;
+        let ratio = (new_tok.sum(1)? - old)?.exp()?;
+        let unclipped = (a.neg()? * &ratio)?;
+        let clipped = (a.neg()? * ratio.clamp(1.0 - o.clip_range, 1.0 + o.clip_range)?)?;
+        let n_clipped = clipped
+            .gt(&unclipped)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
+        let mut loss = unclipped.maximum(&clipped)?;
+        if o.algorithm == PgAlgorithm::Grpo {
+            let width = batch.response_width;
+            let ref_tok: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| padded(&ro.ref_logp[i], width))
+                .collect();
+            let d = (Tensor::from_vec(ref_tok, (idx.len(), width), dev)? - &new_tok)?;
+            let k3 = (((d.exp()? - &d)? - 1.0)? * &batch.response_mask)?;
+            loss = (loss + (k3.sum(1)? * o.beta)?)?;
+        }
+        Ok((loss.sum_all()?, f64::from(n_clipped)))
+    }
+}
+
+/// `row` followed by zeros up to `width`.
+fn padded(row: &[f32], width: usize) -> Vec<f32> {
+    let mut v = row.to_vec();
+    v.resize(width, 0.0);
+    v
+}

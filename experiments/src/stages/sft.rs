@@ -1,0 +1,157 @@
+//! Supervised fine-tuning: cross-entropy on the response tokens (and the template's
+//! closing EOS) of chat-rendered (prompt, response) pairs, the prompt masked; AdamW
+//! at a constant learning rate with gradient clipping; the paper's defaults.
+
+use super::batches::{check_batch, order, ChatCodec};
+use super::optim::{AdamW, OptimConfig};
+use crate::data::SftExample;
+use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
+use crate::logprobs::{token_logprobs, SequenceBatch};
+use crate::models::Model;
+use crate::pipeline::StageDir;
+use crate::{Error, Result};
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Settings of [`train_sft`] (defaults: the paper's Section 4.1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SftOptions {
+    /// Constant learning rate (1e-6).
+    pub lr: f64,
+    /// Examples per optimiser step (32).
+    pub batch_size: usize,
+    /// Examples per forward pass, gradients accumulated (`None`: the whole batch).
+    pub micro_batch_size: Option<usize>,
+    /// Passes over the data (1).
+    pub epochs: usize,
+    /// Gradient clipping (1.0).
+    pub max_grad_norm: Option<f64>,
+    /// Seed of the per-epoch shuffle (`None`: data order).
+    pub shuffle_seed: Option<u64>,
+}
+
+impl Default for SftOptions {
+    fn default() -> Self {
+        Self {
+            lr: 1e-6,
+            batch_size: 32,
+            micro_batch_size: None,
+            epochs: 1,
+            max_grad_norm: Some(1.0),
+            shuffle_seed: Some(0),
+        }
+    }
+}
+
+/// What [`train_sft`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftReport {
+    /// Mean response-token cross-entropy of each step's batch (before the step).
+    pub losses: Vec<f64>,
+    /// Examples seen.
+    pub examples: usize,
+    /// Wall time of the training loop in seconds.
+    pub seconds: f64,
+}
+
+/// Fine-tunes `model` (whose variables are `varmap`) on `data`, rendered by `codec`.
+pub fn train_sft(
+    model: &Model,
+    varmap: &VarMap,
+    codec: &ChatCodec,
+    data: &[SftExample],
+    o: &SftOptions,
+) -> Result<SftReport> {
+    let micro = check_batch(o.batch_size, o.micro_batch_size, "sft")?;
+    if data.is_empty() {
+        return Err(Error::Input("sft: no training examples".into()));
+    }
+    let mut opt = AdamW::new(
+        varmap,
+        OptimConfig {
+            max_grad_norm: o.max_grad_norm,
+            ..OptimConfig::new(o.lr)
+        },
+    )?;
+    let device = model_device(varmap);
+    let (start, mut losses) = (Instant::now(), Vec::new());
+    for epoch in 0..o.epochs {
+        let idx = order(
+            data.len(),
+            o.shuffle_seed.map(|s| s.wrapping_add(epoch as u64)),
+        );
+        for batch in idx.chunks(o.batch_size) {
+            let encoded = batch
+                .iter()
+                .map(|&i| {
+                    codec
+                        .exchange_ids(&data[i].prompt, &data[i].response)
+                        .map_err(|e| Error::Input(format!("sft example {i}: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let tokens: usize = encoded.iter().map(|(_, r)| r.len()).sum();
+            let mut loss_sum = 0.0;
+            for chunk in encoded.chunks(micro) {
+                let (p, r): (Vec<_>, Vec<_>) = chunk.iter().cloned().unzip();
+                let seq = SequenceBatch::new(&p, &r, codec.pad, &device)?;
+                // Summed NLL of this micro-batch over the batch's token count: the
+                // micro-batch losses add up to the batch's token-mean cross-entropy.
+                let loss = (token_logprobs(model, &seq)?.sum_all()?.neg()? / tokens as f64)?;
+                loss_sum += f64::from(loss.to_scalar::<f32>()?);
+                opt.backward(&loss)?;
+            }
+            opt.apply()?;
+            losses.push(loss_sum);
+        }
+    }
+    Ok(SftReport {
+        losses,
+        examples: data.len() * o.epochs,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The device of a model's variables (CPU for an empty map).
+pub(crate) fn model_device(varmap: &VarMap) -> Device {
+    varmap
+        .all_vars()
+        .first()
+        .map(|v| v.device().clone())
+        .unwrap_or(Device::Cpu)
+}
+
+/// The SFT stage: loads the causal LM in `init_dir`, fine-tunes it on `data` and
+/// saves it (Hugging Face layout: the input `config.json`, `model.safetensors`, the
+/// tokenizer) into `stage`, then marks the stage complete. A complete stage is not
+/// rerun; its recorded report is returned.
+pub fn run_sft(
+    init_dir: &Path,
+    stage: &StageDir,
+    data: &[SftExample],
+    o: &SftOptions,
+    device: &Device,
+) -> Result<SftReport> {
+    if let Some(done) = stage.summary::<SftReport>()? {
+        return Ok(done);
+    }
+    let ckpt = load_checkpoint(init_dir, DType::F32, device)?;
+    let codec = ChatCodec::from_dir(init_dir)?;
+    let report = train_sft(&ckpt.model, &ckpt.varmap, &codec, data, o)?;
+    save_policy(stage.path(), init_dir, &ckpt.varmap, &codec)?;
+    stage.complete(&report)?;
+    Ok(report)
+}
+
+/// Saves `varmap` with `init_dir`'s `config.json` and `codec`'s tokenizer into `dir`.
+pub fn save_policy(dir: &Path, init_dir: &Path, varmap: &VarMap, codec: &ChatCodec) -> Result<()> {
+    save_checkpoint_with_json(
+        dir,
+        &read_config_json(init_dir)?,
+        varmap,
+        &SaveOptions::default(),
+    )?;
+    Ok(codec.tokenizer.save(dir)?)
+}
