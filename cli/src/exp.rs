@@ -6,12 +6,17 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
 use rmteach::report::write_atomic;
-use rmteach_experiments::hf::{checkpoint_files, load_checkpoint};
-use rmteach_experiments::models::{CausalLm, ModelConfig};
-use rmteach_experiments::reward_model::load_reward_checkpoint;
+use rmteach_experiments::hf::{
+    checkpoint_files, load_checkpoint, read_config_json, save_checkpoint_with_json, save_weights,
+    SaveOptions,
+};
+use rmteach_experiments::models::{CausalLm, Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model};
 use rmteach_experiments::sample::{generate, SamplingConfig};
 use rmteach_experiments::text::TextTokenizer;
+use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
 
 /// Where tensors live and in which precision.
 #[derive(Args, Debug, Clone)]
@@ -54,6 +59,17 @@ impl DeviceArgs {
 /// The experiment subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ExpCommand {
+    /// Write the synthetic toy world (tokenizer, tiny GPT-NeoX and Llama with seeded
+    /// random weights, a tiny Llama reward model, JSONL datasets) into a directory: a
+    /// model made here, to try every other `exp` command on with no downloads.
+    ToyWorld {
+        /// Output directory.
+        #[arg(long, default_value = "runs/toy-world")]
+        out: PathBuf,
+        /// Seed of the data and of the weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Architecture, parameter count, stored dtype, tokenizer and chat template of a
     /// Hugging Face model directory.
     Inspect {
@@ -130,6 +146,7 @@ pub enum ExpCommand {
 /// Runs an experiment subcommand; returns the exit code.
 pub fn run(cmd: ExpCommand) -> Result<i32> {
     match cmd {
+        ExpCommand::ToyWorld { out, seed } => toy_world(&out, seed),
         ExpCommand::Inspect { model } => inspect(&model),
         ExpCommand::Logits {
             model,
@@ -167,6 +184,50 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             device,
         } => score(&rm, &prompt, &response, &device),
     }
+}
+
+fn toy_world(out: &Path, seed: u64) -> Result<i32> {
+    let spec = ToyWorldSpec {
+        seed,
+        ..Default::default()
+    };
+    let paths = write_toy_world(out, &spec)
+        .with_context(|| format!("writing the toy world into {}", out.display()))?;
+    let rm_dir = out.join("models/llama-toy-rm");
+    // Seeded random weights for both causal models, saved beside their config.json.
+    for dir in [&paths.gpt_neox, &paths.llama] {
+        let config = ModelConfig::from_file(&dir.join("config.json"))?;
+        let varmap = VarMap::new();
+        Model::new(
+            &config,
+            SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu),
+        )?;
+        save_weights(&varmap, &dir.join("model.safetensors"), DType::F32)?;
+    }
+    // A reward model on the Llama backbone, in the `*ForSequenceClassification` layout.
+    let config = ModelConfig::from_file(&paths.llama.join("config.json"))?;
+    let varmap = VarMap::new();
+    new_reward_model(&config, &varmap, seed, DType::F32, &Device::Cpu)?;
+    let mut json = read_config_json(&paths.llama)?;
+    json["architectures"] = serde_json::json!(["LlamaForSequenceClassification"]);
+    json["num_labels"] = serde_json::json!(1);
+    let options = SaveOptions {
+        extra_files: ["tokenizer.json", "tokenizer_config.json"]
+            .map(|f| paths.llama.join(f))
+            .to_vec(),
+        ..Default::default()
+    };
+    save_checkpoint_with_json(&rm_dir, &json, &varmap, &options)?;
+    println!("toy world in {}:", out.display());
+    println!(
+        "  models   {} , {} , {} (reward model)",
+        paths.gpt_neox.display(),
+        paths.llama.display(),
+        rm_dir.display()
+    );
+    println!("  data     {}", paths.root.join("data").display());
+    println!("try: rmteach exp inspect --model {}", paths.llama.display());
+    Ok(0)
 }
 
 fn tokenizer(dir: &Path) -> Result<TextTokenizer> {

@@ -11,9 +11,11 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{all_tiny, batch, build, max_abs_diff, tiny_llama, tiny_neox};
 use rmteach_experiments::hf::{
-    load_checkpoint, read_config_json, save_checkpoint, save_checkpoint_with_json, SaveOptions,
+    load_checkpoint, read_config_json, save_checkpoint, save_checkpoint_with_json,
+    sequence_classification_json, SaveOptions,
 };
 use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -90,6 +92,7 @@ fn original_config_json_and_extra_files_are_kept() {
     let options = SaveOptions {
         dtype: DType::F32,
         extra_files: vec![src.join("generation_config.json")],
+        ..SaveOptions::default()
     };
     save_checkpoint_with_json(dir.path(), &original, &ckpt.varmap, &options).unwrap();
     assert_eq!(read_config_json(dir.path()).unwrap(), original);
@@ -115,6 +118,7 @@ fn bad_save_requests_are_errors() {
     let options = SaveOptions {
         dtype: DType::F32,
         extra_files: vec![dir.path().join("missing_tokenizer.json")],
+        ..SaveOptions::default()
     };
     let err = save_checkpoint(dir.path(), &config, &varmap, &options).unwrap_err();
     assert!(err.to_string().contains("missing_tokenizer.json"), "{err}");
@@ -197,6 +201,69 @@ fn transformers_reads_our_checkpoints_with_the_same_logits() {
         let scale = max_abs_diff(want, &want.zeros_like().unwrap());
         eprintln!("{name}: max |logit| {scale}, ours vs transformers {diff:e}");
         assert!(scale > 1.0, "{name}: fixture logits too small ({scale})");
+        assert!(diff <= 1e-4, "{name}: differs from transformers by {diff}");
+    }
+}
+
+/// Reward models whose transformers scores are committed: (name, config, seed).
+fn saved_reward_cases() -> Vec<(&'static str, ModelConfig, u64)> {
+    vec![
+        ("rm_neox_saved", sharp(tiny_neox(true)), 21),
+        ("rm_llama_saved", sharp(tiny_llama(false, true)), 22),
+    ]
+}
+
+#[test]
+fn transformers_reads_our_reward_models_with_the_same_scores() {
+    let (ids, mask) = batch();
+    let export = std::env::var_os("RMTEACH_EXPORT_SAVED").map(PathBuf::from);
+    let mut results = Vec::new();
+    for (name, config, seed) in saved_reward_cases() {
+        let varmap = candle_nn::VarMap::new();
+        new_reward_model(&config, &varmap, seed, DType::F32, &Device::Cpu).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = match &export {
+            Some(root) => root.join(name),
+            None => dir.path().to_path_buf(),
+        };
+        let json = sequence_classification_json(&config, DType::F32, Some(0)).unwrap();
+        let options = SaveOptions {
+            exclude: vec!["lm_head.weight".into(), "embed_out.weight".into()],
+            ..SaveOptions::default()
+        };
+        save_checkpoint_with_json(&target, &json, &varmap, &options).unwrap();
+        let ckpt = load_reward_checkpoint(&target, DType::F32, &Device::Cpu).unwrap();
+        assert!(ckpt.report.unexpected.is_empty(), "{name}");
+        let ours = ckpt.model.forward(&ids, Some(&mask)).unwrap();
+        if export.is_some() {
+            let tensors = [
+                ("input_ids".to_string(), ids.to_dtype(DType::I64).unwrap()),
+                (
+                    "attention_mask".to_string(),
+                    mask.to_dtype(DType::I64).unwrap(),
+                ),
+                ("scores".to_string(), ours.clone()),
+            ];
+            candle_core::safetensors::save(
+                &tensors.into_iter().collect(),
+                target.join("ours.safetensors"),
+            )
+            .unwrap();
+        }
+        results.push((name, json, ours));
+    }
+    for (name, json, ours) in results {
+        let dir = fixture("saved").join(name);
+        let file = dir.join("transformers_scores.safetensors");
+        let expected = candle_core::safetensors::load(&file, &Device::Cpu).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; see transformers_reads_our_checkpoints",
+                file.display()
+            )
+        });
+        assert_eq!(read_config_json(&dir).unwrap(), json, "{name}: config.json");
+        let diff = max_abs_diff(&ours, &expected["scores"]);
+        eprintln!("{name}: scores {ours}, ours vs transformers {diff:e}");
         assert!(diff <= 1e-4, "{name}: differs from transformers by {diff}");
     }
 }

@@ -698,3 +698,58 @@ fn stage_timings_on_default_toy_models() {
         );
     }
 }
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Rec {
+    step: u64,
+    x: f64,
+}
+
+impl rmteach_experiments::pipeline::Stepped for Rec {
+    fn step(&self) -> u64 {
+        self.step
+    }
+}
+
+#[test]
+fn metrics_log_resumes_at_the_checkpoint_and_stages_complete_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::open(dir.path().join("run")).unwrap();
+    let stage = run.stage("pg/x/seed0").unwrap();
+    let path = stage.file("metrics.jsonl");
+    let (mut log, kept) = MetricsLog::resume::<Rec>(&path, None).unwrap();
+    assert!(kept.is_empty());
+    for step in 1..=4 {
+        log.append(&Rec {
+            step,
+            x: step as f64 / 2.0,
+        })
+        .unwrap();
+    }
+    drop(log);
+    // A torn last line (a kill mid-write) and records past the checkpoint are dropped.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"step\": 5, \"x\"");
+    std::fs::write(&path, text).unwrap();
+    let (mut log, kept) = MetricsLog::resume::<Rec>(&path, Some(2)).unwrap();
+    assert_eq!(kept.iter().map(|r| r.step).collect::<Vec<_>>(), [1, 2]);
+    log.append(&Rec { step: 3, x: 9.0 }).unwrap();
+    let all: Vec<Rec> = MetricsLog::read_all(&path).unwrap();
+    assert_eq!(all.last(), Some(&Rec { step: 3, x: 9.0 }));
+    assert_eq!(all.len(), 3);
+
+    assert!(!stage.is_complete());
+    assert_eq!(stage.summary::<Rec>().unwrap(), None);
+    stage.complete(&Rec { step: 3, x: 1.0 }).unwrap();
+    assert!(stage.is_complete());
+    assert_eq!(
+        stage.summary::<Rec>().unwrap(),
+        Some(Rec { step: 3, x: 1.0 })
+    );
+    std::fs::write(stage.file("DONE.json"), "{not json").unwrap();
+    assert!(!stage.is_complete());
+    assert!(
+        stage.summary::<Rec>().is_err(),
+        "a corrupt marker names its file"
+    );
+}

@@ -19,6 +19,9 @@ pub struct SaveOptions {
     /// Files copied into the directory under their own names (`tokenizer.json`,
     /// `tokenizer_config.json`, `special_tokens_map.json`, `generation_config.json`).
     pub extra_files: Vec<PathBuf>,
+    /// Variables not written (for a reward model: the unused `lm_head.weight` /
+    /// `embed_out.weight`, which `*ForSequenceClassification` does not have).
+    pub exclude: Vec<String>,
 }
 
 impl Default for SaveOptions {
@@ -26,6 +29,7 @@ impl Default for SaveOptions {
         Self {
             dtype: DType::F32,
             extra_files: Vec::new(),
+            exclude: Vec::new(),
         }
     }
 }
@@ -40,6 +44,29 @@ pub fn torch_dtype_name(dtype: DType) -> Result<&'static str> {
             "cannot save weights as {other:?} (only f32, bf16, f16)"
         ))),
     }
+}
+
+/// The `config.json` object of a reward model (`score.weight` head, one label) over
+/// `config`'s backbone: `architectures` names the `*ForSequenceClassification` class
+/// and `pad_token_id` tells transformers which token is padding (it pools at the
+/// rightmost non-pad token; without one it accepts only batches of one).
+pub fn sequence_classification_json(
+    config: &ModelConfig,
+    dtype: DType,
+    pad_token_id: Option<u32>,
+) -> Result<Value> {
+    let mut json = config.to_hf_json(torch_dtype_name(dtype)?);
+    let class = match config {
+        ModelConfig::GptNeox(_) => "GPTNeoXForSequenceClassification",
+        ModelConfig::Llama(_) => "LlamaForSequenceClassification",
+    };
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("architectures".into(), serde_json::json!([class]));
+        obj.insert("id2label".into(), serde_json::json!({"0": "LABEL_0"}));
+        obj.insert("label2id".into(), serde_json::json!({"LABEL_0": 0}));
+        obj.insert("pad_token_id".into(), serde_json::json!(pad_token_id));
+    }
+    Ok(json)
 }
 
 /// Reads `dir/config.json` as JSON, to save it again unchanged with
@@ -100,7 +127,12 @@ pub fn save_checkpoint_with_json(
     let text = serde_json::to_string_pretty(&config)
         .map_err(|e| Error::Input(format!("cannot serialise config.json: {e}")))?;
     write_file(&dir.join("config.json"), format!("{text}\n").as_bytes())?;
-    save_weights(varmap, &dir.join("model.safetensors"), options.dtype)?;
+    save_weights_except(
+        varmap,
+        &dir.join("model.safetensors"),
+        options.dtype,
+        &options.exclude,
+    )?;
     for file in &options.extra_files {
         copy_into(file, dir)?;
     }
@@ -110,6 +142,16 @@ pub fn save_checkpoint_with_json(
 /// Writes every variable of `varmap`, converted to `dtype`, to the safetensors file
 /// `path` under its name, with the `{"format": "pt"}` metadata transformers expects.
 pub fn save_weights(varmap: &VarMap, path: &Path, dtype: DType) -> Result<()> {
+    save_weights_except(varmap, path, dtype, &[])
+}
+
+/// [`save_weights`] without the variables named in `exclude`.
+pub fn save_weights_except(
+    varmap: &VarMap,
+    path: &Path,
+    dtype: DType,
+    exclude: &[String],
+) -> Result<()> {
     torch_dtype_name(dtype)?;
     let vars = varmap
         .data()
@@ -118,6 +160,7 @@ pub fn save_weights(varmap: &VarMap, path: &Path, dtype: DType) -> Result<()> {
         .clone();
     let tensors: Vec<(String, Tensor)> = vars
         .into_iter()
+        .filter(|(name, _)| !exclude.contains(name))
         .map(|(name, var)| {
             let t = var.as_tensor().to_dtype(dtype)?.contiguous()?;
             Ok((name, t))

@@ -6,7 +6,7 @@ use super::batches::{check_batch, order, ChatCodec};
 use super::optim::{AdamW, OptimConfig};
 use super::sft::model_device;
 use crate::data::PreferencePair;
-use crate::hf::{read_config_json, save_checkpoint_with_json, SaveOptions};
+use crate::hf::{save_checkpoint_with_json, sequence_classification_json, SaveOptions};
 use crate::logprobs::SequenceBatch;
 use crate::models::Model;
 use crate::pipeline::StageDir;
@@ -18,7 +18,6 @@ use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Instant;
 
@@ -182,26 +181,13 @@ pub fn run_rm_train(
     let ckpt = reward_model_from_causal_checkpoint(sft_dir, o.head_seed, DType::F32, device)?;
     let codec = ChatCodec::from_dir(sft_dir)?;
     let report = train_reward_model(&ckpt.model, &ckpt.varmap, &codec, pairs, o)?;
-    let config =
-        sequence_classification_config(read_config_json(sft_dir)?, &sft_dir.join("config.json"))?;
-    let saved = VarMap::new();
-    {
-        let from = ckpt
-            .varmap
-            .data()
-            .lock()
-            .map_err(|_| Error::Input("variable map lock poisoned".into()))?;
-        let mut to = saved
-            .data()
-            .lock()
-            .map_err(|_| Error::Input("variable map lock poisoned".into()))?;
-        to.extend(
-            from.iter()
-                .filter(|(n, _)| !LM_HEADS.contains(&n.as_str()))
-                .map(|(n, v)| (n.clone(), v.clone())),
-        );
-    }
-    save_checkpoint_with_json(stage.path(), &config, &saved, &SaveOptions::default())?;
+    let config = sequence_classification_json(&ckpt.config, DType::F32, Some(codec.pad))?;
+    let exclude = LM_HEADS.iter().map(|s| s.to_string()).collect();
+    let save = SaveOptions {
+        exclude,
+        ..SaveOptions::default()
+    };
+    save_checkpoint_with_json(stage.path(), &config, &ckpt.varmap, &save)?;
     codec.tokenizer.save(stage.path())?;
     stage.complete(&report)?;
     Ok(report)
@@ -209,33 +195,3 @@ pub fn run_rm_train(
 
 /// Untied language-model heads, which a sequence-classification checkpoint lacks.
 const LM_HEADS: [&str; 2] = ["lm_head.weight", "embed_out.weight"];
-
-/// A causal LM's `config.json` turned into a one-label sequence classifier's.
-fn sequence_classification_config(mut config: Value, file: &Path) -> Result<Value> {
-    let obj = config.as_object_mut().ok_or_else(|| {
-        Error::config(
-            &file.display().to_string(),
-            "<document>",
-            "expected a JSON object",
-        )
-    })?;
-    let arch = obj
-        .get("architectures")
-        .and_then(|a| a.get(0))
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            Error::config(
-                &file.display().to_string(),
-                "architectures",
-                "missing or not a list of strings",
-            )
-        })?;
-    let cls = format!(
-        "{}ForSequenceClassification",
-        arch.trim_end_matches("ForCausalLM")
-    );
-    obj.insert("architectures".into(), json!([cls]));
-    obj.insert("id2label".into(), json!({"0": "LABEL_0"}));
-    obj.insert("label2id".into(), json!({"LABEL_0": 0}));
-    Ok(config)
-}

@@ -1,0 +1,161 @@
+//! End-to-end runs of `rmteach exp ...` on the toy world the program writes itself.
+#![cfg(feature = "lm")]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn rmteach(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmteach"))
+        .env("RAYON_NUM_THREADS", "1")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+/// One toy world shared by the tests of this file.
+fn world() -> &'static PathBuf {
+    static WORLD: OnceLock<PathBuf> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rmteach-exp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = rmteach(&[
+            "exp",
+            "toy-world",
+            "--out",
+            dir.to_str().unwrap(),
+            "--seed",
+            "3",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn model(name: &str) -> String {
+    world().join("models").join(name).display().to_string()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn inspect_reports_architecture_parameters_and_template() {
+    let text = ok(&rmteach(&[
+        "exp",
+        "inspect",
+        "--model",
+        &model("gpt-neox-toy"),
+    ]));
+    assert!(
+        text.contains("GptNeox") && text.contains("parameters:") && text.contains("<|assistant|>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn logits_from_ids_and_text_agree() {
+    let out_ids = world().join("ids.json");
+    let out_text = world().join("text.json");
+    ok(&rmteach(&[
+        "exp",
+        "logits",
+        "--model",
+        &model("llama-toy"),
+        "--text",
+        "write two words about food",
+        "--out",
+        out_text.to_str().unwrap(),
+    ]));
+    let from_text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_text).unwrap()).unwrap();
+    let ids: Vec<String> = from_text["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    ok(&rmteach(&[
+        "exp",
+        "logits",
+        "--model",
+        &model("llama-toy"),
+        "--ids",
+        &ids.join(","),
+        "--out",
+        out_ids.to_str().unwrap(),
+    ]));
+    let from_ids: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_ids).unwrap()).unwrap();
+    assert_eq!(from_text["logits"], from_ids["logits"]);
+    assert_eq!(from_ids["logits"].as_array().unwrap().len(), ids.len());
+}
+
+#[test]
+fn logits_reject_ids_outside_the_vocabulary() {
+    let out = rmteach(&[
+        "exp",
+        "logits",
+        "--model",
+        &model("llama-toy"),
+        "--ids",
+        "1,99999",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the vocabulary"));
+}
+
+#[test]
+fn generation_is_reproducible_by_seed() {
+    let args = [
+        "exp",
+        "generate",
+        "--model",
+        &model("llama-toy"),
+        "--prompt",
+        "write three words about animals",
+        "--n",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--seed",
+        "5",
+    ];
+    let a = ok(&rmteach(&args));
+    let b = ok(&rmteach(&args));
+    assert_eq!(a, b);
+    assert_eq!(a.matches("--- sample").count(), 2);
+}
+
+#[test]
+fn score_prints_one_finite_number() {
+    let text = ok(&rmteach(&[
+        "exp",
+        "score",
+        "--rm",
+        &model("llama-toy-rm"),
+        "--prompt",
+        "write three words about animals",
+        "--response",
+        "cat dog cow",
+    ]));
+    let v: f64 = text.trim().parse().unwrap();
+    assert!(v.is_finite());
+}
+
+#[test]
+fn missing_model_directory_is_a_clear_error() {
+    let out = rmteach(&["exp", "inspect", "--model", "/nonexistent/model"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
+}
