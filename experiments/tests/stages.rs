@@ -276,6 +276,7 @@ fn reward_model_trains_and_reloads() {
     );
     let config = read_config_json(stage.path()).unwrap();
     assert_eq!(config["architectures"][0], "LlamaForSequenceClassification");
+    assert_eq!(config["pad_token_id"], 0, "the toy <pad> id");
     let rm = load_reward_checkpoint(stage.path(), DType::F32, &Device::Cpu).unwrap();
     let scorer = RewardModelScorer {
         model: rm.model,

@@ -67,7 +67,7 @@ pub struct PgOptions {
     pub max_grad_norm: Option<f64>,
     /// Longest response (512).
     pub max_new_tokens: usize,
-    /// Rollout temperature (1).
+    /// Rollout temperature (1); log-probabilities are always the policy's own.
     pub temperature: f64,
     /// Training length in epochs of `|prompts|` completions.
     pub epochs: f64,
