@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{all_tiny, batch, build, next_token_loss};
+use common::{all_tiny, assert_every_var_has_gradient, batch, build, next_token_loss};
 use rmteach_experiments::models::CausalLm;
 
 #[test]
@@ -17,25 +17,7 @@ fn every_variable_gets_a_nonzero_gradient() {
         let grads = loss.backward().unwrap();
         let vars = varmap.data().lock().unwrap().clone();
         assert!(vars.len() > 10, "{label}: only {} variables", vars.len());
-        let mut names: Vec<_> = vars.keys().cloned().collect();
-        names.sort();
-        for name in names {
-            let var = &vars[&name];
-            let grad = grads
-                .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{label}: no gradient for {name}"));
-            let norm = grad
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                norm.is_finite() && norm > 0.0,
-                "{label}: zero gradient for {name}"
-            );
-        }
+        assert_every_var_has_gradient(label, &varmap, &grads, &[]);
     }
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use common::all_tiny;
+use common::{all_tiny, assert_every_var_has_gradient};
 use rmteach_experiments::hf::save_varmap;
 use rmteach_experiments::logprobs::SequenceBatch;
 use rmteach_experiments::models::Model;
@@ -117,25 +117,13 @@ fn gradient_reaches_head_and_backbone() {
         let vars = varmap.data().lock().unwrap().clone();
         assert!(vars.contains_key("score.weight"), "{label}");
         assert_eq!(vars["score.weight"].dims(), &[1, 32]);
-        for (name, var) in vars {
-            if name == "lm_head.weight" || name == "embed_out.weight" {
-                continue; // The causal LM head is not part of a reward model.
-            }
-            let g = grads
-                .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{label}: no gradient for {name}"));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                norm.is_finite() && norm > 0.0,
-                "{label}: zero gradient for {name}"
-            );
-        }
+        // The causal LM head is not part of a reward model.
+        assert_every_var_has_gradient(
+            label,
+            &varmap,
+            &grads,
+            &["lm_head.weight", "embed_out.weight"],
+        );
     }
 }
 

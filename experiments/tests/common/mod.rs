@@ -115,3 +115,32 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+/// Asserts that every variable of `varmap` received a finite, non-zero gradient.
+/// Names in `skip` are left out (e.g. a causal LM head unused by a reward model).
+pub fn assert_every_var_has_gradient(
+    label: &str,
+    varmap: &candle_nn::VarMap,
+    grads: &candle_core::backprop::GradStore,
+    skip: &[&str],
+) {
+    let vars = varmap.data().lock().unwrap();
+    let mut names: Vec<_> = vars.keys().cloned().collect();
+    names.sort();
+    for name in names.into_iter().filter(|n| !skip.contains(&n.as_str())) {
+        let grad = grads
+            .get(vars[&name].as_tensor())
+            .unwrap_or_else(|| panic!("{label}: no gradient for {name}"));
+        let norm = grad
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            norm.is_finite() && norm > 0.0,
+            "{label}: zero gradient for {name}"
+        );
+    }
+}
