@@ -141,6 +141,20 @@ pub enum ExpCommand {
         #[command(flatten)]
         device: DeviceArgs,
     },
+    /// Run (or resume) a whole Section 4.1 experiment from a TOML config (see
+    /// experiments/configs/): SFT, preference data, reward models, normalisation,
+    /// Table 1 reward-model evaluation, policy gradient per reward and seed. Complete
+    /// stages are skipped, so rerunning a killed run continues where it stopped.
+    Run {
+        /// The run config, e.g. experiments/configs/toy-4.1.toml.
+        config: PathBuf,
+        /// Directory holding the run directories (the run goes in <runs>/<name>/).
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// No progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 /// Runs an experiment subcommand; returns the exit code.
@@ -183,7 +197,25 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             response,
             device,
         } => score(&rm, &prompt, &response, &device),
+        ExpCommand::Run {
+            config,
+            runs,
+            quiet,
+        } => run_config(&config, &runs, quiet),
     }
+}
+
+fn run_config(config: &Path, runs: &Path, quiet: bool) -> Result<i32> {
+    use rmteach_experiments::pipeline::{run::run_with, RunConfig, RunOptions};
+    let cfg = RunConfig::from_file(config)?;
+    let opts = RunOptions {
+        progress: !quiet,
+        ..RunOptions::default()
+    };
+    let summary = run_with(&cfg, runs, &opts)
+        .with_context(|| format!("run `{}` from {}", cfg.name, config.display()))?;
+    print!("{}", summary.table());
+    Ok(0)
 }
 
 fn toy_world(out: &Path, seed: u64) -> Result<i32> {

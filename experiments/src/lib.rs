@@ -6,6 +6,7 @@
 //! `softmax_last_dim`, `rms_norm` or `rope` kernels), so every weight, held as a
 //! [`candle_core::Var`] in a [`candle_nn::VarMap`], receives a gradient.
 
+pub mod analysis;
 pub mod armorm;
 pub mod data;
 pub mod error;

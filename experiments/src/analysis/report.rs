@@ -1,0 +1,291 @@
+//! `write_report`: every table and figure of one run directory, plus `report.md`;
+//! `write_policies_report`: Section 4.2's Table 10 and bar plot over several runs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rmteach::report::{write_atomic, Table};
+
+use super::error::{io_err, Result};
+use super::figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
+use super::increase::{summarize, EpochSummary};
+use super::increase_table::increase_table;
+use super::load::{load_run, RunData};
+use super::table1::table1;
+use super::table10::{default_table10_epoch, table10};
+use super::table2::{table2, CombinedAccuracy, Table2Options};
+
+/// What [`write_report`] wrote.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportFiles {
+    /// Table files (`.md`, `.csv`, `.json` for each table).
+    pub tables: Vec<PathBuf>,
+    /// Figure files (`.png`, `.svg` for each figure).
+    pub figures: Vec<PathBuf>,
+    /// The stitched `report.md`.
+    pub report_md: PathBuf,
+    /// What was skipped and why (also written into `report.md`).
+    pub notes: Vec<String>,
+}
+
+/// A run loaded and summarised: the input of every table and figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// The run's files.
+    pub data: RunData,
+    /// Per reward (in `rm_eval.json` order): mean ± std over seeds per epoch;
+    /// empty for a reward without policy-gradient runs.
+    pub summaries: Vec<Vec<EpochSummary>>,
+}
+
+/// Loads `run_dir` and summarises every reward's seeds.
+///
+/// # Errors
+/// [`AnalysisError::MissingFile`](super::AnalysisError::MissingFile) naming a missing
+/// input, parse errors naming file and line, or a seed without an epoch-0 record.
+pub fn summarize_run(run_dir: &Path) -> Result<RunSummary> {
+    let data = load_run(run_dir)?;
+    let summaries = data
+        .rm_eval
+        .rewards
+        .iter()
+        .zip(&data.seeds)
+        .map(|(r, seeds)| summarize(&r.name, seeds))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RunSummary { data, summaries })
+}
+
+/// Writes one table (`.md`, `.csv`, `.json`) and appends it to the report text.
+fn emit(
+    table: &Table,
+    out_dir: &Path,
+    stem: &str,
+    md: &mut String,
+    files: &mut ReportFiles,
+) -> Result<()> {
+    files.tables.extend(table.write_all(out_dir, stem)?);
+    let _ = writeln!(
+        md,
+        "{}\n([CSV]({stem}.csv), [JSON]({stem}.json))\n",
+        table.to_markdown()
+    );
+    Ok(())
+}
+
+/// Links a written figure in the report text.
+fn link_figure(
+    paths: Vec<PathBuf>,
+    caption: &str,
+    stem: &str,
+    md: &mut String,
+    files: &mut ReportFiles,
+) {
+    files.figures.extend(paths);
+    let _ = writeln!(md, "![{caption}]({stem}.png)\n\n[{stem}.svg]({stem}.svg)\n");
+}
+
+/// The seeds section: how many seeds each number averages.
+fn seeds_section(run: &RunSummary) -> String {
+    let mut md = String::from("## Seeds\n\nEvery increase is the mean over seeds; ± is the sample standard deviation (divisor n - 1) over the same seeds.\n\n");
+    let rewards = run.data.rm_eval.rewards.iter().zip(&run.data.seeds);
+    for ((r, seeds), summary) in rewards.zip(&run.summaries) {
+        let ids: Vec<String> = seeds.iter().map(|s| s.seed.to_string()).collect();
+        let epochs = summary
+            .iter()
+            .map(|e| format!("{}:{}", e.epoch, e.n_seeds))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            md,
+            "- `{}`: {} seed(s) [{}]; seeds per epoch (epoch:n) {}",
+            r.name,
+            seeds.len(),
+            ids.join(", "),
+            if epochs.is_empty() {
+                "—".to_string()
+            } else {
+                epochs
+            }
+        );
+    }
+    md.push('\n');
+    md
+}
+
+/// Reads `run_dir` (see [`super::records`] for the file formats) and writes into
+/// `out_dir` (normally `<run>/report/`): `table1`, `reward_increase`, `table2`,
+/// `table10` (each `.md`, `.csv`, `.json`), figures `reward_increase_vs_epoch`,
+/// `reward_increase_vs_kl`, `gt_increase_bars` (each `.png`, `.svg`), and
+/// `report.md`. Pieces whose inputs are absent (no `pg/` runs yet) are skipped and
+/// listed in [`ReportFiles::notes`].
+///
+/// # Errors
+/// A missing `rm_eval.json` or a malformed input names the file; write failures
+/// name the path.
+pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
+    let run = summarize_run(run_dir)?;
+    std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
+    let mut files = ReportFiles::default();
+    let (data, summaries) = (&run.data, &run.summaries);
+    let mut md = format!(
+        "# Report: {}\n\nRun directory: `{}`. Policy: {}.\n\n",
+        run_dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        run_dir.display(),
+        data.policy
+    );
+    md.push_str(&seeds_section(&run));
+    emit(
+        &table1(&data.rm_eval)?,
+        out_dir,
+        "table1",
+        &mut md,
+        &mut files,
+    )?;
+    if summaries.iter().all(Vec::is_empty) {
+        files.notes.push(format!(
+            "no policy-gradient runs under {}: Tables 2 and 10 and all figures skipped",
+            run_dir.join("pg").display()
+        ));
+    } else {
+        emit(
+            &increase_table(data, summaries)?,
+            out_dir,
+            "reward_increase",
+            &mut md,
+            &mut files,
+        )?;
+        let opts = Table2Options::default();
+        let t2 = table2(data, summaries, opts)?;
+        emit(&t2.table, out_dir, "table2", &mut md, &mut files)?;
+        let _ = writeln!(
+            md,
+            "Correlated over: {}. Excluded: {}. \"Reward Variance & Acc.\" = (reward variance + {}) / 2, unstandardised; \"On- & Off-Policy Acc.\" = their mean. Increases are seed means at epoch {}.\n",
+            t2.rewards.join(", "),
+            if t2.excluded.is_empty() { "none".to_string() } else { t2.excluded.join(", ") },
+            match opts.combined_accuracy {
+                CombinedAccuracy::OnPolicy => "on-policy accuracy",
+                CombinedAccuracy::OnAndOffPolicy => "mean of on- and off-policy accuracy",
+            },
+            opts.epoch
+        );
+        let t10_epoch = default_table10_epoch(data, summaries);
+        if let Some(epoch) = t10_epoch {
+            emit(
+                &table10(data, summaries, epoch)?,
+                out_dir,
+                "table10",
+                &mut md,
+                &mut files,
+            )?;
+        }
+        md.push_str("## Figures\n\n");
+        match t10_epoch {
+            Some(epoch) => {
+                let bars = gt_increase_bars(
+                    &[PolicyIncrease::from_run(data, summaries, epoch)],
+                    &out_dir.join("gt_increase_bars"),
+                )?;
+                link_figure(
+                    bars,
+                    "Ground-truth increase per reward model",
+                    "gt_increase_bars",
+                    &mut md,
+                    &mut files,
+                );
+            }
+            None => files.notes.push(
+                "no reward model has policy-gradient runs: Table 10 and the bar plot skipped"
+                    .into(),
+            ),
+        }
+        let stem = "reward_increase_vs_epoch";
+        let paths = increase_vs_epoch(data, summaries, &out_dir.join(stem))?;
+        link_figure(paths, "Reward increase vs epoch", stem, &mut md, &mut files);
+        let stem = "reward_increase_vs_kl";
+        let paths = increase_vs_kl(data, summaries, &out_dir.join(stem))?;
+        link_figure(paths, "Reward increase vs KL", stem, &mut md, &mut files);
+    }
+    for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
+        if seeds.is_empty() {
+            files
+                .notes
+                .push(format!("reward `{}`: no runs under pg/{}/", r.name, r.name));
+        }
+    }
+    if !files.notes.is_empty() {
+        md.push_str("## Notes\n\n");
+        for n in &files.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    files.report_md = out_dir.join("report.md");
+    write_atomic(&files.report_md, md.as_bytes()).map_err(io_err(&files.report_md))?;
+    Ok(files)
+}
+
+/// Section 4.2 across policies: one run directory per policy (same reward models).
+/// Writes `table10_<i>` per policy (`i` = position in `run_dirs`), the bar plot
+/// `gt_increase_bars_policies`, and `report_policies.md` into `out_dir`. Each policy's
+/// increases are taken at `epoch`, or at its [`default_table10_epoch`].
+///
+/// # Errors
+/// As [`write_report`]; also [`AnalysisError::Invalid`](super::AnalysisError::Invalid)
+/// when a run has no policy-gradient data.
+pub fn write_policies_report(
+    run_dirs: &[PathBuf],
+    epoch: Option<u32>,
+    out_dir: &Path,
+) -> Result<ReportFiles> {
+    std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
+    let mut files = ReportFiles::default();
+    let mut md = String::from("# Section 4.2: reward models across language models\n\n");
+    let mut groups = Vec::new();
+    for (i, dir) in run_dirs.iter().enumerate() {
+        let run = summarize_run(dir)?;
+        let e = epoch
+            .or_else(|| default_table10_epoch(&run.data, &run.summaries))
+            .ok_or_else(|| {
+                super::AnalysisError::Invalid(format!(
+                    "{}: no policy-gradient runs under pg/",
+                    dir.display()
+                ))
+            })?;
+        let seeds: Vec<String> = run
+            .data
+            .rm_eval
+            .rewards
+            .iter()
+            .zip(&run.data.seeds)
+            .filter(|(r, _)| !r.ground_truth)
+            .map(|(r, s)| format!("{} {}", r.name, s.len()))
+            .collect();
+        let _ = writeln!(
+            md,
+            "Run `{}`; seeds per reward model: {}.\n",
+            dir.display(),
+            seeds.join(", ")
+        );
+        emit(
+            &table10(&run.data, &run.summaries, e)?,
+            out_dir,
+            &format!("table10_{i}"),
+            &mut md,
+            &mut files,
+        )?;
+        groups.push(PolicyIncrease::from_run(&run.data, &run.summaries, e));
+    }
+    let stem = "gt_increase_bars_policies";
+    let paths = gt_increase_bars(&groups, &out_dir.join(stem))?;
+    link_figure(
+        paths,
+        "Ground-truth increase per reward model and policy",
+        stem,
+        &mut md,
+        &mut files,
+    );
+    files.report_md = out_dir.join("report_policies.md");
+    write_atomic(&files.report_md, md.as_bytes()).map_err(io_err(&files.report_md))?;
+    Ok(files)
+}

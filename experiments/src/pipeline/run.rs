@@ -1,0 +1,726 @@
+//! One experiment run of Section 4.1, from a [`RunConfig`] to `runs/<name>/`:
+//! `world/` (toy only) -> `sft/` -> `prefdata/` -> `rms/rm-<p>/` (one per mix) ->
+//! `normalize/` -> `rm_eval/` -> `pg/<reward>/seed<k>/` for every training reward
+//! and seed (with `eval.jsonl`: the initial policy as epoch 0, then one evaluation per
+//! epoch), and `summary.json` (wall time per stage).
+//!
+//! Every stage is skipped when its directory holds `DONE.json`, and policy gradient
+//! resumes from its last checkpoint, so a killed run restarts where it stopped. The
+//! config is kept as `config.json`; a rerun with a different config is refused.
+
+use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
+use super::normalize::{load_normalizers, run_normalize, NormalizeInputs};
+use super::prefdata::{mix_pairs, rlhf_pairs, run_prefdata, LabeledPair, PrefDataInputs};
+use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
+use super::{read_json, write_json, MetricsLog, RunDir, StageDir, Stepped};
+use crate::armorm::{load_armorm, ArmoRm};
+use crate::data::{
+    filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
+};
+use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
+use crate::logprobs::SequenceBatch;
+use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::reward_model::load_reward_checkpoint;
+use crate::stages::batches::{mix_seed, ChatCodec};
+use crate::stages::evaluate::{evaluate, EvalOptions, RewardStats};
+use crate::stages::pg::{run_pg, PgHooks, PgOptions, PgOutcome, PgRecord};
+use crate::stages::rewards::{GroundTruthReward, Normalized, RewardFn, RewardModelScorer};
+use crate::stages::rm_train::{run_rm_train, RmTrainOptions};
+use crate::stages::sft::{run_sft, SftOptions};
+use crate::text::TextTokenizer;
+use crate::toy::{write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
+use crate::{Error, Result};
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How to run (not part of the experiment's definition).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Show a progress line per stage on stderr.
+    pub progress: bool,
+    /// Return after this stage (`world`, `sft`, `prefdata`, `rms`, `normalize`,
+    /// `rm_eval`) as if killed there.
+    pub stop_after: Option<String>,
+    /// Stop the first unfinished policy-gradient run after this many updates (as if
+    /// killed there; its checkpoints and logs stay).
+    pub pg_stop_after: Option<u64>,
+}
+
+/// Wall time of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    /// The stage's directory under the run directory.
+    pub stage: String,
+    /// Seconds spent (loading included).
+    pub seconds: f64,
+    /// Whether it was already complete.
+    pub skipped: bool,
+}
+
+/// What [`run`] did (also `summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's name.
+    pub name: String,
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Every stage in order.
+    pub stages: Vec<StageTime>,
+    /// Wall time of the whole call.
+    pub total_seconds: f64,
+    /// False when stopped early by [`RunOptions::stop_after`].
+    pub finished: bool,
+}
+
+impl RunSummary {
+    /// A plain-text table of the stage times.
+    pub fn table(&self) -> String {
+        let mut s = format!("run {} in {}\n", self.name, self.dir.display());
+        for t in &self.stages {
+            let state = if t.skipped {
+                "skipped (complete)"
+            } else {
+                "ran"
+            };
+            s.push_str(&format!(
+                "  {:<32} {:>9.2} s  {state}\n",
+                t.stage, t.seconds
+            ));
+        }
+        s.push_str(&format!(
+            "  {:<32} {:>9.2} s  {}\n",
+            "total",
+            self.total_seconds,
+            if self.finished {
+                "finished"
+            } else {
+                "stopped early"
+            }
+        ));
+        s
+    }
+}
+
+/// One evaluation of a policy during policy gradient (`eval.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Epoch (0: the initial policy).
+    pub epoch: u64,
+    /// Updates done.
+    pub update: u64,
+    /// The normalised training reward.
+    pub proxy: RewardStats,
+    /// The normalised ground truth.
+    pub ground_truth: RewardStats,
+    /// KL from the initial policy on the evaluation samples.
+    pub kl: Option<f64>,
+    /// The last update's rollout KL (`None` at epoch 0).
+    pub train_kl: Option<f64>,
+    /// Wall time of the evaluation.
+    pub seconds: f64,
+}
+
+impl Stepped for EvalRecord {
+    fn step(&self) -> u64 {
+        self.epoch
+    }
+}
+
+/// Runs (or resumes) the whole pipeline of `config` in `runs_root/<name>/`.
+pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
+    run_with(config, runs_root, &RunOptions::default())
+}
+
+/// [`run`] with [`RunOptions`].
+pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    config.validate("<run config>")?;
+    let device = config.device()?;
+    let dir = RunDir::open(runs_root.join(&config.name))?;
+    check_same_config(&dir, config)?;
+    let mut r = Runner {
+        c: config,
+        dir,
+        device,
+        opts,
+        times: Vec::new(),
+        start: Instant::now(),
+    };
+    let finished = r.all()?;
+    if finished {
+        write_run_report(r.dir.root())?;
+    }
+    let summary = RunSummary {
+        name: config.name.clone(),
+        dir: r.dir.root().to_path_buf(),
+        stages: r.times,
+        total_seconds: r.start.elapsed().as_secs_f64(),
+        finished,
+    };
+    write_json(&summary.dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+/// Writes `<run>/rm_eval.json` in the analysis format (from the rm_eval stage's table,
+/// in the paper's column order; the ground truth flagged) and the report under
+/// `<run>/report/` (Tables 1 and 2, reward increase, figures).
+fn write_run_report(root: &Path) -> Result<()> {
+    use crate::analysis::{write_report, write_rm_eval, RmEvalFile, RmEvalRecord};
+    let table: super::rm_eval::RmEvalTable = read_json(&root.join("rm_eval").join("rm_eval.json"))?;
+    let rewards = table
+        .columns
+        .iter()
+        .filter_map(|name| table.rewards.get(name).map(|e| (name, e)))
+        .map(|(name, e)| RmEvalRecord {
+            name: name.clone(),
+            reward_variance: e.reward_variance,
+            on_policy_accuracy: e.on_policy_accuracy,
+            off_policy_accuracy: e.off_policy_accuracy,
+            ground_truth: name == super::config::GROUND_TRUTH,
+        })
+        .collect();
+    let file = RmEvalFile {
+        policy: None,
+        rewards,
+    };
+    let report = |e: crate::analysis::AnalysisError| {
+        Error::Input(format!("report of {}: {e}", root.display()))
+    };
+    write_rm_eval(&root.join(crate::analysis::RM_EVAL_FILE), &file).map_err(report)?;
+    write_report(root, &root.join("report")).map_err(report)?;
+    Ok(())
+}
+
+/// Refuses to resume a run directory made by a different config.
+fn check_same_config(dir: &RunDir, config: &RunConfig) -> Result<()> {
+    let path = dir.root().join("config.json");
+    let now = serde_json::to_value(config).map_err(|e| Error::Input(e.to_string()))?;
+    if path.exists() {
+        let before: serde_json::Value = read_json(&path)?;
+        if before != now {
+            return Err(Error::Input(format!(
+                "{} was made by a different config; rerun with the same config, \
+                 another `name`, or delete the directory",
+                dir.root().display()
+            )));
+        }
+        return Ok(());
+    }
+    write_json(&path, &now)
+}
+
+/// Where the initial model, data and ground truth are.
+struct World {
+    policy: PathBuf,
+    sft_data: PathBuf,
+    train_prefs: PathBuf,
+    /// `None`: the toy ground truth; else a reward-model directory.
+    ground_truth: Option<PathBuf>,
+}
+
+/// Stream ids of the run-level seeds.
+const EVAL_PROMPTS_STREAM: u64 = 21;
+const LOW_VARIANCE_STREAM: u64 = 22;
+const NORMALIZE_STREAM: u64 = 23;
+const EVAL_STREAM: u64 = 24;
+
+struct Runner<'a> {
+    c: &'a RunConfig,
+    dir: RunDir,
+    device: Device,
+    opts: &'a RunOptions,
+    times: Vec<StageTime>,
+    start: Instant,
+}
+
+impl Runner<'_> {
+    /// Every stage; false when stopped early.
+    fn all(&mut self) -> Result<bool> {
+        let world = self.world()?;
+        let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
+        if self.stop("world") {
+            return Ok(false);
+        }
+        let sft = self.dir.stage("sft")?;
+        self.timed("sft", sft.is_complete(), || {
+            let mut data = load_alpaca_sft(&world.sft_data)?;
+            if let Some(n) = c.data.max_sft_examples {
+                data.truncate(n);
+            }
+            let s = &c.sft;
+            let o = SftOptions {
+                lr: s.lr,
+                batch_size: s.batch_size,
+                micro_batch_size: s.micro_batch_size,
+                epochs: s.epochs,
+                max_grad_norm: s.max_grad_norm,
+                shuffle_seed: Some(c.seed),
+            };
+            run_sft(&world.policy, &sft, &data, &o, &device).map(drop)
+        })?;
+        if self.stop("sft") {
+            return Ok(false);
+        }
+        let pref = self.dir.stage("prefdata")?;
+        self.timed("prefdata", pref.is_complete(), || {
+            let tok = TextTokenizer::from_dir(sft.path())?;
+            let pairs = load_ultrafeedback(&world.train_prefs)?;
+            let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
+            let gt = load_reward(c, &root, &device, &world, GROUND_TRUTH)?;
+            let input = PrefDataInputs {
+                sft_dir: sft.path(),
+                pairs: kept,
+                ground_truth: gt.as_ref(),
+                rm_fraction: c.data.rm_fraction,
+                mixes: &c.rm.mixes,
+                seed: c.seed,
+                max_new_tokens: c.prefdata.max_new_tokens,
+                batch_size: c.prefdata.batch_size,
+                device: &device,
+            };
+            run_prefdata(&pref, input).map(drop)
+        })?;
+        if self.stop("prefdata") {
+            return Ok(false);
+        }
+        for &p in &c.rm.mixes {
+            let name = format!("rms/{}", RunConfig::rm_name(p));
+            let stage = self.dir.stage(&name)?;
+            self.timed(&name, stage.is_complete(), || {
+                let rm = &c.rm;
+                let o = RmTrainOptions {
+                    lr: rm.lr,
+                    batch_size: rm.batch_size,
+                    micro_batch_size: rm.micro_batch_size,
+                    epochs: rm.epochs,
+                    shuffle_seed: Some(c.seed),
+                    head_seed: c.seed,
+                    ..RmTrainOptions::default()
+                };
+                let pairs = mix_pairs(&pref, p)?;
+                run_rm_train(sft.path(), &stage, &pairs, &o, &device).map(drop)
+            })?;
+        }
+        if self.stop("rms") {
+            return Ok(false);
+        }
+        let rlhf = rlhf_pairs(&pref)?;
+        let norm = self.dir.stage("normalize")?;
+        self.timed("normalize", norm.is_complete(), || {
+            let mut raw: Vec<String> = c.rm.mixes.iter().map(|&p| RunConfig::rm_name(p)).collect();
+            raw.push(GROUND_TRUTH.into());
+            let pairs = fixed_pairs(&rlhf, c.normalize.prompts, c.seed);
+            let load = |name: &str| load_reward(c, &root, &device, &world, name);
+            let input = NormalizeInputs {
+                policy_dir: sft.path(),
+                pairs: &pairs,
+                rewards: &raw,
+                load: &load,
+                sampling: sampling(&c.normalize, mix_seed(c.seed, NORMALIZE_STREAM)),
+                device: &device,
+            };
+            run_normalize(&norm, input).map(drop)
+        })?;
+        if self.stop("normalize") {
+            return Ok(false);
+        }
+        let normalizers = load_normalizers(&norm)?;
+        let low = self.low_variance(&rlhf)?;
+        let ev = self.dir.stage("rm_eval")?;
+        self.timed("rm_eval", ev.is_complete(), || {
+            let columns = c.reward_names();
+            run_rm_eval(
+                &ev,
+                &norm,
+                &columns,
+                &normalizers,
+                &low,
+                c.normalize.samples,
+            )
+            .map(drop)
+        })?;
+        if self.stop("rm_eval") {
+            return Ok(false);
+        }
+        self.policy_gradient(&world, &sft, &rlhf, &normalizers, &low)
+    }
+
+    /// The toy world (written once, in `world/`) or the paper's paths.
+    fn world(&mut self) -> Result<World> {
+        let c = self.c;
+        if let Some(p) = &c.world.paper {
+            for (field, path) in [
+                ("world.paper.model", &p.model),
+                ("world.paper.sft_data", &p.sft_data),
+                ("world.paper.train_prefs", &p.train_prefs),
+                ("world.paper.ground_truth", &p.ground_truth),
+            ] {
+                if !path.exists() {
+                    return Err(Error::config(
+                        "<run config>",
+                        field,
+                        format!("{} does not exist; fill in the local path", path.display()),
+                    ));
+                }
+            }
+            return Ok(World {
+                policy: p.model.clone(),
+                sft_data: p.sft_data.clone(),
+                train_prefs: p.train_prefs.clone(),
+                ground_truth: Some(p.ground_truth.clone()),
+            });
+        }
+        let t = c.world.toy.as_ref().ok_or_else(|| {
+            Error::config("<run config>", "world", "give [world.toy] or [world.paper]")
+        })?;
+        let stage = self.dir.stage("world")?;
+        let paths = ToyWorldPaths::new(stage.path());
+        let policy = if t.arch == "gpt-neox" {
+            paths.gpt_neox.clone()
+        } else {
+            paths.llama.clone()
+        };
+        self.timed("world", stage.is_complete(), || {
+            let spec = ToyWorldSpec {
+                seed: t.seed,
+                pretrain: 0,
+                sft: t.sft,
+                train_prefs: t.train_prefs,
+                test_prefs: 1,
+                prompts: 1,
+                model: ToyModelSize {
+                    hidden_size: t.hidden_size,
+                    num_hidden_layers: t.num_hidden_layers,
+                    num_attention_heads: t.num_attention_heads,
+                    intermediate_size: t.intermediate_size,
+                    max_position_embeddings: t.max_position_embeddings,
+                },
+            };
+            write_toy_world(stage.path(), &spec)?;
+            let config = ModelConfig::from_file(&policy.join("config.json"))?;
+            let varmap = VarMap::new();
+            Model::new(
+                &config,
+                SeededVarMap::new(varmap.clone(), t.seed).var_builder(DType::F32, &Device::Cpu),
+            )?;
+            save_checkpoint_with_json(
+                &policy,
+                &read_config_json(&policy)?,
+                &varmap,
+                &SaveOptions::default(),
+            )?;
+            stage.complete(&serde_json::json!({ "policy": policy }))
+        })?;
+        Ok(World {
+            policy,
+            sft_data: paths.sft,
+            train_prefs: paths.train_prefs,
+            ground_truth: None,
+        })
+    }
+
+    /// The low-variance reward's fixed share of RLHF prompts.
+    fn low_variance(&self, rlhf: &[LabeledPair]) -> Result<LowVarianceSpec> {
+        let lv = &self.c.low_variance;
+        let mask = PromptMix::new(rlhf.len(), mix_seed(self.c.seed, LOW_VARIANCE_STREAM))
+            .mask(lv.fraction)?;
+        Ok(LowVarianceSpec {
+            prompts: rlhf
+                .iter()
+                .zip(mask)
+                .filter(|(_, m)| *m)
+                .map(|(l, _)| l.pair.prompt.clone())
+                .collect(),
+            scale: lv.scale,
+        })
+    }
+
+    /// Policy gradient for every training reward and seed; false when stopped early.
+    fn policy_gradient(
+        &mut self,
+        world: &World,
+        sft: &StageDir,
+        rlhf: &[LabeledPair],
+        normalizers: &std::collections::BTreeMap<String, rmteach::metrics::Normalizer>,
+        low: &LowVarianceSpec,
+    ) -> Result<bool> {
+        let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
+        let prompts: Vec<String> = rlhf.iter().map(|l| l.pair.prompt.clone()).collect();
+        let eval_prompts: Vec<String> = fixed_pairs(rlhf, c.eval.prompts, c.seed)
+            .into_iter()
+            .map(|p| p.prompt)
+            .collect();
+        let norm = |name: &str| {
+            normalizers.get(name).copied().ok_or_else(|| {
+                Error::Input(format!("normalize.json has no normaliser for `{name}`"))
+            })
+        };
+        // Loaded on first use: a rerun of a finished run loads nothing.
+        let mut shared: Option<(Model, ChatCodec, Box<dyn RewardFn>)> = None;
+        for name in c.pg_rewards() {
+            for &seed in &c.pg.seeds {
+                let label = format!("pg/{name}/seed{seed}");
+                let stage = self.dir.stage(&label)?;
+                if stage.is_complete() {
+                    self.timed(&label, true, || Ok(()))?;
+                    continue;
+                }
+                if shared.is_none() {
+                    let reference = load_checkpoint(sft.path(), DType::F32, &device)?.model;
+                    let codec = ChatCodec::from_dir(sft.path())?;
+                    shared = Some((
+                        reference,
+                        codec,
+                        load_reward(c, &root, &device, world, GROUND_TRUTH)?,
+                    ));
+                }
+                let Some((reference, codec, gt_raw)) = shared.as_ref() else {
+                    continue;
+                };
+                let raw = raw_reward(&name);
+                let inner = if raw == GROUND_TRUTH {
+                    None
+                } else {
+                    Some(load_reward(c, &root, &device, world, raw)?)
+                };
+                let inner_ref: &dyn RewardFn = inner.as_deref().unwrap_or(gt_raw.as_ref());
+                let mut proxy = Normalized::new(inner_ref, norm(raw)?);
+                if name == LOW_VARIANCE {
+                    proxy = proxy.with_scaled_prompts(low.prompts.iter().cloned(), low.scale);
+                }
+                let gt = Normalized::new(gt_raw.as_ref(), norm(GROUND_TRUTH)?);
+                let o = PgOptions {
+                    stop_after: self.opts.pg_stop_after,
+                    ..c.pg.options(seed)?
+                };
+                let mut hook = EvalHook {
+                    reference,
+                    codec,
+                    prompts: &eval_prompts,
+                    proxy: &proxy,
+                    gt: &gt,
+                    base: sampling(&c.eval, 0),
+                    seed: mix_seed(mix_seed(c.seed, EVAL_STREAM), seed),
+                    device: &device,
+                    path: stage.file("eval.jsonl"),
+                };
+                let policy_dir = sft.path().to_path_buf();
+                let mut outcome = None;
+                self.timed(&label, false, || {
+                    hook.initial()?;
+                    let out = run_pg(
+                        &stage,
+                        &policy_dir,
+                        &prompts,
+                        &proxy,
+                        &o,
+                        &device,
+                        &mut hook,
+                    )?;
+                    outcome = Some(out);
+                    Ok(())
+                })?;
+                if let Some(PgOutcome::Stopped(_)) = outcome {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs `f` as stage `name` (or records it as skipped when `done`).
+    fn timed(&mut self, name: &str, done: bool, f: impl FnOnce() -> Result<()>) -> Result<()> {
+        let bar = if self.opts.progress {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let start = Instant::now();
+        if done {
+            bar.finish_with_message(format!("{name}: complete, skipped"));
+        } else {
+            bar.set_message(format!("{name}: running"));
+            let result = f();
+            match &result {
+                Ok(()) => bar.finish_with_message(format!(
+                    "{name}: done in {:.1} s",
+                    start.elapsed().as_secs_f64()
+                )),
+                Err(e) => bar.abandon_with_message(format!("{name}: failed: {e}")),
+            }
+            result?;
+        }
+        self.times.push(StageTime {
+            stage: name.into(),
+            seconds: start.elapsed().as_secs_f64(),
+            skipped: done,
+        });
+        Ok(())
+    }
+
+    fn stop(&self, stage: &str) -> bool {
+        self.opts.stop_after.as_deref() == Some(stage)
+    }
+}
+
+/// A raw reward: `gt` (the ground truth) or a trained RM `rm-<p>` of the run in `root`.
+fn load_reward(
+    c: &RunConfig,
+    root: &Path,
+    device: &Device,
+    world: &World,
+    name: &str,
+) -> Result<Box<dyn RewardFn>> {
+    let dir = match (name, &world.ground_truth) {
+        (GROUND_TRUTH, None) => return Ok(Box::new(GroundTruthReward(ToyReward::default()))),
+        (GROUND_TRUTH, Some(dir)) => dir.clone(),
+        (rm, _) => root.join("rms").join(rm),
+    };
+    let config = read_config_json(&dir)?;
+    if config["architectures"][0] == ARMORM_ARCHITECTURE {
+        return Ok(Box::new(ArmoRmScorer {
+            model: load_armorm(&dir, DType::F32, device)?.model,
+            codec: ChatCodec::from_dir(&dir)?,
+            batch_size: c.rm.score_batch_size,
+            device: device.clone(),
+        }));
+    }
+    let ckpt = load_reward_checkpoint(&dir, DType::F32, device)?;
+    Ok(Box::new(RewardModelScorer {
+        model: ckpt.model,
+        codec: ChatCodec::from_dir(&dir)?,
+        batch_size: c.rm.score_batch_size,
+        device: device.clone(),
+    }))
+}
+
+/// ArmoRM's `architectures` entry in its `config.json`.
+const ARMORM_ARCHITECTURE: &str = "LlamaForRewardModelWithGating";
+
+/// ArmoRM (the paper's ground truth) scoring exchanges rendered with its own chat
+/// template, `batch_size` rows per forward pass.
+struct ArmoRmScorer {
+    model: ArmoRm,
+    codec: ChatCodec,
+    batch_size: usize,
+    device: Device,
+}
+
+impl RewardFn for ArmoRmScorer {
+    fn score(&self, prompts: &[String], responses: &[String]) -> Result<Vec<f64>> {
+        if prompts.len() != responses.len() {
+            return Err(Error::Input(format!(
+                "{} prompts but {} responses to score",
+                prompts.len(),
+                responses.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(prompts.len());
+        let n = self.batch_size.max(1);
+        for (ps, rs) in prompts.chunks(n).zip(responses.chunks(n)) {
+            let (mut p_ids, mut r_ids) = (Vec::new(), Vec::new());
+            for (p, r) in ps.iter().zip(rs) {
+                let (pi, ri) = self.codec.exchange_ids(p, r)?;
+                p_ids.push(pi);
+                r_ids.push(ri);
+            }
+            let batch = SequenceBatch::new(&p_ids, &r_ids, self.codec.pad, &self.device)?;
+            let scores = self
+                .model
+                .score(&batch.input_ids, Some(&batch.attention_mask))?;
+            out.extend(scores.into_iter().map(f64::from));
+        }
+        Ok(out)
+    }
+}
+
+/// Sampling settings of `[normalize]` / `[eval]`.
+fn sampling(s: &super::config::SampleConfig, seed: u64) -> EvalOptions {
+    EvalOptions {
+        samples_per_prompt: s.samples,
+        temperature: 1.0,
+        top_k: (s.top_k > 0).then_some(s.top_k),
+        max_new_tokens: s.max_new_tokens,
+        batch_size: s.batch_size,
+        seed,
+    }
+}
+
+/// The first `n` RLHF pairs in a fixed seeded order: the normalisation and
+/// evaluation prompts (the paper's 500).
+pub fn fixed_pairs(rlhf: &[LabeledPair], n: usize, seed: u64) -> Vec<PreferencePair> {
+    permutation(rlhf.len(), mix_seed(seed, EVAL_PROMPTS_STREAM))
+        .into_iter()
+        .take(n)
+        .map(|i| rlhf[i].pair.clone())
+        .collect()
+}
+
+/// Evaluates the policy at every epoch end into `eval.jsonl`.
+struct EvalHook<'a> {
+    reference: &'a Model,
+    codec: &'a ChatCodec,
+    prompts: &'a [String],
+    proxy: &'a dyn RewardFn,
+    gt: &'a dyn RewardFn,
+    base: EvalOptions,
+    seed: u64,
+    device: &'a Device,
+    path: PathBuf,
+}
+
+impl EvalHook<'_> {
+    fn eval(&self, epoch: u64, policy: &Model, record: Option<&PgRecord>) -> Result<EvalRecord> {
+        let start = Instant::now();
+        let o = EvalOptions {
+            seed: mix_seed(self.seed, epoch),
+            ..self.base.clone()
+        };
+        let r = evaluate(
+            policy,
+            Some(self.reference),
+            self.codec,
+            self.prompts,
+            self.proxy,
+            self.gt,
+            &o,
+            self.device,
+        )?;
+        Ok(EvalRecord {
+            epoch,
+            update: record.map_or(0, |r| r.update),
+            proxy: r.proxy,
+            ground_truth: r.ground_truth,
+            kl: r.kl,
+            train_kl: record.map(|r| r.kl),
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Epoch 0 (the initial policy), unless already recorded.
+    fn initial(&mut self) -> Result<()> {
+        let (mut log, kept) = MetricsLog::resume::<EvalRecord>(&self.path, None)?;
+        if kept.iter().any(|r| r.epoch == 0) {
+            return Ok(());
+        }
+        let rec = self.eval(0, self.reference, None)?;
+        log.append(&rec)
+    }
+}
+
+impl PgHooks for EvalHook<'_> {
+    fn epoch_end(&mut self, epoch: u64, policy: &Model, record: &PgRecord) -> Result<()> {
+        let rec = self.eval(epoch, policy, Some(record))?;
+        // Idempotent: a resumed run that repeats an epoch replaces its record.
+        let (mut log, _) = MetricsLog::resume::<EvalRecord>(&self.path, Some(epoch - 1))?;
+        log.append(&rec)
+    }
+}

@@ -1,0 +1,118 @@
+//! The TOML run config: the presets parse, defaults are the paper's, and every bad
+//! field is an error naming the field.
+
+use rmteach_experiments::pipeline::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
+use std::path::Path;
+
+const MINIMAL: &str = "name = \"x\"\n[world.toy]\n";
+
+fn err(text: &str) -> String {
+    match RunConfig::from_toml_str(text, "test.toml") {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// `text` with `extra` appended is refused with a message naming `field`.
+fn refused(extra: &str, field: &str) {
+    let message = err(&format!("{MINIMAL}{extra}"));
+    assert!(
+        message.contains(field) && message.contains("test.toml"),
+        "error for {extra:?} should name `{field}`: {message}"
+    );
+}
+
+#[test]
+fn presets_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let toy = RunConfig::from_file(&dir.join("toy-4.1.toml")).unwrap();
+    assert_eq!(toy.name, "toy-4.1");
+    assert!(toy.world.toy.is_some());
+    let paper = RunConfig::from_file(&dir.join("paper-4.1.toml")).unwrap();
+    let p = paper.world.paper.as_ref().unwrap();
+    assert!(p.model.starts_with(&dir), "relative to the config file");
+    assert_eq!(
+        (
+            paper.pg.k,
+            paper.pg.lr,
+            paper.rm.lr,
+            paper.sft.lr,
+            paper.pg.epochs
+        ),
+        (2, 1e-7, 5e-7, 1e-6, 6.0)
+    );
+}
+
+#[test]
+fn defaults_are_the_papers() {
+    let c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
+    assert_eq!((c.device.as_str(), c.dtype.as_str()), ("cpu", "f32"));
+    assert_eq!(c.rm.mixes, [100, 75, 50, 25, 0]);
+    assert_eq!((c.pg.k, c.pg.batch, c.pg.mini_batches), (2, 32, 2));
+    assert_eq!((c.pg.beta, c.pg.lr, c.pg.epochs), (0.05, 1e-7, 6.0));
+    assert_eq!(c.pg.seeds, [0, 1, 2]);
+    assert_eq!((c.normalize.prompts, c.normalize.samples), (500, 10));
+    assert_eq!(
+        (c.eval.top_k, c.data.max_tokens, c.data.rm_fraction),
+        (50, 512, 0.8)
+    );
+    assert_eq!((c.low_variance.fraction, c.low_variance.scale), (0.5, 1e-3));
+    let names = c.reward_names();
+    assert_eq!(names.first().map(String::as_str), Some("rm-100"));
+    assert_eq!(names[5..], [LOW_VARIANCE, GROUND_TRUTH]);
+    let o = c.pg.options(7).unwrap();
+    assert_eq!((o.seed, o.batch_size, o.max_new_tokens), (7, 32, 512));
+}
+
+#[test]
+fn bad_fields_are_named() {
+    // Unknown fields, at the top level and in tables.
+    refused("[pg]\nlrr = 1e-7\n", "pg.lrr");
+    refused("[sft]\nbatch = 4\n", "sft.batch");
+    let top = err("name = \"x\"\nsede = 3\n[world.toy]\n");
+    assert!(top.contains("sede"), "{top}");
+    refused("[world.toy.extra]\n", "extra");
+    // Wrong types.
+    refused("[pg]\nk = \"two\"\n", "pg.k");
+    refused("[rm]\nmixes = 50\n", "rm.mixes");
+    // Bad values.
+    refused("[pg]\nk = 1\n", "pg.k");
+    refused("[pg]\nk = 4\nbatch = 6\n", "pg.batch");
+    refused("[pg]\nmini_batches = 3\n", "pg.mini_batches");
+    refused("[pg]\nalgorithm = \"ppo\"\n", "pg.algorithm");
+    refused("[pg]\nseeds = []\n", "pg.seeds");
+    refused("[pg]\nepochs = -1.0\n", "pg.epochs");
+    refused("[pg]\nrewards = [\"rm-33\"]\n", "pg.rewards");
+    refused("[rm]\nmixes = [150]\n", "rm.mixes");
+    refused("[rm]\nmixes = [50, 50]\n", "rm.mixes");
+    refused(
+        "[rm]\nbatch_size = 4\nmicro_batch_size = 8\n",
+        "rm.micro_batch_size",
+    );
+    refused("[sft]\nlr = -1.0\n", "sft.lr");
+    refused("[normalize]\nsamples = 1\n", "normalize.samples");
+    refused("[eval]\nprompts = 0\n", "eval.prompts");
+    refused("[data]\nrm_fraction = 1.0\n", "data.rm_fraction");
+    refused("[low_variance]\nscale = 0.0\n", "low_variance.scale");
+    refused("[world.toy]\narch = \"gpt2\"\n", "world");
+    let e = err("name = \"x\"\n[world.toy]\nhidden_size = 30\n");
+    assert!(e.contains("world.toy.hidden_size"), "{e}");
+    let e = err("name = \"x\"\ndtype = \"bf16\"\n[world.toy]\n");
+    assert!(e.contains("`dtype`"), "{e}");
+    let e = err("name = \"x\"\ndevice = \"tpu\"\n[world.toy]\n");
+    assert!(e.contains("`device`"), "{e}");
+    let e = err("name = \"../up\"\n[world.toy]\n");
+    assert!(e.contains("`name`"), "{e}");
+    let e = err("[world.toy]\n");
+    assert!(e.contains("name"), "missing name: {e}");
+    let e = err("name = \"x\"\n");
+    assert!(e.contains("world"), "missing world: {e}");
+    let e = err("name = \"x\"\n[world]\n");
+    assert!(e.contains("world"), "empty world: {e}");
+    let both = "name = \"x\"\n[world.toy]\n[world.paper]\nmodel = \"m\"\nsft_data = \"s\"\n\
+                train_prefs = \"t\"\nground_truth = \"g\"\n";
+    let e = err(both);
+    assert!(e.contains("exactly one"), "{e}");
+    assert!(err("not toml at all = = ").contains("test.toml"));
+    assert!(RunConfig::from_file(Path::new("/nonexistent/run.toml")).is_err());
+}

@@ -1,0 +1,215 @@
+//! The whole pipeline on a minimal toy world: it completes, a second invocation skips
+//! every stage, and a run stopped after the reward models resumes and finishes with
+//! the same results as an uninterrupted one.
+
+use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
+use rmteach_experiments::pipeline::run::{run_with, EvalRecord};
+use rmteach_experiments::pipeline::{read_json, run, MetricsLog, RunConfig, RunOptions};
+use std::path::Path;
+
+/// A handful of steps per stage: 2 RMs, the low-variance reward and the ground truth,
+/// one seed, one epoch.
+const TINY: &str = r#"
+name = "tiny"
+seed = 1
+
+[world.toy]
+seed = 2
+sft = 16
+train_prefs = 20
+hidden_size = 16
+num_hidden_layers = 1
+num_attention_heads = 2
+intermediate_size = 32
+max_position_embeddings = 48
+
+[sft]
+lr = 1e-3
+batch_size = 8
+
+[prefdata]
+max_new_tokens = 6
+
+[rm]
+mixes = [100, 0]
+lr = 1e-3
+batch_size = 8
+
+[normalize]
+prompts = 3
+samples = 3
+max_new_tokens = 6
+
+[pg]
+lr = 1e-3
+batch = 4
+epochs = 1.0
+max_new_tokens = 6
+seeds = [0]
+
+[eval]
+prompts = 2
+samples = 2
+max_new_tokens = 6
+"#;
+
+fn config() -> RunConfig {
+    RunConfig::from_toml_str(TINY, "tiny.toml").unwrap()
+}
+
+const STAGES: [&str; 10] = [
+    "world",
+    "sft",
+    "prefdata",
+    "rms/rm-100",
+    "rms/rm-0",
+    "normalize",
+    "rm_eval",
+    "pg/rm-100/seed0",
+    "pg/rm-0/seed0",
+    "pg/gt-low-variance/seed0",
+];
+
+fn eval_records(run: &Path, reward: &str) -> Vec<EvalRecord> {
+    MetricsLog::read_all::<EvalRecord>(&run.join(format!("pg/{reward}/seed0/eval.jsonl")))
+        .unwrap()
+        .into_iter()
+        .map(|r| EvalRecord { seconds: 0.0, ..r })
+        .collect()
+}
+
+#[test]
+fn tiny_run_completes_and_a_rerun_skips_every_stage() {
+    let root = tempfile::tempdir().unwrap();
+    let first = run(&config(), root.path()).unwrap();
+    assert!(first.finished);
+    let names: Vec<&str> = first.stages.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(names[..STAGES.len()], STAGES);
+    assert_eq!(names.last(), Some(&"pg/gt/seed0"));
+    assert!(first.stages.iter().all(|s| !s.skipped), "{first:?}");
+    let dir = root.path().join("tiny");
+    for s in &names {
+        assert!(dir.join(s).join("DONE.json").is_file(), "{s} complete");
+    }
+    // Table 1 layout.
+    let table: RmEvalTable = read_json(&dir.join("rm_eval/rm_eval.json")).unwrap();
+    assert_eq!(table.columns, ["rm-100", "rm-0", "gt-low-variance", "gt"]);
+    assert_eq!(table.rows.len(), 3);
+    assert!(table
+        .rows
+        .iter()
+        .all(|r| r.values.len() == 4 && r.values.iter().all(|v| v.is_finite())));
+    let gt = table.rewards["gt"];
+    assert_eq!((gt.on_policy_accuracy, gt.off_policy_accuracy), (1.0, 1.0));
+    let low = table.rewards["gt-low-variance"];
+    assert_eq!(low.on_policy_accuracy, 1.0);
+    assert!(low.reward_variance <= gt.reward_variance);
+    // Epoch 0 (the initial policy) and epoch 1 evaluated.
+    let evals = eval_records(&dir, "rm-100");
+    assert_eq!(evals.iter().map(|r| r.epoch).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(evals[0].kl, Some(0.0));
+    assert!(dir.join("pg/gt/seed0/policy/model.safetensors").is_file());
+    assert!(dir.join("summary.json").is_file());
+    // The report: Table 1 in the analysis layout, Table 2, figures, report.md.
+    for f in [
+        "rm_eval.json",
+        "report/report.md",
+        "report/table1.md",
+        "report/table2.md",
+        "report/reward_increase_vs_epoch.png",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} written");
+    }
+    let table1 = std::fs::read_to_string(dir.join("report/table1.md")).unwrap();
+    assert!(
+        table1.contains("rm-100") && table1.contains("On-Policy"),
+        "{table1}"
+    );
+
+    let second = run(&config(), root.path()).unwrap();
+    assert!(second.finished);
+    assert_eq!(second.stages.len(), first.stages.len());
+    assert!(second.stages.iter().all(|s| s.skipped), "{second:?}");
+    assert!(second.table().contains("skipped"));
+
+    // Another config in the same run directory is refused.
+    let mut other = config();
+    other.pg.lr = 5e-4;
+    let e = run(&other, root.path()).unwrap_err().to_string();
+    assert!(e.contains("different config"), "{e}");
+}
+
+#[test]
+fn a_run_stopped_after_the_reward_models_resumes_and_finishes() {
+    let root = tempfile::tempdir().unwrap();
+    let stop = RunOptions {
+        progress: false,
+        stop_after: Some("rms".into()),
+        ..RunOptions::default()
+    };
+    let partial = run_with(&config(), root.path(), &stop).unwrap();
+    assert!(!partial.finished);
+    assert_eq!(
+        partial.stages.last().map(|s| s.stage.as_str()),
+        Some("rms/rm-0")
+    );
+    let dir = root.path().join("tiny");
+    assert!(dir.join("rms/rm-0/DONE.json").is_file());
+    assert!(!dir.join("normalize/DONE.json").exists());
+
+    let resumed = run(&config(), root.path()).unwrap();
+    assert!(resumed.finished);
+    for s in &resumed.stages {
+        let before_rms = STAGES[..5].contains(&s.stage.as_str());
+        assert_eq!(s.skipped, before_rms, "{}", s.stage);
+    }
+    // The same results as an uninterrupted run.
+    let whole = tempfile::tempdir().unwrap();
+    run(&config(), whole.path()).unwrap();
+    let w = whole.path().join("tiny");
+    let (a, b): (RmEvalTable, RmEvalTable) = (
+        read_json(&dir.join("rm_eval/rm_eval.json")).unwrap(),
+        read_json(&w.join("rm_eval/rm_eval.json")).unwrap(),
+    );
+    assert_eq!(a, b);
+    for reward in ["rm-100", "gt"] {
+        assert_eq!(eval_records(&dir, reward), eval_records(&w, reward));
+    }
+}
+
+#[test]
+fn a_run_killed_inside_policy_gradient_resumes_from_its_checkpoint() {
+    // Three epochs of one update each: checkpoints at every epoch end.
+    let mut c = config();
+    c.pg.epochs = 3.0;
+    c.pg.rewards = Some(vec!["rm-0".into()]);
+    let root = tempfile::tempdir().unwrap();
+    let kill = RunOptions {
+        pg_stop_after: Some(2),
+        ..RunOptions::default()
+    };
+    let partial = run_with(&c, root.path(), &kill).unwrap();
+    assert!(!partial.finished);
+    let dir = root.path().join("tiny");
+    assert!(!dir.join("pg/rm-0/seed0/DONE.json").exists());
+    let evals = eval_records(&dir, "rm-0");
+    assert_eq!(evals.iter().map(|r| r.epoch).collect::<Vec<_>>(), [0, 1, 2]);
+
+    let resumed = run(&c, root.path()).unwrap();
+    assert!(resumed.finished);
+    let ran: Vec<&str> = resumed
+        .stages
+        .iter()
+        .filter(|s| !s.skipped)
+        .map(|s| s.stage.as_str())
+        .collect();
+    assert_eq!(ran, ["pg/rm-0/seed0"]);
+    let whole = tempfile::tempdir().unwrap();
+    run(&c, whole.path()).unwrap();
+    let resumed_evals = eval_records(&dir, "rm-0");
+    assert_eq!(resumed_evals.len(), 4);
+    assert_eq!(
+        resumed_evals,
+        eval_records(&whole.path().join("tiny"), "rm-0")
+    );
+}
