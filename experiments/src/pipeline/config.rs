@@ -1,7 +1,7 @@
 //! The TOML run config of `rmteach exp run CONFIG.toml`.
 //!
 //! Every table and field is optional except `name` and `[world]`; an absent field takes
-//! the paper's Section 4.1 default (see `/work/shared/EXPERIMENTS.md`). Unknown fields
+//! the paper's Section 4.1 default (the protocol restated in the project notes, EXPERIMENTS.md). Unknown fields
 //! are errors, and every invalid value is reported as an [`Error::Config`] naming the
 //! file, the dotted field (`pg.k`) and the fix.
 
