@@ -8,8 +8,8 @@ use plotters::prelude::*;
 
 use super::error::{DataError, PlotError};
 use super::{
-    check_finite, check_len, draw_err, fmt_tick, grid_cells, grid_size, render_figure, text,
-    DrawResult, Figure, DESC_SIZE, FIGURE_SIZE, PANEL_SIZE, TICK_SIZE, TITLE_SIZE,
+    check_finite, check_len, draw_err, fmt_tick, render_figure, text, DrawResult, Grid, Panel,
+    Single, DESC_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 
 /// A filled colour map of `z` over the grid `x × y` (viridis colours) with
@@ -71,7 +71,7 @@ impl Heatmap {
     /// Write `<path_stem>.png` and `<path_stem>.svg` and return their paths.
     pub fn render(&self, path_stem: &Path) -> Result<Vec<PathBuf>, PlotError> {
         let prepared = self.prepare().map_err(|e| e.at(path_stem, &self.title))?;
-        render_figure(&SingleMap(prepared), path_stem)
+        render_figure(&Single(prepared), path_stem)
     }
 
     fn prepare(&self) -> Result<PreparedMap<'_>, DataError> {
@@ -170,7 +170,7 @@ pub fn render_heatmaps(
         })
         .collect::<Result<Vec<_>, _>>()?;
     render_figure(
-        &MapGrid {
+        &Grid {
             panels: prepared,
             cols,
             title,
@@ -200,34 +200,9 @@ struct PreparedMap<'a> {
     z_range: (f64, f64),
 }
 
-struct SingleMap<'a>(PreparedMap<'a>);
-
-impl Figure for SingleMap<'_> {
-    fn size(&self) -> (u32, u32) {
-        FIGURE_SIZE
-    }
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        draw_map(root, &self.0)
-    }
-}
-
-struct MapGrid<'a> {
-    panels: Vec<PreparedMap<'a>>,
-    cols: usize,
-    title: &'a str,
-}
-
-impl Figure for MapGrid<'_> {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.panels.len(), self.cols, PANEL_SIZE, self.title)
-    }
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let cols = self.cols.min(self.panels.len());
-        let cells = grid_cells(root, self.title, self.panels.len(), cols)?;
-        for (cell, panel) in cells.iter().zip(&self.panels) {
-            draw_map(cell, panel)?;
-        }
-        Ok(())
+impl Panel for PreparedMap<'_> {
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
+        draw_map(area, self)
     }
 }
 

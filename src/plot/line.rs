@@ -9,9 +9,9 @@ use plotters::prelude::*;
 
 use super::error::{DataError, PlotError};
 use super::{
-    check_finite, check_len, draw_err, fmt_tick, grid_cells, grid_size, log_ticks, padded_range,
-    palette_color, render_figure, snap_zero, text, DrawResult, Figure, DESC_SIZE, FIGURE_SIZE,
-    LEGEND_SIZE, PANEL_SIZE, TICK_SIZE, TITLE_SIZE,
+    check_finite, check_len, draw_err, fmt_tick, log_ticks, padded_range, palette_color,
+    render_figure, snap_zero, text, DrawResult, Grid, Panel, Single, DESC_SIZE, LEGEND_SIZE,
+    TICK_SIZE, TITLE_SIZE,
 };
 
 /// How a [`Series`] is drawn.
@@ -315,34 +315,9 @@ struct PreparedLine<'a> {
     y_range: (f64, f64),
 }
 
-struct Single<'a>(PreparedLine<'a>);
-
-impl Figure for Single<'_> {
-    fn size(&self) -> (u32, u32) {
-        FIGURE_SIZE
-    }
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        draw_panel(root, &self.0)
-    }
-}
-
-struct Grid<'a> {
-    panels: Vec<PreparedLine<'a>>,
-    cols: usize,
-    title: &'a str,
-}
-
-impl Figure for Grid<'_> {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.panels.len(), self.cols, PANEL_SIZE, self.title)
-    }
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        let cols = self.cols.min(self.panels.len());
-        let cells = grid_cells(root, self.title, self.panels.len(), cols)?;
-        for (cell, panel) in cells.iter().zip(&self.panels) {
-            draw_panel(cell, panel)?;
-        }
-        Ok(())
+impl Panel for PreparedLine<'_> {
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult {
+        draw_panel(area, self)
     }
 }
 

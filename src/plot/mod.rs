@@ -110,6 +110,45 @@ pub(crate) trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult;
 }
 
+/// One prepared chart that can draw itself into an area (a single panel).
+pub(crate) trait Panel {
+    /// Draws the panel onto `area`.
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult;
+}
+
+/// A figure of one panel at [`FIGURE_SIZE`].
+pub(crate) struct Single<P>(pub P);
+
+impl<P: Panel> Figure for Single<P> {
+    fn size(&self) -> (u32, u32) {
+        FIGURE_SIZE
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        self.0.draw_panel(root)
+    }
+}
+
+/// A figure of panels side by side, `cols` to a row, under an overall `title`.
+pub(crate) struct Grid<'a, P> {
+    pub panels: Vec<P>,
+    pub cols: usize,
+    pub title: &'a str,
+}
+
+impl<P: Panel> Figure for Grid<'_, P> {
+    fn size(&self) -> (u32, u32) {
+        grid_size(self.panels.len(), self.cols, PANEL_SIZE, self.title)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let cols = self.cols.min(self.panels.len());
+        let cells = grid_cells(root, self.title, self.panels.len(), cols)?;
+        for (cell, panel) in cells.iter().zip(&self.panels) {
+            panel.draw_panel(cell)?;
+        }
+        Ok(())
+    }
+}
+
 /// `<stem>.<ext>`, appending rather than replacing any dot in the stem.
 pub(crate) fn with_ext(stem: &Path, ext: &str) -> PathBuf {
     let mut s = stem.as_os_str().to_owned();
