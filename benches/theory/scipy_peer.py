@@ -4,11 +4,16 @@ that `rmteach theory flow --instance` reads, object or array) with solve_ivp on 
 KL-regularised logit flow (Lemma 7) and locates t_gamma for r_G and r_RM with SciPy's
 events. Prints JSON: {"seconds": wall time of the solves, "results": [...]}."""
 import json
+import os
 import sys
 import time
 
-import numpy as np
-from scipy.integrate import solve_ivp
+# One thread (before numpy loads its BLAS): the comparison is single-threaded SciPy.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from scipy.integrate import solve_ivp  # noqa: E402
 
 
 def softmax(z):

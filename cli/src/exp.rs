@@ -17,6 +17,8 @@ use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model
 use rmteach_experiments::sample::{generate, SamplingConfig};
 use rmteach_experiments::text::TextTokenizer;
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
+#[path = "bench.rs"]
+mod bench;
 
 /// Where tensors live and in which precision.
 #[derive(Args, Debug, Clone)]
@@ -141,20 +143,29 @@ pub enum ExpCommand {
         #[command(flatten)]
         device: DeviceArgs,
     },
-    /// Run (or resume) a whole Section 4.1 experiment from a TOML config (see
-    /// experiments/configs/): SFT, preference data, reward models, normalisation,
-    /// Table 1 reward-model evaluation, policy gradient per reward and seed. Complete
-    /// stages are skipped, so rerunning a killed run continues where it stopped.
+    /// Run (or resume) an experiment from a TOML config (see experiments/configs/).
+    /// Section 4.1: SFT, preference data, reward models, normalisation, Table 1
+    /// reward-model evaluation, policy gradient per reward and seed, report. A config
+    /// with [[policies]] is a Section 4.2 experiment: one such run per policy and
+    /// algorithm, and a report across policies. Complete stages are skipped, so
+    /// rerunning a killed run continues where it stopped.
     Run {
         /// The run config, e.g. experiments/configs/toy-4.1.toml.
         config: PathBuf,
         /// Directory holding the run directories (the run goes in <runs>/<name>/).
-        #[arg(long, default_value = "runs")]
+        #[arg(long, visible_alias = "out", default_value = "runs")]
         runs: PathBuf,
+        /// Run on this device instead of the config's (cpu, cuda, cuda:N).
+        #[arg(long)]
+        device: Option<String>,
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
     },
+    /// Benchmarks against PyTorch: `bench init` saves seeded random models and inputs,
+    /// `bench run` times forward, training steps, sampling and an RLOO update on them.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Runs an experiment subcommand; returns the exit code.
@@ -200,22 +211,77 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
         ExpCommand::Run {
             config,
             runs,
+            device,
             quiet,
-        } => run_config(&config, &runs, quiet),
+        } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("cannot read {}", config.display()))?;
+            let dir = config.parent().unwrap_or(Path::new("."));
+            let source = ConfigSource {
+                text: &text,
+                file: &config.display().to_string(),
+                dir,
+            };
+            run_config(&source, &runs, device.as_deref(), quiet).map(|_| 0)
+        }
+        ExpCommand::Bench(cmd) => bench::run(cmd),
     }
 }
 
-fn run_config(config: &Path, runs: &Path, quiet: bool) -> Result<i32> {
-    use rmteach_experiments::pipeline::{run::run_with, RunConfig, RunOptions};
-    let cfg = RunConfig::from_file(config)?;
+/// A run or experiment config's text and where it came from.
+pub struct ConfigSource<'a> {
+    /// The TOML text.
+    pub text: &'a str,
+    /// Its name in errors (the file, or a built-in preset's name).
+    pub file: &'a str,
+    /// The directory relative paths are relative to.
+    pub dir: &'a Path,
+}
+
+/// Runs a Section 4.1 config or a Section 4.2 experiment (a config with
+/// `[[policies]]`) under `runs`; prints the stage times and returns the directory
+/// holding the report.
+pub fn run_config(
+    source: &ConfigSource<'_>,
+    runs: &Path,
+    device: Option<&str>,
+    quiet: bool,
+) -> Result<PathBuf> {
+    use rmteach_experiments::pipeline::{
+        is_experiment, run::run_with, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+    };
     let opts = RunOptions {
         progress: !quiet,
         ..RunOptions::default()
     };
+    if is_experiment(source.text) {
+        let mut exp = ExperimentConfig::from_toml_str(source.text, source.file, source.dir, runs)?;
+        for r in &mut exp.runs {
+            if let Some(d) = device {
+                r.config.device = d.to_string();
+            }
+        }
+        let summary = run_experiment(&exp, runs, &opts)
+            .with_context(|| format!("experiment `{}` from {}", exp.name, source.file))?;
+        for s in &summary.runs {
+            print!("{}", s.table());
+        }
+        if !summary.finished {
+            bail!("experiment `{}` stopped before its last run", exp.name);
+        }
+        println!("report: {}", summary.dir.join("report").display());
+        return Ok(summary.dir.join("report"));
+    }
+    let mut cfg = RunConfig::from_toml_str(source.text, source.file)?;
+    cfg.resolve_relative(source.dir);
+    if let Some(d) = device {
+        cfg.device = d.to_string();
+    }
     let summary = run_with(&cfg, runs, &opts)
-        .with_context(|| format!("run `{}` from {}", cfg.name, config.display()))?;
+        .with_context(|| format!("run `{}` from {}", cfg.name, source.file))?;
     print!("{}", summary.table());
-    Ok(0)
+    println!("report: {}", summary.dir.join("report").display());
+    Ok(summary.dir.join("report"))
 }
 
 fn toy_world(out: &Path, seed: u64) -> Result<i32> {

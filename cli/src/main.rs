@@ -6,12 +6,14 @@
 
 #[cfg(feature = "lm")]
 mod exp;
+#[cfg(feature = "lm")]
+mod reproduce;
 mod theory;
 
 use clap::{Parser, Subcommand};
 
 /// What makes a reward model a good teacher for RLHF? Tools to check the theory
-/// (Razin et al., NeurIPS 2025) and, later, to run its experiments.
+/// (Razin et al., NeurIPS 2025) and to run its experiments on language models.
 #[derive(Parser, Debug)]
 #[command(name = "rmteach", version, about, long_about = None)]
 struct Cli {
@@ -30,6 +32,11 @@ enum Command {
     #[cfg(feature = "lm")]
     #[command(subcommand)]
     Exp(exp::ExpCommand),
+    /// The main job: verify the theory, run the toy Section 4.1 and 4.2 experiments
+    /// (built-in presets, no downloads, minutes on a laptop CPU) and write one report,
+    /// <out>/report.md, linking every table and figure.
+    #[cfg(feature = "lm")]
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 fn main() {
@@ -38,6 +45,8 @@ fn main() {
         Command::Theory(cmd) => theory::run(cmd),
         #[cfg(feature = "lm")]
         Command::Exp(cmd) => exp::run(cmd),
+        #[cfg(feature = "lm")]
+        Command::Reproduce(args) => reproduce::reproduce(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -28,7 +28,7 @@ pub struct SolverArgs {
 }
 
 impl SolverArgs {
-    fn config(&self) -> SolverConfig {
+    pub(crate) fn config(&self) -> SolverConfig {
         SolverConfig {
             method: self.method,
             rtol: self.rtol,
@@ -108,7 +108,8 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
     }
 }
 
-fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i32> {
+/// Runs every check, prints the table and writes it under `out`; 1 when a check fails.
+pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i32> {
     solver.validate()?;
     let cfg = CheckConfig {
         quick,

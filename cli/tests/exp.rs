@@ -159,3 +159,29 @@ fn missing_model_directory_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
 }
+
+#[test]
+fn reproduce_writes_one_report_linking_the_theory_tables() {
+    let dir = std::env::temp_dir().join(format!("rmteach-repro-{}", std::process::id()));
+    let out = rmteach(&[
+        "reproduce",
+        "--theory-only",
+        "--quick",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Theory") && report.contains("| Proposition 3 |"),
+        "{report}"
+    );
+    assert!(report.contains("every check passed") && report.contains("| total |"));
+    assert!(dir.join("theory/verify.csv").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}

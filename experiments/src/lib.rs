@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod armorm;
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod hf;

@@ -68,17 +68,28 @@ impl<M: CausalLm> RewardModel<M> {
         }
         let (b, t) = input_ids.dims2()?;
         let last = last_token_indices(attention_mask, b, t)?;
-        let device = input_ids.device();
-        let inputs = AttentionInputs::new(attention_mask, b, t, 0, DType::F32, device)?;
-        let hidden = self.backbone.forward_hidden(input_ids, &inputs, None)?;
-        let h = hidden.dim(2)?;
         let flat: Vec<u32> = last
             .iter()
             .enumerate()
             .map(|(row, &i)| (row * t + i) as u32)
             .collect();
-        let index = Tensor::from_vec(flat, b, device)?;
-        let pooled = hidden.reshape((b * t, h))?.index_select(&index, 0)?;
+        let index = Tensor::from_vec(flat, b, input_ids.device())?;
+        self.scores_at(input_ids, attention_mask, &index)
+    }
+
+    /// Rewards read at the flat positions `index` `(batch,)` u32 (`row * time + col`).
+    fn scores_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        index: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let device = input_ids.device();
+        let inputs = AttentionInputs::new(attention_mask, b, t, 0, DType::F32, device)?;
+        let hidden = self.backbone.forward_hidden(input_ids, &inputs, None)?;
+        let h = hidden.dim(2)?;
+        let pooled = hidden.reshape((b * t, h))?.index_select(index, 0)?;
         let pooled = pooled.to_dtype(self.score.dtype())?;
         let scores = pooled.matmul(&self.score.t()?)?.squeeze(1)?;
         Ok(scores.to_dtype(DType::F32)?)
@@ -86,8 +97,25 @@ impl<M: CausalLm> RewardModel<M> {
 
     /// Rewards `(batch,)` of the prompt-plus-response rows of `batch` (each scored at
     /// its last response token, or its last prompt token when the response is empty).
+    ///
+    /// Unlike [`forward`](Self::forward), which checks an arbitrary mask on the host,
+    /// this finds each row's last real token on the device: a [`SequenceBatch`] has a
+    /// non-empty prompt in every row, so no row is all padding, and nothing is copied
+    /// back before the forward pass (training and scoring loops stay asynchronous).
     pub fn forward_batch(&self, batch: &SequenceBatch) -> Result<Tensor> {
-        self.forward(&batch.input_ids, Some(&batch.attention_mask))
+        let (b, t) = batch.input_ids.dims2()?;
+        let device = batch.input_ids.device();
+        let real = batch
+            .attention_mask
+            .to_dtype(DType::F32)?
+            .ne(0f32)?
+            .to_dtype(DType::F32)?;
+        // 1 + the rightmost real column of each row (exact in f32 for b * t < 2^24).
+        let cols = Tensor::arange(1f32, t as f32 + 1.0, device)?.reshape((1, t))?;
+        let last_plus_one = real.broadcast_mul(&cols)?.max(1)?;
+        let rows = (Tensor::arange(0f32, b as f32, device)? * t as f64)?;
+        let index = ((rows + last_plus_one)? - 1.0)?.to_dtype(DType::U32)?;
+        self.scores_at(&batch.input_ids, Some(&batch.attention_mask), &index)
     }
 
     /// [`forward`](Self::forward) copied to the host.

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounds;
 use crate::flow::{
-    integrate_to, integrate_with_events, Crossing, SolverConfig, Threshold, Trajectory,
+    integrate_to, integrate_with_events, softmax_moments, Crossing, SolverConfig, Threshold,
+    Trajectory,
 };
 use crate::objective::KlObjective;
 use crate::policy::TabularPolicy;
@@ -72,7 +73,7 @@ pub struct TabularFlowResult {
     pub kl_end: f64,
     /// Where integration stopped (the horizon, or once both thresholds were reached).
     pub t_end: f64,
-    /// Right-hand-side evaluations, event refinement included.
+    /// Right-hand-side evaluations, event location (dense output) included.
     pub rhs_evals: u64,
     /// The final policy.
     pub probs_end: Vec<f64>,
@@ -218,10 +219,11 @@ impl TabularInstance {
         let policy = TabularPolicy::new(theta0.len(), 1);
         let objective = KlObjective::new(&policy, vec![self.r_rm.clone()], self.lambda, &theta0)?
             .with_total_prompts(self.num_prompts)?;
+        let field = objective.tabular_field();
         let (mut t, mut theta) = (0.0, theta0.clone());
         let mut out = Vec::with_capacity(times.len());
         for &next in times {
-            theta = integrate_to(&objective, t, next, &theta, cfg)?.0;
+            theta = integrate_to(&field, t, next, &theta, cfg)?.0;
             t = next;
             let p = softmax(&theta);
             out.push([
@@ -247,17 +249,10 @@ impl TabularInstance {
             expected_reward(&pi0, &self.r_g)?,
             expected_reward(&pi0, &self.r_rm)?,
         );
+        // [E r_G, E r_RM, KL] in one exp pass over the logits (ln pi_0 = theta0 - lse).
+        let lp0 = objective.ref_log_probs(0).to_vec();
         let observe = |theta: &[f64]| -> Vec<f64> {
-            let p = softmax(theta);
-            let eg: f64 = p.iter().zip(&self.r_g).map(|(a, b)| a * b).sum();
-            let er: f64 = p.iter().zip(&self.r_rm).map(|(a, b)| a * b).sum();
-            let kl: f64 = p
-                .iter()
-                .zip(&pi0)
-                .filter(|(a, _)| **a > 0.0)
-                .map(|(a, b)| a * (a / b).ln())
-                .sum();
-            vec![eg, er, kl.max(0.0)]
+            softmax_moments(theta, &self.r_g, &self.r_rm, &lp0).to_vec()
         };
         let thresholds = [
             Threshold {
@@ -270,7 +265,7 @@ impl TabularInstance {
             },
         ];
         let out = integrate_with_events(
-            &objective,
+            &objective.tabular_field(),
             &theta0,
             self.horizon,
             &observe,

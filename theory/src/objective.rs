@@ -1,6 +1,7 @@
 //! The KL-regularised RLHF objective (Eq. 1) and its exact gradient.
 
-use crate::policy::Policy;
+use crate::flow::TabularKlField;
+use crate::policy::{Policy, TabularPolicy};
 use crate::{Result, TheoryError};
 
 /// `phi(theta) = E_{x~S}[ E_{y~pi(.|x)} r_RM(x,y) - lambda KL(pi(.|x) || pi_ref(.|x)) ]`
@@ -193,5 +194,15 @@ impl<'a, P: Policy> KlObjective<'a, P> {
             })
             .sum::<f64>()
             / n as f64
+    }
+}
+
+impl KlObjective<'_, TabularPolicy> {
+    /// The gradient field of this objective as one fused kernel ([`TabularKlField`]):
+    /// what the tabular flows integrate. Equal to `self.gradient` up to rounding.
+    pub fn tabular_field(&self) -> TabularKlField {
+        let rewards: Vec<&[f64]> = self.reward.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[f64]> = self.ref_log_probs.iter().map(Vec::as_slice).collect();
+        TabularKlField::new(&rewards, &refs, self.lambda, self.prompt_weight)
     }
 }

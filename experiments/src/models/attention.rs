@@ -35,7 +35,10 @@ impl AttentionInputs {
         device: &Device,
     ) -> Result<Self> {
         let keys = past + query_len;
-        let rows: Vec<Vec<f32>> = match key_mask {
+        // Built on `device` from the key mask without reading it back: the mask stays
+        // where it is (no host round-trip per forward call, which on CUDA would
+        // synchronise every step of training and sampling).
+        let real = match key_mask {
             Some(m) => {
                 let dims = m.dims();
                 if dims != [batch, keys] {
@@ -43,32 +46,34 @@ impl AttentionInputs {
                         "attention mask has shape {dims:?}, expected [{batch}, {keys}]"
                     )));
                 }
-                m.to_dtype(DType::F32)?.to_vec2::<f32>()?
+                let m = if m.device().same_device(device) {
+                    m.clone()
+                } else {
+                    m.to_device(device)?
+                };
+                m.to_dtype(DType::F32)?.ne(0f32)?.to_dtype(DType::F32)?
             }
-            None => vec![vec![1.0; keys]; batch],
+            None => Tensor::ones((batch, keys), DType::F32, device)?,
         };
-        let mut positions = Vec::with_capacity(batch * query_len);
-        let mut mask = Vec::with_capacity(batch * query_len * keys);
-        for row in &rows {
-            let mut seen = 0u32;
-            let mut counts = Vec::with_capacity(keys);
-            for &m in row {
-                if m != 0.0 {
-                    seen += 1;
-                }
-                counts.push(seen);
-            }
-            for i in 0..query_len {
-                let q = past + i;
-                positions.push(if row[q] != 0.0 { counts[q] - 1 } else { 0 });
-                for (j, &m) in row.iter().enumerate() {
-                    mask.push(if j <= q && m != 0.0 { 0.0 } else { MASK_VALUE });
-                }
-            }
-        }
+        // Real tokens up to and including each key: a cumulative sum over at most a
+        // few thousand columns (exact in f32).
+        let counts = real.cumsum(1)?;
+        let q_real = real.narrow(1, past, query_len)?;
+        let positions = ((counts.narrow(1, past, query_len)? - 1.0)? * &q_real)?
+            .maximum(0f32)?
+            .to_dtype(DType::U32)?;
+        // Key j is visible to query i (absolute position past + i) when j <= past + i.
+        let kj = Tensor::arange(0u32, keys as u32, device)?.reshape((1, keys))?;
+        let qi = Tensor::arange(past as u32, keys as u32, device)?.reshape((query_len, 1))?;
+        let causal = kj.broadcast_le(&qi)?.to_dtype(DType::F32)?;
+        let allowed = causal
+            .unsqueeze(0)?
+            .unsqueeze(0)?
+            .broadcast_mul(&real.unsqueeze(1)?.unsqueeze(1)?)?;
+        let mask = ((allowed - 1.0)? * f64::from(-MASK_VALUE))?;
         Ok(Self {
-            positions: Tensor::from_vec(positions, (batch, query_len), device)?,
-            mask: Tensor::from_vec(mask, (batch, 1, query_len, keys), device)?.to_dtype(dtype)?,
+            positions,
+            mask: mask.to_dtype(dtype)?,
         })
     }
 }
@@ -90,18 +95,18 @@ pub fn attend_with(
     scale: f64,
     softcap: Option<f64>,
 ) -> Result<Tensor> {
-    let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+    // The matmuls run in the weights' dtype; the scaling, soft-cap, mask and softmax in
+    // f32 (as transformers' eager attention does for bf16 models), the probabilities
+    // cast back to the values' dtype for the second matmul.
+    let dtype = v.dtype();
+    let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
+    let scores = (scores.to_dtype(DType::F32)? * scale)?;
     let scores = match softcap {
         Some(cap) => ((scores / cap)?.tanh()? * cap)?,
         None => scores,
     };
-    let mask = if mask.dtype() == scores.dtype() {
-        mask.clone()
-    } else {
-        mask.to_dtype(scores.dtype())?
-    };
-    let scores = scores.broadcast_add(&mask)?;
-    let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+    let scores = scores.broadcast_add(&mask.to_dtype(DType::F32)?)?;
+    let probs = candle_nn::ops::softmax(&scores, D::Minus1)?.to_dtype(dtype)?;
     Ok(probs.matmul(&v.contiguous()?)?)
 }
 

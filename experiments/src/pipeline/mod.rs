@@ -2,9 +2,11 @@
 //! completion markers ([`rundir`]) and append-only metrics logs ([`metrics_log`]);
 //! the TOML run config ([`config`]) and the whole Section 4.1 pipeline ([`run`]) with
 //! its own stages: preference data ([`prefdata`]), normalisation ([`normalize`]) and
-//! reward-model evaluation ([`rm_eval`]).
+//! reward-model evaluation ([`rm_eval`]); Section 4.2 experiments over several
+//! policies and algorithms ([`experiment`]).
 
 pub mod config;
+pub mod experiment;
 pub mod metrics_log;
 pub mod normalize;
 pub mod prefdata;
@@ -13,6 +15,7 @@ pub mod run;
 pub mod rundir;
 
 pub use config::RunConfig;
+pub use experiment::{is_experiment, run_experiment, ExperimentConfig};
 pub use metrics_log::{MetricsLog, Stepped};
 pub use run::{run, RunOptions, RunSummary};
 pub use rundir::{read_json, write_atomic, write_json, RunDir, StageDir, DONE_FILE};

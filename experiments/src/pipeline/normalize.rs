@@ -72,6 +72,8 @@ pub struct NormalizeInputs<'a> {
     pub sampling: EvalOptions,
     /// Where tensors live.
     pub device: &'a Device,
+    /// Precision of the policy's weights.
+    pub dtype: DType,
 }
 
 /// The normalisers of a complete stage.
@@ -99,7 +101,7 @@ pub fn run_normalize(stage: &StageDir, input: NormalizeInputs<'_>) -> Result<Nor
     let rows: Vec<SampleRow> = if samples_file.exists() {
         read_jsonl(&samples_file)?
     } else {
-        let ckpt = load_checkpoint(input.policy_dir, DType::F32, input.device)?;
+        let ckpt = load_checkpoint(input.policy_dir, input.dtype, input.device)?;
         let codec = ChatCodec::from_dir(input.policy_dir)?;
         let prompts: Vec<String> = input.pairs.iter().map(|p| p.prompt.clone()).collect();
         let out = sample(&ckpt.model, &codec, &prompts, &input.sampling, input.device)?;

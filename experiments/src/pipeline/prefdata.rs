@@ -74,6 +74,8 @@ pub struct PrefDataInputs<'a> {
     pub batch_size: usize,
     /// Where tensors live.
     pub device: &'a Device,
+    /// Precision of the policy's weights.
+    pub dtype: DType,
 }
 
 /// Stream ids of the stage's seeds.
@@ -141,6 +143,26 @@ fn relabel_all(
         .collect())
 }
 
+/// The SFT set of the paper's appendix runs and Section 4.2: every RM-split prompt
+/// with the response of its pair the ground truth prefers. The split is the one
+/// [`run_prefdata`] makes from the same pairs, fraction and seed (it scores those
+/// pairs again: relabelling happens before the SFT policy exists).
+pub fn rm_split_chosen(
+    pairs: Vec<PreferencePair>,
+    ground_truth: &dyn RewardFn,
+    rm_fraction: f64,
+    seed: u64,
+) -> Result<Vec<crate::data::SftExample>> {
+    let (rm, _) = split_by_fraction(pairs, rm_fraction, mix_seed(seed, SPLIT_STREAM))?;
+    Ok(relabel_all(rm, ground_truth, "off_policy")?
+        .into_iter()
+        .map(|l| crate::data::SftExample {
+            prompt: l.pair.prompt,
+            response: l.pair.chosen,
+        })
+        .collect())
+}
+
 /// Runs the stage (skipped when complete; its summary is returned).
 pub fn run_prefdata(stage: &StageDir, mut input: PrefDataInputs<'_>) -> Result<PrefDataSummary> {
     if let Some(done) = stage.summary::<PrefDataSummary>()? {
@@ -161,7 +183,13 @@ pub fn run_prefdata(stage: &StageDir, mut input: PrefDataInputs<'_>) -> Result<P
     }
     let off = relabel_all(rm, input.ground_truth, "off_policy")?;
     let rlhf = relabel_all(rlhf, input.ground_truth, "off_policy")?;
-    let on = on_policy_pairs(&off, &input)?;
+    // On-policy pairs only feed the mixes: a run with no mixes (external RMs only)
+    // samples none.
+    let on = if input.mixes.is_empty() {
+        Vec::new()
+    } else {
+        on_policy_pairs(&off, &input)?
+    };
     write_jsonl_atomic(&stage.file("rm_off_policy.jsonl"), &off)?;
     write_jsonl_atomic(&stage.file("rm_on_policy.jsonl"), &on)?;
     write_jsonl_atomic(&stage.file("rlhf_pairs.jsonl"), &rlhf)?;
@@ -197,7 +225,7 @@ pub fn run_prefdata(stage: &StageDir, mut input: PrefDataInputs<'_>) -> Result<P
 
 /// Two samples per RM prompt from the SFT policy, ordered by the ground truth.
 fn on_policy_pairs(off: &[LabeledPair], input: &PrefDataInputs<'_>) -> Result<Vec<LabeledPair>> {
-    let ckpt = load_checkpoint(input.sft_dir, DType::F32, input.device)?;
+    let ckpt = load_checkpoint(input.sft_dir, input.dtype, input.device)?;
     let codec = ChatCodec::from_dir(input.sft_dir)?;
     let prompts: Vec<String> = off.iter().map(|l| l.pair.prompt.clone()).collect();
     let o = EvalOptions {

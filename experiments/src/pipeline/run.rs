@@ -8,25 +8,29 @@
 //! resumes from its last checkpoint, so a killed run restarts where it stopped. The
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
-use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
+use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN};
 use super::normalize::{load_normalizers, run_normalize, NormalizeInputs};
-use super::prefdata::{mix_pairs, rlhf_pairs, run_prefdata, LabeledPair, PrefDataInputs};
+use super::prefdata::{
+    mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
+};
 use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
-use super::{read_json, write_json, MetricsLog, RunDir, StageDir, Stepped};
-use crate::armorm::{load_armorm, ArmoRm};
+use super::{read_json, write_json, MetricsLog, RunDir, Stepped};
+use crate::armorm::load_armorm;
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
 };
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
-use crate::logprobs::SequenceBatch;
 use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::reward_load::load_reward_backbone_checkpoint;
 use crate::reward_model::load_reward_checkpoint;
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{evaluate, EvalOptions, RewardStats};
-use crate::stages::pg::{run_pg, PgHooks, PgOptions, PgOutcome, PgRecord};
-use crate::stages::rewards::{GroundTruthReward, Normalized, RewardFn, RewardModelScorer};
-use crate::stages::rm_train::{run_rm_train, RmTrainOptions};
-use crate::stages::sft::{run_sft, SftOptions};
+use crate::stages::pg::{run_pg_with_dtype, PgHooks, PgOptions, PgOutcome, PgRecord};
+use crate::stages::rewards::{
+    GroundTruthReward, Normalized, RewardFn, RewardModelScorer, ScoreBatch,
+};
+use crate::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
+use crate::stages::sft::{run_sft_with_dtype, SftOptions};
 use crate::text::TextTokenizer;
 use crate::toy::{write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
 use crate::{Error, Result};
@@ -34,6 +38,7 @@ use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -143,6 +148,7 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
     check_same_config(&dir, config)?;
     let mut r = Runner {
         c: config,
+        runs_root: runs_root.to_path_buf(),
         dir,
         device,
         opts,
@@ -214,11 +220,14 @@ fn check_same_config(dir: &RunDir, config: &RunConfig) -> Result<()> {
 
 /// Where the initial model, data and ground truth are.
 struct World {
+    /// The initial model (fine-tuned by `sft`, or used as is).
     policy: PathBuf,
     sft_data: PathBuf,
     train_prefs: PathBuf,
     /// `None`: the toy ground truth; else a reward-model directory.
     ground_truth: Option<PathBuf>,
+    /// `[[rm.external]]` reward models by name.
+    external: BTreeMap<String, PathBuf>,
 }
 
 /// Stream ids of the run-level seeds.
@@ -229,6 +238,7 @@ const EVAL_STREAM: u64 = 24;
 
 struct Runner<'a> {
     c: &'a RunConfig,
+    runs_root: PathBuf,
     dir: RunDir,
     device: Device,
     opts: &'a RunOptions,
@@ -241,12 +251,28 @@ impl Runner<'_> {
     fn all(&mut self) -> Result<bool> {
         let world = self.world()?;
         let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
+        let dtype = c.dtype()?;
         if self.stop("world") {
             return Ok(false);
         }
         let sft = self.dir.stage("sft")?;
-        self.timed("sft", sft.is_complete(), || {
-            let mut data = load_alpaca_sft(&world.sft_data)?;
+        // The policy every later stage starts from: the SFT model, or the world's
+        // model as is (`sft.enabled = false`).
+        let policy_dir = if c.sft.enabled {
+            sft.path().to_path_buf()
+        } else {
+            world.policy.clone()
+        };
+        self.timed("sft", sft.is_complete() || !c.sft.enabled, || {
+            let mut data = if c.sft.source == RM_SPLIT_CHOSEN {
+                let tok = TextTokenizer::from_dir(&world.policy)?;
+                let pairs = load_ultrafeedback(&world.train_prefs)?;
+                let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
+                let gt = load_reward(c, &root, &device, &world, GROUND_TRUTH)?;
+                rm_split_chosen(kept, gt.as_ref(), c.data.rm_fraction, c.seed)?
+            } else {
+                load_alpaca_sft(&world.sft_data)?
+            };
             if let Some(n) = c.data.max_sft_examples {
                 data.truncate(n);
             }
@@ -259,19 +285,19 @@ impl Runner<'_> {
                 max_grad_norm: s.max_grad_norm,
                 shuffle_seed: Some(c.seed),
             };
-            run_sft(&world.policy, &sft, &data, &o, &device).map(drop)
+            run_sft_with_dtype(&world.policy, &sft, &data, &o, &device, dtype).map(drop)
         })?;
         if self.stop("sft") {
             return Ok(false);
         }
         let pref = self.dir.stage("prefdata")?;
         self.timed("prefdata", pref.is_complete(), || {
-            let tok = TextTokenizer::from_dir(sft.path())?;
+            let tok = TextTokenizer::from_dir(&policy_dir)?;
             let pairs = load_ultrafeedback(&world.train_prefs)?;
             let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
             let gt = load_reward(c, &root, &device, &world, GROUND_TRUTH)?;
             let input = PrefDataInputs {
-                sft_dir: sft.path(),
+                sft_dir: &policy_dir,
                 pairs: kept,
                 ground_truth: gt.as_ref(),
                 rm_fraction: c.data.rm_fraction,
@@ -280,6 +306,7 @@ impl Runner<'_> {
                 max_new_tokens: c.prefdata.max_new_tokens,
                 batch_size: c.prefdata.batch_size,
                 device: &device,
+                dtype,
             };
             run_prefdata(&pref, input).map(drop)
         })?;
@@ -301,7 +328,7 @@ impl Runner<'_> {
                     ..RmTrainOptions::default()
                 };
                 let pairs = mix_pairs(&pref, p)?;
-                run_rm_train(sft.path(), &stage, &pairs, &o, &device).map(drop)
+                run_rm_train_with_dtype(&policy_dir, &stage, &pairs, &o, &device, dtype).map(drop)
             })?;
         }
         if self.stop("rms") {
@@ -310,17 +337,22 @@ impl Runner<'_> {
         let rlhf = rlhf_pairs(&pref)?;
         let norm = self.dir.stage("normalize")?;
         self.timed("normalize", norm.is_complete(), || {
-            let mut raw: Vec<String> = c.rm.mixes.iter().map(|&p| RunConfig::rm_name(p)).collect();
+            let mut raw: Vec<String> = c
+                .reward_names()
+                .into_iter()
+                .filter(|n| n != LOW_VARIANCE && n != GROUND_TRUTH)
+                .collect();
             raw.push(GROUND_TRUTH.into());
             let pairs = fixed_pairs(&rlhf, c.normalize.prompts, c.seed);
             let load = |name: &str| load_reward(c, &root, &device, &world, name);
             let input = NormalizeInputs {
-                policy_dir: sft.path(),
+                policy_dir: &policy_dir,
                 pairs: &pairs,
                 rewards: &raw,
                 load: &load,
                 sampling: sampling(&c.normalize, mix_seed(c.seed, NORMALIZE_STREAM)),
                 device: &device,
+                dtype,
             };
             run_normalize(&norm, input).map(drop)
         })?;
@@ -345,7 +377,7 @@ impl Runner<'_> {
         if self.stop("rm_eval") {
             return Ok(false);
         }
-        self.policy_gradient(&world, &sft, &rlhf, &normalizers, &low)
+        self.policy_gradient(&world, &policy_dir, &rlhf, &normalizers, &low)
     }
 
     /// The toy world (written once, in `world/`) or the paper's paths.
@@ -371,6 +403,7 @@ impl Runner<'_> {
                 sft_data: p.sft_data.clone(),
                 train_prefs: p.train_prefs.clone(),
                 ground_truth: Some(p.ground_truth.clone()),
+                external: self.external()?,
             });
         }
         let t = c.world.toy.as_ref().ok_or_else(|| {
@@ -419,7 +452,34 @@ impl Runner<'_> {
             sft_data: paths.sft,
             train_prefs: paths.train_prefs,
             ground_truth: None,
+            external: self.external()?,
         })
+    }
+
+    /// The `[[rm.external]]` directories, each checked to hold a model.
+    fn external(&self) -> Result<BTreeMap<String, PathBuf>> {
+        let mut out = BTreeMap::new();
+        for (i, e) in self.c.rm.external.iter().enumerate() {
+            let dir = e.resolve(&self.runs_root);
+            if !dir.join("config.json").exists() {
+                let (field, hint) = if e.from_run.is_some() {
+                    ("from_run", "run the experiment that trains it first")
+                } else {
+                    (
+                        "dir",
+                        "fill in the local path of the reward model (another run's \
+                         reward model: run that run first)",
+                    )
+                };
+                return Err(Error::config(
+                    "<run config>",
+                    &format!("rm.external[{i}].{field}"),
+                    format!("{} holds no config.json; {hint}", dir.display()),
+                ));
+            }
+            out.insert(e.name.clone(), dir);
+        }
+        Ok(out)
     }
 
     /// The low-variance reward's fixed share of RLHF prompts.
@@ -442,12 +502,13 @@ impl Runner<'_> {
     fn policy_gradient(
         &mut self,
         world: &World,
-        sft: &StageDir,
+        policy_dir: &Path,
         rlhf: &[LabeledPair],
         normalizers: &std::collections::BTreeMap<String, rmteach::metrics::Normalizer>,
         low: &LowVarianceSpec,
     ) -> Result<bool> {
         let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
+        let dtype = c.dtype()?;
         let prompts: Vec<String> = rlhf.iter().map(|l| l.pair.prompt.clone()).collect();
         let eval_prompts: Vec<String> = fixed_pairs(rlhf, c.eval.prompts, c.seed)
             .into_iter()
@@ -469,8 +530,8 @@ impl Runner<'_> {
                     continue;
                 }
                 if shared.is_none() {
-                    let reference = load_checkpoint(sft.path(), DType::F32, &device)?.model;
-                    let codec = ChatCodec::from_dir(sft.path())?;
+                    let reference = load_checkpoint(policy_dir, dtype, &device)?.model;
+                    let codec = ChatCodec::from_dir(policy_dir)?;
                     shared = Some((
                         reference,
                         codec,
@@ -507,18 +568,11 @@ impl Runner<'_> {
                     device: &device,
                     path: stage.file("eval.jsonl"),
                 };
-                let policy_dir = sft.path().to_path_buf();
                 let mut outcome = None;
                 self.timed(&label, false, || {
                     hook.initial()?;
-                    let out = run_pg(
-                        &stage,
-                        &policy_dir,
-                        &prompts,
-                        &proxy,
-                        &o,
-                        &device,
-                        &mut hook,
+                    let out = run_pg_with_dtype(
+                        &stage, policy_dir, &prompts, &proxy, &o, &device, dtype, &mut hook,
                     )?;
                     outcome = Some(out);
                     Ok(())
@@ -582,65 +636,48 @@ fn load_reward(
     let dir = match (name, &world.ground_truth) {
         (GROUND_TRUTH, None) => return Ok(Box::new(GroundTruthReward(ToyReward::default()))),
         (GROUND_TRUTH, Some(dir)) => dir.clone(),
-        (rm, _) => root.join("rms").join(rm),
+        (rm, _) => match world.external.get(rm) {
+            Some(dir) => dir.clone(),
+            None => root.join("rms").join(rm),
+        },
     };
     let config = read_config_json(&dir)?;
+    let dtype = c.dtype()?;
+    let codec = ChatCodec::from_dir(&dir)?;
+    let batch_size = c.rm.score_batch_size;
     if config["architectures"][0] == ARMORM_ARCHITECTURE {
-        return Ok(Box::new(ArmoRmScorer {
-            model: load_armorm(&dir, DType::F32, device)?.model,
-            codec: ChatCodec::from_dir(&dir)?,
-            batch_size: c.rm.score_batch_size,
-            device: device.clone(),
-        }));
+        let model = load_armorm(&dir, dtype, device)?.model;
+        return Ok(scorer(model, codec, batch_size, device));
     }
-    let ckpt = load_reward_checkpoint(&dir, DType::F32, device)?;
-    Ok(Box::new(RewardModelScorer {
-        model: ckpt.model,
-        codec: ChatCodec::from_dir(&dir)?,
-        batch_size: c.rm.score_batch_size,
+    if config["model_type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("gemma"))
+    {
+        // Gemma and Gemma-2 reward models (Section 4.2's public RMs): inference only.
+        let model = load_reward_backbone_checkpoint(&dir, dtype, device)?.model;
+        return Ok(scorer(model, codec, batch_size, device));
+    }
+    let model = load_reward_checkpoint(&dir, dtype, device)?.model;
+    Ok(scorer(model, codec, batch_size, device))
+}
+
+/// A boxed [`RewardModelScorer`] of `model`.
+fn scorer<S: ScoreBatch + 'static>(
+    model: S,
+    codec: ChatCodec,
+    batch_size: usize,
+    device: &Device,
+) -> Box<dyn RewardFn> {
+    Box::new(RewardModelScorer {
+        model,
+        codec,
+        batch_size,
         device: device.clone(),
-    }))
+    })
 }
 
 /// ArmoRM's `architectures` entry in its `config.json`.
 const ARMORM_ARCHITECTURE: &str = "LlamaForRewardModelWithGating";
-
-/// ArmoRM (the paper's ground truth) scoring exchanges rendered with its own chat
-/// template, `batch_size` rows per forward pass.
-struct ArmoRmScorer {
-    model: ArmoRm,
-    codec: ChatCodec,
-    batch_size: usize,
-    device: Device,
-}
-
-impl RewardFn for ArmoRmScorer {
-    fn score(&self, prompts: &[String], responses: &[String]) -> Result<Vec<f64>> {
-        if prompts.len() != responses.len() {
-            return Err(Error::Input(format!(
-                "{} prompts but {} responses to score",
-                prompts.len(),
-                responses.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(prompts.len());
-        let n = self.batch_size.max(1);
-        for (ps, rs) in prompts.chunks(n).zip(responses.chunks(n)) {
-            let (mut p_ids, mut r_ids) = (Vec::new(), Vec::new());
-            for (p, r) in ps.iter().zip(rs) {
-                let (pi, ri) = self.codec.exchange_ids(p, r)?;
-                p_ids.push(pi);
-                r_ids.push(ri);
-            }
-            let batch = SequenceBatch::new(&p_ids, &r_ids, self.codec.pad, &self.device)?;
-            let scores = self
-                .model
-                .score(&batch.input_ids, Some(&batch.attention_mask))?;
-            out.extend(scores.into_iter().map(f64::from));
-        }
-        Ok(out)
-    }
-}
 
 /// Sampling settings of `[normalize]` / `[eval]`.
 fn sampling(s: &super::config::SampleConfig, seed: u64) -> EvalOptions {

@@ -1,6 +1,6 @@
 //! The batched generation loop.
 
-use super::{pick_token, row_rng, FinishReason, Generation, SamplingConfig};
+use super::{pick_tokens, row_rng, FinishReason, Generation, SamplingConfig};
 use crate::models::{AttentionInputs, CausalLm, KvCache};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -10,7 +10,8 @@ use candle_core::{DType, Device, Tensor};
 ///
 /// Prompts are left-padded to a common length; the whole batch is prefilled once and
 /// then extended one token per step through a [`KvCache`]. Only the last position's
-/// logits are computed and copied to the host. A row that produces an
+/// logits are computed, and they stay on `device`: the next tokens are chosen there
+/// (see [`pick_tokens`]) and only their ids come back to the host. A row that produces an
 /// end-of-sequence token stops (the token is kept); afterwards it is fed padding that
 /// is masked out of attention. The loop ends when every row has stopped or after
 /// `max_new_tokens` steps. With the same `config.seed` the result is reproducible.
@@ -44,16 +45,16 @@ where
     }
 
     let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    // Key mask over every position so far, row-major (b, keys); grows by a column a step.
-    let mut key_mask: Vec<Vec<u32>> = Vec::with_capacity(b);
+    // Key mask over every position so far, (b, keys) u32 on the device; grows by a
+    // column a step (the rows still active), so it is never read back.
+    let mut mask = Vec::with_capacity(b * width);
     let mut ids = Vec::with_capacity(b * width);
     for p in &prompts {
         let pad = width - p.len();
         ids.extend(std::iter::repeat_n(config.pad_token_id, pad).chain(p.iter().copied()));
-        let mut m = vec![0u32; pad];
-        m.resize(width, 1);
-        key_mask.push(m);
+        mask.extend(std::iter::repeat_n(0u32, pad).chain(std::iter::repeat_n(1u32, p.len())));
     }
+    let mut key_mask = Tensor::from_vec(mask, (b, width), device)?;
     let mut rngs: Vec<_> = (0..b).map(|row| row_rng(config.seed, row)).collect();
     let mut cache = model.new_cache();
     let input = Tensor::from_vec(ids, (b, width), device)?;
@@ -61,12 +62,15 @@ where
     let mut active = vec![true; b];
 
     for step in 0..config.max_new_tokens {
+        // One small device-to-host copy per step: the chosen ids (b values), which
+        // the end-of-sequence bookkeeping needs.
+        let picked = pick_tokens(&logits, config, &mut rngs, &active)?;
         let mut next = vec![config.pad_token_id; b];
         for row in 0..b {
             if !active[row] {
                 continue;
             }
-            let token = pick_token(&logits[row], config, &mut rngs[row])?;
+            let token = picked[row];
             responses[row].push(token);
             next[row] = token;
             if config.is_eos(token) {
@@ -77,9 +81,8 @@ where
         if step + 1 == config.max_new_tokens || !active.iter().any(|&a| a) {
             break;
         }
-        for (m, &a) in key_mask.iter_mut().zip(&active) {
-            m.push(u32::from(a));
-        }
+        let column: Vec<u32> = active.iter().map(|&a| u32::from(a)).collect();
+        key_mask = Tensor::cat(&[&key_mask, &Tensor::from_vec(column, (b, 1), device)?], 1)?;
         let input = Tensor::from_vec(next, (b, 1), device)?;
         logits = last_logits(model, &input, &key_mask, &mut cache, device)?;
     }
@@ -91,21 +94,17 @@ where
 }
 
 /// Runs `input` `(b, t)` through `model` after the cached positions and returns the
-/// logits of the last position per row, on the host.
+/// logits of the last position per row, `(b, vocab)` f32, left on the device.
 fn last_logits<M: CausalLm + ?Sized>(
     model: &M,
     input: &Tensor,
-    key_mask: &[Vec<u32>],
+    key_mask: &Tensor,
     cache: &mut KvCache,
     device: &Device,
-) -> Result<Vec<Vec<f32>>> {
+) -> Result<Tensor> {
     let (b, t) = input.dims2()?;
-    let keys = key_mask.first().map_or(0, Vec::len);
-    let flat: Vec<u32> = key_mask.iter().flatten().copied().collect();
-    let mask = Tensor::from_vec(flat, (b, keys), device)?;
-    let inputs = AttentionInputs::new(Some(&mask), b, t, cache.len(), DType::F32, device)?;
+    let inputs = AttentionInputs::new(Some(key_mask), b, t, cache.len(), DType::F32, device)?;
     let hidden = model.forward_hidden(input, &inputs, Some(cache))?;
     let last = hidden.narrow(1, t - 1, 1)?;
-    let logits = model.lm_head(&last)?.squeeze(1)?.to_dtype(DType::F32)?;
-    Ok(logits.to_vec2::<f32>()?)
+    Ok(model.lm_head(&last)?.squeeze(1)?.to_dtype(DType::F32)?)
 }

@@ -7,6 +7,24 @@
 //! clipping; [`AdamW::apply`] rescales all gradients by
 //! `max_norm / (norm + 1e-6)` when their global L2 norm exceeds `max_norm`, as
 //! `torch.nn.utils.clip_grad_norm_` does. The learning rate is constant.
+//!
+//! ## Precision
+//! The optimiser's arithmetic is f32 whatever the model's dtype. For an f32 model
+//! that is plain AdamW. For a bf16 (or f16) model it is mixed precision: the forward
+//! and backward passes run in bf16, while the optimiser keeps an f32 *master copy* of
+//! every such variable, accumulates gradients in f32, keeps both moments in f32, and
+//! after each step writes the master rounded to bf16 back into the variable. Without
+//! the master copy, bf16 weights could not train at the paper's learning rates: an
+//! update of ~1e-6 relative to a weight is far below bf16's resolution (2^-8) and
+//! would round away. Memory per bf16 parameter: 2 (weight) + 4 (master) + 8
+//! (moments) + 4 (gradient) bytes. [`AdamW::master_varmap`] gives the f32 masters for
+//! saving; [`AdamW::save_state`] stores them with the moments so a resumed run
+//! continues from the same f32 weights.
+//!
+//! ## Host transfers
+//! One per [`apply`](AdamW::apply): the global gradient norm (a single f32), which the
+//! clipping factor and the finiteness check need. The sum of squares is formed on the
+//! device.
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -79,13 +97,25 @@ pub struct StepStats {
     pub step: u64,
 }
 
-/// One trainable variable with its moments and accumulated gradient.
+/// One trainable variable with its moments and accumulated gradient (all f32).
 struct Slot {
     name: String,
     var: Var,
+    /// The f32 master copy of a variable stored in another dtype (bf16, f16).
+    master: Option<Tensor>,
     m: Tensor,
     v: Tensor,
     grad: Option<Tensor>,
+}
+
+impl Slot {
+    /// The f32 weights the update applies to: the master copy, or the variable itself.
+    fn weights(&self) -> Tensor {
+        match &self.master {
+            Some(w) => w.clone(),
+            None => self.var.as_tensor().clone(),
+        }
+    }
 }
 
 /// AdamW over the float variables of a [`VarMap`] (in name order), with gradient
@@ -100,7 +130,8 @@ pub struct AdamW {
 const STEP_TENSOR: &str = "__step__";
 
 impl AdamW {
-    /// An optimiser over every float variable of `varmap`, moments at zero.
+    /// An optimiser over every float variable of `varmap`, moments at zero (f32); a
+    /// variable that is not f32 gets an f32 master copy (see the module docs).
     pub fn new(varmap: &VarMap, config: OptimConfig) -> Result<Self> {
         config.validate()?;
         let data = varmap
@@ -116,9 +147,15 @@ impl AdamW {
         let slots = named
             .into_iter()
             .map(|(name, var)| {
-                let m = var.as_tensor().zeros_like()?;
+                let master = if var.dtype() == DType::F32 {
+                    None
+                } else {
+                    Some(var.as_tensor().to_dtype(DType::F32)?.detach())
+                };
+                let m = Tensor::zeros(var.shape(), DType::F32, var.device())?;
                 Ok(Slot {
                     name,
+                    master,
                     v: m.clone(),
                     m,
                     var,
@@ -143,15 +180,52 @@ impl AdamW {
         &self.config
     }
 
+    /// Whether any variable is kept in an f32 master copy (a bf16 / f16 model).
+    pub fn has_master_weights(&self) -> bool {
+        self.slots.iter().any(|s| s.master.is_some())
+    }
+
+    /// A variable map with the same names as `varmap` in which every variable this
+    /// optimiser keeps a master copy of is replaced by that f32 master (the others are
+    /// shared with `varmap`): what to save so a bf16 run's checkpoint keeps the weights
+    /// at full precision.
+    pub fn master_varmap(&self, varmap: &VarMap) -> Result<VarMap> {
+        let out = VarMap::new();
+        {
+            let src = varmap
+                .data()
+                .lock()
+                .map_err(|_| Error::Input("variable map lock poisoned".into()))?;
+            let mut dst = out
+                .data()
+                .lock()
+                .map_err(|_| Error::Input("variable map lock poisoned".into()))?;
+            for (name, var) in src.iter() {
+                let master = self
+                    .slots
+                    .iter()
+                    .find(|s| &s.name == name)
+                    .and_then(|s| s.master.as_ref());
+                let var = match master {
+                    Some(w) => Var::from_tensor(w)?,
+                    None => var.clone(),
+                };
+                dst.insert(name.clone(), var);
+            }
+        }
+        Ok(out)
+    }
+
     /// Back-propagates `loss` and adds the gradients to those accumulated since the
     /// last [`apply`](Self::apply) (scale micro-batch losses so their sum is the loss).
     pub fn backward(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;
         for slot in &mut self.slots {
             if let Some(g) = grads.get(slot.var.as_tensor()) {
+                let g = g.to_dtype(DType::F32)?;
                 slot.grad = Some(match slot.grad.take() {
                     Some(acc) => (acc + g)?,
-                    None => g.clone(),
+                    None => g,
                 });
             }
         }
@@ -190,8 +264,15 @@ impl AdamW {
             slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let update = ((&slot.m * scale_m)? / ((&slot.v * scale_v)?.sqrt()? + c.eps)?)?;
-            let theta = (slot.var.as_tensor() * (1.0 - c.lr * c.weight_decay))?;
-            slot.var.set(&(theta - (update * c.lr)?)?)?;
+            let theta = (slot.weights() * (1.0 - c.lr * c.weight_decay))?;
+            let theta = (theta - (update * c.lr)?)?;
+            match &mut slot.master {
+                Some(master) => {
+                    slot.var.set(&theta.to_dtype(slot.var.dtype())?)?;
+                    *master = theta;
+                }
+                None => slot.var.set(&theta)?,
+            }
         }
         Ok(StepStats {
             grad_norm,
@@ -205,7 +286,8 @@ impl AdamW {
         self.apply()
     }
 
-    /// Writes the moments and step count to the safetensors file `path`.
+    /// Writes the moments, the f32 master copies (if any) and the step count to the
+    /// safetensors file `path`.
     pub fn save_state(&self, path: &Path) -> Result<()> {
         let step = i64::try_from(self.step)
             .map_err(|_| Error::Input("optimiser step overflows i64".into()))?;
@@ -214,6 +296,9 @@ impl AdamW {
         for s in &self.slots {
             tensors.insert(format!("m.{}", s.name), s.m.contiguous()?);
             tensors.insert(format!("v.{}", s.name), s.v.contiguous()?);
+            if let Some(w) = &s.master {
+                tensors.insert(format!("w.{}", s.name), w.contiguous()?);
+            }
         }
         candle_core::safetensors::save(&tensors, path).map_err(|e| Error::Weights {
             file: path.display().to_string(),
@@ -222,7 +307,9 @@ impl AdamW {
     }
 
     /// Restores the moments and step count written by [`save_state`](Self::save_state)
-    /// for the same variables (names, shapes and dtypes must match).
+    /// for the same variables (names and shapes must match; moments are f32). A
+    /// variable with a master copy takes the saved master (and its rounding) when the
+    /// file has one, else its current value.
     pub fn load_state(&mut self, path: &Path) -> Result<()> {
         let file = path.display().to_string();
         let bad = |message: String| Error::Weights {
@@ -250,16 +337,19 @@ impl AdamW {
                 let t = tensors
                     .get(&name)
                     .ok_or_else(|| bad(format!("tensor `{name}` missing")))?;
-                if t.shape() != slot.var.shape() || t.dtype() != slot.var.dtype() {
-                    return Err(bad(format!(
-                        "tensor `{name}` is {:?} {:?}, expected {:?} {:?}",
-                        t.dims(),
-                        t.dtype(),
-                        slot.var.dims(),
-                        slot.var.dtype()
-                    )));
-                }
+                check_f32(t, &name, &slot.var).map_err(bad)?;
                 *target = t.clone();
+            }
+            if let Some(master) = &mut slot.master {
+                let name = format!("w.{}", slot.name);
+                match tensors.get(&name) {
+                    Some(t) => {
+                        check_f32(t, &name, &slot.var).map_err(bad)?;
+                        slot.var.set(&t.to_dtype(slot.var.dtype())?)?;
+                        *master = t.clone();
+                    }
+                    None => *master = slot.var.as_tensor().to_dtype(DType::F32)?,
+                }
             }
             slot.grad = None;
         }
@@ -268,16 +358,33 @@ impl AdamW {
     }
 }
 
-/// Global L2 norm of `grads` (accumulated in f64 on the host).
-pub fn global_norm(grads: &[&Tensor]) -> Result<f64> {
-    let mut sum = 0.0f64;
-    for g in grads {
-        sum += f64::from(
-            g.to_dtype(DType::F32)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f32>()?,
-        );
+/// Checks that a saved optimiser tensor is f32 with `var`'s shape.
+fn check_f32(t: &Tensor, name: &str, var: &Var) -> std::result::Result<(), String> {
+    if t.shape() != var.shape() || t.dtype() != DType::F32 {
+        return Err(format!(
+            "tensor `{name}` is {:?} {:?}, expected {:?} F32",
+            t.dims(),
+            t.dtype(),
+            var.dims()
+        ));
     }
-    Ok(sum.sqrt())
+    Ok(())
+}
+
+/// Global L2 norm of `grads`: the squares are summed on the gradients' device in f32
+/// (one scalar per tensor, added there) and one number is copied to the host.
+pub fn global_norm(grads: &[&Tensor]) -> Result<f64> {
+    let mut sum: Option<Tensor> = None;
+    for g in grads {
+        let s = g.to_dtype(DType::F32)?.sqr()?.sum_all()?;
+        sum = Some(match sum {
+            Some(acc) => (acc + s)?,
+            None => s,
+        });
+    }
+    let total = match sum {
+        Some(t) => f64::from(t.to_scalar::<f32>()?),
+        None => 0.0,
+    };
+    Ok(total.sqrt())
 }

@@ -16,13 +16,25 @@
 //! counts; see [`super::checkpoint`]) repeats exactly what an uninterrupted run does.
 //! Per-update metrics go to `<stage>/metrics.jsonl`, truncated to the checkpoint on
 //! resume; the final policy to `<stage>/policy/` (Hugging Face layout).
+//!
+//! ## Precision and host transfers
+//! [`run_pg_with_dtype`] runs the policy and the frozen reference in `F32` or `BF16`.
+//! Log-probabilities, ratios, advantages and the loss are f32 whatever the models'
+//! dtype; for bf16 AdamW keeps f32 master weights, which the checkpoints and the final
+//! policy store (see [`super::optim`]). Device-to-host copies per update: one per
+//! generated token (the sampled ids, see [`crate::sample::pick_tokens`]); per rollout
+//! chunk the old summed log-probabilities `(rows,)` and the reference per-token
+//! log-probabilities `(rows, R)` (the KL penalty and the rewards are computed on the
+//! host, where the reward function's scores are); the reward function's scores; one
+//! gradient norm per optimiser step; and one `(loss, clipped)` pair per update,
+//! accumulated on the device over the micro-batches.
 
 use super::advantages::{grpo_advantages, kl_penalised, rloo_advantages};
 use super::batches::{check_batch, mix_seed, order, ChatCodec};
 use super::checkpoint::{self, TrainState};
 use super::optim::{AdamW, OptimConfig};
 use super::rewards::{checked_scores, RewardFn};
-use super::sft::save_policy;
+use super::sft::{check_training_dtype, save_policy};
 use crate::hf::load_checkpoint;
 use crate::logprobs::{token_logprobs, SequenceBatch};
 use crate::models::Model;
@@ -219,12 +231,45 @@ pub fn run_pg(
     device: &Device,
     hooks: &mut dyn PgHooks,
 ) -> Result<PgOutcome> {
+    run_pg_with_dtype(
+        stage,
+        init_dir,
+        prompts,
+        reward,
+        o,
+        device,
+        DType::F32,
+        hooks,
+    )
+}
+
+/// [`run_pg`] with the policy and the reference in `dtype` (`F32` or `BF16`). A bf16
+/// run records its dtype with the options of its checkpoints, so it resumes only in
+/// bf16; an f32 run's checkpoints are those of [`run_pg`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_pg_with_dtype(
+    stage: &StageDir,
+    init_dir: &Path,
+    prompts: &[String],
+    reward: &dyn RewardFn,
+    o: &PgOptions,
+    device: &Device,
+    dtype: DType,
+    hooks: &mut dyn PgHooks,
+) -> Result<PgOutcome> {
     if let Some(done) = stage.summary::<PgOutcome>()? {
         return Ok(done);
     }
+    check_training_dtype(dtype)?;
     let total = o.total_updates(prompts.len())?;
-    let mut t = Trainer::new(init_dir, prompts, reward, o, device)?;
-    let options = serde_json::to_value(o).map_err(|e| Error::Input(format!("pg options: {e}")))?;
+    let mut t = Trainer::new(init_dir, prompts, reward, o, device, dtype)?;
+    let mut options =
+        serde_json::to_value(o).map_err(|e| Error::Input(format!("pg options: {e}")))?;
+    if dtype != DType::F32 {
+        if let Some(map) = options.as_object_mut() {
+            map.insert("dtype".into(), format!("{dtype:?}").to_lowercase().into());
+        }
+    }
     let start = checkpoint::load(stage, &t.varmap, &mut t.opt, &options)?.map_or(0, |s| s.update);
     let (mut log, kept) =
         MetricsLog::resume::<PgRecord>(&stage.file("metrics.jsonl"), Some(start))?;
@@ -254,7 +299,12 @@ pub fn run_pg(
             return Ok(PgOutcome::Stopped(done));
         }
     }
-    save_policy(&stage.file("policy"), init_dir, &t.varmap, &t.codec)?;
+    save_policy(
+        &stage.file("policy"),
+        init_dir,
+        &t.opt.master_varmap(&t.varmap)?,
+        &t.codec,
+    )?;
     let outcome = PgOutcome::Finished {
         updates: total,
         last,
@@ -294,9 +344,10 @@ impl<'a> Trainer<'a> {
         reward: &'a dyn RewardFn,
         o: &'a PgOptions,
         device: &Device,
+        dtype: DType,
     ) -> Result<Self> {
-        let policy = load_checkpoint(init_dir, DType::F32, device)?;
-        let reference = load_checkpoint(init_dir, DType::F32, device)?.model;
+        let policy = load_checkpoint(init_dir, dtype, device)?;
+        let reference = load_checkpoint(init_dir, dtype, device)?.model;
         let codec = ChatCodec::from_dir(init_dir)?;
         let prompt_ids = prompts
             .iter()
@@ -372,17 +423,28 @@ impl<'a> Trainer<'a> {
         };
         let micro = check_batch(o.batch_size / o.mini_batches, o.micro_batch_size, "pg")?;
         let perm = order(rows.len(), Some(mix_seed(o.seed, 2 * u + 1)));
-        let (mut loss, mut clipped, mut grad_norm) = (0.0, 0.0, 0.0);
+        // (loss, clipped count) summed on the device, read once after the update.
+        let (mut sums, mut grad_norm): (Option<Tensor>, f64) = (None, 0.0);
         for mb in perm.chunks(o.batch_size / o.mini_batches) {
             for part in mb.chunks(micro) {
                 let (l, c) = self.surrogate(&ro, &adv, part)?;
                 let l = (l / mb.len() as f64)?;
-                loss += f64::from(l.to_scalar::<f32>()?) / o.mini_batches as f64;
-                clipped += c;
+                let here = Tensor::stack(&[(l.detach() / o.mini_batches as f64)?, c], 0)?;
+                sums = Some(match sums {
+                    Some(acc) => (acc + here)?,
+                    None => here,
+                });
                 self.opt.backward(&l)?;
             }
             grad_norm += self.opt.apply()?.grad_norm / o.mini_batches as f64;
         }
+        let (loss, clipped) = match sums {
+            Some(t) => {
+                let v = t.to_vec1::<f32>()?;
+                (f64::from(v[0]), f64::from(v[1]))
+            }
+            None => (0.0, 0.0),
+        };
         let (b, n) = (rows.len() as f64, self.prompts.len() as u64);
         let completions = (u + 1) * o.batch_size as u64;
         Ok(PgRecord {
@@ -439,9 +501,9 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// Summed per-completion loss over the completions `idx` (differentiable) and how
-    /// many of them had their ratio clipped.
-    fn surrogate(&self, ro: &Rollout, adv: &[f64], idx: &[usize]) -> Result<(Tensor, f64)> {
+    /// Summed per-completion loss over the completions `idx` (differentiable, f32) and
+    /// how many of them had their ratio clipped (an f32 scalar on the device).
+    fn surrogate(&self, ro: &Rollout, adv: &[f64], idx: &[usize]) -> Result<(Tensor, Tensor)> {
         let (o, dev) = (self.o, &self.device);
         let p: Vec<&Vec<u32>> = idx.iter().map(|&i| &ro.prompt_ids[i]).collect();
         let r: Vec<&Vec<u32>> = idx.iter().map(|&i| &ro.response_ids[i]).collect();
@@ -452,11 +514,7 @@ impl<'a> Trainer<'a> {
         let ratio = (new_tok.sum(1)? - old)?.exp()?;
         let unclipped = (a.neg()? * &ratio)?;
         let clipped = (a.neg()? * ratio.clamp(1.0 - o.clip_range, 1.0 + o.clip_range)?)?;
-        let n_clipped = clipped
-            .gt(&unclipped)?
-            .to_dtype(DType::F32)?
-            .sum_all()?
-            .to_scalar::<f32>()?;
+        let n_clipped = clipped.gt(&unclipped)?.to_dtype(DType::F32)?.sum_all()?;
         let mut loss = unclipped.maximum(&clipped)?;
         if o.algorithm == PgAlgorithm::Grpo {
             let width = batch.response_width;
@@ -468,7 +526,7 @@ impl<'a> Trainer<'a> {
             let k3 = (((d.exp()? - &d)? - 1.0)? * &batch.response_mask)?;
             loss = (loss + (k3.sum(1)? * o.beta)?)?;
         }
-        Ok((loss.sum_all()?, f64::from(n_clipped)))
+        Ok((loss.sum_all()?, n_clipped))
     }
 }
 

@@ -3,12 +3,13 @@
 //! the low-variance reward, per-prompt scaled) version of either.
 
 use super::batches::ChatCodec;
+use crate::armorm::ArmoRm;
 use crate::logprobs::SequenceBatch;
-use crate::models::Model;
+use crate::models::{CausalLm, Model};
 use crate::reward_model::RewardModel;
 use crate::toy::GroundTruth;
 use crate::{Error, Result};
-use candle_core::Device;
+use candle_core::{DType, Device};
 use rmteach::metrics::Normalizer;
 use std::collections::HashSet;
 
@@ -51,11 +52,34 @@ impl<G: GroundTruth> RewardFn for GroundTruthReward<G> {
     }
 }
 
-/// A trained reward model scoring each exchange rendered with the chat template of
-/// its own tokenizer, `batch_size` rows per forward pass.
-pub struct RewardModelScorer {
+/// A model that scores a padded batch of chat-rendered exchanges, one number a row:
+/// a scalar-head reward model of any backbone, or ArmoRM.
+pub trait ScoreBatch {
+    /// The scores of the rows of `batch` (host copies, f32).
+    fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>>;
+}
+
+impl<M: CausalLm> ScoreBatch for RewardModel<M> {
+    fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
+        Ok(self
+            .forward_batch(batch)?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?)
+    }
+}
+
+impl ScoreBatch for ArmoRm {
+    fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
+        self.score(&batch.input_ids, Some(&batch.attention_mask))
+    }
+}
+
+/// A reward model scoring each exchange rendered with the chat template of its own
+/// tokenizer, `batch_size` rows per forward pass (our trained RMs by default; any
+/// [`ScoreBatch`] model, e.g. a Gemma RM or ArmoRM).
+pub struct RewardModelScorer<S = RewardModel<Model>> {
     /// The reward model.
-    pub model: RewardModel<Model>,
+    pub model: S,
     /// Its tokenizer and template.
     pub codec: ChatCodec,
     /// Rows per forward pass.
@@ -64,7 +88,7 @@ pub struct RewardModelScorer {
     pub device: Device,
 }
 
-impl RewardFn for RewardModelScorer {
+impl<S: ScoreBatch> RewardFn for RewardModelScorer<S> {
     fn score(&self, prompts: &[String], responses: &[String]) -> Result<Vec<f64>> {
         check_pairs(prompts, responses)?;
         let mut out = Vec::with_capacity(prompts.len());
@@ -79,13 +103,7 @@ impl RewardFn for RewardModelScorer {
                 r_ids.push(ri);
             }
             let batch = SequenceBatch::new(&p_ids, &r_ids, self.codec.pad, &self.device)?;
-            out.extend(
-                self.model
-                    .forward_batch(&batch)?
-                    .to_vec1::<f32>()?
-                    .into_iter()
-                    .map(f64::from),
-            );
+            out.extend(self.model.score_batch(&batch)?.into_iter().map(f64::from));
         }
         Ok(out)
     }

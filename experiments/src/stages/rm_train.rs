@@ -1,10 +1,15 @@
 //! Reward-model training: a new scalar head (N(0, 0.02)) on the SFT backbone, the
 //! Bradley-Terry loss with the centring term `0.01 (r_c + r_r)^2` (mean over pairs),
 //! AdamW at a constant learning rate; the paper's defaults.
+//!
+//! In bf16 ([`run_rm_train_with_dtype`]) the backbone and head run in bf16, the
+//! rewards and the loss are f32, and AdamW keeps f32 master weights (saved in the
+//! checkpoint). Per step the host reads three numbers: the loss and the count of
+//! correctly ordered pairs (both accumulated on the device) and the gradient norm.
 
 use super::batches::{check_batch, order, ChatCodec};
 use super::optim::{AdamW, OptimConfig};
-use super::sft::model_device;
+use super::sft::{check_training_dtype, model_device};
 use crate::data::PreferencePair;
 use crate::hf::{save_checkpoint_with_json, sequence_classification_json, SaveOptions};
 use crate::logprobs::SequenceBatch;
@@ -80,6 +85,18 @@ pub fn train_reward_model(
     pairs: &[PreferencePair],
     o: &RmTrainOptions,
 ) -> Result<RmTrainReport> {
+    Ok(train_reward_model_with_optimizer(rm, varmap, codec, pairs, o)?.0)
+}
+
+/// [`train_reward_model`], also returning the optimiser (whose
+/// [`master_varmap`](AdamW::master_varmap) holds the f32 weights of a bf16 model).
+pub fn train_reward_model_with_optimizer(
+    rm: &RewardModel<Model>,
+    varmap: &VarMap,
+    codec: &ChatCodec,
+    pairs: &[PreferencePair],
+    o: &RmTrainOptions,
+) -> Result<(RmTrainReport, AdamW)> {
     let micro = check_batch(o.batch_size, o.micro_batch_size, "rm_train")?;
     if pairs.is_empty() {
         return Err(Error::Input("rm_train: no preference pairs".into()));
@@ -100,7 +117,8 @@ pub fn train_reward_model(
             o.shuffle_seed.map(|s| s.wrapping_add(epoch as u64)),
         );
         for batch in idx.chunks(o.batch_size) {
-            let (mut loss_sum, mut right) = (0.0, 0usize);
+            // Loss and correct-pair count of the batch, summed on the device.
+            let mut sums: Option<Tensor> = None;
             for chunk in batch.chunks(micro) {
                 let seq = pair_batch(codec, pairs, chunk, &device)?;
                 let r = rm.forward_batch(&seq)?;
@@ -109,24 +127,41 @@ pub fn train_reward_model(
                 // Mean over the micro-batch, weighted by its share of the batch.
                 let loss = (bradley_terry_loss_with(&rc, &rr, o.centering)?
                     * (n as f64 / batch.len() as f64))?;
-                loss_sum += f64::from(loss.to_scalar::<f32>()?);
-                right += count_correct(&rc, &rr)?;
+                let here = Tensor::stack(
+                    &[
+                        loss.detach().to_dtype(DType::F32)?,
+                        count_correct(&rc.detach(), &rr.detach())?,
+                    ],
+                    0,
+                )?;
+                sums = Some(match sums {
+                    Some(acc) => (acc + here)?,
+                    None => here,
+                });
                 opt.backward(&loss)?;
             }
             opt.apply()?;
+            let (loss_sum, right) = match sums {
+                Some(t) => {
+                    let v = t.to_vec1::<f32>()?;
+                    (f64::from(v[0]), v[1].round() as usize)
+                }
+                None => (0.0, 0),
+            };
             losses.push(loss_sum);
             accuracies.push(right as f64 / batch.len() as f64);
             correct += right;
         }
     }
     let seen = pairs.len() * o.epochs;
-    Ok(RmTrainReport {
+    let report = RmTrainReport {
         losses,
         accuracies,
         accuracy: correct as f64 / seen as f64,
         pairs: seen,
         seconds: start.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((report, opt))
 }
 
 /// Rows `[chosen of each pair..., rejected of each pair...]` of the pairs `idx`.
@@ -158,10 +193,9 @@ fn pair_batch(
     SequenceBatch::new(&p, &r, codec.pad, device)
 }
 
-/// Number of pairs with `chosen > rejected`.
-fn count_correct(chosen: &Tensor, rejected: &Tensor) -> Result<usize> {
-    let (c, r) = (chosen.to_vec1::<f32>()?, rejected.to_vec1::<f32>()?);
-    Ok(c.iter().zip(&r).filter(|(c, r)| c > r).count())
+/// Number of pairs with `chosen > rejected`, as an f32 scalar on their device.
+fn count_correct(chosen: &Tensor, rejected: &Tensor) -> Result<Tensor> {
+    Ok(chosen.gt(rejected)?.to_dtype(DType::F32)?.sum_all()?)
 }
 
 /// The reward-model stage: the causal LM in `sft_dir` plus a new head (seeded by
@@ -175,19 +209,35 @@ pub fn run_rm_train(
     o: &RmTrainOptions,
     device: &Device,
 ) -> Result<RmTrainReport> {
+    run_rm_train_with_dtype(sft_dir, stage, pairs, o, device, DType::F32)
+}
+
+/// [`run_rm_train`] with the model in `dtype` (`F32` or `BF16`; f32 master weights
+/// in the optimiser for bf16). The checkpoint is saved in f32 from the master weights.
+pub fn run_rm_train_with_dtype(
+    sft_dir: &Path,
+    stage: &StageDir,
+    pairs: &[PreferencePair],
+    o: &RmTrainOptions,
+    device: &Device,
+    dtype: DType,
+) -> Result<RmTrainReport> {
     if let Some(done) = stage.summary::<RmTrainReport>()? {
         return Ok(done);
     }
-    let ckpt = reward_model_from_causal_checkpoint(sft_dir, o.head_seed, DType::F32, device)?;
+    check_training_dtype(dtype)?;
+    let ckpt = reward_model_from_causal_checkpoint(sft_dir, o.head_seed, dtype, device)?;
     let codec = ChatCodec::from_dir(sft_dir)?;
-    let report = train_reward_model(&ckpt.model, &ckpt.varmap, &codec, pairs, o)?;
+    let (report, opt) =
+        train_reward_model_with_optimizer(&ckpt.model, &ckpt.varmap, &codec, pairs, o)?;
+    let varmap = opt.master_varmap(&ckpt.varmap)?;
     let config = sequence_classification_json(&ckpt.config, DType::F32, Some(codec.pad))?;
     let exclude = LM_HEADS.iter().map(|s| s.to_string()).collect();
     let save = SaveOptions {
         exclude,
         ..SaveOptions::default()
     };
-    save_checkpoint_with_json(stage.path(), &config, &ckpt.varmap, &save)?;
+    save_checkpoint_with_json(stage.path(), &config, &varmap, &save)?;
     codec.tokenizer.save(stage.path())?;
     stage.complete(&report)?;
     Ok(report)

@@ -1,6 +1,12 @@
 //! Supervised fine-tuning: cross-entropy on the response tokens (and the template's
 //! closing EOS) of chat-rendered (prompt, response) pairs, the prompt masked; AdamW
 //! at a constant learning rate with gradient clipping; the paper's defaults.
+//!
+//! In bf16 ([`run_sft_with_dtype`]) the model runs in bf16 and AdamW keeps f32 master
+//! weights (see [`super::optim`]); the log-softmax and the loss reduction are f32
+//! ([`token_logprobs`]), and the saved checkpoint holds the f32 masters. Per step the
+//! host reads two numbers: the batch loss (accumulated on the device over the
+//! micro-batches) and the gradient norm.
 
 use super::batches::{check_batch, order, ChatCodec};
 use super::optim::{AdamW, OptimConfig};
@@ -10,7 +16,7 @@ use crate::logprobs::{token_logprobs, SequenceBatch};
 use crate::models::Model;
 use crate::pipeline::StageDir;
 use crate::{Error, Result};
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -65,6 +71,18 @@ pub fn train_sft(
     data: &[SftExample],
     o: &SftOptions,
 ) -> Result<SftReport> {
+    Ok(train_sft_with_optimizer(model, varmap, codec, data, o)?.0)
+}
+
+/// [`train_sft`], also returning the optimiser (whose
+/// [`master_varmap`](AdamW::master_varmap) holds the f32 weights of a bf16 model).
+pub fn train_sft_with_optimizer(
+    model: &Model,
+    varmap: &VarMap,
+    codec: &ChatCodec,
+    data: &[SftExample],
+    o: &SftOptions,
+) -> Result<(SftReport, AdamW)> {
     let micro = check_batch(o.batch_size, o.micro_batch_size, "sft")?;
     if data.is_empty() {
         return Err(Error::Input("sft: no training examples".into()));
@@ -93,25 +111,32 @@ pub fn train_sft(
                 })
                 .collect::<Result<Vec<_>>>()?;
             let tokens: usize = encoded.iter().map(|(_, r)| r.len()).sum();
-            let mut loss_sum = 0.0;
+            let mut loss_sum: Option<Tensor> = None;
             for chunk in encoded.chunks(micro) {
                 let (p, r): (Vec<_>, Vec<_>) = chunk.iter().cloned().unzip();
                 let seq = SequenceBatch::new(&p, &r, codec.pad, &device)?;
                 // Summed NLL of this micro-batch over the batch's token count: the
                 // micro-batch losses add up to the batch's token-mean cross-entropy.
                 let loss = (token_logprobs(model, &seq)?.sum_all()?.neg()? / tokens as f64)?;
-                loss_sum += f64::from(loss.to_scalar::<f32>()?);
+                let detached = loss.detach();
+                loss_sum = Some(match loss_sum {
+                    Some(acc) => (acc + detached)?,
+                    None => detached,
+                });
                 opt.backward(&loss)?;
             }
             opt.apply()?;
-            losses.push(loss_sum);
+            if let Some(l) = loss_sum {
+                losses.push(f64::from(l.to_dtype(DType::F32)?.to_scalar::<f32>()?));
+            }
         }
     }
-    Ok(SftReport {
+    let report = SftReport {
         losses,
         examples: data.len() * o.epochs,
         seconds: start.elapsed().as_secs_f64(),
-    })
+    };
+    Ok((report, opt))
 }
 
 /// The device of a model's variables (CPU for an empty map).
@@ -134,15 +159,44 @@ pub fn run_sft(
     o: &SftOptions,
     device: &Device,
 ) -> Result<SftReport> {
+    run_sft_with_dtype(init_dir, stage, data, o, device, DType::F32)
+}
+
+/// [`run_sft`] with the model in `dtype` (`F32` or `BF16`; f32 master weights in the
+/// optimiser for bf16). The checkpoint is saved in f32 from the master weights.
+pub fn run_sft_with_dtype(
+    init_dir: &Path,
+    stage: &StageDir,
+    data: &[SftExample],
+    o: &SftOptions,
+    device: &Device,
+    dtype: DType,
+) -> Result<SftReport> {
     if let Some(done) = stage.summary::<SftReport>()? {
         return Ok(done);
     }
-    let ckpt = load_checkpoint(init_dir, DType::F32, device)?;
+    check_training_dtype(dtype)?;
+    let ckpt = load_checkpoint(init_dir, dtype, device)?;
     let codec = ChatCodec::from_dir(init_dir)?;
-    let report = train_sft(&ckpt.model, &ckpt.varmap, &codec, data, o)?;
-    save_policy(stage.path(), init_dir, &ckpt.varmap, &codec)?;
+    let (report, opt) = train_sft_with_optimizer(&ckpt.model, &ckpt.varmap, &codec, data, o)?;
+    save_policy(
+        stage.path(),
+        init_dir,
+        &opt.master_varmap(&ckpt.varmap)?,
+        &codec,
+    )?;
     stage.complete(&report)?;
     Ok(report)
+}
+
+/// Fails unless `dtype` is one the training stages run in (`F32`, `BF16`).
+pub fn check_training_dtype(dtype: DType) -> Result<()> {
+    match dtype {
+        DType::F32 | DType::BF16 => Ok(()),
+        other => Err(Error::Input(format!(
+            "training runs in f32 or bf16, not {other:?}"
+        ))),
+    }
 }
 
 /// Saves `varmap` with `init_dir`'s `config.json` and `codec`'s tokenizer into `dir`.

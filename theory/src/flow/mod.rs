@@ -7,8 +7,12 @@
 
 pub mod events;
 pub mod field;
+mod kernels;
 pub mod solver;
+mod tableau;
 
 pub use events::{integrate_with_events, Crossing, FlowOutcome, Threshold, Trajectory};
-pub use field::{ProbabilityFlow, VectorField};
+pub use field::{ProbabilityFlow, TabularKlField, VectorField};
 pub use solver::{integrate_to, Method, SolverConfig};
+
+pub(crate) use kernels::softmax_moments;

@@ -2,7 +2,7 @@
 //! cached decoding, gradients reach every trainable tensor, and a model's log-ratio
 //! against itself is zero.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor, D};
 use common::{all_tiny, assert_every_var_has_gradient, build, tiny_llama, tiny_neox};

@@ -4,7 +4,9 @@
 //! score a left- and a right-padded batch as transformers does.
 
 use candle_core::{DType, Device};
+use rmteach_experiments::logprobs::SequenceBatch;
 use rmteach_experiments::reward_load::load_reward_backbone_checkpoint;
+use rmteach_experiments::stages::rewards::ScoreBatch;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -41,6 +43,34 @@ fn check(name: &str) {
             .fold(0.0f32, f32::max);
         eprintln!("{name} {side}-padded: ours {got:?}, transformers {want:?}, diff {diff:e}");
         assert!(diff <= 1e-4, "{name} {side}: scores differ by {diff}");
+        // The pipeline's scorer path: the same rows re-batched from their real tokens
+        // (first token as the prompt) score the same through `ScoreBatch`.
+        let rows: Vec<Vec<u32>> = ids
+            .to_vec2::<u32>()
+            .unwrap()
+            .into_iter()
+            .zip(mask.to_vec2::<u32>().unwrap())
+            .map(|(r, m)| {
+                r.into_iter()
+                    .zip(m)
+                    .filter(|(_, m)| *m == 1)
+                    .map(|(t, _)| t)
+                    .collect()
+            })
+            .collect();
+        let prompts: Vec<&[u32]> = rows.iter().map(|r| &r[..1]).collect();
+        let responses: Vec<&[u32]> = rows.iter().map(|r| &r[1..]).collect();
+        let batch = SequenceBatch::new(&prompts, &responses, 0, &Device::Cpu).unwrap();
+        let via = ckpt.model.score_batch(&batch).unwrap();
+        let diff = via
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff <= 1e-4,
+            "{name} {side} via ScoreBatch: differ by {diff}"
+        );
     }
 }
 

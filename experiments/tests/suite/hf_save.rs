@@ -6,7 +6,7 @@
 //! with `RMTEACH_EXPORT_SAVED=<dir>`; our initialisation is seeded, so the test
 //! rebuilds the same weights every run).
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{all_tiny, batch, build, max_abs_diff, tiny_llama, tiny_neox};

@@ -2,7 +2,7 @@
 //! the Bradley-Terry loss is right and trainable, and Hugging Face
 //! sequence-classification checkpoints load.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};

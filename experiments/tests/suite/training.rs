@@ -1,6 +1,6 @@
 //! A few AdamW steps on a fixed batch reduce the loss, for both architectures.
 
-mod common;
+use crate::common;
 
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use common::{all_tiny, batch, build, next_token_loss};

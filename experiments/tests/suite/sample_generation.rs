@@ -2,7 +2,7 @@
 //! tokens, seeds reproduce samples, top-k 1 and a tiny top-p are greedy, EOS stops a
 //! row without disturbing the others, bad settings are errors.
 
-mod common;
+use crate::common;
 
 use candle_core::Device;
 use common::{all_tiny, build, tiny_llama};

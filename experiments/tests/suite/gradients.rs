@@ -1,7 +1,7 @@
 //! Every trainable tensor receives a non-zero gradient from a cross-entropy loss (the
 //! check that catches non-differentiable fused ops and last-position-only logits).
 
-mod common;
+use crate::common;
 
 use common::{all_tiny, assert_every_var_has_gradient, batch, build, next_token_loss};
 use rmteach_experiments::models::CausalLm;

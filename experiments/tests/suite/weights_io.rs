@@ -1,7 +1,7 @@
 //! Saving a model's variables to safetensors and loading them into a fresh model
 //! reproduces the logits; sharded checkpoints and bad files give named errors.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{all_tiny, batch, build, max_abs_diff};

@@ -97,8 +97,8 @@ fn bad_fields_are_named() {
     refused("[world.toy]\narch = \"gpt2\"\n", "world");
     let e = err("name = \"x\"\n[world.toy]\nhidden_size = 30\n");
     assert!(e.contains("world.toy.hidden_size"), "{e}");
-    let e = err("name = \"x\"\ndtype = \"bf16\"\n[world.toy]\n");
-    assert!(e.contains("`dtype`"), "{e}");
+    let e = err("name = \"x\"\ndtype = \"f16\"\n[world.toy]\n");
+    assert!(e.contains("`dtype`") && e.contains("bf16"), "{e}");
     let e = err("name = \"x\"\ndevice = \"tpu\"\n[world.toy]\n");
     assert!(e.contains("`device`"), "{e}");
     let e = err("name = \"../up\"\n[world.toy]\n");

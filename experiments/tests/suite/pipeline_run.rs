@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// A handful of steps per stage: 2 RMs, the low-variance reward and the ground truth,
 /// one seed, one epoch.
-const TINY: &str = r#"
+pub const TINY: &str = r#"
 name = "tiny"
 seed = 1
 

@@ -1,7 +1,7 @@
 //! The key/value-cached forward agrees with the full forward, and left padding does
 //! not change the logits of a row's real tokens.
 
-mod common;
+use crate::common;
 
 use candle_core::{Device, Tensor};
 use common::{all_tiny, batch, build, max_abs_diff};

@@ -1,0 +1,183 @@
+//! The TOML run config of `rmteach exp run CONFIG.toml`.
+//!
+//! Every table and field is optional except `name` and `[world]`; an absent field takes
+//! the paper's Section 4.1 default (the protocol restated in the project notes, EXPERIMENTS.md). Unknown fields
+//! are errors, and every invalid value is reported as an [`Error::Config`] naming the
+//! file, the dotted field (`pg.k`) and the fix.
+
+use crate::{Error, Result};
+use candle_core::{DType, Device};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+mod tables;
+mod validate;
+
+pub use tables::{
+    DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
+    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, RM_SPLIT_CHOSEN, SFT_DATA,
+};
+use validate::toml_field;
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The run's directory name under the runs root (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Seed of the data split, the mixes' permutation and the evaluation prompts.
+    #[serde(default)]
+    pub seed: u64,
+    /// `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// Precision of the models: `f32` (the paper's) or `bf16` (bf16 weights; f32 optimiser
+    /// masters, moments, losses and softmax).
+    #[serde(default = "f32")]
+    pub dtype: String,
+    /// Where the models and data come from.
+    pub world: WorldConfig,
+    /// The train-preference split.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Supervised fine-tuning.
+    #[serde(default)]
+    pub sft: SftConfig,
+    /// On-policy preference pairs.
+    #[serde(default)]
+    pub prefdata: PrefDataConfig,
+    /// Reward-model training.
+    #[serde(default)]
+    pub rm: RmConfig,
+    /// The normalisation (and Table 1) sample.
+    #[serde(default)]
+    pub normalize: SampleConfig,
+    /// The perfectly accurate, low-variance reward.
+    #[serde(default)]
+    pub low_variance: LowVarianceConfig,
+    /// Policy gradient.
+    #[serde(default)]
+    pub pg: PgConfig,
+    /// Per-epoch evaluation.
+    #[serde(default)]
+    pub eval: SampleConfig,
+}
+
+fn cpu() -> String {
+    "cpu".into()
+}
+fn f32() -> String {
+    "f32".into()
+}
+impl RunConfig {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::from_toml_str(&text, &path.display().to_string())?;
+        if let Some(dir) = path.parent() {
+            config.resolve_relative(dir);
+        }
+        Ok(config)
+    }
+
+    /// Makes the relative paths of a paper world and of `[[rm.external]]` `dir`s
+    /// relative to `dir` (the config file's directory).
+    pub fn resolve_relative(&mut self, dir: &Path) {
+        let externals = self.rm.external.iter_mut().filter_map(|e| e.dir.as_mut());
+        let paper = self.world.paper.as_mut().into_iter().flat_map(|p| {
+            [
+                &mut p.model,
+                &mut p.sft_data,
+                &mut p.train_prefs,
+                &mut p.ground_truth,
+            ]
+        });
+        for f in externals.chain(paper) {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+    }
+
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let field = toml_field(text, &e).unwrap_or_else(|| "(document)".into());
+            Error::config(file, &field, e.to_string().trim_end())
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// The parsed `dtype`.
+    pub fn dtype(&self) -> Result<DType> {
+        match self.dtype.as_str() {
+            "f32" => Ok(DType::F32),
+            "bf16" => Ok(DType::BF16),
+            d => Err(Error::Input(format!(
+                "unknown `{d}`; use \"f32\" or \"bf16\""
+            ))),
+        }
+    }
+
+    /// The parsed `device`: `None` for the CPU, `Some(n)` for GPU `n` (not opened).
+    pub fn device_ordinal(&self) -> Result<Option<usize>> {
+        match self.device.as_str() {
+            "cpu" => Ok(None),
+            "cuda" => Ok(Some(0)),
+            d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Some(n)),
+                _ => Err(Error::Input(format!(
+                    "unknown `{d}`; use \"cpu\", \"cuda\" or \"cuda:N\""
+                ))),
+            },
+        }
+    }
+
+    /// Opens the device to run on.
+    pub fn device(&self) -> Result<Device> {
+        match self.device_ordinal()? {
+            None => Ok(Device::Cpu),
+            Some(n) => Device::new_cuda(n).map_err(|e| {
+                Error::Input(format!(
+                    "device `{}`: no CUDA device ({e}); build with `--features cuda` or use \"cpu\"",
+                    self.device
+                ))
+            }),
+        }
+    }
+
+    /// Name of the reward model trained on mix `p` (`rm-100`, ..., `rm-0`).
+    pub fn rm_name(p: u32) -> String {
+        format!("rm-{p}")
+    }
+
+    /// Every training reward, in Table 1's column order: the RMs (trained, then
+    /// external), the low-variance
+    /// reward (when enabled), the ground truth.
+    pub fn reward_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.rm.mixes.iter().map(|&p| Self::rm_name(p)).collect();
+        names.extend(self.rm.external.iter().map(|e| e.name.clone()));
+        if self.low_variance.enabled {
+            names.push(LOW_VARIANCE.into());
+        }
+        names.push(GROUND_TRUTH.into());
+        names
+    }
+
+    /// The rewards policy gradient trains on.
+    pub fn pg_rewards(&self) -> Vec<String> {
+        self.pg
+            .rewards
+            .clone()
+            .unwrap_or_else(|| self.reward_names())
+    }
+}
+
+/// Name of the perfectly accurate, low-variance reward.
+pub const LOW_VARIANCE: &str = "gt-low-variance";
+/// Name of the ground-truth reward.
+pub const GROUND_TRUTH: &str = "gt";

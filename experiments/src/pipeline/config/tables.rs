@@ -1,0 +1,365 @@
+//! The tables of a run config (`[world]`, `[sft]`, `[rm]`, `[pg]`, ...) with the
+//! paper's defaults.
+
+use crate::stages::pg::{PgAlgorithm, PgOptions};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `[world]`: exactly one of `[world.toy]` and `[world.paper]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldConfig {
+    /// The synthetic toy world, written by the run itself.
+    pub toy: Option<ToyWorldConfig>,
+    /// Paper scale: local directories and files the user provides.
+    pub paper: Option<PaperWorldConfig>,
+}
+
+/// `[world.toy]`: sizes of the synthetic world (see [`crate::toy::ToyWorldSpec`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToyWorldConfig {
+    /// Seed of the datasets and of the initial weights.
+    #[serde(default)]
+    pub seed: u64,
+    /// `llama` or `gpt-neox`: the policy's architecture.
+    #[serde(default = "llama")]
+    pub arch: String,
+    /// SFT examples.
+    #[serde(default = "d_sft")]
+    pub sft: usize,
+    /// Preference pairs (split into RM and RLHF prompts by `data.rm_fraction`).
+    #[serde(default = "d_prefs")]
+    pub train_prefs: usize,
+    /// Model width.
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    /// Transformer blocks.
+    #[serde(default = "d_layers")]
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    #[serde(default = "d_heads")]
+    pub num_attention_heads: usize,
+    /// MLP width (GPT-NeoX; Llama uses 2/3 of it).
+    #[serde(default = "d_inter")]
+    pub intermediate_size: usize,
+    /// Longest sequence.
+    #[serde(default = "d_pos")]
+    pub max_position_embeddings: usize,
+}
+
+fn llama() -> String {
+    "llama".into()
+}
+fn d_sft() -> usize {
+    2000
+}
+fn d_prefs() -> usize {
+    2000
+}
+fn d_hidden() -> usize {
+    256
+}
+fn d_layers() -> usize {
+    4
+}
+fn d_heads() -> usize {
+    4
+}
+fn d_inter() -> usize {
+    1024
+}
+fn d_pos() -> usize {
+    256
+}
+
+/// `[world.paper]`: local copies of the paper's model and data (no hub access).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperWorldConfig {
+    /// The initial causal LM directory (config.json, *.safetensors, tokenizer.json).
+    pub model: PathBuf,
+    /// AlpacaFarm `sft` split (parquet, JSONL or JSON).
+    pub sft_data: PathBuf,
+    /// UltraFeedback-binarized `train_prefs` (parquet, JSONL or JSON).
+    pub train_prefs: PathBuf,
+    /// The ground-truth reward model directory (`*ForSequenceClassification`).
+    pub ground_truth: PathBuf,
+}
+
+/// `[data]`: filtering and the RM / RLHF split of the preference pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Drop pairs whose prompt, chosen or rejected text exceeds this many tokens (512).
+    pub max_tokens: usize,
+    /// Fraction of pairs for reward-model training; the rest are RLHF prompts (0.8).
+    pub rm_fraction: f64,
+    /// Use at most this many SFT examples (`None`: all).
+    pub max_sft_examples: Option<usize>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: 512,
+            rm_fraction: 0.8,
+            max_sft_examples: None,
+        }
+    }
+}
+
+/// `sft.source` for the world's SFT set.
+pub const SFT_DATA: &str = "sft_data";
+/// `sft.source` for the ground truth's preferred responses of the RM split.
+pub const RM_SPLIT_CHOSEN: &str = "rm_split_chosen";
+
+/// `[sft]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// Fine-tune the world's model (true); false uses it as is, e.g. an Instruct model
+    /// in Section 4.2.
+    pub enabled: bool,
+    /// What to fine-tune on: `sft_data` (the world's SFT set: AlpacaFarm at paper
+    /// scale) or `rm_split_chosen` (the ground truth's preferred response of every
+    /// RM-split pair: the appendix variant and Section 4.2).
+    pub source: String,
+    /// Constant learning rate (1e-6).
+    pub lr: f64,
+    /// Examples per step (32).
+    pub batch_size: usize,
+    /// Examples per forward pass (`None`: the whole batch).
+    pub micro_batch_size: Option<usize>,
+    /// Passes over the data (1).
+    pub epochs: usize,
+    /// Gradient clipping (1.0).
+    pub max_grad_norm: Option<f64>,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            source: SFT_DATA.into(),
+            lr: 1e-6,
+            batch_size: 32,
+            micro_batch_size: None,
+            epochs: 1,
+            max_grad_norm: Some(1.0),
+        }
+    }
+}
+
+/// `[prefdata]`: sampling of the on-policy pairs (temperature 1, no top-k).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrefDataConfig {
+    /// Longest sampled response (512).
+    pub max_new_tokens: usize,
+    /// Rows per generation pass (64).
+    pub batch_size: usize,
+}
+
+impl Default for PrefDataConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 512,
+            batch_size: 64,
+        }
+    }
+}
+
+/// `[rm]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RmConfig {
+    /// On-policy percentages of the reward models ([100, 75, 50, 25, 0]).
+    pub mixes: Vec<u32>,
+    /// Constant learning rate (5e-7).
+    pub lr: f64,
+    /// Pairs per step (32).
+    pub batch_size: usize,
+    /// Pairs per forward pass (`None`: the whole batch).
+    pub micro_batch_size: Option<usize>,
+    /// Passes over the pairs (1).
+    pub epochs: usize,
+    /// Rows per scoring pass when the RMs score samples (64).
+    pub score_batch_size: usize,
+    /// Reward models trained elsewhere (Section 4.2's public RMs), `[[rm.external]]`.
+    pub external: Vec<ExternalRm>,
+}
+
+/// `[[rm.external]]`: a reward model this run does not train. Give exactly one of
+/// `dir` (a `*ForSequenceClassification` directory; relative to the config file) and
+/// `from_run` (a path under the runs root, e.g. `toy-4.1/rms/rm-100`: another run's RM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalRm {
+    /// Its name in tables and under `pg/` (not `rm-<p>`, `gt` or `gt-low-variance`).
+    pub name: String,
+    /// A reward-model directory.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// A reward-model directory under the runs root.
+    #[serde(default)]
+    pub from_run: Option<PathBuf>,
+}
+
+impl ExternalRm {
+    /// Its directory: `dir`, or `from_run` under `runs_root`.
+    pub fn resolve(&self, runs_root: &Path) -> PathBuf {
+        match (&self.dir, &self.from_run) {
+            (Some(d), _) => d.clone(),
+            (None, Some(r)) => runs_root.join(r),
+            (None, None) => PathBuf::new(),
+        }
+    }
+}
+
+impl Default for RmConfig {
+    fn default() -> Self {
+        Self {
+            mixes: vec![100, 75, 50, 25, 0],
+            lr: 5e-7,
+            batch_size: 32,
+            micro_batch_size: None,
+            epochs: 1,
+            score_batch_size: 64,
+            external: Vec::new(),
+        }
+    }
+}
+
+/// `[normalize]` and `[eval]`: `prompts` RLHF prompts x `samples` samples (temperature
+/// 1, top-k 50).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    /// Prompts (500; fewer when the RLHF split is smaller).
+    pub prompts: usize,
+    /// Samples per prompt (10).
+    pub samples: usize,
+    /// Longest response (512).
+    pub max_new_tokens: usize,
+    /// Top-k filter (50; 0 for none).
+    pub top_k: usize,
+    /// Rows per generation pass (64).
+    pub batch_size: usize,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        Self {
+            prompts: 500,
+            samples: 10,
+            max_new_tokens: 512,
+            top_k: 50,
+            batch_size: 64,
+        }
+    }
+}
+
+/// `[low_variance]`: the ground truth scaled on a fixed share of RLHF prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LowVarianceConfig {
+    /// Include this reward (true).
+    pub enabled: bool,
+    /// Share of RLHF prompts scaled (0.5).
+    pub fraction: f64,
+    /// Factor on their normalised rewards (0.001).
+    pub scale: f64,
+}
+
+impl Default for LowVarianceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            fraction: 0.5,
+            scale: 1e-3,
+        }
+    }
+}
+
+/// `[pg]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgConfig {
+    /// `rloo` or `grpo`.
+    pub algorithm: String,
+    /// Samples per prompt (2).
+    pub k: usize,
+    /// KL coefficient (0.05).
+    pub beta: f64,
+    /// Constant learning rate (1e-7).
+    pub lr: f64,
+    /// Completions per rollout batch (32).
+    pub batch: usize,
+    /// Optimiser steps per rollout batch (2).
+    pub mini_batches: usize,
+    /// Completions per forward pass (`None`: the mini-batch).
+    pub micro_batch_size: Option<usize>,
+    /// Training length in epochs of completions (6).
+    pub epochs: f64,
+    /// Longest rollout response (512).
+    pub max_new_tokens: usize,
+    /// Training seeds ([0, 1, 2]).
+    pub seeds: Vec<u64>,
+    /// Checkpoint every this many updates (10).
+    pub checkpoint_every: u64,
+    /// Train on these rewards only (`None`: every RM, the low-variance reward, `gt`).
+    pub rewards: Option<Vec<String>>,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        let d = PgOptions::default();
+        Self {
+            algorithm: "rloo".into(),
+            k: d.k,
+            beta: d.beta,
+            lr: d.lr,
+            batch: d.batch_size,
+            mini_batches: d.mini_batches,
+            micro_batch_size: None,
+            epochs: d.epochs,
+            max_new_tokens: d.max_new_tokens,
+            seeds: vec![0, 1, 2],
+            checkpoint_every: d.checkpoint_every,
+            rewards: None,
+        }
+    }
+}
+
+impl PgConfig {
+    /// The stage options for training seed `seed`.
+    pub fn options(&self, seed: u64) -> Result<PgOptions> {
+        let algorithm = match self.algorithm.as_str() {
+            "rloo" => PgAlgorithm::Rloo,
+            "grpo" => PgAlgorithm::Grpo,
+            other => {
+                return Err(Error::config(
+                    "<run config>",
+                    "pg.algorithm",
+                    format!("unknown `{other}`; use \"rloo\" or \"grpo\""),
+                ))
+            }
+        };
+        Ok(PgOptions {
+            algorithm,
+            k: self.k,
+            beta: self.beta,
+            lr: self.lr,
+            batch_size: self.batch,
+            mini_batches: self.mini_batches,
+            micro_batch_size: self.micro_batch_size,
+            epochs: self.epochs,
+            max_new_tokens: self.max_new_tokens,
+            checkpoint_every: self.checkpoint_every,
+            seed,
+            ..PgOptions::default()
+        })
+    }
+}

@@ -1,0 +1,294 @@
+//! Validation of a run config: every value a stage would reject later is reported
+//! up front, naming the file, the dotted field and the fix.
+
+use super::{RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN, SFT_DATA};
+use crate::{Error, Result};
+
+impl RunConfig {
+    /// Checks every value a stage would reject later, naming the field and the fix.
+    pub fn validate(&self, file: &str) -> Result<()> {
+        let bad = |field: &str, msg: &str| Err(Error::config(file, field, msg));
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !self.name.starts_with('.');
+        if !name_ok {
+            return bad(
+                "name",
+                "must be a non-empty directory name of letters, digits, `-`, `_`, `.`",
+            );
+        }
+        self.device_ordinal()
+            .map_err(|e| Error::config(file, "device", e.to_string()))?;
+        self.dtype()
+            .map_err(|e| Error::config(file, "dtype", e.to_string()))?;
+        match (&self.world.toy, &self.world.paper) {
+            (Some(t), None) => t.validate(file)?,
+            (None, Some(_)) => {}
+            _ => return bad("world", "give exactly one of [world.toy] and [world.paper]"),
+        }
+        let d = &self.data;
+        if !(d.rm_fraction > 0.0 && d.rm_fraction < 1.0) {
+            return bad(
+                "data.rm_fraction",
+                "must lie strictly between 0 and 1 (0.8)",
+            );
+        }
+        positive(file, "data.max_tokens", d.max_tokens)?;
+        if ![SFT_DATA, RM_SPLIT_CHOSEN].contains(&self.sft.source.as_str()) {
+            return bad(
+                "sft.source",
+                &format!(
+                    "unknown `{}`; use \"{SFT_DATA}\" or \"{RM_SPLIT_CHOSEN}\"",
+                    self.sft.source
+                ),
+            );
+        }
+        positive(file, "sft.batch_size", self.sft.batch_size)?;
+        positive(file, "sft.epochs", self.sft.epochs)?;
+        micro(file, "sft", self.sft.batch_size, self.sft.micro_batch_size)?;
+        rate(file, "sft.lr", self.sft.lr)?;
+        positive(
+            file,
+            "prefdata.max_new_tokens",
+            self.prefdata.max_new_tokens,
+        )?;
+        positive(file, "prefdata.batch_size", self.prefdata.batch_size)?;
+        let rm = &self.rm;
+        if (rm.mixes.is_empty() && rm.external.is_empty()) || rm.mixes.iter().any(|&p| p > 100) {
+            return bad(
+                "rm.mixes",
+                "must list on-policy percentages in 0..=100, e.g. [100, 75, 50, 25, 0] \
+                 (may be empty when [[rm.external]] lists reward models)",
+            );
+        }
+        self.validate_external(file)?;
+        let mut seen = rm.mixes.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != rm.mixes.len() {
+            return bad("rm.mixes", "must not repeat a percentage");
+        }
+        positive(file, "rm.batch_size", rm.batch_size)?;
+        positive(file, "rm.epochs", rm.epochs)?;
+        positive(file, "rm.score_batch_size", rm.score_batch_size)?;
+        micro(file, "rm", rm.batch_size, rm.micro_batch_size)?;
+        rate(file, "rm.lr", rm.lr)?;
+        for (table, s) in [("normalize", &self.normalize), ("eval", &self.eval)] {
+            positive(file, &format!("{table}.prompts"), s.prompts)?;
+            if s.samples < 2 {
+                return bad(
+                    &format!("{table}.samples"),
+                    "must be at least 2 (variance and accuracy compare samples)",
+                );
+            }
+            positive(file, &format!("{table}.max_new_tokens"), s.max_new_tokens)?;
+            positive(file, &format!("{table}.batch_size"), s.batch_size)?;
+        }
+        let lv = &self.low_variance;
+        if !(lv.fraction >= 0.0 && lv.fraction <= 1.0) {
+            return bad("low_variance.fraction", "must lie in [0, 1] (0.5)");
+        }
+        if !(lv.scale.is_finite() && lv.scale > 0.0) {
+            return bad("low_variance.scale", "must be finite and positive (0.001)");
+        }
+        let pg = &self.pg;
+        let o = pg.options(0).map_err(|e| rename(e, file))?;
+        rate(file, "pg.lr", pg.lr)?;
+        if pg.seeds.is_empty() {
+            return bad("pg.seeds", "must list at least one seed, e.g. [0, 1, 2]");
+        }
+        if !(pg.epochs.is_finite() && pg.epochs > 0.0) {
+            return bad("pg.epochs", "must be finite and positive (6)");
+        }
+        if pg.k < 2 {
+            return bad(
+                "pg.k",
+                "must be at least 2 (samples per prompt; the paper's 2)",
+            );
+        }
+        if pg.batch == 0 || pg.batch % pg.k != 0 {
+            return bad(
+                "pg.batch",
+                &format!("must be a positive multiple of pg.k (= {})", pg.k),
+            );
+        }
+        if pg.mini_batches == 0 || pg.batch % pg.mini_batches != 0 {
+            return bad(
+                "pg.mini_batches",
+                &format!("must be positive and divide pg.batch (= {})", pg.batch),
+            );
+        }
+        micro(file, "pg", pg.batch / pg.mini_batches, pg.micro_batch_size)?;
+        positive(file, "pg.max_new_tokens", pg.max_new_tokens)?;
+        if pg.checkpoint_every == 0 {
+            return bad("pg.checkpoint_every", "must be positive");
+        }
+        rate(file, "pg.beta", pg.beta)?;
+        // Anything else the stage itself would refuse.
+        if let Err(e) = o.total_updates(1) {
+            return bad("pg", &e.to_string());
+        }
+        if let Some(r) = &pg.rewards {
+            let known = self.reward_names();
+            if let Some(x) = r.iter().find(|x| !known.contains(x)) {
+                return bad(
+                    "pg.rewards",
+                    &format!("unknown reward `{x}`; known: {}", known.join(", ")),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `[[rm.external]]`: names unique and free, exactly one of `dir`/`from_run`.
+    fn validate_external(&self, file: &str) -> Result<()> {
+        let taken: Vec<String> = self.rm.mixes.iter().map(|&p| Self::rm_name(p)).collect();
+        let mut seen = Vec::new();
+        for (i, e) in self.rm.external.iter().enumerate() {
+            let field = |f: &str| format!("rm.external[{i}].{f}");
+            let name_ok = !e.name.is_empty()
+                && e.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
+                && !e.name.starts_with('.');
+            if !name_ok {
+                return Err(Error::config(
+                    file,
+                    &field("name"),
+                    "must be a directory name of letters, digits, `-`, `_`, `.`, `@`",
+                ));
+            }
+            if taken.contains(&e.name)
+                || [GROUND_TRUTH, LOW_VARIANCE].contains(&e.name.as_str())
+                || seen.contains(&&e.name)
+            {
+                return Err(Error::config(
+                    file,
+                    &field("name"),
+                    format!("`{}` is already a reward of this run; rename it", e.name),
+                ));
+            }
+            seen.push(&e.name);
+            if e.dir.is_some() == e.from_run.is_some() {
+                return Err(Error::config(
+                    file,
+                    &field("dir"),
+                    "give exactly one of `dir` (a reward-model directory) and `from_run` \
+                     (a path under the runs root)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ToyWorldConfig {
+    pub(super) fn validate(&self, file: &str) -> Result<()> {
+        if self.arch != "llama" && self.arch != "gpt-neox" {
+            return Err(Error::config(
+                file,
+                "world.toy.arch",
+                format!("unknown `{}`; use \"llama\" or \"gpt-neox\"", self.arch),
+            ));
+        }
+        for (f, v) in [
+            ("sft", self.sft),
+            ("train_prefs", self.train_prefs),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            positive(file, &format!("world.toy.{f}"), v)?;
+        }
+        if self.train_prefs < 10 {
+            return Err(Error::config(
+                file,
+                "world.toy.train_prefs",
+                "must be at least 10 (both the RM and the RLHF split need pairs)",
+            ));
+        }
+        if self.hidden_size % (2 * self.num_attention_heads) != 0 {
+            return Err(Error::config(
+                file,
+                "world.toy.hidden_size",
+                "must be a multiple of 2 * num_attention_heads (even rotary head width)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Renames the `<run config>` file label of an error to `file`.
+fn rename(e: Error, file: &str) -> Error {
+    match e {
+        Error::Config { field, message, .. } => Error::config(file, &field, message),
+        other => other,
+    }
+}
+
+fn positive(file: &str, field: &str, v: usize) -> Result<()> {
+    if v == 0 {
+        return Err(Error::config(file, field, "must be positive"));
+    }
+    Ok(())
+}
+
+fn rate(file: &str, field: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(Error::config(file, field, "must be finite and >= 0"));
+    }
+    Ok(())
+}
+
+fn micro(file: &str, table: &str, batch: usize, m: Option<usize>) -> Result<()> {
+    match m {
+        Some(m) if m == 0 || m > batch => Err(Error::config(
+            file,
+            &format!("{table}.micro_batch_size"),
+            format!("must be in 1..={batch} (the batch per step), or left out"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The dotted key at the error's position, found from the table header above it and
+/// the `key =` on its line (best effort; `None` when the error has no position).
+pub(super) fn toml_field(text: &str, e: &toml::de::Error) -> Option<String> {
+    let start = e.span()?.start.min(text.len());
+    let before = &text[..start];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    // An unknown field's message names it; otherwise the key of the line.
+    let key = unknown_field(e.message()).or_else(|| {
+        let (k, _) = line.split_once('=')?;
+        Some(k.trim().to_string())
+    });
+    match (table, key) {
+        (Some(t), Some(k)) if !line.trim_start().starts_with('[') => Some(format!("{t}.{k}")),
+        (_, Some(k)) if !line.trim_start().starts_with('[') => Some(k),
+        (_, _) if line.trim_start().starts_with('[') => Some(
+            line.trim()
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// `x` of serde's "unknown field `x`, expected ...".
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}

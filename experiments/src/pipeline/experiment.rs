@@ -1,0 +1,247 @@
+//! Section 4.2 experiments: one base run config, several policies and several
+//! policy-gradient algorithms. The file is an ordinary run config (see [`RunConfig`])
+//! plus two top-level keys:
+//!
+//! ```toml
+//! name = "toy-4.2"
+//! algorithms = ["rloo", "grpo"]     # pg.algorithm of each run (default: pg.algorithm)
+//!
+//! [[policies]]                      # each entry: a name and overrides of the base
+//! name = "llama-sft"
+//!
+//! [[policies]]
+//! name = "neox-sft"
+//! world.toy.arch = "gpt-neox"
+//! ```
+//!
+//! Every (policy, algorithm) becomes the run `<runs>/<name>/<policy>-<algorithm>/`,
+//! laid out as a Section 4.1 run. Runs of one policy differ only in `pg`, so a later
+//! algorithm's run starts from the finished stages before policy gradient of the first
+//! (hard-linked, copied where links fail). The report compares the policies per
+//! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
+
+use super::config::RunConfig;
+use super::run::{run_with, RunOptions, RunSummary};
+use crate::analysis::write_policies_report;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// One (policy, algorithm) run of an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentRun {
+    /// The policy's name.
+    pub policy: String,
+    /// `rloo` or `grpo`.
+    pub algorithm: String,
+    /// The run's config (its `name` is `<policy>-<algorithm>`).
+    pub config: RunConfig,
+}
+
+/// A parsed experiment file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExperimentConfig {
+    /// The experiment's directory name under the runs root.
+    pub name: String,
+    /// Every run, grouped by policy, algorithms in the file's order.
+    pub runs: Vec<ExperimentRun>,
+}
+
+/// Whether TOML text is an experiment file (it has `[[policies]]`).
+pub fn is_experiment(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("policies"))
+}
+
+/// Stages before policy gradient that runs of one policy share.
+const SHARED_STAGES: [&str; 6] = ["world", "sft", "prefdata", "rms", "normalize", "rm_eval"];
+
+impl ExperimentConfig {
+    /// Reads an experiment file; relative paths are relative to its directory and
+    /// `from_run` reward models are resolved under `runs_root`.
+    pub fn from_file(path: &Path, runs_root: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml_str(&text, &path.display().to_string(), dir, runs_root)
+    }
+
+    /// Parses an experiment; `file` names it in errors.
+    pub fn from_toml_str(text: &str, file: &str, dir: &Path, runs_root: &Path) -> Result<Self> {
+        let mut base: toml::Table = toml::from_str(text)
+            .map_err(|e| Error::config(file, "(document)", e.to_string().trim_end()))?;
+        let bad = |field: &str, msg: &str| Error::config(file, field, msg);
+        let name = base
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| bad("name", "give the experiment a name"))?
+            .to_string();
+        let policies = match base.remove("policies") {
+            Some(toml::Value::Array(p)) if !p.is_empty() => p,
+            _ => {
+                return Err(bad(
+                    "policies",
+                    "list at least one [[policies]] entry with a `name`",
+                ))
+            }
+        };
+        let algorithms: Vec<String> = match base.remove("algorithms") {
+            None => vec![base
+                .get("pg")
+                .and_then(|pg| pg.get("algorithm"))
+                .and_then(toml::Value::as_str)
+                .unwrap_or("rloo")
+                .to_string()],
+            Some(toml::Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| bad("algorithms", "must list strings, e.g. [\"rloo\", \"grpo\"]"))?,
+            Some(_) => return Err(bad("algorithms", "must list at least one algorithm")),
+        };
+        let mut runs = Vec::new();
+        let mut seen = Vec::new();
+        for (i, p) in policies.into_iter().enumerate() {
+            let field = format!("policies[{i}]");
+            let toml::Value::Table(mut overrides) = p else {
+                return Err(bad(&field, "must be a table with a `name`"));
+            };
+            let policy = match overrides.remove("name") {
+                Some(toml::Value::String(n)) => n,
+                _ => return Err(bad(&format!("{field}.name"), "give each policy a name")),
+            };
+            if seen.contains(&policy) {
+                return Err(bad(&format!("{field}.name"), "policy names must differ"));
+            }
+            seen.push(policy.clone());
+            for algorithm in &algorithms {
+                let mut t = base.clone();
+                merge(&mut t, overrides.clone());
+                let run_name = format!("{policy}-{algorithm}");
+                t.insert("name".into(), toml::Value::String(run_name.clone()));
+                let pg = t
+                    .entry("pg")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(pg) = pg {
+                    pg.insert("algorithm".into(), toml::Value::String(algorithm.clone()));
+                }
+                let label = format!("{file} (policy `{policy}`, {algorithm})");
+                let text = toml::to_string(&t)
+                    .map_err(|e| Error::config(&label, "(document)", e.to_string()))?;
+                let mut config = RunConfig::from_toml_str(&text, &label)?;
+                config.resolve_relative(dir);
+                for e in &mut config.rm.external {
+                    if let Some(r) = e.from_run.take() {
+                        e.dir = Some(runs_root.join(r));
+                    }
+                }
+                runs.push(ExperimentRun {
+                    policy: policy.clone(),
+                    algorithm: algorithm.clone(),
+                    config,
+                });
+            }
+        }
+        Ok(Self { name, runs })
+    }
+
+    /// The algorithms, in the file's order.
+    pub fn algorithms(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.runs {
+            if !out.contains(&r.algorithm) {
+                out.push(r.algorithm.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Overlays `over` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// What [`run_experiment`] did.
+#[derive(Debug, Clone)]
+pub struct ExperimentSummary {
+    /// `<runs>/<name>`.
+    pub dir: PathBuf,
+    /// One summary per run, in order.
+    pub runs: Vec<RunSummary>,
+    /// Whether every run finished (else the report is not written).
+    pub finished: bool,
+}
+
+/// Runs (or resumes) every run of `exp` under `<runs_root>/<name>/` and writes the
+/// cross-policy report per algorithm into `<runs_root>/<name>/report/<algorithm>/`.
+pub fn run_experiment(
+    exp: &ExperimentConfig,
+    runs_root: &Path,
+    opts: &RunOptions,
+) -> Result<ExperimentSummary> {
+    let dir = runs_root.join(&exp.name);
+    let mut summaries = Vec::new();
+    for (i, r) in exp.runs.iter().enumerate() {
+        if let Some(first) = exp.runs[..i].iter().find(|f| f.policy == r.policy) {
+            for stage in SHARED_STAGES {
+                let from = dir.join(&first.config.name).join(stage);
+                let to = dir.join(&r.config.name).join(stage);
+                if from.join(super::DONE_FILE).exists() && !to.exists() {
+                    link_tree(&from, &to)?;
+                }
+            }
+        }
+        let s = run_with(&r.config, &dir, opts)?;
+        let finished = s.finished;
+        summaries.push(s);
+        if !finished {
+            return Ok(ExperimentSummary {
+                dir,
+                runs: summaries,
+                finished: false,
+            });
+        }
+    }
+    for algorithm in exp.algorithms() {
+        let dirs: Vec<PathBuf> = exp
+            .runs
+            .iter()
+            .filter(|r| r.algorithm == algorithm)
+            .map(|r| dir.join(&r.config.name))
+            .collect();
+        write_policies_report(&dirs, None, &dir.join("report").join(&algorithm))
+            .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))?;
+    }
+    Ok(ExperimentSummary {
+        dir,
+        runs: summaries,
+        finished: true,
+    })
+}
+
+/// Recreates the tree `from` at `to` with hard links (copies where linking fails).
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io(&src))?.is_dir() {
+            link_tree(&src, &dst)?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).map_err(io(&dst))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! Section 4.2 experiments: the file expands into one run per (policy, algorithm),
+//! bad entries are named, and a tiny experiment over another run's reward models
+//! finishes with a cross-policy report, reusing each policy's stages across algorithms.
+
+use crate::pipeline_run::TINY;
+use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
+use rmteach_experiments::pipeline::run::RunSummary;
+use rmteach_experiments::pipeline::{
+    is_experiment, read_json, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+};
+use std::path::Path;
+
+fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
+    ExperimentConfig::from_toml_str(text, "exp.toml", Path::new("/cfg"), runs)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/toy-4.2.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(is_experiment(&text));
+    assert!(!is_experiment(TINY));
+    let exp = ExperimentConfig::from_file(&path, Path::new("/runs")).unwrap();
+    assert_eq!(exp.name, "toy-4.2");
+    let names: Vec<&str> = exp.runs.iter().map(|r| r.config.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "llama-sft-rloo",
+            "llama-sft-grpo",
+            "neox-sft-rloo",
+            "neox-sft-grpo",
+            "llama-sft-long-rloo",
+            "llama-sft-long-grpo"
+        ]
+    );
+    assert_eq!(exp.algorithms(), ["rloo", "grpo"]);
+    let neox = &exp.runs[2].config;
+    assert_eq!(neox.world.toy.as_ref().unwrap().arch, "gpt-neox");
+    assert_eq!(neox.pg.algorithm, "rloo");
+    assert_eq!(exp.runs[3].config.pg.algorithm, "grpo");
+    // Overrides merge into tables: the other [sft] fields stay the base's.
+    let long = &exp.runs[4].config;
+    assert_eq!((long.sft.epochs, long.sft.lr), (8, 3e-3));
+    assert_eq!(exp.runs[0].config.sft.epochs, 2);
+    // Reward models of another run resolve under the runs root.
+    let e = &neox.rm.external[0];
+    assert_eq!(e.name, "rm-100@4.1");
+    assert_eq!(
+        e.dir.as_deref(),
+        Some(Path::new("/runs/toy-4.1/rms/rm-100"))
+    );
+    assert!(neox.rm.mixes.is_empty() && !neox.low_variance.enabled);
+    assert_eq!(neox.reward_names().last().map(String::as_str), Some("gt"));
+}
+
+#[test]
+fn bad_experiments_are_named() {
+    let runs = Path::new("/runs");
+    let base = "name = \"e\"\n[world.toy]\n";
+    let cases = [
+        (base.to_string(), "policies"),
+        (
+            format!("{base}[[policies]]\narch = 1\n"),
+            "policies[0].name",
+        ),
+        (
+            format!("{base}[[policies]]\nname = \"a\"\n[[policies]]\nname = \"a\"\n"),
+            "policies[1].name",
+        ),
+        (
+            format!("algorithms = []\n{base}[[policies]]\nname = \"a\"\n"),
+            "algorithms",
+        ),
+        (
+            format!("algorithms = [\"ppo\"]\n{base}[[policies]]\nname = \"a\"\n"),
+            "pg.algorithm",
+        ),
+        (
+            format!("{base}[[policies]]\nname = \"a\"\nsft.epochz = 1\n"),
+            "sft.epochz",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = parse(&text, runs).unwrap_err();
+        assert!(e.contains(field) && e.contains("exp.toml"), "{field}: {e}");
+    }
+}
+
+#[test]
+fn external_reward_models_are_checked() {
+    let base = "name = \"x\"\n[world.toy]\n[rm]\nmixes = []\n";
+    let refused = |extra: &str, field: &str| {
+        let e = RunConfig::from_toml_str(&format!("{base}{extra}"), "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{field}: {e}");
+    };
+    // No reward model at all.
+    refused("", "rm.mixes");
+    refused(
+        "[[rm.external]]\nname = \"gt\"\ndir = \"/m\"\n",
+        "rm.external[0].name",
+    );
+    refused(
+        "[[rm.external]]\nname = \"a b\"\ndir = \"/m\"\n",
+        "rm.external[0].name",
+    );
+    refused(
+        "[[rm.external]]\nname = \"a\"\ndir = \"/m\"\nfrom_run = \"r/m\"\n",
+        "rm.external[0].dir",
+    );
+    refused("[[rm.external]]\nname = \"a\"\n", "rm.external[0].dir");
+    refused(
+        "[[rm.external]]\nname = \"a\"\ndir = \"/m\"\n[[rm.external]]\nname = \"a\"\ndir = \"/n\"\n",
+        "rm.external[1].name",
+    );
+    let ok = RunConfig::from_toml_str(
+        &format!("{base}[[rm.external]]\nname = \"a\"\ndir = \"m\"\n"),
+        "c.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.reward_names(), ["a", "gt-low-variance", "gt"]);
+}
+
+/// Two policies x two algorithms over the reward models of the tiny 4.1 run.
+fn tiny_42() -> String {
+    // The tiny 4.1 config with its RMs replaced by the first run's (top-level keys
+    // first, arrays of tables last).
+    let base = TINY
+        .replace(
+            "name = \"tiny\"",
+            "algorithms = [\"rloo\", \"grpo\"]\nname = \"tiny-42\"",
+        )
+        .replace("mixes = [100, 0]", "mixes = []")
+        .replace(
+            "[pg]\n",
+            "[pg]\nrewards = [\"rm-100@tiny\", \"rm-0@tiny\"]\n",
+        );
+    format!(
+        "{base}\n[low_variance]\nenabled = false\n\n\
+         [[rm.external]]\nname = \"rm-100@tiny\"\nfrom_run = \"tiny/rms/rm-100\"\n\n\
+         [[rm.external]]\nname = \"rm-0@tiny\"\nfrom_run = \"tiny/rms/rm-0\"\n\n\
+         [[policies]]\nname = \"llama\"\n\n\
+         [[policies]]\nname = \"neox\"\nworld.toy.arch = \"gpt-neox\"\n"
+    )
+}
+
+#[test]
+fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
+    let root = tempfile::tempdir().unwrap();
+    let exp = parse(&tiny_42(), root.path()).unwrap();
+    // Before the 4.1 run exists, the missing reward model is named.
+    let e = run_experiment(&exp, root.path(), &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rm.external[0]") && e.contains("tiny/rms/rm-100"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(root.path().join("tiny-42")).unwrap();
+
+    let first = run(
+        &RunConfig::from_toml_str(TINY, "tiny.toml").unwrap(),
+        root.path(),
+    )
+    .unwrap();
+    assert!(first.finished);
+    let summary = run_experiment(&exp, root.path(), &RunOptions::default()).unwrap();
+    assert!(summary.finished);
+    assert_eq!(summary.runs.len(), 4);
+    let skipped = |s: &RunSummary, stage: &str| {
+        s.stages
+            .iter()
+            .find(|t| t.stage == stage)
+            .map(|t| t.skipped)
+    };
+    // The second algorithm of a policy starts from the first's finished stages.
+    assert_eq!(skipped(&summary.runs[0], "sft"), Some(false));
+    assert_eq!(skipped(&summary.runs[1], "sft"), Some(true));
+    assert_eq!(skipped(&summary.runs[1], "rm_eval"), Some(true));
+    assert_eq!(skipped(&summary.runs[1], "pg/rm-0@tiny/seed0"), Some(false));
+    let dir = root.path().join("tiny-42");
+    let table: RmEvalTable = read_json(&dir.join("neox-grpo/rm_eval/rm_eval.json")).unwrap();
+    assert_eq!(table.columns, ["rm-100@tiny", "rm-0@tiny", "gt"]);
+    assert!(table
+        .rewards
+        .values()
+        .all(|e| e.reward_variance.is_finite()));
+    for algorithm in ["rloo", "grpo"] {
+        for f in ["report_policies.md", "table10_0.md", "table10_1.md"] {
+            let path = dir.join("report").join(algorithm).join(f);
+            assert!(path.is_file(), "{} written", path.display());
+        }
+    }
+    let md = std::fs::read_to_string(dir.join("report/grpo/report_policies.md")).unwrap();
+    assert!(md.contains("rm-0@tiny") && md.contains("neox-grpo"), "{md}");
+    // A second invocation finds everything done.
+    let again = run_experiment(&exp, root.path(), &RunOptions::default()).unwrap();
+    assert!(again
+        .runs
+        .iter()
+        .all(|s| s.stages.iter().all(|t| t.skipped)));
+}
+
+#[test]
+fn sft_on_the_rm_split_takes_the_ground_truths_preferred_responses() {
+    use rmteach_experiments::data::load_ultrafeedback;
+    use rmteach_experiments::pipeline::prefdata::rm_split_chosen;
+    use rmteach_experiments::stages::rewards::{GroundTruthReward, RewardFn};
+    use rmteach_experiments::toy::{write_toy_world, GroundTruth, ToyReward, ToyWorldSpec};
+    let root = tempfile::tempdir().unwrap();
+    let spec = ToyWorldSpec {
+        train_prefs: 40,
+        ..ToyWorldSpec::default()
+    };
+    let paths = write_toy_world(root.path(), &spec).unwrap();
+    let pairs = load_ultrafeedback(&paths.train_prefs).unwrap();
+    let gt = GroundTruthReward(ToyReward::default());
+    let sft = rm_split_chosen(pairs.clone(), &gt, 0.75, 3).unwrap();
+    assert_eq!(sft.len(), 30, "the RM split's share of 40 pairs");
+    let score = |p: &str, r: &str| ToyReward::default().score(p, r);
+    for ex in &sft {
+        // The pair it came from (prompts may repeat): the other response scores no higher.
+        let pair = pairs
+            .iter()
+            .find(|p| {
+                p.prompt == ex.prompt && (p.chosen == ex.response || p.rejected == ex.response)
+            })
+            .unwrap();
+        let other = if pair.chosen == ex.response {
+            &pair.rejected
+        } else {
+            &pair.chosen
+        };
+        assert!(score(&ex.prompt, &ex.response) >= score(&ex.prompt, other));
+    }
+    // Somewhere the dataset's order was wrong and the ground truth's wins.
+    assert!(sft
+        .iter()
+        .any(|ex| pairs.iter().any(|p| p.prompt == ex.prompt
+            && p.rejected == ex.response
+            && score(&p.prompt, &p.rejected) > score(&p.prompt, &p.chosen))));
+    assert!(gt
+        .score(&[sft[0].prompt.clone()], &[sft[0].response.clone()])
+        .is_ok());
+    // Wired into a run: `sft.source` selects it (and bad values are named).
+    let cfg = RunConfig::from_toml_str(
+        &TINY.replace("[sft]\n", "[sft]\nsource = \"rm_split_chosen\"\n"),
+        "t.toml",
+    )
+    .unwrap();
+    let opts = RunOptions {
+        stop_after: Some("sft".into()),
+        ..RunOptions::default()
+    };
+    let s = rmteach_experiments::pipeline::run::run_with(&cfg, root.path(), &opts).unwrap();
+    assert!(!s.finished && root.path().join("tiny/sft/DONE.json").is_file());
+    let e = RunConfig::from_toml_str(
+        &TINY.replace("[sft]\n", "[sft]\nsource = \"x\"\n"),
+        "t.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("sft.source"), "{e}");
+}
+
+#[test]
+fn the_paper_scale_experiment_presets_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let p42 = ExperimentConfig::from_file(&dir.join("paper-4.2.toml"), Path::new("runs")).unwrap();
+    assert_eq!(p42.runs.len(), 6);
+    let instruct = &p42.runs[4].config;
+    assert_eq!(p42.runs[4].policy, "llama-3.2-1b-instruct");
+    assert!(!instruct.sft.enabled);
+    assert_eq!(p42.runs[0].config.sft.source, "rm_split_chosen");
+    assert_eq!(instruct.rm.external.len(), 4);
+    assert!(instruct
+        .rm
+        .external
+        .iter()
+        .all(|e| e.dir.as_ref().unwrap().starts_with(&dir)));
+    assert_eq!(instruct.pg_rewards().len(), 4);
+    assert_eq!(instruct.pg.epochs, 2.0);
+    let app = ExperimentConfig::from_file(&dir.join("paper-4.1-appendix.toml"), Path::new("runs"))
+        .unwrap();
+    let names: Vec<&str> = app.runs.iter().map(|r| r.config.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pythia-1b-rm-split-sft-rloo", "other-ground-truth-rloo"]
+    );
+    let p = app.runs[0].config.world.paper.as_ref().unwrap();
+    assert!(p.model.ends_with("pythia-1b") && p.model.starts_with(&dir));
+    assert_eq!(app.runs[0].config.rm.mixes, [100, 75, 50, 25, 0]);
+    let explore = dir.join("explore");
+    for f in std::fs::read_dir(&explore).unwrap() {
+        let path = f.unwrap().path();
+        RunConfig::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn a_tiny_run_in_bf16_finishes_with_finite_tables() {
+    let root = tempfile::tempdir().unwrap();
+    let text = TINY.replace("seed = 1\n", "seed = 1\ndtype = \"bf16\"\n");
+    let cfg = RunConfig::from_toml_str(&text, "bf16.toml").unwrap();
+    assert_eq!(cfg.dtype().unwrap(), candle_core::DType::BF16);
+    let s = run(&cfg, root.path()).unwrap();
+    assert!(s.finished);
+    let table: RmEvalTable = read_json(&root.path().join("tiny/rm_eval/rm_eval.json")).unwrap();
+    assert!(table
+        .rows
+        .iter()
+        .all(|r| r.values.iter().all(|v| v.is_finite())));
+    assert!(root.path().join("tiny/report/report.md").is_file());
+}
