@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod figures;
+pub mod findings;
 pub mod increase;
 pub mod increase_table;
 pub mod load;

@@ -170,6 +170,11 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
             },
             opts.epoch
         );
+        md.push_str("## What this run shows\n\n");
+        for f in super::findings::single_run_findings(&run, &t2, opts.epoch) {
+            let _ = writeln!(md, "- {f}");
+        }
+        md.push('\n');
         let t10_epoch = default_table10_epoch(data, summaries);
         if let Some(epoch) = t10_epoch {
             emit(
@@ -242,6 +247,7 @@ pub fn write_policies_report(
     let mut files = ReportFiles::default();
     let mut md = String::from("# Section 4.2: reward models across language models\n\n");
     let mut groups = Vec::new();
+    let mut runs = Vec::new();
     for (i, dir) in run_dirs.iter().enumerate() {
         let run = summarize_run(dir)?;
         let e = epoch
@@ -275,7 +281,13 @@ pub fn write_policies_report(
             &mut files,
         )?;
         groups.push(PolicyIncrease::from_run(&run.data, &run.summaries, e));
+        runs.push(run);
     }
+    md.push_str("## What these runs show\n\n");
+    for f in super::findings::policies_findings(&runs) {
+        let _ = writeln!(md, "- {f}");
+    }
+    md.push('\n');
     let stem = "gt_increase_bars_policies";
     let paths = gt_increase_bars(&groups, &out_dir.join(stem))?;
     link_figure(

@@ -205,7 +205,10 @@ fn check_same_config(dir: &RunDir, config: &RunConfig) -> Result<()> {
     let path = dir.root().join("config.json");
     let now = serde_json::to_value(config).map_err(|e| Error::Input(e.to_string()))?;
     if path.exists() {
-        let before: serde_json::Value = read_json(&path)?;
+        // Read back through `RunConfig`, so fields added since (with their defaults)
+        // do not make an old run directory look foreign.
+        let before: RunConfig = read_json(&path)?;
+        let before = serde_json::to_value(before).map_err(|e| Error::Input(e.to_string()))?;
         if before != now {
             return Err(Error::Input(format!(
                 "{} was made by a different config; rerun with the same config, \

@@ -196,6 +196,10 @@ fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
     }
     let md = std::fs::read_to_string(dir.join("report/grpo/report_policies.md")).unwrap();
     assert!(md.contains("rm-0@tiny") && md.contains("neox-grpo"), "{md}");
+    assert!(
+        md.contains("## What these runs show") && md.contains("best teacher"),
+        "{md}"
+    );
     // A second invocation finds everything done.
     let again = run_experiment(&exp, root.path(), &RunOptions::default()).unwrap();
     assert!(again

@@ -120,6 +120,11 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
     ] {
         assert!(dir.join(f).is_file(), "{f} written");
     }
+    let report = std::fs::read_to_string(dir.join("report/report.md")).unwrap();
+    assert!(
+        report.contains("## What this run shows") && report.contains("Proxy-reward increase"),
+        "{report}"
+    );
     let table1 = std::fs::read_to_string(dir.join("report/table1.md")).unwrap();
     assert!(
         table1.contains("rm-100") && table1.contains("On-Policy"),
