@@ -77,8 +77,11 @@ if [ "$MODE" = stub ]; then
 out=""; dir=""; srcs=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --version) echo "nvcc: NVIDIA (R) Cuda compiler driver (rmteach check stub)"
-               echo "Cuda compilation tools, release 13.0, V13.0.88"; exit 0 ;;
+    --version) # cudarc's build script reads the 4th line, as real nvcc prints it.
+               printf '%s\n' "nvcc: NVIDIA (R) Cuda compiler driver (rmteach check stub)" \
+                 "Copyright (c) NVIDIA Corporation" "Built on (stub)" \
+                 "Cuda compilation tools, release 13.0, V13.0.88" "Build cuda_13.0.stub"
+               exit 0 ;;
     --list-gpu-code) echo "sm_90"; exit 0 ;;
     -o) out=$2; shift ;;
     --output-directory) dir=$2; shift ;;
