@@ -4,17 +4,16 @@
 //! checked against their host-side definitions.
 
 use crate::common::{all_tiny, batch, build, max_abs_diff, tiny_llama};
+use crate::stages::toy;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::Rng;
 use rand::SeedableRng;
 use rmteach_experiments::data::{load_alpaca_sft, load_ultrafeedback};
-use rmteach_experiments::hf::{
-    load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions,
-};
+use rmteach_experiments::hf::load_checkpoint;
 use rmteach_experiments::logprobs::{token_logprobs, SequenceBatch};
 use rmteach_experiments::models::attention::MASK_VALUE;
-use rmteach_experiments::models::{AttentionInputs, CausalLm, Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::models::{AttentionInputs, CausalLm, Model, ModelConfig};
 use rmteach_experiments::pipeline::{MetricsLog, RunDir};
 use rmteach_experiments::reward_model::reward_model_from_causal_checkpoint;
 use rmteach_experiments::sample::{
@@ -27,10 +26,7 @@ use rmteach_experiments::stages::pg::{
 use rmteach_experiments::stages::rewards::GroundTruthReward;
 use rmteach_experiments::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
 use rmteach_experiments::stages::sft::{run_sft_with_dtype, SftOptions};
-use rmteach_experiments::toy::{
-    write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec,
-};
-use std::path::Path;
+use rmteach_experiments::toy::ToyReward;
 
 const CPU: Device = Device::Cpu;
 
@@ -356,42 +352,6 @@ fn adamw_keeps_f32_masters_for_bf16_weights() {
         .unwrap();
     assert!((global_norm(&[&a, &b]).unwrap() - 5.0).abs() < 1e-6);
     assert_eq!(global_norm(&[]).unwrap(), 0.0);
-}
-
-/// A toy world with a tiny, randomly initialised Llama saved in `paths.llama`.
-fn toy(root: &Path) -> ToyWorldPaths {
-    let model = ToyModelSize {
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 96,
-        max_position_embeddings: 64,
-    };
-    let spec = ToyWorldSpec {
-        seed: 3,
-        pretrain: 0,
-        sft: 24,
-        train_prefs: 16,
-        test_prefs: 4,
-        prompts: 8,
-        model,
-    };
-    let paths = write_toy_world(root, &spec).unwrap();
-    let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();
-    let varmap = VarMap::new();
-    Model::new(
-        &config,
-        SeededVarMap::new(varmap.clone(), 7).var_builder(DType::F32, &CPU),
-    )
-    .unwrap();
-    save_checkpoint_with_json(
-        &paths.llama,
-        &read_config_json(&paths.llama).unwrap(),
-        &varmap,
-        &SaveOptions::default(),
-    )
-    .unwrap();
-    paths
 }
 
 #[test]

@@ -28,7 +28,7 @@ use rmteach_experiments::toy::{
 use std::path::Path;
 
 /// A toy world with a tiny, randomly initialised Llama saved in `paths.llama`.
-fn toy(root: &Path) -> ToyWorldPaths {
+pub(crate) fn toy(root: &Path) -> ToyWorldPaths {
     let model = ToyModelSize {
         hidden_size: 32,
         num_hidden_layers: 2,
