@@ -4,6 +4,7 @@
 //! integrating gradient flows (see `rmteach theory --help`); `rmteach exp ...` works
 //! with language models (see `rmteach exp --help`).
 
+mod alloc;
 #[cfg(feature = "lm")]
 mod exp;
 #[cfg(feature = "lm")]
@@ -40,6 +41,7 @@ enum Command {
 }
 
 fn main() {
+    alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Theory(cmd) => theory::run(cmd),

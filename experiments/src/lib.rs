@@ -14,6 +14,7 @@ pub mod error;
 pub mod hf;
 pub mod logprobs;
 pub mod models;
+pub mod ops;
 pub mod pipeline;
 pub mod reward_load;
 pub mod reward_model;

@@ -9,6 +9,7 @@
 //! `P - 1 ..` are computed.
 
 use crate::models::{AttentionInputs, CausalLm};
+use crate::ops::{linear_picked_logprob, picked_logprob};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 
@@ -110,17 +111,23 @@ pub fn token_logprobs<M: CausalLm + ?Sized>(model: &M, batch: &SequenceBatch) ->
     let mask = batch.attention_mask.narrow(1, 0, t - 1)?;
     let inputs = AttentionInputs::new(Some(&mask), b, t - 1, 0, DType::F32, ids.device())?;
     let hidden = model.forward_hidden(&ids, &inputs, None)?;
-    let logits = model
-        .lm_head(&hidden.narrow(1, p - 1, r)?)?
-        .to_dtype(DType::F32)?;
-    let logp = log_softmax(&logits)?;
-    let targets = batch
-        .input_ids
-        .narrow(1, p, r)?
-        .contiguous()?
-        .unsqueeze(2)?;
-    let picked = logp.gather(&targets, 2)?.squeeze(2)?;
+    let targets = batch.input_ids.narrow(1, p, r)?.contiguous()?;
+    let picked = head_logprobs(model, &hidden.narrow(1, p - 1, r)?, &targets)?;
     Ok((picked * &batch.response_mask)?)
+}
+
+/// Log-probabilities `(batch, n)` f32 of `targets` `(batch, n)` under the model's output
+/// head applied to `hidden` `(batch, n, d)`: fused with the head when it is a plain
+/// linear map ([`CausalLm::lm_head_weight`]), else logits first.
+pub fn head_logprobs<M: CausalLm + ?Sized>(
+    model: &M,
+    hidden: &Tensor,
+    targets: &Tensor,
+) -> Result<Tensor> {
+    match model.lm_head_weight() {
+        Some(w) => linear_picked_logprob(hidden, w, targets),
+        None => picked_logprob(&model.lm_head(hidden)?.to_dtype(DType::F32)?, targets),
+    }
 }
 
 /// Summed log-probability `(batch,)` of each row's response tokens; differentiable.

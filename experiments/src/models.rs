@@ -44,6 +44,13 @@ pub trait CausalLm {
     /// Vocabulary logits for hidden states `(..., hidden)`.
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor>;
 
+    /// The output projection's weight `(vocab, hidden)` when [`CausalLm::lm_head`] is
+    /// exactly `hidden W^T` (no bias, scaling or soft-cap), so fused kernels may compute
+    /// the logits themselves; `None` otherwise (the default).
+    fn lm_head_weight(&self) -> Option<&Tensor> {
+        None
+    }
+
     /// Full-sequence logits `(batch, time, vocab)` for training. `attention_mask`
     /// `(batch, time)` is 1 for real tokens and 0 for padding (left or right); `None`
     /// means no padding.
@@ -133,5 +140,9 @@ impl CausalLm for Model {
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         self.inner().lm_head(hidden)
+    }
+
+    fn lm_head_weight(&self) -> Option<&Tensor> {
+        self.inner().lm_head_weight()
     }
 }

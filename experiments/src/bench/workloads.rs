@@ -2,15 +2,15 @@
 
 use super::{median, timed, BenchInputs, BenchSpec, Workload, WorkloadReport};
 use crate::hf::load_checkpoint;
-use crate::logprobs::{log_softmax, token_logprobs, SequenceBatch};
-use crate::models::{CausalLm, Model};
+use crate::logprobs::{head_logprobs, token_logprobs, SequenceBatch};
+use crate::models::{AttentionInputs, CausalLm, Model};
 use crate::reward_model::{bradley_terry_loss, load_reward_checkpoint};
 use crate::sample::{generate, SamplingConfig};
 use crate::stages::advantages::{kl_penalised, rloo_advantages};
 use crate::stages::batches::order;
 use crate::stages::optim::{AdamW, OptimConfig};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,10 +107,10 @@ fn forward(ctx: &Ctx<'_>) -> Result<Outcome> {
 /// Causal-LM loss: mean NLL of every next token (`labels = input_ids` in transformers).
 fn lm_loss(model: &Model, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let (b, t) = ids.dims2()?;
-    let logits = model.forward(ids, Some(mask))?;
-    let logp = log_softmax(&logits.narrow(1, 0, t - 1)?.to_dtype(DType::F32)?)?;
-    let targets = ids.narrow(1, 1, t - 1)?.contiguous()?.unsqueeze(2)?;
-    let picked = logp.gather(&targets, D::Minus1)?;
+    let inputs = AttentionInputs::new(Some(mask), b, t, 0, DType::F32, ids.device())?;
+    let hidden = model.forward_hidden(ids, &inputs, None)?;
+    let targets = ids.narrow(1, 1, t - 1)?.contiguous()?;
+    let picked = head_logprobs(model, &hidden.narrow(1, 0, t - 1)?, &targets)?;
     Ok((picked.sum_all()?.neg()? / (b * (t - 1)) as f64)?)
 }
 

@@ -229,4 +229,8 @@ impl CausalLm for GptNeox {
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         self.embed_out.forward(hidden)
     }
+
+    fn lm_head_weight(&self) -> Option<&Tensor> {
+        self.embed_out.bias_free_weight()
+    }
 }

@@ -226,4 +226,8 @@ impl CausalLm for Llama {
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
         self.lm_head.forward(hidden)
     }
+
+    fn lm_head_weight(&self) -> Option<&Tensor> {
+        self.lm_head.bias_free_weight()
+    }
 }

@@ -26,6 +26,7 @@
 //! clipping factor and the finiteness check need. The sum of squares is formed on the
 //! device.
 
+use crate::ops::{adamw_update_cpu, AdamWStep};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -258,8 +259,27 @@ impl AdamW {
         let c = &self.config;
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let (scale_m, scale_v) = (1.0 / (1.0 - c.beta1.powi(t)), 1.0 / (1.0 - c.beta2.powi(t)));
+        let fused = AdamWStep {
+            clip,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            scale_m,
+            scale_v,
+            eps: c.eps,
+            lr: c.lr,
+            weight_decay: c.weight_decay,
+        };
         for slot in &mut self.slots {
             let Some(g) = slot.grad.take() else { continue };
+            if slot.master.is_none() {
+                let theta = slot.var.as_tensor();
+                if let Some((theta, m, v)) = adamw_update_cpu(theta, &slot.m, &slot.v, &g, &fused)?
+                {
+                    slot.var.set(&theta)?;
+                    (slot.m, slot.v) = (m, v);
+                    continue;
+                }
+            }
             let g = if clip < 1.0 { (g * clip)? } else { g };
             slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;

@@ -1,0 +1,150 @@
+//! The AdamW update of one f32 parameter tensor on the CPU in a single pass (the same
+//! arithmetic, in the same order, as the tensor-op update of
+//! [`crate::stages::optim::AdamW`], which takes a dozen full-size passes, each
+//! allocating).
+
+use crate::Result;
+use candle_core::{DType, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Per-step constants of the update (all applied in f32, as tensor ops with f64
+/// scalars apply them).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWStep {
+    /// Gradient scale from clipping (1 = none).
+    pub clip: f64,
+    /// First- and second-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Bias corrections `1 / (1 - beta^t)`.
+    pub scale_m: f64,
+    /// The same for the second moment.
+    pub scale_v: f64,
+    /// Denominator offset.
+    pub eps: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+}
+
+/// New `(theta, m, v)` from `theta`, `m`, `v` and the gradient `g` (same shape, f32),
+/// when all four are f32 on the CPU; `None` otherwise (the caller falls back to tensor
+/// ops).
+pub fn adamw_update_cpu(
+    theta: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    k: &AdamWStep,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    let all = [theta, m, v, g];
+    if !all
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.shape() == theta.shape())
+    {
+        return Ok(None);
+    }
+    let all: Vec<Tensor> = all
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<_>>()?;
+    let guards: Vec<_> = all.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(4);
+    for (storage, layout) in &guards {
+        let Storage::Cpu(cpu) = &**storage else {
+            return Ok(None);
+        };
+        let data = cpu.as_slice::<f32>()?;
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            return Ok(None);
+        };
+        slices.push(&data[a..b]);
+    }
+    let (th, m0, v0, g0) = (slices[0], slices[1], slices[2], slices[3]);
+    let n = th.len();
+    let (mut th1, mut m1, mut v1) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    let f = |x: f64| x as f32;
+    let (clip, b1, b2) = (f(k.clip), f(k.beta1), f(k.beta2));
+    let (c1, c2) = (f(1.0 - k.beta1), f(1.0 - k.beta2));
+    let (sm, sv, eps, lr) = (f(k.scale_m), f(k.scale_v), f(k.eps), f(k.lr));
+    let decay = f(1.0 - k.lr * k.weight_decay);
+    let scaled = k.clip < 1.0;
+    const CHUNK: usize = 1 << 14;
+    th1.par_chunks_mut(CHUNK)
+        .zip(m1.par_chunks_mut(CHUNK))
+        .zip(v1.par_chunks_mut(CHUNK))
+        .enumerate()
+        .for_each(|(c, ((th1, m1), v1))| {
+            let o = c * CHUNK;
+            for i in 0..th1.len() {
+                let j = o + i;
+                let g = if scaled { g0[j] * clip } else { g0[j] };
+                let m = m0[j] * b1 + g * c1;
+                let v = v0[j] * b2 + (g * g) * c2;
+                let update = (m * sm) / ((v * sv).sqrt() + eps);
+                th1[i] = th[j] * decay - update * lr;
+                m1[i] = m;
+                v1[i] = v;
+            }
+        });
+    drop(guards);
+    let (shape, dev) = (theta.shape().clone(), theta.device());
+    Ok(Some((
+        Tensor::from_vec(th1, shape.clone(), dev)?,
+        Tensor::from_vec(m1, shape.clone(), dev)?,
+        Tensor::from_vec(v1, shape, dev)?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn matches_the_tensor_op_update() -> Result<()> {
+        let dev = Device::Cpu;
+        let n = 40_000;
+        let mk = |a: usize, s: f32, o: f32| {
+            Tensor::from_vec(
+                (0..n)
+                    .map(|i| ((i * a) % 97) as f32 * s + o)
+                    .collect::<Vec<_>>(),
+                (200, 200),
+                &dev,
+            )
+        };
+        let (theta, m, g) = (
+            mk(31, 0.01, -0.5)?,
+            mk(17, 0.001, -0.05)?,
+            mk(7, 0.02, -1.0)?,
+        );
+        let v = mk(13, 0.0001, 0.0)?;
+        let k = AdamWStep {
+            clip: 0.3,
+            beta1: 0.9,
+            beta2: 0.999,
+            scale_m: 1.0 / (1.0 - 0.9f64.powi(3)),
+            scale_v: 1.0 / (1.0 - 0.999f64.powi(3)),
+            eps: 1e-8,
+            lr: 1e-3,
+            weight_decay: 0.01,
+        };
+        let (t1, m1, v1) = adamw_update_cpu(&theta, &m, &v, &g, &k)?.expect("cpu f32");
+        let gs = (&g * k.clip)?;
+        let m2 = ((&m * k.beta1)? + (&gs * (1.0 - k.beta1))?)?;
+        let v2 = ((&v * k.beta2)? + (gs.sqr()? * (1.0 - k.beta2))?)?;
+        let up = ((&m2 * k.scale_m)? / ((&v2 * k.scale_v)?.sqrt()? + k.eps)?)?;
+        let t2 = ((&theta * (1.0 - k.lr * k.weight_decay))? - (up * k.lr)?)?;
+        for (a, b) in [(&t1, &t2), (&m1, &m2), (&v1, &v2)] {
+            let d = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let s = b.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d <= 1e-6 * s, "differs by {d} (scale {s})");
+        }
+        let bf = theta.to_dtype(DType::BF16)?;
+        assert!(adamw_update_cpu(&bf, &m, &v, &g, &k)?.is_none());
+        Ok(())
+    }
+}

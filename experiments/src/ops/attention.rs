@@ -1,0 +1,213 @@
+//! Scaled dot-product attention with an additive mask as one autograd node.
+//!
+//! The products run as batched GEMMs outside the graph; the node keeps the attention
+//! probabilities and differentiates with four more GEMMs and one fused softmax-gradient
+//! pass. Built from tensor ops the same attention is about ten nodes (copies, the keys'
+//! transpose, two matmuls, scale, mask, softmax), each costing candle's backward pass a
+//! zeroed and accumulated full-size buffer.
+
+use super::kernel::{cpu_f32, exp_nonpos, f32_slice, for_each_row};
+use crate::Result;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use std::sync::Mutex;
+
+/// `softmax(q k^T * scale + mask) v`: `q` `(b, h, t, d)`, `k` and `v` `(b, h, keys, d)`,
+/// `mask` `(b, 1, t, keys)` added to the scaled scores; returns `(b, h, t, d)`.
+/// Differentiable in `q`, `k` and `v` (the mask is a constant).
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, h, t, _) = q.dims4()?;
+    let keys = k.dim(2)?;
+    if !cpu_f32(&[q, k, v, mask]) || mask.dims() != [b, 1, t, keys] {
+        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
+        let probs = super::softmax_last_dim(&scores.broadcast_add(mask)?)?;
+        return Ok(probs.matmul(&v.contiguous()?)?);
+    }
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let scores = q.detach().matmul(&k.detach().t()?)?;
+    let probs = scores.apply_op2_no_bwd(
+        &mask.contiguous()?,
+        &MaskedSoftmax {
+            heads: h,
+            scale: scale as f32,
+        },
+    )?;
+    let out = probs.matmul(&v.detach())?;
+    if !(q.track_op() || k.track_op() || v.track_op()) {
+        return Ok(out);
+    }
+    let node = Attention {
+        probs,
+        scale,
+        result: Mutex::new(Some(out)),
+    };
+    Ok(q.apply_op3(&k, &v, node)?)
+}
+
+/// `softmax(s * scale + mask)` per row of `(b, h, t, keys)` scores, the mask
+/// `(b, 1, t, keys)` shared by the `heads` heads.
+struct MaskedSoftmax {
+    heads: usize,
+    scale: f32,
+}
+
+impl CustomOp2 for MaskedSoftmax {
+    fn name(&self) -> &'static str {
+        "fused-masked-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (s, m) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let (_, h, t, keys) = l1.shape().dims4()?;
+        if h != self.heads {
+            return Err(candle_core::Error::Msg("masked softmax: head count".into()));
+        }
+        let mut out = vec![0f32; s.len()];
+        for_each_row(&mut out, keys, |r, o| {
+            // Row r is (batch, head, query) = (r / (h t), (r / t) % h, r % t).
+            let (bi, ti) = (r / (h * t), r % t);
+            let mrow = &m[(bi * t + ti) * keys..(bi * t + ti + 1) * keys];
+            let srow = &s[r * keys..(r + 1) * keys];
+            for ((o, s), m) in o.iter_mut().zip(srow).zip(mrow) {
+                *o = s * self.scale + m;
+            }
+            let max = o.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            o.iter_mut().for_each(|o| *o = exp_nonpos(*o - max));
+            let inv = 1.0 / o.iter().sum::<f32>();
+            o.iter_mut().for_each(|o| *o *= inv);
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// The node: the probabilities for the backward pass and the forward result (taken,
+/// so released, when the node is built).
+struct Attention {
+    probs: Tensor,
+    scale: f64,
+    result: Mutex<Option<Tensor>>,
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = self
+            .result
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("fused attention: poisoned result".into()))?
+            .take()
+            .ok_or_else(|| {
+                candle_core::Error::Msg("fused attention: result already used".into())
+            })?;
+        let shape = y.shape().clone();
+        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?), shape))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (q, k, v) = (q.detach(), k.detach(), v.detach());
+        let g = grad_res.detach().contiguous()?;
+        let p = &self.probs;
+        let dv = p.t()?.contiguous()?.matmul(&g)?;
+        let dp = g.matmul(&v.t()?.contiguous()?)?;
+        // d scores (before scaling) = scale * p (dp - sum_row dp p).
+        let ds = p.apply_op2_no_bwd(
+            &dp,
+            &ScaledSoftmaxGrad {
+                scale: self.scale as f32,
+            },
+        )?;
+        let dq = ds.matmul(&k)?;
+        let dk = ds.t()?.contiguous()?.matmul(&q)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+/// `(p, dp)` to `scale * p (dp - sum_row dp p)`.
+struct ScaledSoftmaxGrad {
+    scale: f32,
+}
+
+impl CustomOp2 for ScaledSoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "fused-scaled-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (p, dp) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let w = l1.shape().dims().last().copied().unwrap_or(1);
+        let mut out = vec![0f32; p.len()];
+        for_each_row(&mut out, w, |r, o| {
+            let (p, dp) = (&p[r * w..(r + 1) * w], &dp[r * w..(r + 1) * w]);
+            let dot: f32 = p.iter().zip(dp).map(|(a, b)| a * b).sum();
+            for ((o, p), dp) in o.iter_mut().zip(p).zip(dp) {
+                *o = self.scale * p * (dp - dot);
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kernel::tests::assert_same_with_grads;
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn fused_attention_matches_tensor_ops() -> Result<()> {
+        let (b, h, t, d) = (2, 3, 5, 4);
+        // Causal plus one padded key in the second row, as AttentionInputs builds it.
+        let mask: Vec<f32> = (0..b * t * t)
+            .map(|i| {
+                let (bi, qi, kj) = (i / (t * t), (i / t) % t, i % t);
+                if kj > qi || (bi == 1 && kj == 0) {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu)?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let shape: &[usize] = &[b, h, t, d];
+        assert_same_with_grads(
+            &[shape, shape, shape],
+            |x| attention(&x[0], &x[1], &x[2], &mask, scale),
+            |x| {
+                let s = (x[0].matmul(&x[1].t()?)? * scale)?.broadcast_add(&mask)?;
+                Ok(candle_nn::ops::softmax(&s, candle_core::D::Minus1)?.matmul(&x[2])?)
+            },
+        )?;
+        assert_eq!(mask.dtype(), DType::F32);
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! What the CPU kernels of the fused ops share: contiguous slices of their inputs,
+//! row-parallel loops, and the test that picks the fused path.
+
+use candle_core::{CpuStorage, DType, Layout, Tensor};
+use rayon::prelude::*;
+
+/// Rows per rayon task: enough work to outweigh the scheduling.
+pub(super) const ROWS_PER_TASK: usize = 8;
+
+/// Whether the fused CPU kernels apply to all of `tensors`: on the CPU, in f32.
+pub(super) fn cpu_f32(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// The contiguous f32 slice of a CPU storage under `layout`, or an error.
+pub(super) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => Err(candle_core::Error::Msg(
+            "fused op: non-contiguous f32 input".into(),
+        )),
+    }
+}
+
+/// The same for u32.
+pub(super) fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [u32]> {
+    let data = s.as_slice::<u32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => Err(candle_core::Error::Msg(
+            "fused op: non-contiguous u32 input".into(),
+        )),
+    }
+}
+
+/// `(rows, width)` of a rank >= 1 layout: the last dimension and the product of the others.
+pub(super) fn rows_width(l: &Layout) -> (usize, usize) {
+    let dims = l.shape().dims();
+    let width = dims.last().copied().unwrap_or(1);
+    let rows = dims[..dims.len().saturating_sub(1)].iter().product();
+    (rows, width)
+}
+
+/// Fills `out` (`rows x width`) row by row, in parallel: `f(row index, row)`.
+pub(super) fn for_each_row(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if width == 0 {
+        return;
+    }
+    out.par_chunks_mut(width)
+        .with_min_len(ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(r, row)| f(r, row));
+}
+
+/// Column sums over `rows` rows of width `width`: `add_row(r, acc)` adds row `r`'s
+/// contribution into `acc`; chunks of rows are summed in parallel, then combined. The
+/// parameter gradients of row-wise ops (bias, norm scales) are such sums.
+pub(super) fn column_sums(
+    rows: usize,
+    width: usize,
+    add_row: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let chunk = 64;
+    (0..rows.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = vec![0f32; width];
+            for r in c * chunk..((c + 1) * chunk).min(rows) {
+                add_row(r, &mut acc);
+            }
+            acc
+        })
+        .reduce(
+            || vec![0f32; width],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(&b) {
+                    *x += y;
+                }
+                a
+            },
+        )
+}
+
+/// `exp(x)` in f32 for `x <= 0` (the argument of a stable softmax): within 2 ulp of
+/// `f32::exp`, exactly 0 below -87 (where the true value is subnormal or 0), and
+/// branch-free, so loops over it vectorise (libm's `expf` is a call per element and
+/// takes a slow path on underflow, which masked attention scores hit every time).
+#[inline(always)]
+pub(super) fn exp_nonpos(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two (Cody-Waite), the first with few mantissa bits.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const SHIFT: f32 = 12_582_912.0;
+    let xc = if x < -87.0 { -87.0 } else { x };
+    let t = xc * LOG2E + SHIFT;
+    let n = t - SHIFT;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    // Minimax polynomial of (e^r - 1 - r) / r^2 on |r| <= ln2/2 (Cephes' expf).
+    let mut p = 1.987_569_2e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    // 2^n from the integer in t's low bits (n >= -126: a normal number).
+    let two_n = f32::from_bits((t.to_bits() << 23).wrapping_add(127 << 23));
+    if x < -87.0 {
+        0.0
+    } else {
+        e * two_n
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::exp_nonpos;
+    use crate::Result;
+    use candle_core::{Device, Shape, Tensor, Var};
+
+    /// Checks that `fused` and `reference` give the same values (f32 rounding) and the
+    /// same gradients of a weighted sum of their outputs for every input, on inputs of
+    /// the given shapes filled with a fixed, varied pattern.
+    pub(in crate::ops) fn assert_same_with_grads(
+        shapes: &[&[usize]],
+        fused: impl Fn(&[Tensor]) -> Result<Tensor>,
+        reference: impl Fn(&[Tensor]) -> Result<Tensor>,
+    ) -> Result<()> {
+        let dev = Device::Cpu;
+        let vars: Vec<Var> = shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let shape = Shape::from(s.to_vec());
+                let data: Vec<f32> = (0..shape.elem_count())
+                    .map(|i| ((i * 7919 + k * 31) % 113) as f32 * 0.037 - 2.0)
+                    .collect();
+                Var::from_vec(data, shape, &dev)
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let inputs: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let (a, b) = (fused(&inputs)?, reference(&inputs)?);
+        assert_eq!(a.dims(), b.dims());
+        let n = a.elem_count();
+        let w: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+        let w = Tensor::from_vec(w, a.shape(), &dev)?;
+        let close = |x: &Tensor, y: &Tensor, what: &str| -> Result<()> {
+            let d = (x - y)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let s = y.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+            assert!(d <= 2e-5 * s, "{what} differs by {d} (scale {s})");
+            Ok(())
+        };
+        close(&a, &b, "forward")?;
+        let (ga, gb) = (
+            (&a * &w)?.sum_all()?.backward()?,
+            (&b * &w)?.sum_all()?.backward()?,
+        );
+        for (i, v) in vars.iter().enumerate() {
+            let (x, y) = (
+                ga.get(v).expect("fused grad"),
+                gb.get(v).expect("reference grad"),
+            );
+            close(x, y, &format!("gradient of input {i}"))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn exp_nonpos_is_within_two_ulp() {
+        let mut x = -86.99f32;
+        let mut worst = 0f32;
+        while x <= 0.0 {
+            let (a, b) = (exp_nonpos(x), x.exp());
+            worst = worst.max((a - b).abs() / b);
+            x += 0.000_731;
+        }
+        assert!(worst < 2.5e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        assert_eq!(exp_nonpos(-1e9), 0.0);
+        assert_eq!(exp_nonpos(f32::NEG_INFINITY), 0.0);
+    }
+}

@@ -1,0 +1,24 @@
+//! Fused tensor ops with hand-written CPU kernels and backward passes, each falling
+//! back to the same function in differentiable candle ops on other devices and dtypes.
+//!
+//! Why: candle's autograd zeroes and accumulates a gradient buffer for every node of
+//! the graph, and its reductions over leading dimensions (bias gradients) take a slow
+//! strided path; one fused node per norm, softmax, bias and output head replaces
+//! chains of full-size temporaries (see README, "Performance").
+
+mod adamw;
+mod attention;
+mod bias;
+mod kernel;
+mod linear;
+mod norm;
+mod picked_logprob;
+mod softmax;
+
+pub use adamw::{adamw_update_cpu, AdamWStep};
+pub use attention::attention;
+pub use bias::add_bias;
+pub use linear::linear;
+pub use norm::{layer_norm, rms_norm};
+pub use picked_logprob::{linear_picked_logprob, picked_logprob};
+pub use softmax::softmax_last_dim;
