@@ -42,15 +42,28 @@ AGREE = 1e-6
 SINGLE = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 # Vectors of |Y| doubles moved per accepted step by rmteach's drivers (flow/solver.rs)
-# apart from the right-hand side: stage states (nonzero a_ij read + base read + write),
-# the step's end (nonzero columns read + y_old read + y_new write) and the observation
-# of E[r_G], E[r_RM], KL (theta twice, r_G, r_RM, ln pi_0). Counted from the tableaux;
-# rejected steps and dense output (a few per flow) are left out.
-SOLVER_VECTORS_PER_STEP = {"dop853": 50 + 11 + 11 + 8 + 2 + 5, "dopri5": 20 + 6 + 6 + 6 + 2 + 5}
+# apart from the right-hand side: the stages' combinations (nonzero a_ij read + base
+# read; the fused tabular kernel forms each stage's state block by block in L1 and never
+# writes it), the step's end (nonzero columns read + y_old read + y_new write) and the
+# observation of E[r_G], E[r_RM], KL (theta twice, r_G, r_RM, ln pi_0). Counted from the
+# tableaux; rejected steps and dense output (a few per flow) are left out.
+SOLVER_VECTORS_PER_STEP = {"dop853": 50 + 11 + 8 + 2 + 5, "dopri5": 20 + 6 + 6 + 2 + 5}
 RHS_PER_STEP = {"dop853": 12, "dopri5": 6}
-# The fused tabular kernel (flow/kernels.rs): max (read theta), exp + sums (read theta, c;
-# write dy), output (read theta, c, dy; write dy) = 8 vectors per evaluation.
-RHS_VECTORS = 8
+# The right-hand side (flow/kernels.rs, tabular_kl_stage) at a stage's state, fused with
+# its combination: read c; write e and u; read e and u; write dy = 6 vectors besides the
+# combination's reads. Dopri5's six evaluations per step are all such stages (its 7th
+# stage is the new point); Dop853 has eleven, plus the new point's derivative evaluated
+# on the stored state: read theta and c, write e; read e, theta and c, write dy = 7.
+RHS_VECTORS = 6
+RHS_PLAIN_VECTORS = 7
+RHS_FUSED_PER_STEP = {"dop853": 11, "dopri5": 6}
+
+
+def vectors_per_eval(method):
+    """Vectors of |Y| doubles moved per right-hand-side evaluation, driver included."""
+    fused = RHS_FUSED_PER_STEP[method]
+    plain = RHS_PER_STEP[method] - fused
+    return (SOLVER_VECTORS_PER_STEP[method] + fused * RHS_VECTORS + plain * RHS_PLAIN_VECTORS) / RHS_PER_STEP[method]
 
 
 def python_with_scipy():
@@ -245,16 +258,17 @@ def main():
                          " | no peer | | | | |" + (f" {verify_base:.1f} |" if with_base else ""))
         lines.append("")
         lines.append(f"Floor for (b), \\|Y\\| = {n}: a STREAM-like copy measured {bw:.1f} GB/s (one thread, read + write). "
-                     f"The fused right-hand side moves {RHS_VECTORS} vectors of \\|Y\\| doubles per evaluation "
-                     f"({RHS_VECTORS * 8 * n / 1e6:.1f} MB; 3 vectors = {3 * 8 * n / 1e6:.1f} MB is the least any "
-                     "implementation must: read theta and the reward, write the derivative); the drivers add their stage "
-                     "combinations.")
+                     f"The fused right-hand side at a Runge-Kutta stage moves {RHS_VECTORS} vectors of \\|Y\\| "
+                     f"doubles per evaluation besides the stage's combination reads ({RHS_VECTORS * 8 * n / 1e6:.1f} MB; "
+                     f"{RHS_PLAIN_VECTORS} for Dop853's one evaluation per step on a stored state; 3 vectors = "
+                     f"{3 * 8 * n / 1e6:.1f} MB is the least any implementation must: read theta and the reward, write "
+                     "the derivative); the drivers add the stage combinations' reads, the step's end and the observation.")
         lines.append("")
         lines.append("| method | RHS evaluations | evaluations / s (solve time) | MB moved / evaluation (RHS + driver) "
                      "| GB/s implied | ceiling at copy bandwidth, evaluations / s | fraction of ceiling |")
         lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for m, evals, secs, solve in floor:
-            vectors = RHS_VECTORS + SOLVER_VECTORS_PER_STEP[m] / RHS_PER_STEP[m]
+            vectors = vectors_per_eval(m)
             mb = vectors * 8 * n / 1e6
             ceiling = bw * 1e9 / (mb * 1e6)
             rate = evals / (solve if solve > 0 else secs)

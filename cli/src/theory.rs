@@ -175,26 +175,23 @@ pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Resul
 fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a valid instance (JSON syntax)", path.display()))?;
     // One instance (an object) or a batch (an array of objects, integrated in parallel).
-    let (batch, items) = match value {
-        serde_json::Value::Array(items) => (true, items),
-        other => (false, vec![other]),
+    let batch = text.trim_start().starts_with('[');
+    let checked = match parse_instances(&text, batch) {
+        Some(instances) => {
+            let mut checked = Vec::with_capacity(instances.len());
+            for (i, inst) in instances.into_iter().enumerate() {
+                let at = instance_name(path, batch, i);
+                inst.validate().with_context(|| at.clone())?;
+                checked.push((at, inst));
+            }
+            checked
+        }
+        None => parse_instances_value(path, &text)?,
     };
-    let mut instances = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let at = if batch {
-            format!("{} [instance {i}]", path.display())
-        } else {
-            path.display().to_string()
-        };
-        let inst: TabularInstance =
-            serde_json::from_value(item).with_context(|| format!("{at}: not a valid instance"))?;
-        inst.validate().with_context(|| at.clone())?;
-        instances.push((at, inst));
-    }
-    let results = instances
+    // The text's memory goes back to the allocator for the integration to reuse.
+    drop(text);
+    let results = checked
         .par_iter()
         .map(|(at, inst)| inst.run(&solver, trajectory).with_context(|| at.clone()))
         .collect::<Result<Vec<_>>>()?;
@@ -210,12 +207,71 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
         "atol": solver.atol,
         "result": result,
     });
-    let text = serde_json::to_string_pretty(&json)?;
-    println!("{text}");
+    // Sized up front (a pretty-printed number takes at most 40 bytes with its line):
+    // the document is written once, without regrowing (and re-faulting) the buffer.
+    let numbers: usize = results
+        .iter()
+        .map(|r| r.probs_end.len() + r.trajectory.as_ref().map_or(0, |t| 4 * t.times.len()))
+        .sum();
+    let mut text = Vec::with_capacity(40 * numbers + 1024 * (results.len() + 1));
+    serde_json::to_writer_pretty(&mut text, &json)?;
+    text.push(b'\n');
+    {
+        // One write of the whole document (as `println!` of it did).
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&text)?;
+        stdout.flush()?;
+    }
     if let Some(p) = out {
-        write_atomic(p, text.as_bytes()).with_context(|| format!("writing {}", p.display()))?;
+        write_atomic(p, &text[..text.len() - 1])
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(0)
+}
+
+/// The instances of a well-formed input, deserialised straight from the text (no
+/// intermediate `serde_json::Value`, which costs more than the parse itself for large
+/// vectors); `None` on any error, which [`parse_instances_value`] then reports.
+fn parse_instances(text: &str, batch: bool) -> Option<Vec<TabularInstance>> {
+    if batch {
+        serde_json::from_str::<Vec<TabularInstance>>(text).ok()
+    } else {
+        serde_json::from_str::<TabularInstance>(text)
+            .ok()
+            .map(|v| vec![v])
+    }
+}
+
+/// Where an instance came from, for error messages.
+fn instance_name(path: &Path, batch: bool, i: usize) -> String {
+    if batch {
+        format!("{} [instance {i}]", path.display())
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// The validated instances through a `serde_json::Value`: the slow path, whose errors
+/// name the file and, in a batch, the item (the first item that fails to deserialise or
+/// to validate, in order). An array is a batch, as `batch` (the text starts with `[`)
+/// says for any text that parses.
+fn parse_instances_value(path: &Path, text: &str) -> Result<Vec<(String, TabularInstance)>> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{}: not a valid instance (JSON syntax)", path.display()))?;
+    let (batch, items) = match value {
+        serde_json::Value::Array(items) => (true, items),
+        other => (false, vec![other]),
+    };
+    let mut instances = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = instance_name(path, batch, i);
+        let inst: TabularInstance =
+            serde_json::from_value(item).with_context(|| format!("{at}: not a valid instance"))?;
+        inst.validate().with_context(|| at.clone())?;
+        instances.push((at, inst));
+    }
+    Ok(instances)
 }
 
 fn figures(out: &Path, solver: SolverConfig) -> Result<i32> {

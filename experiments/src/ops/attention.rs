@@ -6,7 +6,7 @@
 //! transpose, two matmuls, scale, mask, softmax), each costing candle's backward pass a
 //! zeroed and accumulated full-size buffer.
 
-use super::kernel::{cpu_f32, exp_nonpos, f32_slice, for_each_row};
+use super::kernel::{cpu_f32, f32_slice, for_each_row, softmax_in_place};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use std::sync::Mutex;
@@ -76,10 +76,7 @@ impl CustomOp2 for MaskedSoftmax {
             for ((o, s), m) in o.iter_mut().zip(srow).zip(mrow) {
                 *o = s * self.scale + m;
             }
-            let max = o.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            o.iter_mut().for_each(|o| *o = exp_nonpos(*o - max));
-            let inv = 1.0 / o.iter().sum::<f32>();
-            o.iter_mut().for_each(|o| *o *= inv);
+            softmax_in_place(o);
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }

@@ -1,5 +1,7 @@
 //! What the CPU kernels of the fused ops share: contiguous slices of their inputs,
-//! row-parallel loops, and the test that picks the fused path.
+//! row-parallel loops, vectorised row kernels (AVX2 where the CPU has it), and the
+//! test that picks the fused path.
+#![allow(clippy::needless_range_loop)]
 
 use candle_core::{CpuStorage, DType, Layout, Tensor};
 use rayon::prelude::*;
@@ -115,6 +117,108 @@ pub(super) fn exp_nonpos(x: f32) -> f32 {
     } else {
         e * two_n
     }
+}
+
+/// Defines `pub(super) fn $name` running `$body` compiled for AVX2 + FMA when the CPU
+/// has them (checked at run time; the check is a cached load), else for the baseline.
+macro_rules! with_avx2 {
+    ($(#[$m:meta])* fn $name:ident / $avx:ident ($($a:ident : $t:ty),*) -> $r:ty = $body:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx($($a: $t),*) -> $r {
+            $body($($a),*)
+        }
+        $(#[$m])*
+        pub(super) fn $name($($a: $t),*) -> $r {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                return unsafe { $avx($($a),*) };
+            }
+            $body($($a),*)
+        }
+    };
+}
+
+/// Lanes of the vectorised row loops (one AVX2 register of f32).
+const LANES: usize = 8;
+
+/// The largest entry of a row (NaN-free), in lanes so it vectorises.
+#[inline(always)]
+fn row_max(row: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            m[l] = if c[l] > m[l] { c[l] } else { m[l] };
+        }
+    }
+    rem.iter()
+        .chain(&m)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `sum exp(row - shift)`, in lanes.
+#[inline(always)]
+fn sum_exp(row: &[f32], shift: f32) -> f32 {
+    let mut s = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            s[l] += exp_nonpos(c[l] - shift);
+        }
+    }
+    rem.iter().map(|x| exp_nonpos(x - shift)).sum::<f32>() + s.iter().sum::<f32>()
+}
+
+#[inline(always)]
+fn log_sum_exp_impl(row: &[f32]) -> f32 {
+    let max = row_max(row);
+    max + sum_exp(row, max).ln()
+}
+
+with_avx2! {
+    /// `ln sum exp(row)`, stably (shifted by the row's maximum).
+    fn log_sum_exp / log_sum_exp_avx2 (row: &[f32]) -> f32 = log_sum_exp_impl
+}
+
+#[inline(always)]
+fn softmax_in_place_impl(row: &mut [f32]) {
+    let max = row_max(row);
+    row.iter_mut().for_each(|x| *x = exp_nonpos(*x - max));
+    let mut s = [0f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let rem: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..LANES {
+            s[l] += c[l];
+        }
+    }
+    let inv = 1.0 / (rem + s.iter().sum::<f32>());
+    row.iter_mut().for_each(|x| *x *= inv);
+}
+
+with_avx2! {
+    /// Replaces a row by its softmax.
+    fn softmax_in_place / softmax_in_place_avx2 (row: &mut [f32]) -> () = softmax_in_place_impl
+}
+
+#[inline(always)]
+fn scaled_softmax_impl(out: &mut [f32], row: &[f32], shift: f32, scale: f32) {
+    for (o, x) in out.iter_mut().zip(row) {
+        *o = scale * exp_nonpos((x - shift).min(0.0));
+    }
+}
+
+with_avx2! {
+    /// `out = scale * exp(row - shift)` for a shift at least the row's maximum (a
+    /// log-sum-exp).
+    fn scaled_exp / scaled_exp_avx2 (out: &mut [f32], row: &[f32], shift: f32, scale: f32) -> () = scaled_softmax_impl
 }
 
 #[cfg(test)]

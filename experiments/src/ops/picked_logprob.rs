@@ -6,7 +6,7 @@
 //! row; backward: `g (onehot - softmax)` per row). Elsewhere (CUDA, other dtypes) it is
 //! the same function written with differentiable tensor ops.
 
-use super::kernel::{exp_nonpos, f32_slice, u32_slice, ROWS_PER_TASK};
+use super::kernel::{f32_slice, log_sum_exp, scaled_exp, u32_slice, ROWS_PER_TASK};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -140,14 +140,6 @@ fn check_targets(targets: &[u32], vocab: usize) -> candle_core::Result<()> {
     }
 }
 
-/// `(max, ln sum exp(x - max))` of a row: its log-sum-exp is their sum.
-#[inline]
-fn row_lse(row: &[f32]) -> (f32, f32) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = row.iter().map(|x| exp_nonpos(x - max)).sum();
-    (max, sum.ln())
-}
-
 impl CustomOp2 for PickedLogprob {
     fn name(&self) -> &'static str {
         "picked-logprob"
@@ -170,8 +162,7 @@ impl CustomOp2 for PickedLogprob {
             .enumerate()
             .for_each(|(r, o)| {
                 let row = &logits[r * vocab..(r + 1) * vocab];
-                let (max, ln_sum) = row_lse(row);
-                *o = (row[targets[r] as usize] - max) - ln_sum;
+                *o = row[targets[r] as usize] - log_sum_exp(row);
             });
         Ok((CpuStorage::F32(out), Shape::from(rows)))
     }
@@ -216,10 +207,7 @@ impl CustomOp3 for PickedLogprobGrad {
                 let t = targets[r] as usize;
                 let (logp, up) = (coef[2 * r], coef[2 * r + 1]);
                 // lse = logits[t] - logp; d logp / d x_v = [v = t] - exp(x_v - lse).
-                let lse = row[t] - logp;
-                for (g, x) in g.iter_mut().zip(row) {
-                    *g = -up * exp_nonpos((x - lse).min(0.0));
-                }
+                scaled_exp(g, row, row[t] - logp, -up);
                 g[t] += up;
             });
         Ok((CpuStorage::F32(grad), Shape::from((rows, vocab))))

@@ -1,7 +1,7 @@
 //! Softmax over the last dimension (attention probabilities) as one node with a
 //! one-pass backward `y (g - sum g y)`.
 
-use super::kernel::{cpu_f32, exp_nonpos, f32_slice, for_each_row, rows_width};
+use super::kernel::{cpu_f32, f32_slice, for_each_row, rows_width, softmax_in_place};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, D};
 
@@ -29,13 +29,8 @@ impl CustomOp1 for Softmax {
         let (_, w) = rows_width(l);
         let mut out = vec![0f32; x.len()];
         for_each_row(&mut out, w, |r, o| {
-            let row = &x[r * w..(r + 1) * w];
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for (o, v) in o.iter_mut().zip(row) {
-                *o = exp_nonpos(v - max);
-            }
-            let inv = 1.0 / o.iter().sum::<f32>();
-            o.iter_mut().for_each(|o| *o *= inv);
+            o.copy_from_slice(&x[r * w..(r + 1) * w]);
+            softmax_in_place(o);
         });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }

@@ -1,6 +1,6 @@
 //! Right-hand sides `dy/dt = F(y)` of the flows we integrate.
 
-use super::kernels::tabular_kl_column;
+use super::kernels::tabular_kl_stage;
 use crate::objective::KlObjective;
 use crate::policy::Policy;
 use crate::{Result, TheoryError};
@@ -11,6 +11,24 @@ pub trait VectorField: Sync {
     fn dim(&self) -> usize;
     /// Writes `F(y)` into `dy`.
     fn eval(&self, y: &[f64], dy: &mut [f64]);
+    /// Writes `F(base + h sum_j coef_j v_j)` into `dy` (`terms[j] = (coef_j, v_j)`, every
+    /// vector of length `dim`) without necessarily forming that state, which saves a
+    /// Runge-Kutta stage a pass over memory. `scratch` (length `dim`) may be
+    /// overwritten with anything. Returns `false`, having written nothing, when the
+    /// field has no such fused evaluation (the default): the caller then forms the
+    /// state (as [`super::solver`]'s `combine` does) and calls [`VectorField::eval`].
+    /// A field that returns `true` must give the same `dy` as that, up to rounding.
+    fn eval_combined(
+        &self,
+        base: &[f64],
+        h: f64,
+        terms: &[(f64, &[f64])],
+        scratch: &mut [f64],
+        dy: &mut [f64],
+    ) -> bool {
+        let _ = (base, h, terms, scratch, dy);
+        false
+    }
 }
 
 /// Gradient flow in parameter space (Eq. 4): `d theta/dt = grad phi(theta)`.
@@ -27,7 +45,8 @@ impl<P: Policy> VectorField for KlObjective<'_, P> {
 /// [`KlObjective`] with a [`crate::policy::TabularPolicy`] (build it with
 /// [`KlObjective::tabular_field`]), evaluated in one allocation-free kernel per column
 /// with a single `exp` per entry instead of the generic objective's three, plus
-/// temporaries.
+/// temporaries; a Runge-Kutta stage's state is formed inside the same kernel
+/// ([`VectorField::eval_combined`]), never written to memory.
 #[derive(Debug, Clone)]
 pub struct TabularKlField {
     /// `c[x][y] = r_RM(x, y) + lambda ln pi_ref(y|x)`, columns concatenated.
@@ -63,13 +82,34 @@ impl VectorField for TabularKlField {
     }
     fn eval(&self, y: &[f64], dy: &mut [f64]) {
         let n = self.num_outputs;
-        for ((th, c), d) in y
+        for (col, (c, d)) in self
+            .c
             .chunks_exact(n)
-            .zip(self.c.chunks_exact(n))
             .zip(dy.chunks_exact_mut(n))
+            .enumerate()
         {
-            tabular_kl_column(th, c, self.lambda, self.scale, d);
+            tabular_kl_stage(y, 0.0, &[], col * n, c, self.lambda, self.scale, &mut [], d);
         }
+    }
+    fn eval_combined(
+        &self,
+        base: &[f64],
+        h: f64,
+        terms: &[(f64, &[f64])],
+        scratch: &mut [f64],
+        dy: &mut [f64],
+    ) -> bool {
+        let n = self.num_outputs;
+        for (col, ((c, sc), d)) in self
+            .c
+            .chunks_exact(n)
+            .zip(scratch.chunks_exact_mut(n))
+            .zip(dy.chunks_exact_mut(n))
+            .enumerate()
+        {
+            tabular_kl_stage(base, h, terms, col * n, c, self.lambda, self.scale, sc, d);
+        }
+        true
     }
 }
 
@@ -179,6 +219,111 @@ mod tests {
         field.eval(&theta, &mut b);
         for (u, v) in a.iter().zip(&b) {
             assert!((u - v).abs() <= 1e-15, "{u} vs {v}");
+        }
+    }
+
+    /// `num_outputs x cols` columns of logits whose block maxima grow (a rescaling at
+    /// every block), fall, or jump by more than exp's range.
+    fn stage_inputs(n: usize, cols: usize, shape: usize) -> Vec<f64> {
+        (0..n * cols)
+            .map(|i| {
+                let y = i % n;
+                let wiggle = ((i * 7919) % 101) as f64 / 101.0;
+                match shape {
+                    0 => 0.01 * y as f64 + wiggle,
+                    1 => -0.01 * y as f64 + wiggle,
+                    _ => {
+                        if y < 300 {
+                            -900.0 + wiggle
+                        } else {
+                            wiggle
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fused_stage_equals_combine_then_eval() {
+        use super::super::kernels::combine;
+        // Columns shorter than a block, exactly one, and spanning several (partial last).
+        for (n, cols) in [(37, 3), (256, 1), (700, 2), (1000, 1), (2, 4)] {
+            for shape in 0..3 {
+                for lambda in [0.0, 0.07] {
+                    let dim = n * cols;
+                    let rewards: Vec<Vec<f64>> = (0..cols)
+                        .map(|x| {
+                            (0..n)
+                                .map(|y| (((x + 3) * (y + 1)) % 13) as f64 / 6.5 - 1.0)
+                                .collect()
+                        })
+                        .collect();
+                    let refs: Vec<Vec<f64>> = (0..cols)
+                        .map(|_| {
+                            (0..n)
+                                .map(|y| -(n as f64).ln() - 0.01 * (y % 3) as f64)
+                                .collect()
+                        })
+                        .collect();
+                    let r: Vec<&[f64]> = rewards.iter().map(Vec::as_slice).collect();
+                    let l: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
+                    let field = TabularKlField::new(&r, &l, lambda, 0.25);
+                    let base = stage_inputs(n, cols, shape);
+                    let k: Vec<Vec<f64>> = (0..3)
+                        .map(|j| {
+                            (0..dim)
+                                .map(|i| (((i + j) * 31) % 17) as f64 / 17.0 - 0.5)
+                                .collect()
+                        })
+                        .collect();
+                    let terms: Vec<(f64, &[f64])> = k
+                        .iter()
+                        .zip([0.3, -1.7, 0.9])
+                        .map(|(v, a)| (a, v.as_slice()))
+                        .collect();
+                    for m in 0..=terms.len() {
+                        let h = 0.37;
+                        let (mut fused, mut scratch) = (vec![f64::NAN; dim], vec![f64::NAN; dim]);
+                        assert!(field.eval_combined(
+                            &base,
+                            h,
+                            &terms[..m],
+                            &mut scratch,
+                            &mut fused
+                        ));
+                        let (mut state, mut want) = (vec![0.0; dim], vec![0.0; dim]);
+                        combine(&mut state, Some(&base), h, &terms[..m]);
+                        field.eval(&state, &mut want);
+                        // And the formula, with libm's exp, on the same state.
+                        for col in 0..cols {
+                            let th = &state[col * n..(col + 1) * n];
+                            let max = th.iter().copied().fold(f64::MIN, f64::max);
+                            let e: Vec<f64> = th.iter().map(|t| (t - max).exp()).collect();
+                            let sum: f64 = e.iter().sum();
+                            let c = &field.c[col * n..(col + 1) * n];
+                            let u: Vec<f64> = (0..n).map(|y| c[y] - lambda * th[y]).collect();
+                            let mean: f64 = (0..n).map(|y| e[y] * u[y]).sum::<f64>() / sum;
+                            let big = (0..n)
+                                .map(|y| (0.25 * e[y] / sum * (u[y] - mean)).abs())
+                                .fold(0.0, f64::max);
+                            for y in 0..n {
+                                let i = col * n + y;
+                                let (a, b) = (fused[i], want[i]);
+                                assert!(
+                                    (a - b).abs() <= 1e-15 * b.abs(),
+                                    "n {n} shape {shape} lambda {lambda} m {m} [{i}]: {a} vs {b}"
+                                );
+                                let f = 0.25 * e[y] / sum * (u[y] - mean);
+                                assert!(
+                                    (a - f).abs() <= 1e-13 * big,
+                                    "n {n} shape {shape} lambda {lambda} m {m} [{i}]: {a} vs formula {f}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }

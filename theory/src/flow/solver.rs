@@ -7,7 +7,9 @@
 //! ways, each measured to matter (see `benches/theory/`):
 //! - no allocation per step: stages live in preallocated buffers and each stage's state
 //!   `y + h sum_j a_ij k_j` is one blocked pass (`ode_solvers` builds it from a fresh
-//!   temporary vector per term: 66 per Dop853 step, most of the time at |Y| = 10^5);
+//!   temporary vector per term: 66 per Dop853 step, most of the time at |Y| = 10^5),
+//!   or, for a field that can ([`VectorField::eval_combined`], the tabular one), is
+//!   formed block by block inside the right-hand side's kernel and never stored;
 //! - no stored trajectory: `ode_solvers` keeps every accepted state, we keep one;
 //! - the dense output of the last step on demand (order 7 for Dop853, 4 for Dopri5),
 //!   which `ode_solvers` does not expose for Dop853: event times are located on it
@@ -187,7 +189,8 @@ pub(crate) struct Stepper<'f> {
     /// stages, `f(t, y)` of the new point (column 13) and dense stages 14-16; Dopri5: 7
     /// stages, the 7th being `f(t, y)` of the new point.
     k: Vec<Vec<f64>>,
-    /// A stage's state.
+    /// A stage's state (unfused fields), the fused kernel's scratch otherwise; the
+    /// stiffness test forms the state it needs here again.
     y_stage: Vec<f64>,
     /// Dense coefficients of the last step and whether they are current.
     rcont: Vec<Vec<f64>>,
@@ -248,9 +251,12 @@ impl<'f> Stepper<'f> {
             h: 0.0,
             y_old: y0.to_vec(),
             y: y0.to_vec(),
-            k: vec![vec![0.0; n]; slots],
+            // One zeroed allocation per buffer (not `vec![v; slots]`, which clones one,
+            // writing every page): a buffer costs its page faults only once used, and
+            // the dense slots and coefficients are used only where an event is located.
+            k: (0..slots).map(|_| vec![0.0; n]).collect(),
             y_stage: vec![0.0; n],
-            rcont: vec![vec![0.0; n]; dense],
+            rcont: (0..dense).map(|_| vec![0.0; n]).collect(),
             dense_ready: false,
             advanced: false,
             finished: t1 == t0,
@@ -285,8 +291,14 @@ impl<'f> Stepper<'f> {
             0.01 * (d0 / d1).sqrt()
         };
         h0 = h0.min(self.controller.h_max()) * self.posneg;
-        combine(&mut self.y_stage, Some(&self.y), h0, &[(1.0, f0)]);
-        self.field.eval(&self.y_stage, f1);
+        let terms: [(f64, &[f64]); 1] = [(1.0, f0)];
+        if !self
+            .field
+            .eval_combined(&self.y, h0, &terms, &mut self.y_stage, f1)
+        {
+            combine(&mut self.y_stage, Some(&self.y), h0, &terms);
+            self.field.eval(&self.y_stage, f1);
+        }
         self.rhs_evals += 2;
         let mut d2 = 0.0;
         for ((y, a), b) in self.y.iter().zip(f0.iter()).zip(f1.iter()) {
@@ -341,16 +353,26 @@ impl<'f> Stepper<'f> {
         combine(out, base, h, &terms[..row.len()]);
     }
 
-    /// Evaluates stage `s` (1-based; its row is `a[r]`) of a step of size `h` into slot `s - 1`.
+    /// Evaluates stage `s` (1-based; its row is `a[r]`) of a step of size `h` into slot
+    /// `s - 1`: fused with the state's combination where the field can
+    /// ([`VectorField::eval_combined`]; `y_stage` is then its scratch), else the state
+    /// into `y_stage` and [`VectorField::eval`] on it.
     fn stage(&mut self, r: usize, s: usize, h: f64) {
-        Self::combine_row(
-            &self.k,
-            &mut self.y_stage,
-            Some(&self.y_old),
-            h,
-            &self.scheme.a[r],
-        );
-        self.field.eval(&self.y_stage, &mut self.k[s - 1]);
+        let row = &self.scheme.a[r];
+        // The row reads columns j < s (slots below s - 1) and writes slot s - 1.
+        let (done, rest) = self.k.split_at_mut(s - 1);
+        let mut terms: [(f64, &[f64]); 16] = [(0.0, &[]); 16];
+        for (t, (j, a)) in terms.iter_mut().zip(row) {
+            *t = (*a, &done[j - 1][..]);
+        }
+        let (terms, dy) = (&terms[..row.len()], &mut rest[0]);
+        if !self
+            .field
+            .eval_combined(&self.y_old, h, terms, &mut self.y_stage, dy)
+        {
+            combine(&mut self.y_stage, Some(&self.y_old), h, terms);
+            self.field.eval(&self.y_stage, dy);
+        }
     }
 
     /// `y = y_old + h sum b_j k_j` and the two error sums of the step (see [`finish_step`]).
@@ -372,20 +394,14 @@ impl<'f> Stepper<'f> {
 
     /// One Dopri5 trial step of size `h`: six evaluations; the error norm.
     fn try_dopri5(&mut self, h: f64) -> f64 {
-        for s in 2..=6 {
+        // Stage 7's state is the new point: its derivative (slot 6) is evaluated like
+        // any stage's, and `finish` then writes that state into `y` (the same sums in
+        // the same order: b_j = a_7j, the extra b_7 = 0 term adds exactly 0).
+        for s in 2..=7 {
             self.stage(s - 2, s, h);
         }
-        // Stage 7's state is the new point.
-        Self::combine_row(
-            &self.k,
-            &mut self.y,
-            Some(&self.y_old),
-            h,
-            &self.scheme.a[5],
-        );
-        self.field.eval(&self.y, &mut self.k[6]);
         self.rhs_evals += 6;
-        // Recomputes the same y (same sums, same order) and the error h sum e_j k_j.
+        // y and the error h sum e_j k_j.
         let (e, _) = self.finish(h, h);
         (e / self.y.len() as f64).sqrt()
     }
@@ -414,6 +430,15 @@ impl<'f> Stepper<'f> {
             Method::Dopri5 => (6, 5, 3.25),
             Method::Dop853 => (12, 11, 6.1),
         };
+        // The state of stage fb + 1 (row fb - 1), which the fused stages never write:
+        // formed again from the step's stages (the same bits `stage` would form).
+        Self::combine_row(
+            &self.k,
+            &mut self.y_stage,
+            Some(&self.y_old),
+            h,
+            &self.scheme.a[fb - 1],
+        );
         let num: f64 = self.k[fa]
             .iter()
             .zip(&self.k[fb])
@@ -767,6 +792,86 @@ mod tests {
                 }
             }
             assert!(steps > 3);
+        }
+    }
+
+    #[test]
+    fn fused_stages_integrate_as_combine_then_eval() {
+        use crate::flow::TabularKlField;
+        /// The tabular field without its fused stage: the solver combines, then evaluates.
+        struct Unfused<'a>(&'a TabularKlField);
+        impl VectorField for Unfused<'_> {
+            fn dim(&self) -> usize {
+                self.0.dim()
+            }
+            fn eval(&self, y: &[f64], dy: &mut [f64]) {
+                self.0.eval(y, dy);
+            }
+        }
+        // Two columns of 600 (three blocks each, the last partial).
+        let (n, cols) = (600, 2);
+        let rewards: Vec<Vec<f64>> = (0..cols)
+            .map(|x| {
+                (0..n)
+                    .map(|y| (((x + 2) * (y * 7 + 3)) % 29) as f64 / 14.5 - 1.0)
+                    .collect()
+            })
+            .collect();
+        let theta0: Vec<f64> = (0..n * cols)
+            .map(|i| ((i * 7919) % 61) as f64 / 20.0 + 0.002 * (i % n) as f64)
+            .collect();
+        let refs: Vec<Vec<f64>> = theta0
+            .chunks(n)
+            .map(|th| {
+                let max = th.iter().copied().fold(f64::MIN, f64::max);
+                let lse = max + th.iter().map(|t| (t - max).exp()).sum::<f64>().ln();
+                th.iter().map(|t| t - lse).collect()
+            })
+            .collect();
+        let r: Vec<&[f64]> = rewards.iter().map(Vec::as_slice).collect();
+        let l: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
+        let field = TabularKlField::new(&r, &l, 0.05, 0.5);
+        let unfused = Unfused(&field);
+        for method in [Method::Dopri5, Method::Dop853] {
+            let cfg = SolverConfig {
+                method,
+                rtol: 1e-10,
+                atol: 1e-12,
+                max_steps: 100_000,
+            };
+            let mut a = Stepper::new(&field, 0.0, 2000.0, &theta0, &cfg).unwrap();
+            let mut b = Stepper::new(&unfused, 0.0, 2000.0, &theta0, &cfg).unwrap();
+            let (mut da, mut db) = (vec![0.0; n * cols], vec![0.0; n * cols]);
+            let mut steps = 0;
+            loop {
+                // Every step runs the stiffness test (which forms a stage state again).
+                for st in [&mut a, &mut b] {
+                    st.iasti = 1;
+                    st.non_stiff = 0;
+                }
+                let (more_a, more_b) = (a.step().unwrap(), b.step().unwrap());
+                assert_eq!(more_a, more_b);
+                steps += 1;
+                assert_eq!(a.t(), b.t(), "{method:?} step {steps}");
+                for (x, y) in a.y().iter().zip(b.y()) {
+                    assert!((x - y).abs() <= 1e-15 * y.abs(), "{method:?}: {x} vs {y}");
+                }
+                assert_eq!(
+                    a.y_stage, b.y_stage,
+                    "{method:?}: the stiffness test's state"
+                );
+                let t = a.t_old() + 0.3 * (a.t() - a.t_old());
+                a.dense_at(t, &mut da);
+                b.dense_at(t, &mut db);
+                for (x, y) in da.iter().zip(&db) {
+                    assert!((x - y).abs() <= 1e-15 * y.abs(), "{method:?}: {x} vs {y}");
+                }
+                if !more_a {
+                    break;
+                }
+            }
+            assert!(steps > 20, "{method:?}: {steps} steps");
+            assert_eq!(a.rhs_evals, b.rhs_evals);
         }
     }
 }
