@@ -91,7 +91,7 @@ impl Mlp {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.dense_4h_to_h
-            .forward(&self.dense_h_to_4h.forward(x)?.gelu_erf()?)
+            .forward(&crate::ops::gelu_erf(&self.dense_h_to_4h.forward(x)?)?)
     }
 }
 

@@ -6,6 +6,7 @@
 //! strided path; one fused node per norm, softmax, bias and output head replaces
 //! chains of full-size temporaries (see README, "Performance").
 
+mod activation;
 mod adamw;
 mod attention;
 mod bias;
@@ -15,6 +16,7 @@ mod norm;
 mod picked_logprob;
 mod softmax;
 
+pub use activation::{gelu_erf, swiglu};
 pub use adamw::{adamw_update_cpu, AdamWStep};
 pub use attention::attention;
 pub use bias::add_bias;
