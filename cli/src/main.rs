@@ -4,9 +4,9 @@
 //! integrating gradient flows (see `rmteach theory --help`); `rmteach exp ...` works
 //! with language models (see `rmteach exp --help`).
 
-mod alloc;
 #[cfg(feature = "lm")]
 mod exp;
+mod process;
 #[cfg(feature = "lm")]
 mod reproduce;
 mod theory;
@@ -41,7 +41,7 @@ enum Command {
 }
 
 fn main() {
-    alloc::keep_freed_memory();
+    process::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Theory(cmd) => theory::run(cmd),
