@@ -3,6 +3,7 @@
 //! [`crate::stages::optim::AdamW`], which takes a dozen full-size passes, each
 //! allocating).
 
+use super::kernel::parallel;
 use crate::Result;
 use candle_core::{DType, Storage, Tensor};
 use rayon::prelude::*;
@@ -72,23 +73,30 @@ pub fn adamw_update_cpu(
     let decay = f(1.0 - k.lr * k.weight_decay);
     let scaled = k.clip < 1.0;
     const CHUNK: usize = 1 << 14;
-    th1.par_chunks_mut(CHUNK)
-        .zip(m1.par_chunks_mut(CHUNK))
-        .zip(v1.par_chunks_mut(CHUNK))
-        .enumerate()
-        .for_each(|(c, ((th1, m1), v1))| {
-            let o = c * CHUNK;
-            for i in 0..th1.len() {
-                let j = o + i;
-                let g = if scaled { g0[j] * clip } else { g0[j] };
-                let m = m0[j] * b1 + g * c1;
-                let v = v0[j] * b2 + (g * g) * c2;
-                let update = (m * sm) / ((v * sv).sqrt() + eps);
-                th1[i] = th[j] * decay - update * lr;
-                m1[i] = m;
-                v1[i] = v;
-            }
-        });
+    let update = |c: usize, (th1, (m1, v1)): (&mut [f32], (&mut [f32], &mut [f32]))| {
+        let o = c * CHUNK;
+        for i in 0..th1.len() {
+            let j = o + i;
+            let g = if scaled { g0[j] * clip } else { g0[j] };
+            let m = m0[j] * b1 + g * c1;
+            let v = v0[j] * b2 + (g * g) * c2;
+            let update = (m * sm) / ((v * sv).sqrt() + eps);
+            th1[i] = th[j] * decay - update * lr;
+            m1[i] = m;
+            v1[i] = v;
+        }
+    };
+    if parallel(n) {
+        th1.par_chunks_mut(CHUNK)
+            .zip(m1.par_chunks_mut(CHUNK).zip(v1.par_chunks_mut(CHUNK)))
+            .enumerate()
+            .for_each(|(c, t)| update(c, t));
+    } else {
+        th1.chunks_mut(CHUNK)
+            .zip(m1.chunks_mut(CHUNK).zip(v1.chunks_mut(CHUNK)))
+            .enumerate()
+            .for_each(|(c, t)| update(c, t));
+    }
     drop(guards);
     let (shape, dev) = (theta.shape().clone(), theta.device());
     Ok(Some((

@@ -6,10 +6,9 @@
 //! row; backward: `g (onehot - softmax)` per row). Elsewhere (CUDA, other dtypes) it is
 //! the same function written with differentiable tensor ops.
 
-use super::kernel::{f32_slice, log_sum_exp, scaled_exp, u32_slice, ROWS_PER_TASK};
+use super::kernel::{f32_slice, for_each_row, log_sum_exp, scaled_exp, u32_slice};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
-use rayon::prelude::*;
 
 /// `out[..] = log_softmax(logits[.., :])[targets[..]]`: `logits` `(..., vocab)` f32,
 /// `targets` u32 with the leading shape of `logits`; differentiable in `logits`.
@@ -157,13 +156,10 @@ impl CustomOp2 for PickedLogprob {
         let targets = u32_slice(s2, l2)?;
         check_targets(targets, vocab)?;
         let mut out = vec![0f32; rows];
-        out.par_iter_mut()
-            .with_min_len(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(r, o)| {
-                let row = &logits[r * vocab..(r + 1) * vocab];
-                *o = row[targets[r] as usize] - log_sum_exp(row);
-            });
+        for_each_row(&mut out, 1, |r, o| {
+            let row = &logits[r * vocab..(r + 1) * vocab];
+            o[0] = row[targets[r] as usize] - log_sum_exp(row);
+        });
         Ok((CpuStorage::F32(out), Shape::from(rows)))
     }
 
@@ -199,17 +195,14 @@ impl CustomOp3 for PickedLogprobGrad {
         let targets = u32_slice(s2, l2)?;
         let coef = f32_slice(s3, l3)?;
         let mut grad = vec![0f32; rows * vocab];
-        grad.par_chunks_mut(vocab)
-            .with_min_len(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(r, g)| {
-                let row = &logits[r * vocab..(r + 1) * vocab];
-                let t = targets[r] as usize;
-                let (logp, up) = (coef[2 * r], coef[2 * r + 1]);
-                // lse = logits[t] - logp; d logp / d x_v = [v = t] - exp(x_v - lse).
-                scaled_exp(g, row, row[t] - logp, -up);
-                g[t] += up;
-            });
+        for_each_row(&mut grad, vocab, |r, g| {
+            let row = &logits[r * vocab..(r + 1) * vocab];
+            let t = targets[r] as usize;
+            let (logp, up) = (coef[2 * r], coef[2 * r + 1]);
+            // lse = logits[t] - logp; d logp / d x_v = [v = t] - exp(x_v - lse).
+            scaled_exp(g, row, row[t] - logp, -up);
+            g[t] += up;
+        });
         Ok((CpuStorage::F32(grad), Shape::from((rows, vocab))))
     }
 }
