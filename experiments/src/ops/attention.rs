@@ -6,10 +6,10 @@
 //! transpose, two matmuls, scale, mask, softmax), each costing candle's backward pass a
 //! zeroed and accumulated full-size buffer.
 
-use super::kernel::{cpu_f32, f32_slice, for_each_row, softmax_in_place};
+use super::kernel::{cpu_f32, f32_slice, for_each_row, softmax_in_place, Precomputed};
+use super::softmax::SoftmaxGrad;
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
-use std::sync::Mutex;
 
 /// `softmax(q k^T * scale + mask) v`: `q` `(b, h, t, d)`, `k` and `v` `(b, h, keys, d)`,
 /// `mask` `(b, 1, t, keys)` added to the scaled scores; returns `(b, h, t, d)`.
@@ -38,7 +38,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
     let node = Attention {
         probs,
         scale,
-        result: Mutex::new(Some(out)),
+        result: Precomputed::new(out),
     };
     Ok(q.apply_op3(&k, &v, node)?)
 }
@@ -87,7 +87,7 @@ impl CustomOp2 for MaskedSoftmax {
 struct Attention {
     probs: Tensor,
     scale: f64,
-    result: Mutex<Option<Tensor>>,
+    result: Precomputed,
 }
 
 impl CustomOp3 for Attention {
@@ -104,16 +104,7 @@ impl CustomOp3 for Attention {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = self
-            .result
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("fused attention: poisoned result".into()))?
-            .take()
-            .ok_or_else(|| {
-                candle_core::Error::Msg("fused attention: result already used".into())
-            })?;
-        let shape = y.shape().clone();
-        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?), shape))
+        self.result.take(self.name())
     }
 
     fn bwd(
@@ -132,44 +123,13 @@ impl CustomOp3 for Attention {
         // d scores (before scaling) = scale * p (dp - sum_row dp p).
         let ds = p.apply_op2_no_bwd(
             &dp,
-            &ScaledSoftmaxGrad {
+            &SoftmaxGrad {
                 scale: self.scale as f32,
             },
         )?;
         let dq = ds.matmul(&k)?;
         let dk = ds.t()?.contiguous()?.matmul(&q)?;
         Ok((Some(dq), Some(dk), Some(dv)))
-    }
-}
-
-/// `(p, dp)` to `scale * p (dp - sum_row dp p)`.
-struct ScaledSoftmaxGrad {
-    scale: f32,
-}
-
-impl CustomOp2 for ScaledSoftmaxGrad {
-    fn name(&self) -> &'static str {
-        "fused-scaled-softmax-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (p, dp) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
-        let w = l1.shape().dims().last().copied().unwrap_or(1);
-        let mut out = vec![0f32; p.len()];
-        for_each_row(&mut out, w, |r, o| {
-            let (p, dp) = (&p[r * w..(r + 1) * w], &dp[r * w..(r + 1) * w]);
-            let dot: f32 = p.iter().zip(dp).map(|(a, b)| a * b).sum();
-            for ((o, p), dp) in o.iter_mut().zip(p).zip(dp) {
-                *o = self.scale * p * (dp - dot);
-            }
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 

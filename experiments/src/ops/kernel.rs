@@ -3,8 +3,9 @@
 //! test that picks the fused path.
 #![allow(clippy::needless_range_loop)]
 
-use candle_core::{CpuStorage, DType, Layout, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Rows per rayon task: enough work to outweigh the scheduling.
 const ROWS_PER_TASK: usize = 8;
@@ -35,6 +36,30 @@ pub(super) fn u32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Resul
         None => Err(candle_core::Error::Msg(
             "fused op: non-contiguous u32 input".into(),
         )),
+    }
+}
+
+/// A result computed outside the graph (by tensor ops: the matrix products) and handed
+/// to the node that differentiates it. candle's custom ops must return fresh storage, so
+/// the node's forward pass takes the result once (releasing it) and copies it out.
+pub(super) struct Precomputed(Mutex<Option<Tensor>>);
+
+impl Precomputed {
+    /// Holds `result` for the node's forward pass.
+    pub(super) fn new(result: Tensor) -> Self {
+        Self(Mutex::new(Some(result)))
+    }
+
+    /// The result as the node's output storage; an error when taken twice.
+    pub(super) fn take(&self, op: &str) -> candle_core::Result<(CpuStorage, Shape)> {
+        let t = self
+            .0
+            .lock()
+            .map_err(|_| candle_core::Error::Msg(format!("{op}: poisoned result")))?
+            .take()
+            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: result already used")))?;
+        let shape = t.shape().clone();
+        Ok((CpuStorage::F32(t.flatten_all()?.to_vec1::<f32>()?), shape))
     }
 }
 

@@ -6,10 +6,9 @@
 //! strided add). As one node the backward pass is two contiguous GEMMs:
 //! `dx = g W` and `dW = g^T x`, the latter already in the weight's `(out, in)` layout.
 
-use super::kernel::cpu_f32;
+use super::kernel::{cpu_f32, Precomputed};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
-use std::sync::Mutex;
 
 /// `x W^T` for `x` `(..., in)` and `weight` `(out, in)`; differentiable in both.
 pub fn linear(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
@@ -34,14 +33,14 @@ pub fn linear(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         return Ok(y);
     }
     let node = Linear {
-        result: Mutex::new(Some(y)),
+        result: Precomputed::new(y),
     };
     Ok(x.apply_op2(weight, node)?)
 }
 
 /// The node: its forward result, taken (and so released) when the node is built.
 struct Linear {
-    result: Mutex<Option<Tensor>>,
+    result: Precomputed,
 }
 
 impl CustomOp2 for Linear {
@@ -56,15 +55,7 @@ impl CustomOp2 for Linear {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let y = self
-            .result
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("fused linear: poisoned result".into()))?
-            .take()
-            .ok_or_else(|| candle_core::Error::Msg("fused linear: result already used".into()))?;
-        let shape = y.shape().clone();
-        let data = y.flatten_all()?.to_vec1::<f32>()?;
-        Ok((CpuStorage::F32(data), shape))
+        self.result.take(self.name())
     }
 
     fn bwd(

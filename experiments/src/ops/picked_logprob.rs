@@ -6,7 +6,7 @@
 //! row; backward: `g (onehot - softmax)` per row). Elsewhere (CUDA, other dtypes) it is
 //! the same function written with differentiable tensor ops.
 
-use super::kernel::{f32_slice, for_each_row, log_sum_exp, scaled_exp, u32_slice};
+use super::kernel::{f32_slice, for_each_row, log_sum_exp, scaled_exp, u32_slice, Precomputed};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
@@ -75,7 +75,8 @@ pub fn linear_picked_logprob(hidden: &Tensor, weight: &Tensor, targets: &Tensor)
     let op = LinearPicked {
         logits,
         targets,
-        picked: picked.clone(),
+        result: Precomputed::new(picked.clone()),
+        picked,
     };
     Ok(h2.apply_op2(weight, op)?.reshape(lead)?)
 }
@@ -86,6 +87,7 @@ struct LinearPicked {
     logits: Tensor,
     targets: Tensor,
     picked: Tensor,
+    result: Precomputed,
 }
 
 impl CustomOp2 for LinearPicked {
@@ -100,9 +102,7 @@ impl CustomOp2 for LinearPicked {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let values = self.picked.to_vec1::<f32>()?;
-        let n = values.len();
-        Ok((CpuStorage::F32(values), Shape::from(n)))
+        self.result.take(self.name())
     }
 
     fn bwd(

@@ -16,8 +16,11 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 /// The forward op.
 struct Softmax;
 
-/// The backward op: `(y, g)` to `y (g - sum_row g y)`.
-struct SoftmaxGrad;
+/// The backward op: `(y, g)` to `scale * y (g - sum_row g y)` (the gradient of the
+/// scores of `softmax(scale * s)`).
+pub(super) struct SoftmaxGrad {
+    pub(super) scale: f32,
+}
 
 impl CustomOp1 for Softmax {
     fn name(&self) -> &'static str {
@@ -42,7 +45,7 @@ impl CustomOp1 for Softmax {
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let g = grad_res.contiguous()?;
-        Ok(Some(res.apply_op2_no_bwd(&g, &SoftmaxGrad)?))
+        Ok(Some(res.apply_op2_no_bwd(&g, &SoftmaxGrad { scale: 1.0 })?))
     }
 }
 
@@ -65,7 +68,7 @@ impl CustomOp2 for SoftmaxGrad {
             let (y, g) = (&y[r * w..(r + 1) * w], &g[r * w..(r + 1) * w]);
             let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
             for ((o, y), g) in o.iter_mut().zip(y).zip(g) {
-                *o = y * (g - dot);
+                *o = self.scale * y * (g - dot);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
