@@ -114,13 +114,12 @@ fn lm_loss(model: &Model, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
     Ok((picked.sum_all()?.neg()? / (b * (t - 1)) as f64)?)
 }
 
-fn lm_step(ctx: &Ctx<'_>) -> Result<Outcome> {
+/// Times optimiser steps of the policy on `loss(model)`; checks the last loss and norm.
+fn policy_step(ctx: &Ctx<'_>, loss: impl Fn(&Model) -> Result<Tensor>) -> Result<Outcome> {
     let ck = load_checkpoint(&ctx.dir.join("policy"), ctx.dtype, ctx.device)?;
     let mut opt = ctx.optimizer(&ck.varmap)?;
-    let ids = ctx.full_ids()?;
-    let mask = ids.ones_like()?;
     let ((loss, norm), times) = timed(ctx.spec.reps, ctx.device, || {
-        let loss = lm_loss(&ck.model, &ids, &mask)?;
+        let loss = loss(&ck.model)?;
         let stats = opt.step(&loss)?;
         Ok((scalar(&loss)?, stats.grad_norm))
     })?;
@@ -131,23 +130,20 @@ fn lm_step(ctx: &Ctx<'_>) -> Result<Outcome> {
     Ok((check, times, None))
 }
 
+fn lm_step(ctx: &Ctx<'_>) -> Result<Outcome> {
+    let ids = ctx.full_ids()?;
+    let mask = ids.ones_like()?;
+    policy_step(ctx, |model| lm_loss(model, &ids, &mask))
+}
+
 fn sft_step(ctx: &Ctx<'_>) -> Result<Outcome> {
-    let ck = load_checkpoint(&ctx.dir.join("policy"), ctx.dtype, ctx.device)?;
-    let mut opt = ctx.optimizer(&ck.varmap)?;
     let (p, r) = (&ctx.inputs.prompts, &ctx.inputs.responses);
     let batch = SequenceBatch::new(p, r, ctx.inputs.pad, ctx.device)?;
     let tokens: usize = r.iter().map(Vec::len).sum();
-    let ((loss, norm), times) = timed(ctx.spec.reps, ctx.device, || {
-        // As `stages::sft::train_sft`: summed response NLL over the token count.
-        let loss = (token_logprobs(&ck.model, &batch)?.sum_all()?.neg()? / tokens as f64)?;
-        let stats = opt.step(&loss)?;
-        Ok((scalar(&loss)?, stats.grad_norm))
-    })?;
-    let check = BTreeMap::from([
-        ("loss".into(), json!(loss)),
-        ("grad_norm".into(), json!(norm)),
-    ]);
-    Ok((check, times, None))
+    // As `stages::sft::train_sft`: summed response NLL over the token count.
+    policy_step(ctx, |model| {
+        Ok((token_logprobs(model, &batch)?.sum_all()?.neg()? / tokens as f64)?)
+    })
 }
 
 fn rm_step(ctx: &Ctx<'_>) -> Result<Outcome> {

@@ -95,22 +95,7 @@ pub fn attend_with(
     scale: f64,
     softcap: Option<f64>,
 ) -> Result<Tensor> {
-    // The matmuls run in the weights' dtype; the scaling, soft-cap, mask and softmax in
-    // f32 (as transformers' eager attention does for bf16 models), the probabilities
-    // cast back to the values' dtype for the second matmul.
-    if softcap.is_none() && v.dtype() == DType::F32 && mask.dtype() == DType::F32 {
-        return crate::ops::attention(q, k, v, mask, scale);
-    }
-    let dtype = v.dtype();
-    let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
-    let scores = (scores.to_dtype(DType::F32)? * scale)?;
-    let scores = match softcap {
-        Some(cap) => ((scores / cap)?.tanh()? * cap)?,
-        None => scores,
-    };
-    let scores = scores.broadcast_add(&mask.to_dtype(DType::F32)?)?;
-    let probs = crate::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;
-    Ok(probs.matmul(&v.contiguous()?)?)
+    crate::ops::attention(q, k, v, mask, scale, softcap)
 }
 
 /// `mask` `(b, 1, time, keys)` (queries are the last `time` of the `keys` positions)

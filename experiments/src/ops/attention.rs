@@ -9,17 +9,37 @@
 use super::kernel::{cpu_f32, f32_slice, for_each_row, softmax_in_place, Precomputed};
 use super::softmax::SoftmaxGrad;
 use crate::Result;
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 
 /// `softmax(q k^T * scale + mask) v`: `q` `(b, h, t, d)`, `k` and `v` `(b, h, keys, d)`,
-/// `mask` `(b, 1, t, keys)` added to the scaled scores; returns `(b, h, t, d)`.
+/// `mask` `(b, 1, t, keys)` added to the scaled scores, which are first soft-capped to
+/// `cap * tanh(s / cap)` when `softcap` is given (Gemma-2); returns `(b, h, t, d)`.
 /// Differentiable in `q`, `k` and `v` (the mask is a constant).
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+///
+/// One fused node on the CPU in f32 without a soft-cap. Otherwise tensor ops: the
+/// matmuls in the values' dtype, the scaling, soft-cap, mask and softmax in f32 (as
+/// transformers' eager attention does for bf16 models), the probabilities cast back to
+/// the values' dtype for the second matmul.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+    softcap: Option<f64>,
+) -> Result<Tensor> {
     let (b, h, t, _) = q.dims4()?;
     let keys = k.dim(2)?;
-    if !cpu_f32(&[q, k, v, mask]) || mask.dims() != [b, 1, t, keys] {
-        let scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
-        let probs = super::softmax_last_dim(&scores.broadcast_add(mask)?)?;
+    if softcap.is_some() || !cpu_f32(&[q, k, v, mask]) || mask.dims() != [b, 1, t, keys] {
+        let dtype = v.dtype();
+        let scores = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
+        let scores = (scores.to_dtype(DType::F32)? * scale)?;
+        let scores = match softcap {
+            Some(cap) => ((scores / cap)?.tanh()? * cap)?,
+            None => scores,
+        };
+        let scores = scores.broadcast_add(&mask.to_dtype(DType::F32)?)?;
+        let probs = super::softmax_last_dim(&scores)?.to_dtype(dtype)?;
         return Ok(probs.matmul(&v.contiguous()?)?);
     }
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
@@ -158,7 +178,7 @@ mod tests {
         let shape: &[usize] = &[b, h, t, d];
         assert_same_with_grads(
             &[shape, shape, shape],
-            |x| attention(&x[0], &x[1], &x[2], &mask, scale),
+            |x| attention(&x[0], &x[1], &x[2], &mask, scale, None),
             |x| {
                 let s = (x[0].matmul(&x[1].t()?)? * scale)?.broadcast_add(&mask)?;
                 Ok(candle_nn::ops::softmax(&s, candle_core::D::Minus1)?.matmul(&x[2])?)

@@ -6,7 +6,9 @@
 //! row; backward: `g (onehot - softmax)` per row). Elsewhere (CUDA, other dtypes) it is
 //! the same function written with differentiable tensor ops.
 
-use super::kernel::{f32_slice, for_each_row, log_sum_exp, scaled_exp, u32_slice, Precomputed};
+use super::kernel::{
+    cpu_f32, f32_slice, for_each_row, log_sum_exp, scaled_exp, u32_slice, Precomputed,
+};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
@@ -56,9 +58,7 @@ pub fn linear_picked_logprob(hidden: &Tensor, weight: &Tensor, targets: &Tensor)
     let lead = hidden.dims()[..hidden.rank() - 1].to_vec();
     let rows: usize = lead.iter().product();
     let h2 = hidden.reshape((rows, d))?;
-    let cpu_f32 =
-        hidden.device().is_cpu() && hidden.dtype() == DType::F32 && weight.dtype() == DType::F32;
-    if !cpu_f32 {
+    if !cpu_f32(&[hidden, weight]) {
         let logits = h2.matmul(&weight.t()?)?.to_dtype(DType::F32)?;
         return Ok(picked_logprob(&logits, &targets.reshape(rows)?)?.reshape(lead)?);
     }
@@ -72,11 +72,13 @@ pub fn linear_picked_logprob(hidden: &Tensor, weight: &Tensor, targets: &Tensor)
     let targets = targets.flatten_all()?.to_dtype(DType::U32)?;
     let logits = h2.detach().matmul(&weight.detach().t()?)?;
     let picked = logits.apply_op2_no_bwd(&targets, &PickedLogprob)?;
+    if !(h2.track_op() || weight.track_op()) {
+        return Ok(picked.reshape(lead)?);
+    }
     let op = LinearPicked {
         logits,
         targets,
-        result: Precomputed::new(picked.clone()),
-        picked,
+        result: Precomputed::new(picked),
     };
     Ok(h2.apply_op2(weight, op)?.reshape(lead)?)
 }
@@ -86,7 +88,6 @@ pub fn linear_picked_logprob(hidden: &Tensor, weight: &Tensor, targets: &Tensor)
 struct LinearPicked {
     logits: Tensor,
     targets: Tensor,
-    picked: Tensor,
     result: Precomputed,
 }
 
@@ -109,10 +110,10 @@ impl CustomOp2 for LinearPicked {
         &self,
         hidden: &Tensor,
         weight: &Tensor,
-        _res: &Tensor,
+        picked: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let coef = Tensor::stack(&[&self.picked, &grad_res.detach()], 1)?;
+        let coef = Tensor::stack(&[&picked.detach(), &grad_res.detach()], 1)?;
         let g = self
             .logits
             .apply_op3_no_bwd(&self.targets, &coef, &PickedLogprobGrad)?;
