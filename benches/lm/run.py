@@ -239,6 +239,7 @@ def main():
                              "--prompt-len", str(a.prompt_len), "--response-len", str(a.response_len)])
             if rc != 0:
                 sys.exit(f"bench init {cfg} failed: {se.strip()}")
+        cfg_params = 0  # this config's parameter count (from its first rmteach report)
         for dtype in dtypes:
             for t in threads:
                 env = dict(os.environ, RAYON_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
@@ -270,9 +271,10 @@ def main():
                         peaks[w] = (opeak, tpeak)
                     if o:
                         versions.setdefault("ours", o)
+                        cfg_params = cfg_params or o.get("params", 0)
                     if th:
                         versions.setdefault("torch", th)
-                params = (versions.get("ours") or {}).get("params", 0)
+                params = cfg_params
                 for w in workloads:
                     ow, tw = ours[w], theirs[w]
                     if ow.get("error") or tw.get("error"):

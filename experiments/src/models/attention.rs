@@ -139,6 +139,11 @@ pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
 }
 
 /// Keys and values of earlier tokens, per layer, for incremental decoding.
+///
+/// Generation only: the cache holds keys and values detached from the autograd graph.
+/// (Kept attached, each step's concatenation would keep the whole graph of every
+/// earlier step alive through the cached tensors: with a 1B model on the GPU, sampling
+/// 64 tokens at batch 32 peaked at 82 GB instead of a few.)
 #[derive(Debug, Clone)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
@@ -166,17 +171,43 @@ impl KvCache {
     }
 
     /// Appends `k`, `v` `(b, heads, t, d)` to layer `layer` and returns all keys and
-    /// values so far.
+    /// values so far, detached from the graph (no gradient flows through the cache).
     pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let slot = self
             .layers
             .get_mut(layer)
             .ok_or_else(|| Error::Input(format!("cache has no layer {layer}")))?;
+        let (k, v) = (&k.detach(), &v.detach());
         let (k, v) = match slot.take() {
             None => (k.contiguous()?, v.contiguous()?),
             Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
         };
         *slot = Some((k.clone(), v.clone()));
         Ok((k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    #[test]
+    fn the_cache_keeps_no_graph() {
+        let dev = Device::Cpu;
+        let w = Var::ones((1, 2, 1, 4), DType::F32, &dev).unwrap();
+        let mut cache = KvCache::new(1);
+        for step in 0..3 {
+            // k, v computed from a variable: they carry the graph of that computation.
+            let k = (w.as_tensor() * (step as f64 + 1.0)).unwrap();
+            assert!(k.track_op());
+            let (ck, cv) = cache.append(0, &k, &k).unwrap();
+            assert!(!ck.track_op() && !cv.track_op(), "step {step}");
+            assert_eq!(ck.dims(), &[1, 2, step + 1, 4]);
+        }
+        let (k, _) = cache.layers[0].as_ref().unwrap();
+        assert!(!k.track_op());
+        let last = k.narrow(2, 2, 1).unwrap().flatten_all().unwrap();
+        assert_eq!(last.to_vec1::<f32>().unwrap(), vec![3.0; 8]);
     }
 }
