@@ -8,6 +8,7 @@
 
 use serde::{Serialize, Serializer};
 
+use super::kernels::on_worker;
 use super::solver::{SolverConfig, Stepper};
 use super::VectorField;
 use crate::Result;
@@ -103,6 +104,21 @@ pub type Observe<'a> = &'a (dyn Fn(&[f64]) -> Vec<f64> + Sync);
 /// each threshold is reached. Stops early once all are reached unless `record` asks
 /// for the whole trajectory up to the horizon.
 pub fn integrate_with_events(
+    field: &dyn VectorField,
+    y0: &[f64],
+    horizon: f64,
+    observe: Observe<'_>,
+    thresholds: &[Threshold],
+    record: bool,
+    cfg: &SolverConfig,
+) -> Result<FlowOutcome> {
+    on_worker(field.dim(), || {
+        integrate_here(field, y0, horizon, observe, thresholds, record, cfg)
+    })
+}
+
+/// [`integrate_with_events`] on the calling thread.
+fn integrate_here(
     field: &dyn VectorField,
     y0: &[f64],
     horizon: f64,

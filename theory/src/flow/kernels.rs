@@ -153,12 +153,13 @@ fn prefetch_at(p: *const f64) {
 /// One softmax column's part of the fused tabular KL-regularised right-hand side, at
 /// a Runge-Kutta stage's state `theta = base + h sum_j coef_j v_j` (`terms[j] =
 /// (coef_j, v_j)`; `theta = base` when `terms` is empty), entries `off..off + dy.len()`
-/// of `base` and of every `v_j`. `c`, `scratch` and `dy` are the column's own slices.
+/// of `base` and of every `v_j`. `c`, `scratch` and `dy` are the column's own slices
+/// (`scratch` empty when `terms` is).
 ///
 /// With `p = softmax(theta)`, `u = c - lambda theta` where `c = r + lambda ln pi_ref`
 /// (so `r_KL = u + lambda lse(theta)`), the gradient of Lemma 7 is
 /// `dy = scale p (r_KL - E_p r_KL) = scale p (u - E_p u)`. Two passes, one `exp` per
-/// entry (and one per block), no allocation below [`STACK_BLOCKS`] blocks:
+/// entry (and one per block):
 /// 1. per block of [`BLOCK`]: a combined state's block of `theta` into the block
 ///    of `scratch` (the same operations, in the same order, as [`combine`], so the same
 ///    bits), the block's maximum, the running sums `sum e` and `sum e u` rescaled when
@@ -172,8 +173,13 @@ fn prefetch_at(p: *const f64) {
 /// and `u` and rereads them, and writes `dy`: 6 vectors besides the combination's
 /// reads, against 4 + 8 for [`combine`] then a three-pass kernel (state written, then
 /// read by a max pass, an exp pass and an output pass); `theta = base` moves 7.
-#[inline(always)]
-fn tabular_kl_stage_impl<const FMA: bool>(
+///
+/// Columns longer than one [`SEGMENT`] run each pass segment by segment, the segments'
+/// partial sums combined in order between the passes; with more than one rayon thread
+/// and at least [`PAR_SEGMENTS`] segments, the segments of each pass run in parallel.
+/// The segments do not depend on the thread count, so neither do the results (bit for
+/// bit); a column of one segment gives the bits of the unsegmented kernel.
+pub(crate) fn tabular_kl_stage(
     base: &[f64],
     h: f64,
     terms: &[(f64, &[f64])],
@@ -188,14 +194,125 @@ fn tabular_kl_stage_impl<const FMA: bool>(
     let c = &c[..n];
     let combined = !terms.is_empty();
     let nb = n.div_ceil(BLOCK);
-    let mut stack = [0.0f64; STACK_BLOCKS];
-    let mut heap = Vec::new();
-    let maxes: &mut [f64] = if nb <= STACK_BLOCKS {
-        &mut stack[..nb]
-    } else {
-        heap.resize(nb, 0.0);
-        &mut heap
+    if n <= SEGMENT {
+        let mut maxes = [0.0f64; STACK_BLOCKS];
+        let maxes = &mut maxes[..nb];
+        let p = stage_pass1(base, h, terms, off, c, lambda, scratch, dy, maxes);
+        let (m, k, mean) = StagePartial::combine(&[p], scale);
+        stage_pass2(
+            base, off, c, lambda, combined, scratch, dy, maxes, m, k, mean,
+        );
+        return;
+    }
+    let mut maxes = vec![0.0f64; nb];
+    let mut segs = Vec::with_capacity(n.div_ceil(SEGMENT));
+    let (mut dy_rest, mut sc_rest, mut mx_rest) = (dy, scratch, &mut maxes[..]);
+    let mut at = 0;
+    while at < n {
+        let len = SEGMENT.min(n - at);
+        let (d, dr) = std::mem::take(&mut dy_rest).split_at_mut(len);
+        let sc_len = if combined { len } else { 0 };
+        let (sc, sr) = std::mem::take(&mut sc_rest).split_at_mut(sc_len);
+        let (mx, mr) = std::mem::take(&mut mx_rest).split_at_mut(len.div_ceil(BLOCK));
+        segs.push((at, d, sc, mx));
+        (dy_rest, sc_rest, mx_rest) = (dr, sr, mr);
+        at += len;
+    }
+    let parallel = segs.len() >= PAR_SEGMENTS && rayon::current_num_threads() > 1;
+    let pass1 = |(at, d, sc, mx): &mut (usize, &mut [f64], &mut [f64], &mut [f64])| {
+        let cs = &c[*at..*at + d.len()];
+        stage_pass1(base, h, terms, off + *at, cs, lambda, sc, d, mx)
     };
+    let partials: Vec<StagePartial> = if parallel {
+        use rayon::prelude::*;
+        segs.par_iter_mut().map(pass1).collect()
+    } else {
+        segs.iter_mut().map(pass1).collect()
+    };
+    let (m, k, mean) = StagePartial::combine(&partials, scale);
+    let pass2 = |(at, d, sc, mx): &mut (usize, &mut [f64], &mut [f64], &mut [f64])| {
+        let cs = &c[*at..*at + d.len()];
+        stage_pass2(base, off + *at, cs, lambda, combined, sc, d, mx, m, k, mean);
+    };
+    if parallel {
+        use rayon::prelude::*;
+        segs.par_iter_mut().for_each(pass2);
+    } else {
+        segs.iter_mut().for_each(pass2);
+    }
+}
+
+/// Entries of a column per segment of [`tabular_kl_stage`]: as many blocks as the
+/// stack holds, so a column of one segment needs no allocation.
+const SEGMENT: usize = STACK_BLOCKS * BLOCK;
+/// Segments from which a column's passes are spread over rayon's threads (a pass over
+/// 32768 entries takes about 0.1 ms here; a fork-join inside the pool, microseconds).
+const PAR_SEGMENTS: usize = 4;
+
+/// Runs `f` on one of rayon's workers when a field of dimension `dim` may spread its
+/// passes over threads (a column of [`PAR_SEGMENTS`] segments or more) and the caller
+/// is not a worker already: each parallel pass is then a fork-join inside the pool
+/// instead of a hand-over from outside it and back (which, on the 2-core machine, cost
+/// more than the second thread gained).
+pub(crate) fn on_worker<R: Send>(dim: usize, f: impl FnOnce() -> R + Send) -> R {
+    let spreads = dim > (PAR_SEGMENTS - 1) * SEGMENT && rayon::current_num_threads() > 1;
+    if spreads && rayon::current_thread_index().is_none() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
+/// What pass 1 of [`tabular_kl_stage`] leaves of one segment: its running maximum and
+/// the four-lane sums `sum e`, `sum e u` relative to it (and their tails).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StagePartial {
+    m: f64,
+    s: [f64; 4],
+    su: [f64; 4],
+    s_tail: f64,
+    su_tail: f64,
+}
+
+impl StagePartial {
+    /// The column's maximum `m`, `k = scale / sum e` and `mean = sum e u / sum e` from
+    /// its segments' partials, in order (one segment: exactly its own sums).
+    fn combine(parts: &[StagePartial], scale: f64) -> (f64, f64, f64) {
+        let m = parts.iter().fold(f64::NEG_INFINITY, |m, p| m.max(p.m));
+        let (mut s, mut su) = ([0.0f64; 4], [0.0f64; 4]);
+        let (mut s_tail, mut su_tail) = (0.0, 0.0);
+        for p in parts {
+            let f = if p.m == m { 1.0 } else { (p.m - m).exp() };
+            for l in 0..4 {
+                s[l] += p.s[l] * f;
+                su[l] += p.su[l] * f;
+            }
+            s_tail += p.s_tail * f;
+            su_tail += p.su_tail * f;
+        }
+        let sum = (s[0] + s[1]) + (s[2] + s[3]) + s_tail;
+        let mean = ((su[0] + su[1]) + (su[2] + su[3]) + su_tail) / sum;
+        (m, scale / sum, mean)
+    }
+}
+
+/// Pass 1 of [`tabular_kl_stage`] over one segment (`off` its start in `base` and the
+/// `v_j`; `c`, `scratch`, `dy` and `maxes` its own slices).
+#[inline(always)]
+fn stage_pass1_impl<const FMA: bool>(
+    base: &[f64],
+    h: f64,
+    terms: &[(f64, &[f64])],
+    off: usize,
+    c: &[f64],
+    lambda: f64,
+    scratch: &mut [f64],
+    dy: &mut [f64],
+    maxes: &mut [f64],
+) -> StagePartial {
+    let n = dy.len();
+    let c = &c[..n];
+    let combined = !terms.is_empty();
     let (mut s, mut su) = ([0.0f64; 4], [0.0f64; 4]);
     let (mut s_tail, mut su_tail) = (0.0, 0.0);
     let mut m = f64::NEG_INFINITY;
@@ -309,9 +426,32 @@ fn tabular_kl_stage_impl<const FMA: bool>(
         start += len;
         b += 1;
     }
-    let sum = (s[0] + s[1]) + (s[2] + s[3]) + s_tail;
-    let mean = ((su[0] + su[1]) + (su[2] + su[3]) + su_tail) / sum;
-    let k = scale / sum;
+    StagePartial {
+        m,
+        s,
+        su,
+        s_tail,
+        su_tail,
+    }
+}
+
+/// Pass 2 of [`tabular_kl_stage`] over one segment: the column's maximum `m`,
+/// `k = scale / sum e` and `mean` known.
+#[inline(always)]
+fn stage_pass2_impl<const FMA: bool>(
+    base: &[f64],
+    off: usize,
+    c: &[f64],
+    lambda: f64,
+    combined: bool,
+    scratch: &[f64],
+    dy: &mut [f64],
+    maxes: &[f64],
+    m: f64,
+    k: f64,
+    mean: f64,
+) {
+    let n = dy.len();
     let (mut start, mut b) = (0, 0);
     while start < n {
         let len = BLOCK.min(n - start);
@@ -339,21 +479,73 @@ fn tabular_kl_stage_impl<const FMA: bool>(
 }
 
 dispatch! {
-    /// The fused tabular right-hand side of one column at a stage's state (see
-    /// [`tabular_kl_stage_impl`]).
-    fn tabular_kl_stage / tabular_kl_stage_avx2
-        (base: &[f64], h: f64, terms: &[(f64, &[f64])], off: usize, c: &[f64], lambda: f64, scale: f64, scratch: &mut [f64], dy: &mut [f64]) -> () = tabular_kl_stage_impl
+    /// Pass 1 of [`tabular_kl_stage`] (see [`stage_pass1_impl`]).
+    fn stage_pass1 / stage_pass1_avx2
+        (base: &[f64], h: f64, terms: &[(f64, &[f64])], off: usize, c: &[f64], lambda: f64, scratch: &mut [f64], dy: &mut [f64], maxes: &mut [f64]) -> StagePartial = stage_pass1_impl
+}
+
+dispatch! {
+    /// Pass 2 of [`tabular_kl_stage`] (see [`stage_pass2_impl`]).
+    fn stage_pass2 / stage_pass2_avx2
+        (base: &[f64], off: usize, c: &[f64], lambda: f64, combined: bool, scratch: &[f64], dy: &mut [f64], maxes: &[f64], m: f64, k: f64, mean: f64) -> () = stage_pass2_impl
 }
 
 /// `[sum p r_a, sum p r_b, sum p (ln p - lp0)]` with `p = softmax(theta)`, in one `exp`
-/// pass: the observables of a tabular flow (`lp0 = ln pi_0`).
+/// pass: the observables of a tabular flow (`lp0 = ln pi_0`). Long columns run by
+/// segments (in parallel where [`tabular_kl_stage`] does), their sums combined in order.
+pub(crate) fn softmax_moments(theta: &[f64], r_a: &[f64], r_b: &[f64], lp0: &[f64]) -> [f64; 3] {
+    let parts = over_segments(theta.len(), |at, len| {
+        let seg = at..at + len;
+        moments_segment(
+            &theta[seg.clone()],
+            &r_a[seg.clone()],
+            &r_b[seg.clone()],
+            &lp0[seg],
+        )
+    });
+    let m = parts.iter().fold(f64::NEG_INFINITY, |m, p| m.max(p.0));
+    let (mut acc, mut tail) = ([[0.0f64; 4]; 4], [0.0f64; 4]);
+    for (mp, pa, pt) in &parts {
+        // A segment's sums are relative to its own maximum: e = e_p f, and the
+        // `theta - max` of the last sum shifts by `mp - m`.
+        let (f, shift) = if *mp == m {
+            (1.0, 0.0)
+        } else {
+            ((mp - m).exp(), mp - m)
+        };
+        for l in 0..4 {
+            acc[0][l] += pa[0][l] * f;
+            acc[1][l] += pa[1][l] * f;
+            acc[2][l] += pa[2][l] * f;
+            acc[3][l] += (pa[3][l] + shift * pa[0][l]) * f;
+        }
+        tail[0] += pt[0] * f;
+        tail[1] += pt[1] * f;
+        tail[2] += pt[2] * f;
+        tail[3] += (pt[3] + shift * pt[0]) * f;
+    }
+    let tot = |k: usize| (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]) + tail[k];
+    let sum = tot(0);
+    // ln p = z - ln(sum), so sum p (ln p - lp0) = tot(3)/sum - ln(sum).
+    [
+        tot(1) / sum,
+        tot(2) / sum,
+        (tot(3) / sum - sum.ln()).max(0.0),
+    ]
+}
+
+/// One segment's part of [`softmax_moments`]: its maximum `m`, and the four-lane sums
+/// of `e`, `e r_a`, `e r_b`, `e ((theta - m) - lp0)` with `e = exp(theta - m)`, with
+/// their tails.
+type MomentsPart = (f64, [[f64; 4]; 4], [f64; 4]);
+
 #[inline(always)]
-fn softmax_moments_impl<const FMA: bool>(
+fn moments_segment_impl<const FMA: bool>(
     theta: &[f64],
     r_a: &[f64],
     r_b: &[f64],
     lp0: &[f64],
-) -> [f64; 3] {
+) -> MomentsPart {
     let n = theta.len();
     let (r_a, r_b, lp0) = (&r_a[..n], &r_b[..n], &lp0[..n]);
     let max = max_of(theta);
@@ -387,20 +579,47 @@ fn softmax_moments_impl<const FMA: bool>(
         }
         start += len;
     }
-    let tot = |k: usize| (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]) + tail[k];
-    let sum = tot(0);
-    // ln p = z - ln(sum), so sum p (ln p - lp0) = tot(3)/sum - ln(sum).
-    [
-        tot(1) / sum,
-        tot(2) / sum,
-        (tot(3) / sum - sum.ln()).max(0.0),
-    ]
+    (max, acc, tail)
 }
 
 dispatch! {
-    /// `[E_p r_a, E_p r_b, KL(p || pi_0)]` with `p = softmax(theta)` (see [`softmax_moments_impl`]).
-    fn softmax_moments / softmax_moments_avx2
-        (theta: &[f64], r_a: &[f64], r_b: &[f64], lp0: &[f64]) -> [f64; 3] = softmax_moments_impl
+    /// One segment of [`softmax_moments`] (see [`moments_segment_impl`]).
+    fn moments_segment / moments_segment_avx2
+        (theta: &[f64], r_a: &[f64], r_b: &[f64], lp0: &[f64]) -> MomentsPart = moments_segment_impl
+}
+
+/// `f(at, segment)` over the segments of `v` ([`SEGMENT`] long, the last shorter; `at`
+/// the segment's start), in order; in parallel as [`over_segments`].
+fn over_segments_mut<T: Send>(v: &mut [f64], f: impl Fn(usize, &mut [f64]) -> T + Sync) -> Vec<T> {
+    if v.len().div_ceil(SEGMENT) >= PAR_SEGMENTS && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        v.par_chunks_mut(SEGMENT)
+            .enumerate()
+            .map(|(i, s)| f(i * SEGMENT, s))
+            .collect()
+    } else {
+        v.chunks_mut(SEGMENT)
+            .enumerate()
+            .map(|(i, s)| f(i * SEGMENT, s))
+            .collect()
+    }
+}
+
+/// `f(at, len)` over the segments `at..at + len` of `0..n` ([`SEGMENT`] long, the last
+/// shorter), in order; in parallel when [`tabular_kl_stage`] would spread a column of
+/// `n` entries.
+fn over_segments<T: Send>(n: usize, f: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    let count = n.div_ceil(SEGMENT).max(1);
+    let seg = |i: usize| {
+        let at = i * SEGMENT;
+        f(at, SEGMENT.min(n - at))
+    };
+    if count >= PAR_SEGMENTS && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        (0..count).into_par_iter().map(seg).collect()
+    } else {
+        (0..count).map(seg).collect()
+    }
 }
 
 /// Block length of the blocked loops: a block of every input stays in L1.
@@ -460,8 +679,10 @@ dispatch! {
 /// `terms[j] = (b_j, e_j, g_j, k_j)`, writes `y_new = y_old + h sum b_j k_j` and returns
 /// `(sum_i (ea_i / sc_i)^2, sum_i (eb_i / sc_i)^2)` for the error estimates
 /// `ea = eh sum e_j k_j`, `eb = sum g_j k_j`, `sc_i = atol + max(|y_old_i|, |y_new_i|) rtol`.
-#[inline(always)]
-fn finish_step_impl<const FMA: bool>(
+/// When every `g_j` is 0 (Dopri5) the second sum is 0 and is not formed. Long states
+/// run by segments (in parallel where [`tabular_kl_stage`] does), their four-lane sums
+/// added in order (one segment: exactly the unsegmented sums).
+pub(crate) fn finish_step(
     y_new: &mut [f64],
     y_old: &[f64],
     h: f64,
@@ -469,10 +690,68 @@ fn finish_step_impl<const FMA: bool>(
     terms: &[(f64, f64, f64, &[f64])],
     tol: (f64, f64),
 ) -> (f64, f64) {
+    let parts = over_segments_mut(y_new, |at, yn| {
+        let len = yn.len();
+        let mut sub: [(f64, f64, f64, &[f64]); 16] = [(0.0, 0.0, 0.0, &[]); 16];
+        for (s, (b, e, g, v)) in sub.iter_mut().zip(terms) {
+            *s = (*b, *e, *g, &v[at..at + len]);
+        }
+        finish_segment(yn, &y_old[at..at + len], h, eh, &sub[..terms.len()], tol)
+    });
+    let (mut sa, mut sb) = ([0.0f64; 4], [0.0f64; 4]);
+    for (pa, pb) in &parts {
+        for l in 0..4 {
+            sa[l] += pa[l];
+            sb[l] += pb[l];
+        }
+    }
+    (
+        (sa[0] + sa[1]) + (sa[2] + sa[3]),
+        (sb[0] + sb[1]) + (sb[2] + sb[3]),
+    )
+}
+
+/// One segment of [`finish_step`]: its four-lane sums of both errors.
+#[inline(always)]
+fn finish_segment_impl<const FMA: bool>(
+    y_new: &mut [f64],
+    y_old: &[f64],
+    h: f64,
+    eh: f64,
+    terms: &[(f64, f64, f64, &[f64])],
+    tol: (f64, f64),
+) -> ([f64; 4], [f64; 4]) {
+    if terms.iter().any(|t| t.2 != 0.0) {
+        finish_step_block::<FMA, true>(y_new, y_old, h, eh, terms, tol)
+    } else {
+        finish_step_block::<FMA, false>(y_new, y_old, h, eh, terms, tol)
+    }
+}
+
+/// [`finish_segment_impl`] with (`TWO`) or without the second error estimate.
+#[inline(always)]
+fn finish_step_block<const FMA: bool, const TWO: bool>(
+    y_new: &mut [f64],
+    y_old: &[f64],
+    h: f64,
+    eh: f64,
+    terms: &[(f64, f64, f64, &[f64])],
+    tol: (f64, f64),
+) -> ([f64; 4], [f64; 4]) {
     let (rtol, atol) = tol;
     let n = y_new.len();
     let (mut ae, mut ag) = ([0.0f64; FIN_BLOCK], [0.0f64; FIN_BLOCK]);
     let (mut sa, mut sb) = ([0.0f64; 4], [0.0f64; 4]);
+    // Entry `i` of the error sums: lane `i % 4` (blocks start at multiples of 4).
+    let err = |yo: f64, yn: f64, ae: f64, ag: f64, sa: &mut f64, sb: &mut f64| {
+        let sc = atol + yo.abs().max(yn.abs()) * rtol;
+        let a = eh * ae / sc;
+        *sa += a * a;
+        if TWO {
+            let b = ag / sc;
+            *sb += b * b;
+        }
+    };
     let mut start = 0;
     while start < n {
         let len = FIN_BLOCK.min(n - start);
@@ -484,7 +763,9 @@ fn finish_step_impl<const FMA: bool>(
         );
         ab.iter_mut().for_each(|a| *a = 0.0);
         ae.iter_mut().for_each(|a| *a = 0.0);
-        ag.iter_mut().for_each(|a| *a = 0.0);
+        if TWO {
+            ag.iter_mut().for_each(|a| *a = 0.0);
+        }
         for (b, e, g, v) in terms {
             let v = &v[start..start + len];
             for i in 0..len {
@@ -492,11 +773,15 @@ fn finish_step_impl<const FMA: bool>(
                 if FMA {
                     ab[i] = b.mul_add(x, ab[i]);
                     ae[i] = e.mul_add(x, ae[i]);
-                    ag[i] = g.mul_add(x, ag[i]);
+                    if TWO {
+                        ag[i] = g.mul_add(x, ag[i]);
+                    }
                 } else {
                     ab[i] += b * x;
                     ae[i] += e * x;
-                    ag[i] += g * x;
+                    if TWO {
+                        ag[i] += g * x;
+                    }
                 }
             }
         }
@@ -508,32 +793,31 @@ fn finish_step_impl<const FMA: bool>(
                 yo[i] + h * yn[i]
             };
         }
-        let mut i = 0;
-        while i < len {
+        // Four lanes over whole chunks (this vectorises), then the block's tail.
+        let full = len - len % 4;
+        for (((yo4, yn4), ae4), ag4) in yo[..full]
+            .chunks_exact(4)
+            .zip(yn[..full].chunks_exact(4))
+            .zip(ae[..full].chunks_exact(4))
+            .zip(ag[..full].chunks_exact(4))
+        {
             for l in 0..4 {
-                let k = i + l;
-                if k >= len {
-                    break;
-                }
-                let sc = atol + yo[k].abs().max(yn[k].abs()) * rtol;
-                let (a, b) = (eh * ae[k] / sc, ag[k] / sc);
-                sa[l] += a * a;
-                sb[l] += b * b;
+                err(yo4[l], yn4[l], ae4[l], ag4[l], &mut sa[l], &mut sb[l]);
             }
-            i += 4;
+        }
+        for k in full..len {
+            let l = k - full;
+            err(yo[k], yn[k], ae[k], ag[k], &mut sa[l], &mut sb[l]);
         }
         start += len;
     }
-    (
-        (sa[0] + sa[1]) + (sa[2] + sa[3]),
-        (sb[0] + sb[1]) + (sb[2] + sb[3]),
-    )
+    (sa, sb)
 }
 
 dispatch! {
-    /// The end of a Runge-Kutta step (see [`finish_step_impl`]).
-    fn finish_step / finish_step_avx2
-        (y_new: &mut [f64], y_old: &[f64], h: f64, eh: f64, terms: &[(f64, f64, f64, &[f64])], tol: (f64, f64)) -> (f64, f64) = finish_step_impl
+    /// One segment of the end of a Runge-Kutta step (see [`finish_segment_impl`]).
+    fn finish_segment / finish_segment_avx2
+        (y_new: &mut [f64], y_old: &[f64], h: f64, eh: f64, terms: &[(f64, f64, f64, &[f64])], tol: (f64, f64)) -> ([f64; 4], [f64; 4]) = finish_segment_impl
 }
 
 #[cfg(test)]
@@ -607,6 +891,140 @@ mod tests {
         let kl: f64 = (0..37).map(|i| p[i] * (p[i].ln() - lp0[i])).sum();
         assert!((m[0] - (0..37).map(|i| p[i] * r[i]).sum::<f64>()).abs() < 1e-14);
         assert!((m[2] - kl.max(0.0)).abs() < 1e-13);
+    }
+
+    #[test]
+    fn long_columns_split_into_segments() {
+        // One segment exactly, two (run in turn), four (run in parallel with threads);
+        // the maximum in the last segment, so earlier segments' sums are rescaled.
+        for n in [SEGMENT, SEGMENT + 1, 3 * SEGMENT + 300] {
+            let theta: Vec<f64> = (0..n)
+                .map(|i| ((i * 7919) % 23) as f64 * 0.37 - 4.0 + 3.0 * (i == n - 5) as u8 as f64)
+                .collect();
+            let c: Vec<f64> = (0..n).map(|i| ((i * 31) % 17) as f64 / 8.5 - 1.0).collect();
+            let lambda = 0.07;
+            let max = theta.iter().copied().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = theta.iter().map(|t| (t - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let u: Vec<f64> = (0..n).map(|i| c[i] - lambda * theta[i]).collect();
+            let mean = (0..n).map(|i| e[i] * u[i]).sum::<f64>() / sum;
+            let want: Vec<f64> = (0..n).map(|i| 0.5 * e[i] / sum * (u[i] - mean)).collect();
+            let big = want.iter().fold(0.0f64, |m, w| m.max(w.abs()));
+            let ones = vec![1.0; n];
+            let shifted: Vec<f64> = theta.iter().map(|t| t - 1.0).collect();
+            let terms: [(f64, &[f64]); 2] = [(2.0, &ones), (0.0, &shifted)];
+            let run = |threads: usize, combined: bool| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let (mut dy, mut scratch) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+                pool.install(|| {
+                    if combined {
+                        tabular_kl_stage(
+                            &shifted,
+                            0.5,
+                            &terms,
+                            0,
+                            &c,
+                            lambda,
+                            0.5,
+                            &mut scratch,
+                            &mut dy,
+                        )
+                    } else {
+                        tabular_kl_stage(&theta, 0.0, &[], 0, &c, lambda, 0.5, &mut [], &mut dy)
+                    }
+                });
+                dy
+            };
+            for combined in [false, true] {
+                let one = run(1, combined);
+                for (i, (a, w)) in one.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - w).abs() <= 1e-13 * big,
+                        "n {n} combined {combined} [{i}]: {a} vs {w}"
+                    );
+                }
+                let three = run(3, combined);
+                assert!(
+                    one.iter()
+                        .zip(&three)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "n {n} combined {combined}: 1 and 3 threads differ"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_states_end_steps_and_observe_alike_on_any_thread_count() {
+        let pool = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
+        for n in [SEGMENT - 3, 2 * SEGMENT + 5, 4 * SEGMENT + 77] {
+            let theta: Vec<f64> = (0..n)
+                .map(|i| ((i * 7919) % 23) as f64 * 0.37 - 4.0 + 3.0 * (i == n - 5) as u8 as f64)
+                .collect();
+            let r_a: Vec<f64> = (0..n).map(|i| ((i * 31) % 17) as f64 / 8.5 - 1.0).collect();
+            let r_b: Vec<f64> = (0..n).map(|i| ((i * 13) % 11) as f64 / 5.5 - 1.0).collect();
+            let lp0: Vec<f64> = (0..n)
+                .map(|i| -(n as f64).ln() - 0.01 * (i % 3) as f64)
+                .collect();
+            // The formula, with libm's exp.
+            let max = theta.iter().copied().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = theta.iter().map(|t| (t - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let lse = max + sum.ln();
+            let ea: f64 = (0..n).map(|i| e[i] * r_a[i]).sum::<f64>() / sum;
+            let eb: f64 = (0..n).map(|i| e[i] * r_b[i]).sum::<f64>() / sum;
+            let kl: f64 = (0..n)
+                .map(|i| e[i] / sum * ((theta[i] - lse) - lp0[i]))
+                .sum();
+            let one = pool(1).install(|| softmax_moments(&theta, &r_a, &r_b, &lp0));
+            let three = pool(3).install(|| softmax_moments(&theta, &r_a, &r_b, &lp0));
+            assert_eq!(one.map(f64::to_bits), three.map(f64::to_bits), "n {n}");
+            for (got, want) in one.iter().zip([ea, eb, kl]) {
+                assert!(
+                    (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                    "n {n}: {got} vs {want}"
+                );
+            }
+            // The end of a step: y_old + h (0.5 k1 + 2 k2), errors e = (1, -1), g = (0, 0.5).
+            let k1: Vec<f64> = (0..n).map(|i| (i % 7) as f64 - 3.0).collect();
+            let k2: Vec<f64> = r_a.clone();
+            let terms: [(f64, f64, f64, &[f64]); 2] = [(0.5, 1.0, 0.0, &k1), (2.0, -1.0, 0.5, &k2)];
+            let (h, eh, tol) = (0.1, 0.1, (1e-6, 1e-9));
+            let end = |t: usize| {
+                let mut y = vec![f64::NAN; n];
+                let errs = pool(t).install(|| finish_step(&mut y, &theta, h, eh, &terms, tol));
+                (y, errs)
+            };
+            let (y1, (a1, b1)) = end(1);
+            let (y3, (a3, b3)) = end(3);
+            assert!(
+                y1.iter().zip(&y3).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "n {n}"
+            );
+            assert_eq!(
+                (a1.to_bits(), b1.to_bits()),
+                (a3.to_bits(), b3.to_bits()),
+                "n {n}"
+            );
+            let (mut wa, mut wb) = (0.0, 0.0);
+            for i in 0..n {
+                let y = theta[i] + h * (0.5 * k1[i] + 2.0 * k2[i]);
+                assert!((y1[i] - y).abs() <= 1e-14 * y.abs().max(1.0), "n {n} [{i}]");
+                let sc = tol.1 + theta[i].abs().max(y.abs()) * tol.0;
+                wa += (eh * (k1[i] - k2[i]) / sc).powi(2);
+                wb += (0.5 * k2[i] / sc).powi(2);
+            }
+            assert!((a1 - wa).abs() <= 1e-12 * wa, "n {n}: {a1} vs {wa}");
+            assert!((b1 - wb).abs() <= 1e-12 * wb, "n {n}: {b1} vs {wb}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use ode_solvers::controller::Controller;
 use serde::{Deserialize, Serialize};
 
-use super::kernels::{combine, finish_step};
+use super::kernels::{combine, finish_step, on_worker};
 use super::tableau::{dopri54, dopri853};
 use super::VectorField;
 use crate::{Result, TheoryError};
@@ -624,10 +624,12 @@ pub fn integrate_to(
     if t1 == t0 {
         return Ok((y0.to_vec(), 0));
     }
-    let mut st = Stepper::new(field, t0, t1, y0, cfg)?;
-    while st.step()? {}
-    let r = st.into_run();
-    Ok((r.y, r.rhs_evals))
+    on_worker(field.dim(), || {
+        let mut st = Stepper::new(field, t0, t1, y0, cfg)?;
+        while st.step()? {}
+        let r = st.into_run();
+        Ok((r.y, r.rhs_evals))
+    })
 }
 
 #[cfg(test)]
