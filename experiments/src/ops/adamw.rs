@@ -3,7 +3,7 @@
 //! [`crate::stages::optim::AdamW`], which takes a dozen full-size passes, each
 //! allocating).
 
-use super::kernel::parallel;
+use super::kernel::{parallel, with_avx2};
 use crate::Result;
 use candle_core::{DType, Storage, Tensor};
 use rayon::prelude::*;
@@ -67,24 +67,24 @@ pub fn adamw_update_cpu(
     let n = th.len();
     let (mut th1, mut m1, mut v1) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
     let f = |x: f64| x as f32;
-    let (clip, b1, b2) = (f(k.clip), f(k.beta1), f(k.beta2));
-    let (c1, c2) = (f(1.0 - k.beta1), f(1.0 - k.beta2));
-    let (sm, sv, eps, lr) = (f(k.scale_m), f(k.scale_v), f(k.eps), f(k.lr));
-    let decay = f(1.0 - k.lr * k.weight_decay);
-    let scaled = k.clip < 1.0;
+    let consts = Consts {
+        clip: f(k.clip),
+        b1: f(k.beta1),
+        b2: f(k.beta2),
+        c1: f(1.0 - k.beta1),
+        c2: f(1.0 - k.beta2),
+        sm: f(k.scale_m),
+        sv: f(k.scale_v),
+        eps: f(k.eps),
+        lr: f(k.lr),
+        decay: f(1.0 - k.lr * k.weight_decay),
+        scaled: k.clip < 1.0,
+    };
     const CHUNK: usize = 1 << 14;
     let update = |c: usize, (th1, (m1, v1)): (&mut [f32], (&mut [f32], &mut [f32]))| {
-        let o = c * CHUNK;
-        for i in 0..th1.len() {
-            let j = o + i;
-            let g = if scaled { g0[j] * clip } else { g0[j] };
-            let m = m0[j] * b1 + g * c1;
-            let v = v0[j] * b2 + (g * g) * c2;
-            let update = (m * sm) / ((v * sv).sqrt() + eps);
-            th1[i] = th[j] * decay - update * lr;
-            m1[i] = m;
-            v1[i] = v;
-        }
+        let r = c * CHUNK..c * CHUNK + th1.len();
+        let src = [&th[r.clone()], &m0[r.clone()], &v0[r.clone()], &g0[r]];
+        update_chunk(src, [th1, m1, v1], &consts);
     };
     if parallel(n) {
         th1.par_chunks_mut(CHUNK)
@@ -104,6 +104,47 @@ pub fn adamw_update_cpu(
         Tensor::from_vec(m1, shape.clone(), dev)?,
         Tensor::from_vec(v1, shape, dev)?,
     )))
+}
+
+/// The update's constants, in f32 (see [`AdamWStep`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Consts {
+    clip: f32,
+    b1: f32,
+    b2: f32,
+    c1: f32,
+    c2: f32,
+    sm: f32,
+    sv: f32,
+    eps: f32,
+    lr: f32,
+    decay: f32,
+    scaled: bool,
+}
+
+/// `(theta, m, v)` of a chunk from its `[theta, m, v, g]`. Indexed over slices of one
+/// length, so the loop has no bounds checks and vectorises (square roots and divisions
+/// eight at a time with AVX2; element by element it took 8% of a training step).
+#[inline(always)]
+fn update_chunk_impl(src: [&[f32]; 4], out: [&mut [f32]; 3], k: &Consts) {
+    let [th1, m1, v1] = out;
+    let n = th1.len();
+    let (m1, v1) = (&mut m1[..n], &mut v1[..n]);
+    let [th, m0, v0, g0] = src.map(|s| &s[..n]);
+    for i in 0..n {
+        let g = if k.scaled { g0[i] * k.clip } else { g0[i] };
+        let m = m0[i] * k.b1 + g * k.c1;
+        let v = v0[i] * k.b2 + (g * g) * k.c2;
+        let update = (m * k.sm) / ((v * k.sv).sqrt() + k.eps);
+        th1[i] = th[i] * k.decay - update * k.lr;
+        m1[i] = m;
+        v1[i] = v;
+    }
+}
+
+with_avx2! {
+    /// One chunk of the update (see [`update_chunk_impl`]).
+    fn update_chunk / update_chunk_avx2 (src: [&[f32]; 4], out: [&mut [f32]; 3], k: &Consts) -> () = update_chunk_impl
 }
 
 #[cfg(test)]

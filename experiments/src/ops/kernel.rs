@@ -189,6 +189,8 @@ macro_rules! with_avx2 {
     };
 }
 
+pub(super) use with_avx2;
+
 /// Lanes of the vectorised row loops (one AVX2 register of f32).
 const LANES: usize = 8;
 
