@@ -3,7 +3,9 @@
 //! ops and SwiGLU with three nodes plus SiLU's own chain; here each is one pass
 //! forward and one backward.
 
-use super::kernel::{cpu_f32, f32_slice, for_each_row, rows_width};
+use super::kernel::{
+    cpu_f32, erf_f32, exp_nonpos, f32_slice, for_each_row, rows_width, sigmoid, with_avx2,
+};
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -36,9 +38,66 @@ const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+#[inline(always)]
+fn gelu_impl(x: &[f32], out: &mut [f32]) {
+    for (o, x) in out.iter_mut().zip(x) {
+        *o = 0.5 * x * (1.0 + erf_f32(x * FRAC_1_SQRT_2));
+    }
+}
+
+#[inline(always)]
+fn gelu_grad_impl(x: &[f32], g: &[f32], out: &mut [f32]) {
+    // d/dx = 0.5 (1 + erf(x / sqrt 2)) + x phi(x).
+    for ((o, x), g) in out.iter_mut().zip(x).zip(g) {
+        let cdf = 0.5 * (1.0 + erf_f32(x * FRAC_1_SQRT_2));
+        let pdf = INV_SQRT_2PI * exp_nonpos(-0.5 * x * x);
+        *o = g * (cdf + x * pdf);
+    }
+}
+
+#[inline(always)]
+fn swiglu_impl(a: &[f32], b: &[f32], out: &mut [f32]) {
+    for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+        *o = a * sigmoid(*a) * b;
+    }
+}
+
+#[inline(always)]
+fn swiglu_grad_gate_impl(a: &[f32], b: &[f32], g: &[f32], out: &mut [f32]) {
+    // y = a s(a) b: dy/da = b s(a) (1 + a (1 - s(a))).
+    for (((o, a), b), g) in out.iter_mut().zip(a).zip(b).zip(g) {
+        let s = sigmoid(*a);
+        *o = g * b * s * (1.0 + a * (1.0 - s));
+    }
+}
+
+#[inline(always)]
+fn swiglu_grad_up_impl(a: &[f32], g: &[f32], out: &mut [f32]) {
+    // dy/db = a s(a).
+    for ((o, a), g) in out.iter_mut().zip(a).zip(g) {
+        *o = g * a * sigmoid(*a);
+    }
+}
+
+with_avx2! {
+    /// GELU of a chunk.
+    fn gelu_rows / gelu_rows_avx2 (x: &[f32], out: &mut [f32]) -> () = gelu_impl
+}
+with_avx2! {
+    /// GELU's input gradient of a chunk.
+    fn gelu_grad_rows / gelu_grad_rows_avx2 (x: &[f32], g: &[f32], out: &mut [f32]) -> () = gelu_grad_impl
+}
+with_avx2! {
+    /// SwiGLU of a chunk.
+    fn swiglu_rows / swiglu_rows_avx2 (a: &[f32], b: &[f32], out: &mut [f32]) -> () = swiglu_impl
+}
+with_avx2! {
+    /// SwiGLU's gate gradient of a chunk.
+    fn swiglu_grad_gate_rows / swiglu_grad_gate_rows_avx2 (a: &[f32], b: &[f32], g: &[f32], out: &mut [f32]) -> () = swiglu_grad_gate_impl
+}
+with_avx2! {
+    /// SwiGLU's up gradient of a chunk.
+    fn swiglu_grad_up_rows / swiglu_grad_up_rows_avx2 (a: &[f32], g: &[f32], out: &mut [f32]) -> () = swiglu_grad_up_impl
 }
 
 struct GeluErf;
@@ -54,11 +113,7 @@ impl CustomOp1 for GeluErf {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l)?;
         let mut out = vec![0f32; x.len()];
-        chunks(&mut out, |c, o| {
-            for (o, x) in o.iter_mut().zip(&x[c * ROW..]) {
-                *o = 0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
-            }
-        });
+        chunks(&mut out, |c, o| gelu_rows(&x[c * ROW..], o));
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -81,14 +136,8 @@ impl CustomOp2 for GeluErfGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (x, g) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
         let mut out = vec![0f32; x.len()];
-        // d/dx = 0.5 (1 + erf(x / sqrt 2)) + x phi(x).
         chunks(&mut out, |c, o| {
-            let (x, g) = (&x[c * ROW..], &g[c * ROW..]);
-            for ((o, x), g) in o.iter_mut().zip(x).zip(g) {
-                let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
-                let pdf = INV_SQRT_2PI * (-0.5 * x * x).exp();
-                *o = g * (cdf + x * pdf);
-            }
+            gelu_grad_rows(&x[c * ROW..], &g[c * ROW..], o)
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -109,9 +158,7 @@ impl CustomOp2 for SwiGlu {
         let (a, b) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
         let mut out = vec![0f32; a.len()];
         chunks(&mut out, |c, o| {
-            for ((o, a), b) in o.iter_mut().zip(&a[c * ROW..]).zip(&b[c * ROW..]) {
-                *o = a * sigmoid(*a) * b;
-            }
+            swiglu_rows(&a[c * ROW..], &b[c * ROW..], o)
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -150,19 +197,12 @@ impl CustomOp3 for SwiGluGrad {
         let n = a.len();
         let mut out = vec![0f32; 2 * n];
         let (da, db) = out.split_at_mut(n);
-        // y = a s(a) b: dy/da = b s(a) (1 + a (1 - s(a))), dy/db = a s(a).
         chunks(da, |c, o| {
-            let (a, b, g) = (&a[c * ROW..], &b[c * ROW..], &g[c * ROW..]);
-            for (((o, a), b), g) in o.iter_mut().zip(a).zip(b).zip(g) {
-                let s = sigmoid(*a);
-                *o = g * b * s * (1.0 + a * (1.0 - s));
-            }
+            let r = c * ROW..;
+            swiglu_grad_gate_rows(&a[r.clone()], &b[r.clone()], &g[r], o)
         });
         chunks(db, |c, o| {
-            let (a, g) = (&a[c * ROW..], &g[c * ROW..]);
-            for ((o, a), g) in o.iter_mut().zip(a).zip(g) {
-                *o = g * a * sigmoid(*a);
-            }
+            swiglu_grad_up_rows(&a[c * ROW..], &g[c * ROW..], o)
         });
         let (rows, w) = rows_width(l1);
         Ok((CpuStorage::F32(out), Shape::from((2, rows * w))))
