@@ -49,11 +49,26 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let hs = self.head_size;
+        let qkv = self.query_key_value.forward(x)?;
+        if cache.is_none() {
+            // One fused node from the projection to the merged heads where it applies.
+            let scale = 1.0 / (hs as f64).sqrt();
+            let (cos, sin) = cos_sin;
+            let fused = crate::ops::neox_attention(
+                &qkv,
+                self.heads,
+                rotary.dim(),
+                cos,
+                sin,
+                &inputs.mask,
+                scale,
+            )?;
+            if let Some(out) = fused {
+                return self.dense.forward(&out);
+            }
+        }
         // (b, t, heads, 3 * head_size): q, k, v interleaved per head.
-        let qkv = self
-            .query_key_value
-            .forward(x)?
-            .reshape((b, t, self.heads, 3 * hs))?;
+        let qkv = qkv.reshape((b, t, self.heads, 3 * hs))?;
         let q = qkv.narrow(3, 0, hs)?.transpose(1, 2)?;
         let k = qkv.narrow(3, hs, hs)?.transpose(1, 2)?;
         let v = qkv.narrow(3, 2 * hs, hs)?.transpose(1, 2)?;

@@ -28,7 +28,7 @@ pub fn attention(
     scale: f64,
     softcap: Option<f64>,
 ) -> Result<Tensor> {
-    let (b, h, t, _) = q.dims4()?;
+    let (b, _, t, _) = q.dims4()?;
     let keys = k.dim(2)?;
     if softcap.is_some() || !cpu_f32(&[q, k, v, mask]) || mask.dims() != [b, 1, t, keys] {
         let dtype = v.dtype();
@@ -43,15 +43,7 @@ pub fn attention(
         return Ok(probs.matmul(&v.contiguous()?)?);
     }
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-    let scores = q.detach().matmul(&k.detach().t()?)?;
-    let probs = scores.apply_op2_no_bwd(
-        &mask.contiguous()?,
-        &MaskedSoftmax {
-            heads: h,
-            scale: scale as f32,
-        },
-    )?;
-    let out = probs.matmul(&v.detach())?;
+    let (out, probs) = forward(&q, &k, &v, mask, scale)?;
     if !(q.track_op() || k.track_op() || v.track_op()) {
         return Ok(out);
     }
@@ -61,6 +53,51 @@ pub fn attention(
         result: Precomputed::new(out),
     };
     Ok(q.apply_op3(&k, &v, node)?)
+}
+
+/// The attention of contiguous f32 CPU `q`, `k`, `v` outside the graph: the output and
+/// the probabilities `(b, h, t, keys)` its backward pass needs.
+pub(super) fn forward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    scale: f64,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let scores = q.detach().matmul(&k.detach().t()?)?;
+    let probs = scores.apply_op2_no_bwd(
+        &mask.contiguous()?,
+        &MaskedSoftmax {
+            heads: q.dim(1)?,
+            scale: scale as f32,
+        },
+    )?;
+    Ok((probs.matmul(&v.detach())?, probs))
+}
+
+/// The gradients `(dq, dk, dv)` of [`forward`]'s output, given its probabilities `p` and
+/// the output's gradient `g` (all `(b, h, ., .)`, contiguous).
+pub(super) fn backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    p: &Tensor,
+    g: &Tensor,
+    scale: f64,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let (q, k, v) = (q.detach(), k.detach(), v.detach());
+    let dv = p.t()?.contiguous()?.matmul(g)?;
+    let dp = g.matmul(&v.t()?.contiguous()?)?;
+    // d scores (before scaling) = scale * p (dp - sum_row dp p).
+    let ds = p.apply_op2_no_bwd(
+        &dp,
+        &SoftmaxGrad {
+            scale: scale as f32,
+        },
+    )?;
+    let dq = ds.matmul(&k)?;
+    let dk = ds.t()?.contiguous()?.matmul(&q)?;
+    Ok((dq, dk, dv))
 }
 
 /// `softmax(s * scale + mask)` per row of `(b, h, t, keys)` scores, the mask
@@ -135,20 +172,8 @@ impl CustomOp3 for Attention {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (q, k, v) = (q.detach(), k.detach(), v.detach());
         let g = grad_res.detach().contiguous()?;
-        let p = &self.probs;
-        let dv = p.t()?.contiguous()?.matmul(&g)?;
-        let dp = g.matmul(&v.t()?.contiguous()?)?;
-        // d scores (before scaling) = scale * p (dp - sum_row dp p).
-        let ds = p.apply_op2_no_bwd(
-            &dp,
-            &SoftmaxGrad {
-                scale: self.scale as f32,
-            },
-        )?;
-        let dq = ds.matmul(&k)?;
-        let dk = ds.t()?.contiguous()?.matmul(&q)?;
+        let (dq, dk, dv) = backward(q, k, v, &self.probs, &g, self.scale)?;
         Ok((Some(dq), Some(dk), Some(dv)))
     }
 }
