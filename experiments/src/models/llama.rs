@@ -56,9 +56,33 @@ impl Attention {
         let split = |y: Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, n, d))?.transpose(1, 2)?)
         };
-        let q = split(self.q_proj.forward(x)?, self.heads)?;
-        let k = split(self.k_proj.forward(x)?, self.kv_heads)?;
-        let v = split(self.v_proj.forward(x)?, self.kv_heads)?;
+        let (q, k, v) = (
+            self.q_proj.forward(x)?,
+            self.k_proj.forward(x)?,
+            self.v_proj.forward(x)?,
+        );
+        if cache.is_none() && rotary.dim() == d {
+            // One fused node from the projections to the merged heads where it applies.
+            let scale = 1.0 / (d as f64).sqrt();
+            let (cos, sin) = cos_sin;
+            let fused = crate::ops::llama_attention(
+                &q,
+                &k,
+                &v,
+                self.heads,
+                self.kv_heads,
+                cos,
+                sin,
+                &inputs.mask,
+                scale,
+            )?;
+            if let Some(out) = fused {
+                return self.o_proj.forward(&out);
+            }
+        }
+        let q = split(q, self.heads)?;
+        let k = split(k, self.kv_heads)?;
+        let v = split(v, self.kv_heads)?;
         let q = rotary.apply(&q, &cos_sin.0, &cos_sin.1)?;
         let k = rotary.apply(&k, &cos_sin.0, &cos_sin.1)?;
         // The cache holds the kv_heads heads; repetition happens after it.
