@@ -180,25 +180,14 @@ impl CustomOp3 for Attention {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernel::tests::assert_same_with_grads;
+    use super::super::kernel::tests::{assert_same_with_grads, causal_mask_with_pad};
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::DType;
 
     #[test]
     fn fused_attention_matches_tensor_ops() -> Result<()> {
         let (b, h, t, d) = (2, 3, 5, 4);
-        // Causal plus one padded key in the second row, as AttentionInputs builds it.
-        let mask: Vec<f32> = (0..b * t * t)
-            .map(|i| {
-                let (bi, qi, kj) = (i / (t * t), (i / t) % t, i % t);
-                if kj > qi || (bi == 1 && kj == 0) {
-                    -1e9
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu)?;
+        let mask = causal_mask_with_pad(b, t)?;
         let scale = 1.0 / (d as f64).sqrt();
         let shape: &[usize] = &[b, h, t, d];
         assert_same_with_grads(

@@ -321,6 +321,22 @@ pub(super) mod tests {
     use crate::Result;
     use candle_core::{Device, Shape, Tensor, Var};
 
+    /// An additive attention mask `(b, 1, t, t)`: causal, plus the first key of every
+    /// row but the first padded (as `models::attention::AttentionInputs` builds it).
+    pub(in crate::ops) fn causal_mask_with_pad(b: usize, t: usize) -> Result<Tensor> {
+        let mask: Vec<f32> = (0..b * t * t)
+            .map(|i| {
+                let (bi, qi, kj) = (i / (t * t), (i / t) % t, i % t);
+                if kj > qi || (bi >= 1 && kj == 0) {
+                    -1e9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Ok(Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu)?)
+    }
+
     /// Checks that `fused` and `reference` give the same values (f32 rounding) and the
     /// same gradients of a weighted sum of their outputs for every input, on inputs of
     /// the given shapes filled with a fixed, varied pattern.

@@ -407,7 +407,7 @@ impl CustomOp3 for QkvAttention {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kernel::tests::assert_same_with_grads;
+    use super::super::kernel::tests::{assert_same_with_grads, causal_mask_with_pad};
     use super::*;
     use candle_core::{Device, D};
 
@@ -484,17 +484,7 @@ mod tests {
     /// positions skip that pad, for `b = 2` rows of `t` tokens and `rot` rotated dims.
     fn mask_and_tables(t: usize, rot: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let (b, dev) = (2, Device::Cpu);
-        let mask: Vec<f32> = (0..b * t * t)
-            .map(|i| {
-                let (bi, qi, kj) = (i / (t * t), (i / t) % t, i % t);
-                if kj > qi || (bi == 1 && kj == 0) {
-                    -1e9
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, t, t), &dev)?;
+        let mask = causal_mask_with_pad(b, t)?;
         let angle: Vec<f32> = (0..b * t * rot)
             .map(|i| {
                 let (bi, ti, j) = (i / (t * rot), (i / rot) % t, i % rot);

@@ -841,6 +841,36 @@ mod tests {
         assert_eq!(exp_nonpos::<true>(f64::NEG_INFINITY), 0.0);
     }
 
+    /// The fused stage at `theta`: directly (`combined` false) or as the combination
+    /// `shifted + 0.5 (2 * 1 + 0 * shifted)` of `terms` (equal up to rounding).
+    fn stage_at(
+        theta: &[f64],
+        shifted: &[f64],
+        terms: &[(f64, &[f64])],
+        c: &[f64],
+        lambda: f64,
+        combined: bool,
+    ) -> Vec<f64> {
+        let n = theta.len();
+        let (mut dy, mut scratch) = (vec![f64::NAN; n], vec![f64::NAN; n]);
+        if combined {
+            tabular_kl_stage(
+                shifted,
+                0.5,
+                terms,
+                0,
+                c,
+                lambda,
+                0.5,
+                &mut scratch,
+                &mut dy,
+            );
+        } else {
+            tabular_kl_stage(theta, 0.0, &[], 0, c, lambda, 0.5, &mut [], &mut dy);
+        }
+        dy
+    }
+
     #[test]
     fn fused_column_matches_the_formula() {
         let theta: Vec<f64> = (0..37)
@@ -864,24 +894,8 @@ mod tests {
         let ones = vec![1.0; 37];
         let shifted: Vec<f64> = theta.iter().map(|t| t - 1.0).collect();
         let terms: [(f64, &[f64]); 2] = [(2.0, &ones), (0.0, &shifted)];
-        let mut scratch = vec![0.0; 37];
         for combined in [false, true] {
-            let mut dy = vec![0.0; 37];
-            if combined {
-                tabular_kl_stage(
-                    &shifted,
-                    0.5,
-                    &terms,
-                    0,
-                    &c,
-                    lambda,
-                    0.5,
-                    &mut scratch,
-                    &mut dy,
-                );
-            } else {
-                tabular_kl_stage(&theta, 0.0, &[], 0, &c, lambda, 0.5, &mut [], &mut dy);
-            }
+            let dy = stage_at(&theta, &shifted, &terms, &c, lambda, combined);
             for i in 0..37 {
                 let want = 0.5 * p[i] * (rkl[i] - mean);
                 assert!((dy[i] - want).abs() <= 1e-15, "{i}: {} vs {want}", dy[i]);
@@ -918,25 +932,7 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .unwrap();
-                let (mut dy, mut scratch) = (vec![f64::NAN; n], vec![f64::NAN; n]);
-                pool.install(|| {
-                    if combined {
-                        tabular_kl_stage(
-                            &shifted,
-                            0.5,
-                            &terms,
-                            0,
-                            &c,
-                            lambda,
-                            0.5,
-                            &mut scratch,
-                            &mut dy,
-                        )
-                    } else {
-                        tabular_kl_stage(&theta, 0.0, &[], 0, &c, lambda, 0.5, &mut [], &mut dy)
-                    }
-                });
-                dy
+                pool.install(|| stage_at(&theta, &shifted, &terms, &c, lambda, combined))
             };
             for combined in [false, true] {
                 let one = run(1, combined);
