@@ -84,11 +84,7 @@ pub fn neox_attention(
     else {
         return Ok(None);
     };
-    let node = fused.node()?;
-    Ok(Some(match node {
-        Ok(merged) => merged,
-        Err(node) => qkv.apply_op1(node)?,
-    }))
+    Ok(Some(fused.finish(|node| qkv.apply_op1(node))?))
 }
 
 /// Grouped-query self-attention of the projections' outputs `q` `(b, t, heads * d)`,
@@ -129,11 +125,7 @@ pub fn llama_attention(
     let Some(fused) = Fused::new(&[q, k, v], parts, d, d, cos, sin, mask, scale)? else {
         return Ok(None);
     };
-    let node = fused.node()?;
-    Ok(Some(match node {
-        Ok(merged) => merged,
-        Err(node) => q.apply_op3(k, v, node)?,
-    }))
+    Ok(Some(fused.finish(|node| q.apply_op3(k, v, node))?))
 }
 
 /// The forward pass of either entry point, computed outside the graph.
@@ -142,8 +134,8 @@ struct Fused {
     k: Tensor,
     v: Tensor,
     probs: Tensor,
-    cos: Tensor,
-    sin: Tensor,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
     dims: Dims,
     scale: f64,
     merged: Tensor,
@@ -190,13 +182,15 @@ impl Fused {
             rot,
             parts,
         };
-        let (cos, sin) = (cos.contiguous()?, sin.contiguous()?);
-        let (cs, sn) = (to_vec(&cos)?, to_vec(&sin)?);
-        let src: Vec<Vec<f32>> = sources.iter().map(|s| to_vec(s)).collect::<Result<_>>()?;
+        let (cos, sin) = (to_vec(cos)?, to_vec(sin)?);
+        let src = sources
+            .iter()
+            .map(|s| to_vec(s))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let split = |p: usize| -> Result<Tensor> {
             let data = &src[p.min(src.len() - 1)];
             let mut out = vec![0f32; b * h * t * d];
-            split_heads(data, &cs, &sn, dims, p, &mut out);
+            split_heads(data, &cos, &sin, dims, p, &mut out);
             Ok(Tensor::from_vec(out, (b, h, t, d), sources[0].device())?)
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
@@ -216,12 +210,16 @@ impl Fused {
         }))
     }
 
-    /// The result when nothing needs gradients, else the node that differentiates it.
-    fn node(self) -> Result<std::result::Result<Tensor, QkvAttention>> {
+    /// The result when nothing needs gradients, else the node that differentiates it,
+    /// applied to the sources by `apply`.
+    fn finish(
+        self,
+        apply: impl FnOnce(QkvAttention) -> candle_core::Result<Tensor>,
+    ) -> Result<Tensor> {
         if !self.track {
-            return Ok(Ok(self.merged));
+            return Ok(self.merged);
         }
-        Ok(Err(QkvAttention {
+        Ok(apply(QkvAttention {
             result: Precomputed::new(self.merged),
             q: self.q,
             k: self.k,
@@ -231,13 +229,13 @@ impl Fused {
             sin: self.sin,
             dims: self.dims,
             scale: self.scale,
-        }))
+        })?)
     }
 }
 
 /// The data of a tensor, as f32 in row-major order.
-fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+fn to_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
 }
 
 /// Part `p` (0 query, 1 key, 2 value) of `src` into `out` `(b, h, t, d)` with `h` query
@@ -274,26 +272,23 @@ fn join_heads(g: &[f32], cos: &[f32], sin: &[f32], dims: Dims, p: usize, out: &m
     for_each_row(out, part.width, |r, row| {
         let (bi, ti) = (r / t, r % t);
         let (c, s) = (&cos[(bi * t + ti) * rot..], &sin[(bi * t + ti) * rot..]);
-        let mut acc = vec![0f32; d];
         for kh in 0..part.heads {
             let o = &mut row[part.offset + kh * part.stride..][..d];
             // Sum over the repeated heads, in head order (as the tensor-op repeat's
             // backward sums them).
             let first = ((bi * h + kh * n_rep) * t + ti) * d;
-            acc.copy_from_slice(&g[first..first + d]);
+            o.copy_from_slice(&g[first..first + d]);
             for rep in 1..n_rep {
                 let at = ((bi * h + kh * n_rep + rep) * t + ti) * d;
-                acc.iter_mut()
-                    .zip(&g[at..at + d])
-                    .for_each(|(a, x)| *a += x);
+                o.iter_mut().zip(&g[at..at + d]).for_each(|(a, x)| *a += x);
             }
-            o.copy_from_slice(&acc);
             if p < 2 {
                 // out1 = x1 c1 - x2 s1, out2 = x2 c2 + x1 s2, so
                 // dx1 = g1 c1 + g2 s2, dx2 = g2 c2 - g1 s1.
                 for j in 0..half {
-                    o[j] = acc[j] * c[j] + acc[j + half] * s[j + half];
-                    o[j + half] = acc[j + half] * c[j + half] - acc[j] * s[j];
+                    let (g1, g2) = (o[j], o[j + half]);
+                    o[j] = g1 * c[j] + g2 * s[j + half];
+                    o[j + half] = g2 * c[j + half] - g1 * s[j];
                 }
             }
         }
@@ -307,8 +302,8 @@ struct QkvAttention {
     k: Tensor,
     v: Tensor,
     probs: Tensor,
-    cos: Tensor,
-    sin: Tensor,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
     dims: Dims,
     scale: f64,
     result: Precomputed,
@@ -327,19 +322,16 @@ impl QkvAttention {
             .contiguous()?;
         let (dq, dk, dv) =
             attention::backward(&self.q, &self.k, &self.v, &self.probs, &g, self.scale)?;
-        let heads = [dq, dk, dv].map(|x| to_vec(&x));
-        let cos = to_vec(&self.cos).map_err(err)?;
-        let sin = to_vec(&self.sin).map_err(err)?;
         let dev = self.q.device();
         let mut out = Vec::new();
         let mut buf = Vec::new();
-        for (p, gh) in heads.into_iter().enumerate() {
-            let gh = gh.map_err(err)?;
+        for (p, gh) in [dq, dk, dv].iter().enumerate() {
+            let gh = to_vec(gh)?;
             let width = self.dims.parts[p].width;
             if !joint || p == 0 {
                 buf = vec![0f32; b * t * width];
             }
-            join_heads(&gh, &cos, &sin, self.dims, p, &mut buf);
+            join_heads(&gh, &self.cos, &self.sin, self.dims, p, &mut buf);
             if !joint || p == 2 {
                 out.push(Tensor::from_vec(
                     std::mem::take(&mut buf),
@@ -350,11 +342,6 @@ impl QkvAttention {
         }
         Ok(out)
     }
-}
-
-/// An error of this crate as a candle error (inside candle's callbacks).
-fn err(e: crate::Error) -> candle_core::Error {
-    candle_core::Error::Msg(e.to_string())
 }
 
 impl CustomOp1 for QkvAttention {
