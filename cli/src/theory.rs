@@ -178,15 +178,11 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
     // One instance (an object) or a batch (an array of objects, integrated in parallel).
     let batch = text.trim_start().starts_with('[');
     let checked = match parse_instances(&text, batch) {
-        Some(instances) => {
-            let mut checked = Vec::with_capacity(instances.len());
-            for (i, inst) in instances.into_iter().enumerate() {
-                let at = instance_name(path, batch, i);
-                inst.validate().with_context(|| at.clone())?;
-                checked.push((at, inst));
-            }
-            checked
-        }
+        Some(instances) => instances
+            .into_iter()
+            .enumerate()
+            .map(|(i, inst)| validated(path, batch, i, inst))
+            .collect::<Result<Vec<_>>>()?,
         None => parse_instances_value(path, &text)?,
     };
     // The text's memory goes back to the allocator for the integration to reuse.
@@ -243,6 +239,18 @@ fn parse_instances(text: &str, batch: bool) -> Option<Vec<TabularInstance>> {
     }
 }
 
+/// Instance `i` of the input at `path`, validated, with its name for error messages.
+fn validated(
+    path: &Path,
+    batch: bool,
+    i: usize,
+    inst: TabularInstance,
+) -> Result<(String, TabularInstance)> {
+    let at = instance_name(path, batch, i);
+    inst.validate().with_context(|| at.clone())?;
+    Ok((at, inst))
+}
+
 /// Where an instance came from, for error messages.
 fn instance_name(path: &Path, batch: bool, i: usize) -> String {
     if batch {
@@ -265,11 +273,9 @@ fn parse_instances_value(path: &Path, text: &str) -> Result<Vec<(String, Tabular
     };
     let mut instances = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let at = instance_name(path, batch, i);
-        let inst: TabularInstance =
-            serde_json::from_value(item).with_context(|| format!("{at}: not a valid instance"))?;
-        inst.validate().with_context(|| at.clone())?;
-        instances.push((at, inst));
+        let inst: TabularInstance = serde_json::from_value(item)
+            .with_context(|| format!("{}: not a valid instance", instance_name(path, batch, i)))?;
+        instances.push(validated(path, batch, i, inst)?);
     }
     Ok(instances)
 }
