@@ -9,22 +9,23 @@
 //! Unlike a test of the step ends alone (SciPy's too), a level that the observable
 //! reaches and leaves again inside one step is not missed (the reward-hacking regime,
 //! where `E[r_G]` rises and falls): with `g = observable - level`, values `g0 < 0`,
-//! `g1` and slopes `s0`, `s1` at the step's ends, the step is scanned when
-//! - `g1 >= 0` (it ends above the level), or
+//! `g1` and slopes `s0`, `s1` at the step's ends, the step may hold a maximum when
 //! - `s0 > 0 > s1` (the slope changes sign: an interior maximum), or
-//! - the cubic Hermite interpolant of `(g0, s0, g1, s1)` comes within a margin
-//!   `|g1 - g0| + h max(|s0|, |s1|)` (the step's own first-order variation) of the level
-//!   anywhere in the step: this covers a maximum and a minimum both inside, with slopes
-//!   of one sign at the ends.
+//! - the cubic Hermite interpolant of `(g0, s0, g1, s1)` has an interior local maximum
+//!   within a margin `|g1 - g0| + h max(|s0|, |s1|)` (the step's own first-order
+//!   variation) of the level: this covers a maximum and a minimum both inside, with
+//!   slopes of one sign at the ends.
 //!
-//! A scan samples `g` on the dense output at [`SAMPLES`] interior points, maximises it
-//! (Brent) around every local maximum of the samples and of the end slopes, in time
-//! order, and locates the first point where `g >= 0` by Illinois regula falsi.
-//! What is left out: an excursion above the level that the step's end values and slopes
-//! do not show even within one margin. An accepted step resolves the state, so `g`
-//! (a smooth function of it) differs from its cubic interpolant by `O(h^4 g'''')`, far
-//! below its first-order variation; the crate's property tests compare with a fine
-//! fixed-step reference on random rise-and-fall instances.
+//! Such a step is scanned: `g` is sampled on the dense output at [`SAMPLES`] interior
+//! points and maximised (Brent) around every local maximum of the samples and of the end
+//! slopes, in time order, and the first point where `g >= 0` is located by Illinois
+//! regula falsi. A step without such a maximum that ends with `g1 >= 0` holds one
+//! crossing, located directly. What is left out: a maximum that the step's end values
+//! and slopes do not show at all (their cubic has none inside, or one more than a margin
+//! below the level). An accepted step resolves the state, so `g` (a smooth function of
+//! it) differs from that cubic by `O(h^4 g'''')`, far below its first-order variation;
+//! the crate's property tests compare with a fine fixed-step reference on random
+//! rise-and-fall instances.
 
 use serde::{Serialize, Serializer};
 
@@ -267,14 +268,22 @@ fn integrate_here(
                 g1: now.0[o] - th.level,
                 s1: now.1[o],
             };
-            if ends.suspect(st.t() - st.t_old()) {
-                scanned_steps += 1;
-                let g = |st: &mut Stepper<'_>, t: f64, scratch: &mut Vec<f64>| {
-                    st.dense_at(t, scratch);
-                    observe.observe(scratch)[o] - th.level
-                };
-                if let Some(t) = first_crossing(&mut st, ends, &g, &mut scratch) {
-                    crossings[k] = Some(Crossing::At(t));
+            let g = |st: &mut Stepper<'_>, t: f64, scratch: &mut Vec<f64>| {
+                st.dense_at(t, scratch);
+                observe.observe(scratch)[o] - th.level
+            };
+            match ends.action(st.t() - st.t_old()) {
+                Action::Skip => {}
+                Action::Locate => {
+                    scratch.resize(st.y().len(), 0.0);
+                    let (a, c) = ((st.t_old(), ends.g0), (st.t(), ends.g1));
+                    crossings[k] = Some(Crossing::At(locate(&mut st, &g, a, c, &mut scratch)));
+                }
+                Action::Scan => {
+                    scanned_steps += 1;
+                    if let Some(t) = first_crossing(&mut st, ends, &g, &mut scratch) {
+                        crossings[k] = Some(Crossing::At(t));
+                    }
                 }
             }
         }
@@ -341,26 +350,43 @@ struct Ends {
     s1: f64,
 }
 
+/// What a step calls for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Action {
+    /// Nothing: the step stays below the level.
+    Skip,
+    /// It ends above the level with no maximum inside: locate the one crossing.
+    Locate,
+    /// It may have a maximum inside: scan its dense output.
+    Scan,
+}
+
 impl Ends {
-    /// Whether the step of size `h` may reach the level (see the module documentation).
-    fn suspect(&self, h: f64) -> bool {
+    /// What the step of size `h` calls for (see the module documentation).
+    fn action(&self, h: f64) -> Action {
         let Ends { g0, s0, g1, s1 } = *self;
-        if g1 >= 0.0 || (s0 > 0.0 && s1 < 0.0) {
-            return true;
-        }
         let margin = (g1 - g0).abs() + h * s0.abs().max(s1.abs());
-        hermite_max(g0, h * s0, g1, h * s1) >= -margin
+        let bump = (s0 > 0.0 && s1 < 0.0)
+            || hermite_interior_max(g0, h * s0, g1, h * s1).is_some_and(|m| m >= -margin);
+        if bump {
+            Action::Scan
+        } else if g1 >= 0.0 {
+            Action::Locate
+        } else {
+            Action::Skip
+        }
     }
 }
 
-/// The largest value on `[0, 1]` of the cubic with values `g0`, `g1` and derivatives
-/// `d0`, `d1` (per unit of the normalised time) at 0 and 1.
-fn hermite_max(g0: f64, d0: f64, g1: f64, d1: f64) -> f64 {
+/// The largest value at an interior local maximum in `(0, 1)` of the cubic with values
+/// `g0`, `g1` and derivatives `d0`, `d1` (per unit of the normalised time) at 0 and 1;
+/// `None` when it has none.
+fn hermite_interior_max(g0: f64, d0: f64, g1: f64, d1: f64) -> Option<f64> {
     // H(s) = g0 + d0 s + a s^2 + b s^3.
     let a = 3.0 * (g1 - g0) - 2.0 * d0 - d1;
     let b = 2.0 * (g0 - g1) + d0 + d1;
     let h = |s: f64| g0 + s * (d0 + s * (a + s * b));
-    let mut best = g0.max(g1);
+    let mut best: Option<f64> = None;
     // H'(s) = d0 + 2 a s + 3 b s^2.
     let (qa, qb, qc) = (3.0 * b, 2.0 * a, d0);
     let mut roots = [f64::NAN; 2];
@@ -376,8 +402,9 @@ fn hermite_max(g0: f64, d0: f64, g1: f64, d1: f64) -> f64 {
         }
     }
     for s in roots {
-        if s > 0.0 && s < 1.0 {
-            best = best.max(h(s));
+        // A maximum where H''(s) = 2 a + 6 b s < 0.
+        if s > 0.0 && s < 1.0 && 2.0 * a + 6.0 * b * s < 0.0 {
+            best = Some(best.map_or(h(s), |m| m.max(h(s))));
         }
     }
     best
@@ -573,4 +600,91 @@ fn locate(
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Method;
+
+    #[test]
+    fn the_cubic_shows_a_maximum_between_slopes_of_one_sign() {
+        // p(s) = -2 - s + 6 s^2 - 4 s^3: slopes -1 at both ends, a minimum near 0.092
+        // and a maximum near 0.908.
+        let p = |s: f64| -2.0 - s + 6.0 * s * s - 4.0 * s * s * s;
+        let s_max = (12.0 + 96f64.sqrt()) / 24.0;
+        let m = hermite_interior_max(-2.0, -1.0, -1.0, -1.0).expect("a maximum inside");
+        assert!((m - p(s_max)).abs() < 1e-12, "{m} vs {}", p(s_max));
+        // Monotone cubics have none.
+        assert_eq!(hermite_interior_max(-1.0, 0.5, -0.5, 0.5), None);
+        assert_eq!(hermite_interior_max(-1.0, -0.5, -1.5, -0.5), None);
+        let ends = Ends {
+            g0: -2.0,
+            s0: -1.0,
+            g1: -1.0,
+            s1: -1.0,
+        };
+        assert_eq!(ends.action(1.0), Action::Scan);
+        let far = Ends {
+            g0: -20.0,
+            g1: -19.0,
+            ..ends
+        };
+        assert_eq!(far.action(1.0), Action::Skip);
+        let up = Ends {
+            g0: -1.0,
+            s0: 0.5,
+            g1: 0.5,
+            s1: 2.0,
+        };
+        assert_eq!(up.action(1.0), Action::Locate);
+    }
+
+    /// A field the solver integrates exactly (`y' = 1`), so its steps grow without bound,
+    /// and an observable with a narrow bump `exp(-(y - 5)^2)` that no step end sees: the
+    /// level 1/2 is first reached at `5 - sqrt(ln 2)`.
+    #[test]
+    fn a_bump_inside_one_long_step_is_found() {
+        struct Drift;
+        impl VectorField for Drift {
+            fn dim(&self) -> usize {
+                1
+            }
+            fn eval(&self, _y: &[f64], dy: &mut [f64]) {
+                dy[0] = 1.0;
+            }
+        }
+        let bump = |y: &[f64]| vec![(-(y[0] - 5.0).powi(2)).exp()];
+        let exact = |y: &[f64], f: &[f64]| (bump(y), vec![-2.0 * (y[0] - 5.0) * bump(y)[0] * f[0]]);
+        let want = 5.0 - 2f64.ln().sqrt();
+        for method in [Method::Dop853, Method::Dopri5] {
+            let cfg = SolverConfig {
+                method,
+                ..Default::default()
+            };
+            let th = [Threshold {
+                observable: 0,
+                level: 0.5,
+            }];
+            let out = integrate_with_events(
+                &Drift,
+                &[0.0],
+                10.0,
+                &WithRates(bump, exact),
+                &th,
+                true,
+                &cfg,
+            )
+            .unwrap();
+            let ends = &out.trajectory.times;
+            // No step ends near the bump: the step-end test alone would miss it.
+            assert!(
+                !ends.iter().any(|t| (t - 5.0).abs() < 1.2),
+                "{method:?}: steps {ends:?}"
+            );
+            let t = out.crossings[0].time().expect("found");
+            assert!((t - want).abs() < 1e-9, "{method:?}: {t} vs {want}");
+            assert!(out.scanned_steps >= 1);
+        }
+    }
 }

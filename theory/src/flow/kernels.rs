@@ -535,7 +535,11 @@ fn moments(
     });
     let m = parts.iter().fold(f64::NEG_INFINITY, |m, p| m.max(p.0));
     let (mut acc, mut tail) = ([[0.0f64; 4]; SUMS], [0.0f64; SUMS]);
-    for (mp, pa, pt) in &parts {
+    if let [(_, pa, pt)] = parts[..] {
+        // One segment (every column up to SEGMENT entries): its sums as they are.
+        (acc, tail) = (pa, pt);
+    }
+    for (mp, pa, pt) in parts.iter().filter(|_| parts.len() > 1) {
         // A segment's sums are relative to its own maximum: e = e_p f, and the
         // `theta - max` of sums 3 and 7 shifts by `mp - m`.
         let (fac, shift) = if *mp == m {
@@ -628,7 +632,14 @@ fn moments_impl<const FMA: bool, const RATES: bool>(
                 acc[1][l] += e[k] * r_a[j];
                 acc[2][l] += e[k] * r_b[j];
                 acc[3][l] += e[k] * z;
-                if RATES {
+            }
+        }
+        if RATES {
+            // A loop of its own: each vectorises (one with all eight sums does not).
+            for i in (0..full).step_by(4) {
+                for l in 0..4 {
+                    let (j, k) = (start + i + l, i + l);
+                    let z = (theta[j] - max) - lp0[j];
                     let ef = e[k] * f[j];
                     acc[4][l] += ef;
                     acc[5][l] += ef * r_a[j];
