@@ -4,8 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bounds;
+use crate::fixed_point::FixedPoint;
 use crate::flow::{
-    integrate_to, integrate_with_events, softmax_moments, softmax_moments_rates, Crossing,
+    integrate_to, integrate_with_events_until, softmax_moments, softmax_moments_rates, Crossing,
     SolverConfig, Threshold, Trajectory, WithRates,
 };
 use crate::objective::KlObjective;
@@ -46,6 +47,25 @@ fn one() -> usize {
     1
 }
 
+/// How close to its fixed point a flow must be certified before integration stops
+/// early: every reported figure (and `E[r]` at every later time) within this of the
+/// fixed point's.
+pub const SETTLED_TOL: f64 = 1e-10;
+
+/// Why integration stopped before the horizon: the flow sits at its fixed point
+/// `pi* ∝ pi_0 exp(r_RM / lambda)` (see [`crate::fixed_point`]), checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settled {
+    /// When the check passed (= `t_end`).
+    pub at: f64,
+    /// `KL(pi || pi*)` there; it never increases along the flow.
+    pub kl_to_fixed_point: f64,
+    /// The largest distance it allows, from `at` on, between `E r_G`, `E r_RM` or
+    /// `KL(pi || pi_0)` and their values at `pi*` (at most [`SETTLED_TOL`]): the figures
+    /// at the horizon are the reported ones within twice this.
+    pub bound: f64,
+}
+
 /// What `theory flow` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct TabularFlowResult {
@@ -71,8 +91,15 @@ pub struct TabularFlowResult {
     pub v_rm_end: f64,
     /// `KL(pi || pi_0)` at the end of integration.
     pub kl_end: f64,
-    /// Where integration stopped (the horizon, or once both thresholds were reached).
+    /// Where integration stopped (the horizon, once both thresholds were reached, or
+    /// once the flow was certified to sit at its fixed point: see `settled`).
     pub t_end: f64,
+    /// Present when integration stopped at the fixed point before the horizon: then
+    /// neither level can be reached before the horizon (`t_gamma` is `> horizon` unless
+    /// reached earlier) and the figures at the horizon are the reported ones within
+    /// `2 bound`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Settled>,
     /// Right-hand-side evaluations, event location (dense output) included.
     pub rhs_evals: u64,
     /// Times the integrator's stiffness heuristic fired (`ode_solvers` would have stopped
@@ -274,7 +301,28 @@ impl TabularInstance {
                 level: v_rm0 + self.gamma,
             },
         ];
-        let out = integrate_with_events(
+        // Stop early only where the fixed point's certificate says nothing reported can
+        // change by more than SETTLED_TOL and no level left can be reached.
+        let fixed = FixedPoint::new(&theta0, &self.r_rm, self.lambda);
+        let settled_rule = fixed.as_ref().map(|fp| {
+            let rewards = [&self.r_g, &self.r_rm];
+            let at_star = rewards.map(|r| expected_reward(&fp.probs, r).unwrap_or(f64::NAN));
+            let lambda = self.lambda;
+            let levels = thresholds.map(|th| th.level);
+            // Some((KL(pi || pi*), bound)) when settled; a level already reached needs
+            // no check.
+            move |theta: &[f64], crossed: &[bool]| -> Option<(f64, f64)> {
+                let d = fp.kl_from(theta);
+                let b = rewards.map(|r| FixedPoint::reward_bound(r, d));
+                let bound = b[0].max(b[1]).max(b[1] / lambda + d);
+                let out_of_reach = (0..2).all(|k| crossed[k] || at_star[k] + b[k] < levels[k]);
+                (bound <= SETTLED_TOL && out_of_reach).then_some((d, bound))
+            }
+        });
+        let rule = settled_rule.as_ref().map(|rule| {
+            move |_t: f64, theta: &[f64], crossed: &[bool]| rule(theta, crossed).is_some()
+        });
+        let out = integrate_with_events_until(
             &objective.tabular_field(),
             &theta0,
             self.horizon,
@@ -282,7 +330,17 @@ impl TabularInstance {
             &thresholds,
             record,
             cfg,
+            rule.as_ref().map(|r| r as _),
         )?;
+        let settled = out.settled_at.and_then(|at| {
+            let crossed: Vec<bool> = out.crossings.iter().map(|c| c.time().is_some()).collect();
+            let (kl_to_fixed_point, bound) = settled_rule.as_ref()?(&out.y_end, &crossed)?;
+            Some(Settled {
+                at,
+                kl_to_fixed_point,
+                bound,
+            })
+        });
         let p_end = softmax(&out.y_end);
         let var_rm0 = reward_variance(&pi0, &self.r_rm)?;
         let bound = bounds::prop3_time_bound(self.gamma, self.num_prompts, var_rm0);
@@ -299,6 +357,7 @@ impl TabularInstance {
             v_rm_end: expected_reward(&p_end, &self.r_rm)?,
             kl_end: kl_divergence(&p_end, &pi0)?,
             t_end: out.t_end,
+            settled,
             rhs_evals: out.rhs_evals,
             stiffness_warnings: out.stiffness_warnings,
             probs_end: p_end,

@@ -14,6 +14,7 @@ pub mod checks;
 pub mod constructions;
 mod error;
 pub mod figures;
+pub mod fixed_point;
 pub mod flow;
 pub mod instance;
 pub mod objective;

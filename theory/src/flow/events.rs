@@ -120,6 +120,8 @@ pub struct FlowOutcome {
     pub stiffness_warnings: u32,
     /// Steps whose interior was scanned for a crossing on the dense output.
     pub scanned_steps: u32,
+    /// When a [`Settled`] rule stopped the integration before the horizon.
+    pub settled_at: Option<f64>,
 }
 
 /// Scalar observables of the state and their time derivatives along the flow.
@@ -196,12 +198,40 @@ pub fn integrate_with_events(
     record: bool,
     cfg: &SolverConfig,
 ) -> Result<FlowOutcome> {
+    integrate_with_events_until(field, y0, horizon, observe, thresholds, record, cfg, None)
+}
+
+/// A stated, checked reason to stop before the horizon: given the time, the state and
+/// which thresholds were crossed, whether nothing the caller reports can change by more
+/// than the bound it states (e.g. a flow certified to sit at its fixed point).
+pub type Settled<'a> = &'a (dyn Fn(f64, &[f64], &[bool]) -> bool + Sync);
+
+/// Accepted steps between two checks of a [`Settled`] rule.
+pub const SETTLED_EVERY: u32 = 32;
+
+/// [`integrate_with_events`] that also stops once `settled` holds (checked every
+/// [`SETTLED_EVERY`] accepted steps; never while recording a trajectory, which asks for
+/// the whole of it); [`FlowOutcome::settled_at`] says when.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_with_events_until(
+    field: &dyn VectorField,
+    y0: &[f64],
+    horizon: f64,
+    observe: Observe<'_>,
+    thresholds: &[Threshold],
+    record: bool,
+    cfg: &SolverConfig,
+    settled: Option<Settled<'_>>,
+) -> Result<FlowOutcome> {
     on_worker(field.dim(), || {
-        integrate_here(field, y0, horizon, observe, thresholds, record, cfg)
+        integrate_here(
+            field, y0, horizon, observe, thresholds, record, cfg, settled,
+        )
     })
 }
 
-/// [`integrate_with_events`] on the calling thread.
+/// [`integrate_with_events_until`] on the calling thread.
+#[allow(clippy::too_many_arguments)]
 fn integrate_here(
     field: &dyn VectorField,
     y0: &[f64],
@@ -210,6 +240,7 @@ fn integrate_here(
     thresholds: &[Threshold],
     record: bool,
     cfg: &SolverConfig,
+    settled: Option<Settled<'_>>,
 ) -> Result<FlowOutcome> {
     cfg.validate()?;
     let obs0 = observe.observe(y0);
@@ -238,6 +269,7 @@ fn integrate_here(
             rhs_evals: 0,
             stiffness_warnings: 0,
             scanned_steps: 0,
+            settled_at: None,
         });
     }
     let mut st = Stepper::new(field, 0.0, horizon, y0, cfg)?;
@@ -250,8 +282,10 @@ fn integrate_here(
     };
     let mut scratch = Vec::new();
     let mut scanned_steps = 0;
+    let (mut steps, mut settled_at) = (0u32, None);
     loop {
         let more = st.step()?;
+        steps += 1;
         let now = if watching && !all_found(&crossings) {
             observed(observe, &st, thresholds)?
         } else {
@@ -295,6 +329,13 @@ fn integrate_here(
         if !more || (!record && all_found(&crossings)) {
             break;
         }
+        if let Some(rule) = settled.filter(|_| !record && steps % SETTLED_EVERY == 0) {
+            let crossed: Vec<bool> = crossings.iter().map(Option::is_some).collect();
+            if rule(st.t(), st.y(), &crossed) {
+                settled_at = Some(st.t());
+                break;
+            }
+        }
     }
     let crossings = crossings
         .into_iter()
@@ -310,6 +351,7 @@ fn integrate_here(
         rhs_evals: run.rhs_evals,
         stiffness_warnings: run.stiffness_warnings,
         scanned_steps,
+        settled_at,
     })
 }
 

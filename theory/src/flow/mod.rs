@@ -12,7 +12,8 @@ pub mod solver;
 mod tableau;
 
 pub use events::{
-    integrate_with_events, Crossing, FlowOutcome, Observer, Threshold, Trajectory, WithRates,
+    integrate_with_events, integrate_with_events_until, Crossing, FlowOutcome, Observer, Settled,
+    Threshold, Trajectory, WithRates, SETTLED_EVERY,
 };
 pub use field::{ProbabilityFlow, TabularKlField, VectorField};
 pub use solver::{integrate_to, Method, SolverConfig};
