@@ -1,6 +1,9 @@
 //! One prompt of a tabular policy: the setting of Lemma 8-10, Propositions 3-4 and
 //! Theorems 5-6, and the input of `rmteach theory flow --instance FILE.json`.
 
+mod de;
+mod parse;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bounds;
@@ -13,6 +16,8 @@ use crate::policy::TabularPolicy;
 use crate::{Result, TheoryError};
 use rmteach::metrics::{expected_reward, kl_divergence, reward_variance, softmax};
 
+pub use parse::InstanceFile;
+
 /// The observables recorded along a tabular flow, in this order.
 pub const OBSERVABLES: [&str; 3] = ["E[r_G]", "E[r_RM]", "KL"];
 
@@ -22,23 +27,36 @@ pub const OBSERVABLES: [&str; 3] = ["E[r_G]", "E[r_RM]", "KL"];
 #[serde(deny_unknown_fields)]
 pub struct TabularInstance {
     /// `|S|` (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "de::strict")]
     pub num_prompts: usize,
     /// KL coefficient `lambda >= 0`.
+    #[serde(deserialize_with = "de::strict")]
     pub lambda: f64,
     /// The reward increase `gamma > 0` that defines `t_gamma`.
+    #[serde(deserialize_with = "de::strict")]
     pub gamma: f64,
     /// Initial logits `theta[:, x]` (give these or `probs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::strict"
+    )]
     pub logits: Option<Vec<f64>>,
     /// Initial probabilities `pi_0(.|x)` (give these or `logits`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::strict"
+    )]
     pub probs: Option<Vec<f64>>,
     /// Proxy reward `r_RM(x, .)` in `[-1, 1]`: the reward the flow is trained on.
+    #[serde(deserialize_with = "de::strict")]
     pub r_rm: Vec<f64>,
     /// Ground-truth reward `r_G(x, .)` in `[-1, 1]`.
+    #[serde(deserialize_with = "de::strict")]
     pub r_g: Vec<f64>,
     /// Integration horizon: `t_gamma` beyond it is reported as such.
+    #[serde(deserialize_with = "de::strict")]
     pub horizon: f64,
 }
 
@@ -54,28 +72,39 @@ pub struct TabularFlowResult {
     /// `t_gamma` for the proxy reward.
     pub t_gamma_rm: Crossing,
     /// `Var_{pi_0}[r_RM]`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub var_rm0: f64,
     /// `Var_{pi_0}[r_G]`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub var_g0: f64,
     /// Proposition 3's lower bound on `t_gamma` of the ground truth.
+    #[serde(serialize_with = "crate::json::f64")]
     pub prop3_bound_g: f64,
     /// Proposition 3's lower bound on `t_gamma` of the proxy reward.
+    #[serde(serialize_with = "crate::json::f64")]
     pub prop3_bound_rm: f64,
     /// `E_{pi_0} r_G`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_g0: f64,
     /// `E_{pi_0} r_RM`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_rm0: f64,
     /// `E r_G` at the end of integration.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_g_end: f64,
     /// `E r_RM` at the end of integration.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_rm_end: f64,
     /// `KL(pi || pi_0)` at the end of integration.
+    #[serde(serialize_with = "crate::json::f64")]
     pub kl_end: f64,
     /// Where integration stopped (the horizon, or once both thresholds were reached).
+    #[serde(serialize_with = "crate::json::f64")]
     pub t_end: f64,
     /// Right-hand-side evaluations, event location (dense output) included.
     pub rhs_evals: u64,
     /// The final policy.
+    #[serde(serialize_with = "crate::json::f64s")]
     pub probs_end: Vec<f64>,
     /// Observations along the way (only when recording).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ mod error;
 pub mod figures;
 pub mod flow;
 pub mod instance;
+pub mod json;
 pub mod objective;
 pub mod policy;
 

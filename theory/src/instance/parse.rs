@@ -1,0 +1,260 @@
+//! Reading the input of `rmteach theory flow`: one instance (a JSON object) or a batch
+//! (a non-empty array of them), deserialised straight from the text (no intermediate
+//! `serde_json::Value`, which costs more than the parse itself for large vectors) with
+//! the path of the value being read tracked, so that every error names its field.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::de::mismatch;
+use super::TabularInstance;
+use crate::{Result, TheoryError};
+
+/// The instances of an instance file.
+#[derive(Debug, Clone)]
+pub enum InstanceFile {
+    /// A JSON object: one instance.
+    One(TabularInstance),
+    /// A JSON array of instance objects (at least one).
+    Batch(Vec<TabularInstance>),
+}
+
+impl InstanceFile {
+    /// Reads the instances of an instance file's text and validates each
+    /// ([`TabularInstance::validate`]). An error names the field as a path (`gamma`,
+    /// `r_rm[2]`; in a batch `[3].gamma`) and says what is wrong; a JSON error also
+    /// gives the line and column. Duplicate keys and unknown keys are errors; so is an
+    /// empty batch.
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let file: InstanceFile = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| json_error(&e.path().to_string(), e.inner()))?;
+        de.end().map_err(|e| json_error(".", &e))?;
+        match &file {
+            InstanceFile::One(inst) => inst.validate()?,
+            InstanceFile::Batch(items) if items.is_empty() => {
+                return Err(TheoryError::invalid(
+                    "[]",
+                    "the batch is empty: give one instance (an object) or an array of at least one",
+                ))
+            }
+            InstanceFile::Batch(items) => {
+                for (i, inst) in items.iter().enumerate() {
+                    inst.validate().map_err(|e| in_batch(i, e))?;
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Whether the file holds a batch (an array), even of one instance.
+    pub fn is_batch(&self) -> bool {
+        matches!(self, InstanceFile::Batch(_))
+    }
+
+    /// The instances, in file order.
+    pub fn instances(&self) -> &[TabularInstance] {
+        match self {
+            InstanceFile::One(inst) => std::slice::from_ref(inst),
+            InstanceFile::Batch(items) => items,
+        }
+    }
+}
+
+/// The error of instance `i` of a batch: its field becomes `[i].field`.
+fn in_batch(i: usize, e: TheoryError) -> TheoryError {
+    match e {
+        TheoryError::InvalidInput { field, reason } => TheoryError::InvalidInput {
+            field: format!("[{i}].{field}"),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// A JSON error at `path` (`.` for the top level) as an invalid-input error naming
+/// the path, what is wrong, and the line and column.
+fn json_error(path: &str, e: &serde_json::Error) -> TheoryError {
+    let text = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let message = text.strip_suffix(&position).unwrap_or(&text);
+    let kind = match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            "not valid JSON: "
+        }
+        _ => "",
+    };
+    let field = if path == "." { "(top level)" } else { path };
+    TheoryError::invalid(
+        field,
+        format!("{kind}{message} (line {}, column {})", e.line(), e.column()),
+    )
+}
+
+impl<'de> Deserialize<'de> for InstanceFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(FileVisitor)
+    }
+}
+
+/// What the top level of an instance file may be.
+const EXPECTED: &str = "an instance (a JSON object) or a batch (an array of them)";
+
+/// The visitor of [`InstanceFile`]: an object or an array of objects.
+struct FileVisitor;
+
+impl<'de> Visitor<'de> for FileVisitor {
+    type Value = InstanceFile;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EXPECTED)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+        TabularInstance::deserialize(de::value::MapAccessDeserializer::new(map))
+            .map(InstanceFile::One)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(inst) = seq.next_element::<TabularInstance>()? {
+            items.push(inst);
+        }
+        Ok(InstanceFile::Batch(items))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        Err(mismatch(EXPECTED, v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Err(mismatch(EXPECTED, v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Err(mismatch(EXPECTED, v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Err(mismatch(EXPECTED, format_args!("a string {v:?}")))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        Err(mismatch(EXPECTED, v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Err(mismatch(EXPECTED, "null"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"num_prompts": 2, "lambda": 0.05, "gamma": 0.3,
+  "logits": [0.5, -0.5, 1.0],
+  "r_rm": [0.2, 0.9, -0.3],
+  "r_g": [0.1, 0.6, -0.8], "horizon": 500}"#;
+
+    fn error(text: &str) -> String {
+        InstanceFile::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn one_instance_or_a_batch() {
+        let one = InstanceFile::parse(GOOD).unwrap();
+        assert!(!one.is_batch());
+        assert_eq!(one.instances().len(), 1);
+        assert_eq!(one.instances()[0].r_rm, vec![0.2, 0.9, -0.3]);
+        assert_eq!(one.instances()[0].num_prompts, 2);
+        let batch = InstanceFile::parse(&format!("[{GOOD}, {GOOD}]")).unwrap();
+        assert!(batch.is_batch());
+        assert_eq!(batch.instances().len(), 2);
+        let single = InstanceFile::parse(&format!(" [{GOOD}]")).unwrap();
+        assert!(single.is_batch());
+        let default = GOOD.replace("\"num_prompts\": 2, ", "");
+        assert_eq!(
+            InstanceFile::parse(&default).unwrap().instances()[0].num_prompts,
+            1
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_field_and_the_position() {
+        let err = error(&GOOD.replace("\"gamma\": 0.3", "\"gamma\": \"0.3\""));
+        assert!(
+            err.contains("`gamma`: expected a number, found a string \"0.3\" (line 1, column"),
+            "{err}"
+        );
+        let err = error(&GOOD.replace("0.9, -0.3", "0.9, true"));
+        assert!(
+            err.contains("`r_rm[2]`: expected a number, found true (line 3"),
+            "{err}"
+        );
+        let err = error(&GOOD.replace("\"num_prompts\": 2", "\"num_prompts\": 2.5"));
+        assert!(
+            err.contains("`num_prompts`: expected a whole number, found 2.5"),
+            "{err}"
+        );
+        let bad = GOOD.replace("\"horizon\": 500", "\"horizon\": [500]");
+        let err = error(&format!("[{GOOD},\n{GOOD},\n{GOOD},\n{bad}]"));
+        assert!(
+            err.contains("`[3].horizon`: expected a number, found an array"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keys_must_be_known_given_once_and_complete() {
+        let err = error(&GOOD.replace("\"horizon\"", "\"horizn\""));
+        assert!(err.contains("unknown field `horizn`"), "{err}");
+        let err = error(&GOOD.replace("\"lambda\": 0.05", "\"lambda\": 0.05, \"lambda\": 1"));
+        assert!(err.contains("duplicate field `lambda`"), "{err}");
+        let err = error(&format!(
+            "[{GOOD}, {}]",
+            GOOD.replace("\"gamma\": 0.3,", "")
+        ));
+        assert!(err.contains("`[1]`: missing field `gamma`"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_and_odd_files_are_explained() {
+        let err = error(&GOOD.replace("0.5, -0.5", "NaN, -0.5"));
+        assert!(
+            err.contains("`logits[0]`: not valid JSON: expected value (line 2"),
+            "{err}"
+        );
+        let err = error(&format!("{GOOD} x"));
+        assert!(err.contains("trailing characters"), "{err}");
+        let err = error("");
+        assert!(err.contains("not valid JSON: EOF"), "{err}");
+        let err = error("42");
+        assert!(
+            err.contains(
+                "expected an instance (a JSON object) or a batch (an array of them), found 42"
+            ),
+            "{err}"
+        );
+        let err = error(" [ ] ");
+        assert!(err.contains("the batch is empty"), "{err}");
+        let err = error("[1]");
+        assert!(err.contains("`[0]`"), "{err}");
+    }
+
+    #[test]
+    fn validation_errors_name_the_item_of_a_batch() {
+        let bad = GOOD.replace("\"gamma\": 0.3", "\"gamma\": -1");
+        let err = error(&bad);
+        assert!(err.contains("`gamma`: must be"), "{err}");
+        let err = error(&format!("[{GOOD}, {bad}]"));
+        assert!(err.contains("`[1].gamma`: must be"), "{err}");
+        let bad = GOOD.replace("0.9, -0.3", "1.5, -0.3");
+        let err = error(&format!("[{GOOD}, {GOOD}, {bad}]"));
+        assert!(err.contains("`[2].r_rm[1]`"), "{err}");
+    }
+}
