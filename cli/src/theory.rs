@@ -307,9 +307,16 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
         .map(|r| r.probs_end.len() + r.trajectory.as_ref().map_or(0, |t| 4 * t.times.len()))
         .sum();
     let mut text = Vec::with_capacity(40 * numbers + 1024 * (outcomes.len() + 1));
-    // The path names a field that cannot be written (a NaN).
-    serde_path_to_error::serialize(&report, &mut serde_json::Serializer::pretty(&mut text))
-        .with_context(|| format!("{}: writing the result", path.display()))?;
+    if let Err(e) = serde_json::to_writer_pretty(&mut text, &report) {
+        // A figure that cannot be written (a NaN): once more, to name its field.
+        let named = serde_path_to_error::serialize(
+            &report,
+            &mut serde_json::Serializer::pretty(std::io::sink()),
+        )
+        .err()
+        .map_or_else(|| e.to_string(), |e| e.to_string());
+        anyhow::bail!("{}: writing the result: {named}", path.display());
+    }
     text.push(b'\n');
     {
         // One write of the whole document (as `println!` of it did).

@@ -27,10 +27,12 @@ impl InstanceFile {
     /// gives the line and column. Duplicate keys and unknown keys are errors; so is an
     /// empty batch.
     pub fn parse(text: &str) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let file: InstanceFile = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| json_error(&e.path().to_string(), e.inner()))?;
-        de.end().map_err(|e| json_error(".", &e))?;
+        // Without tracking the path first (tracking costs time on every number of a
+        // large instance); when that fails, again with it, for the field's name.
+        let file: InstanceFile = match serde_json::from_str(text) {
+            Ok(file) => file,
+            Err(e) => return Err(path_error(text).unwrap_or_else(|| json_error(".", &e))),
+        };
         match &file {
             InstanceFile::One(inst) => inst.validate()?,
             InstanceFile::Batch(items) if items.is_empty() => {
@@ -59,6 +61,16 @@ impl InstanceFile {
             InstanceFile::One(inst) => std::slice::from_ref(inst),
             InstanceFile::Batch(items) => items,
         }
+    }
+}
+
+/// The error of a text that does not deserialise, with the path to the value it is
+/// in; `None` if the text deserialises after all.
+fn path_error(text: &str) -> Option<TheoryError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, InstanceFile>(&mut de) {
+        Err(e) => Some(json_error(&e.path().to_string(), e.inner())),
+        Ok(_) => de.end().err().map(|e| json_error(".", &e)),
     }
 }
 
