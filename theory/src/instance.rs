@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounds;
 use crate::flow::{
-    integrate_to, integrate_with_events, softmax_moments, Crossing, SolverConfig, Threshold,
-    Trajectory,
+    integrate_to, integrate_with_events, softmax_moments, softmax_moments_rates, Crossing,
+    SolverConfig, Threshold, Trajectory, WithRates,
 };
 use crate::objective::KlObjective;
 use crate::policy::TabularPolicy;
@@ -103,6 +103,9 @@ pub struct TabularFlowResult {
     pub t_end: f64,
     /// Right-hand-side evaluations, event location (dense output) included.
     pub rhs_evals: u64,
+    /// Times the integrator's stiffness heuristic fired (`ode_solvers` would have stopped
+    /// there; we go on): a diagnostic of a flow settling at its fixed point, not an error.
+    pub stiffness_warnings: u32,
     /// The final policy.
     #[serde(serialize_with = "crate::json::f64s")]
     pub probs_end: Vec<f64>,
@@ -278,11 +281,18 @@ impl TabularInstance {
             expected_reward(&pi0, &self.r_g)?,
             expected_reward(&pi0, &self.r_rm)?,
         );
-        // [E r_G, E r_RM, KL] in one exp pass over the logits (ln pi_0 = theta0 - lse).
+        // [E r_G, E r_RM, KL] in one exp pass over the logits (ln pi_0 = theta0 - lse),
+        // with their exact rates Cov_pi(., d theta/dt) in the same pass at step ends.
         let lp0 = objective.ref_log_probs(0).to_vec();
-        let observe = |theta: &[f64]| -> Vec<f64> {
-            softmax_moments(theta, &self.r_g, &self.r_rm, &lp0).to_vec()
-        };
+        let observe = WithRates(
+            |theta: &[f64]| -> Vec<f64> {
+                softmax_moments(theta, &self.r_g, &self.r_rm, &lp0).to_vec()
+            },
+            |theta: &[f64], f: &[f64]| {
+                let (v, r) = softmax_moments_rates(theta, f, &self.r_g, &self.r_rm, &lp0);
+                (v.to_vec(), r.to_vec())
+            },
+        );
         let thresholds = [
             Threshold {
                 observable: 0,
@@ -319,6 +329,7 @@ impl TabularInstance {
             kl_end: kl_divergence(&p_end, &pi0)?,
             t_end: out.t_end,
             rhs_evals: out.rhs_evals,
+            stiffness_warnings: out.stiffness_warnings,
             probs_end: p_end,
             trajectory: record.then_some(out.trajectory),
         })

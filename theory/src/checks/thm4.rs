@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{CheckConfig, CheckReport, Slope, Tally};
 use crate::bounds::thm4_time_bound;
-use crate::flow::{integrate_with_events, Crossing, SolverConfig, Threshold};
+use crate::flow::{integrate_with_events, Crossing, SolverConfig, Threshold, WithRates};
 use crate::objective::KlObjective;
 use crate::policy::{AutoregressivePolicy, LinearFeatures, Policy, PrefixTable, TanhFeatures};
 use crate::Result;
@@ -108,6 +108,14 @@ pub(crate) fn measure<P: Policy>(
         }
         o
     };
+    // Exact slopes d/dt E_pi r at step ends: a crossing inside a step is not missed.
+    let with_rates = |theta: &[f64], f: &[f64]| {
+        let rates = rewards
+            .iter()
+            .map(|r| policy.expected_reward_rate(theta, x, r, f))
+            .collect();
+        (observe(theta), rates)
+    };
     let thresholds = [0, 1].map(|k| Threshold {
         observable: k,
         level: v0[k] + gamma[k],
@@ -117,7 +125,7 @@ pub(crate) fn measure<P: Policy>(
         &objective,
         theta0,
         horizon,
-        &observe,
+        &WithRates(&observe, with_rates),
         &thresholds,
         !constant,
         solver,

@@ -494,66 +494,125 @@ dispatch! {
 /// pass: the observables of a tabular flow (`lp0 = ln pi_0`). Long columns run by
 /// segments (in parallel where [`tabular_kl_stage`] does), their sums combined in order.
 pub(crate) fn softmax_moments(theta: &[f64], r_a: &[f64], r_b: &[f64], lp0: &[f64]) -> [f64; 3] {
+    moments(theta, None, r_a, r_b, lp0).0
+}
+
+/// [`softmax_moments`] and their time derivatives along `d theta/dt = f`, in the same
+/// single `exp` pass. With `p = softmax(theta)`, `d p_y/dt = p_y (f_y - E_p f)`, so the
+/// derivative of `E_p v` is the covariance `Cov_p(v, f) = E_p[v f] - E_p v E_p f`, for
+/// `v = r_a`, `r_b`, and `ln p - lp0` (the KL's, as `sum_y d p_y/dt = 0`).
+pub(crate) fn softmax_moments_rates(
+    theta: &[f64],
+    f: &[f64],
+    r_a: &[f64],
+    r_b: &[f64],
+    lp0: &[f64],
+) -> ([f64; 3], [f64; 3]) {
+    moments(theta, Some(f), r_a, r_b, lp0)
+}
+
+/// The sums of [`moments_segment_impl`] over segments, combined in order: the moments
+/// and (with `f`) their rates (zero without).
+fn moments(
+    theta: &[f64],
+    f: Option<&[f64]>,
+    r_a: &[f64],
+    r_b: &[f64],
+    lp0: &[f64],
+) -> ([f64; 3], [f64; 3]) {
     let parts = over_segments(theta.len(), |at, len| {
         let seg = at..at + len;
-        moments_segment(
+        let (th, a, b, l) = (
             &theta[seg.clone()],
             &r_a[seg.clone()],
             &r_b[seg.clone()],
-            &lp0[seg],
-        )
+            &lp0[seg.clone()],
+        );
+        match f {
+            Some(f) => rates_segment(th, &f[seg], a, b, l),
+            None => moments_segment(th, a, b, l),
+        }
     });
     let m = parts.iter().fold(f64::NEG_INFINITY, |m, p| m.max(p.0));
-    let (mut acc, mut tail) = ([[0.0f64; 4]; 4], [0.0f64; 4]);
+    let (mut acc, mut tail) = ([[0.0f64; 4]; SUMS], [0.0f64; SUMS]);
     for (mp, pa, pt) in &parts {
         // A segment's sums are relative to its own maximum: e = e_p f, and the
-        // `theta - max` of the last sum shifts by `mp - m`.
-        let (f, shift) = if *mp == m {
+        // `theta - max` of sums 3 and 7 shifts by `mp - m`.
+        let (fac, shift) = if *mp == m {
             (1.0, 0.0)
         } else {
             ((mp - m).exp(), mp - m)
         };
-        for l in 0..4 {
-            acc[0][l] += pa[0][l] * f;
-            acc[1][l] += pa[1][l] * f;
-            acc[2][l] += pa[2][l] * f;
-            acc[3][l] += (pa[3][l] + shift * pa[0][l]) * f;
+        for k in 0..SUMS {
+            let base = match k {
+                3 => Some(0),
+                7 => Some(4),
+                _ => None,
+            };
+            for l in 0..4 {
+                let add = base.map_or(0.0, |b| shift * pa[b][l]);
+                acc[k][l] += (pa[k][l] + add) * fac;
+            }
+            tail[k] += (pt[k] + base.map_or(0.0, |b| shift * pt[b])) * fac;
         }
-        tail[0] += pt[0] * f;
-        tail[1] += pt[1] * f;
-        tail[2] += pt[2] * f;
-        tail[3] += (pt[3] + shift * pt[0]) * f;
     }
     let tot = |k: usize| (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]) + tail[k];
     let sum = tot(0);
+    let mean = |k: usize| tot(k) / sum;
     // ln p = z - ln(sum), so sum p (ln p - lp0) = tot(3)/sum - ln(sum).
-    [
-        tot(1) / sum,
-        tot(2) / sum,
-        (tot(3) / sum - sum.ln()).max(0.0),
-    ]
+    let values = [mean(1), mean(2), (mean(3) - sum.ln()).max(0.0)];
+    let ef = mean(4);
+    let rates = if f.is_some() {
+        [
+            mean(5) - mean(1) * ef,
+            mean(6) - mean(2) * ef,
+            mean(7) - mean(3) * ef,
+        ]
+    } else {
+        [0.0; 3]
+    };
+    (values, rates)
 }
 
-/// One segment's part of [`softmax_moments`]: its maximum `m`, and the four-lane sums
-/// of `e`, `e r_a`, `e r_b`, `e ((theta - m) - lp0)` with `e = exp(theta - m)`, with
-/// their tails.
-type MomentsPart = (f64, [[f64; 4]; 4], [f64; 4]);
+/// Number of sums of a moments pass: `e`, `e r_a`, `e r_b`, `e z` and the same times `f`.
+const SUMS: usize = 8;
+
+/// One segment's part of [`moments`]: its maximum `m`, and the four-lane sums of `e`,
+/// `e r_a`, `e r_b`, `e z` and (with `RATES`) `e f`, `e f r_a`, `e f r_b`, `e f z`, with
+/// `e = exp(theta - m)` and `z = (theta - m) - lp0`, and their tails.
+type MomentsPart = (f64, [[f64; 4]; SUMS], [f64; SUMS]);
 
 #[inline(always)]
-fn moments_segment_impl<const FMA: bool>(
+fn moments_impl<const FMA: bool, const RATES: bool>(
     theta: &[f64],
+    f: &[f64],
     r_a: &[f64],
     r_b: &[f64],
     lp0: &[f64],
 ) -> MomentsPart {
     let n = theta.len();
     let (r_a, r_b, lp0) = (&r_a[..n], &r_b[..n], &lp0[..n]);
+    let f = if RATES { &f[..n] } else { f };
     let max = max_of(theta);
-    let mut acc = [[0.0f64; 4]; 4];
-    let mut tail = [0.0f64; 4];
+    let mut acc = [[0.0f64; 4]; SUMS];
+    let mut tail = [0.0f64; SUMS];
     // Blocks: exponentials into a stack buffer (vectorises), then four-lane sums.
     let mut e = [0.0f64; 256];
     let mut start = 0;
+    let add = |acc: &mut [f64; SUMS], j: usize, e: f64| {
+        let z = (theta[j] - max) - lp0[j];
+        acc[0] += e;
+        acc[1] += e * r_a[j];
+        acc[2] += e * r_b[j];
+        acc[3] += e * z;
+        if RATES {
+            let ef = e * f[j];
+            acc[4] += ef;
+            acc[5] += ef * r_a[j];
+            acc[6] += ef * r_b[j];
+            acc[7] += ef * z;
+        }
+    };
     while start < n {
         let len = 256.min(n - start);
         let th = &theta[start..start + len];
@@ -564,28 +623,59 @@ fn moments_segment_impl<const FMA: bool>(
         for i in (0..full).step_by(4) {
             for l in 0..4 {
                 let (j, k) = (start + i + l, i + l);
+                let z = (theta[j] - max) - lp0[j];
                 acc[0][l] += e[k];
                 acc[1][l] += e[k] * r_a[j];
                 acc[2][l] += e[k] * r_b[j];
-                acc[3][l] += e[k] * ((theta[j] - max) - lp0[j]);
+                acc[3][l] += e[k] * z;
+                if RATES {
+                    let ef = e[k] * f[j];
+                    acc[4][l] += ef;
+                    acc[5][l] += ef * r_a[j];
+                    acc[6][l] += ef * r_b[j];
+                    acc[7][l] += ef * z;
+                }
             }
         }
         for k in full..len {
-            let j = start + k;
-            tail[0] += e[k];
-            tail[1] += e[k] * r_a[j];
-            tail[2] += e[k] * r_b[j];
-            tail[3] += e[k] * ((theta[j] - max) - lp0[j]);
+            add(&mut tail, start + k, e[k]);
         }
         start += len;
     }
     (max, acc, tail)
 }
 
+#[inline(always)]
+fn moments_segment_impl<const FMA: bool>(
+    theta: &[f64],
+    r_a: &[f64],
+    r_b: &[f64],
+    lp0: &[f64],
+) -> MomentsPart {
+    moments_impl::<FMA, false>(theta, &[], r_a, r_b, lp0)
+}
+
+#[inline(always)]
+fn rates_segment_impl<const FMA: bool>(
+    theta: &[f64],
+    f: &[f64],
+    r_a: &[f64],
+    r_b: &[f64],
+    lp0: &[f64],
+) -> MomentsPart {
+    moments_impl::<FMA, true>(theta, f, r_a, r_b, lp0)
+}
+
 dispatch! {
-    /// One segment of [`softmax_moments`] (see [`moments_segment_impl`]).
+    /// One segment of [`softmax_moments`] (see [`moments_impl`]).
     fn moments_segment / moments_segment_avx2
         (theta: &[f64], r_a: &[f64], r_b: &[f64], lp0: &[f64]) -> MomentsPart = moments_segment_impl
+}
+
+dispatch! {
+    /// One segment of [`softmax_moments_rates`] (see [`moments_impl`]).
+    fn rates_segment / rates_segment_avx2
+        (theta: &[f64], f: &[f64], r_a: &[f64], r_b: &[f64], lp0: &[f64]) -> MomentsPart = rates_segment_impl
 }
 
 /// `f(at, segment)` over the segments of `v` ([`SEGMENT`] long, the last shorter; `at`

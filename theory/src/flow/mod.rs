@@ -11,8 +11,10 @@ mod kernels;
 pub mod solver;
 mod tableau;
 
-pub use events::{integrate_with_events, Crossing, FlowOutcome, Threshold, Trajectory};
+pub use events::{
+    integrate_with_events, Crossing, FlowOutcome, Observer, Threshold, Trajectory, WithRates,
+};
 pub use field::{ProbabilityFlow, TabularKlField, VectorField};
 pub use solver::{integrate_to, Method, SolverConfig};
 
-pub(crate) use kernels::softmax_moments;
+pub(crate) use kernels::{softmax_moments, softmax_moments_rates};

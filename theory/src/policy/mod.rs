@@ -37,6 +37,18 @@ pub trait Policy: Sync {
     /// Whether [`Policy::jacobian_norm`] is the same for every `theta` (linear logits).
     fn jacobian_is_constant(&self) -> bool;
 
+    /// `d/dt E_{pi(.|x)} r` along `d theta/dt = v`: `<grad_theta E_pi r, v>`, with
+    /// `grad_theta E_pi r = sum_y pi(y|x) (r(y) - E_pi r) grad ln pi(y|x)` (one score
+    /// pull-back, exact). What locates a first crossing of `E_pi r` inside a step.
+    fn expected_reward_rate(&self, theta: &[f64], x: usize, r: &[f64], v: &[f64]) -> f64 {
+        let p = self.probs(theta, x);
+        let mean: f64 = p.iter().zip(r).map(|(p, r)| p * r).sum();
+        let w: Vec<f64> = p.iter().zip(r).map(|(p, r)| p * (r - mean)).collect();
+        let mut grad = vec![0.0; theta.len()];
+        self.add_score_gradient(theta, x, &w, 1.0, &mut grad);
+        grad.iter().zip(v).map(|(g, v)| g * v).sum()
+    }
+
     /// `pi(.|x)` as a probability vector.
     fn probs(&self, theta: &[f64], x: usize) -> Vec<f64> {
         let mut out = vec![0.0; self.num_outputs()];
