@@ -21,10 +21,10 @@ pub struct SolverArgs {
     #[arg(long, default_value = "dop853")]
     method: Method,
     /// Relative tolerance of every integration, in (0, 1).
-    #[arg(long, default_value_t = 1e-10, value_parser = tolerance, allow_hyphen_values = true)]
+    #[arg(long, default_value = "1e-10", value_parser = tolerance, allow_hyphen_values = true)]
     rtol: f64,
     /// Absolute tolerance of every integration, in (0, 1).
-    #[arg(long, default_value_t = 1e-12, value_parser = tolerance, allow_hyphen_values = true)]
+    #[arg(long, default_value = "1e-12", value_parser = tolerance, allow_hyphen_values = true)]
     atol: f64,
     /// Most steps one integration may take before it gives up (raise it for long horizons).
     #[arg(
@@ -90,7 +90,10 @@ pub enum TheoryCommand {
     /// prompt of |S| (columns evolve independently; time scales with |S|). A JSON array
     /// of instances is a batch: they are integrated in parallel and `result` is an array
     /// in the same order.
-    #[command(after_long_help = FLOW_HELP)]
+    #[command(
+        after_help = "--help lists the input keys (with their ranges), the output keys and the exit status.",
+        after_long_help = FLOW_HELP
+    )]
     Flow {
         /// The instance (JSON).
         #[arg(long)]
@@ -145,6 +148,8 @@ Each result object:
   t_end                   where integration stopped: the horizon, or (without
                           --trajectory) once both levels were reached
   rhs_evals               right-hand-side evaluations
+  stiffness_warnings      times the solver's stiffness test fired (integration
+                          goes on: a flow settling at its fixed point, not an error)
   probs_end               the policy at t_end
   trajectory              with --trajectory: {\"times\": [...], \"observations\":
                           [[E[r_G], E[r_RM], KL], ...]} at every accepted step

@@ -224,7 +224,7 @@ fn flow_accepts_a_batch_and_names_the_bad_item() {
 }
 
 /// The output's keys, as the README and `theory flow --help` list them.
-const RESULT_KEYS: [&str; 14] = [
+const RESULT_KEYS: [&str; 15] = [
     "t_gamma_g",
     "t_gamma_rm",
     "var_g0",
@@ -238,6 +238,7 @@ const RESULT_KEYS: [&str; 14] = [
     "kl_end",
     "t_end",
     "rhs_evals",
+    "stiffness_warnings",
     "probs_end",
 ];
 
@@ -397,4 +398,51 @@ fn a_failing_instance_in_a_batch_leaves_the_others_written() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&one) && err.contains("steps"), "{err}");
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_readme_example_is_what_flow_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("```json\n{\n  \"instance\": \"theory/examples/instance.json\"")
+        .expect("README has the example output")
+        + "```json\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&readme[start..end]).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new(env!("CARGO_BIN_EXE_rmteach"))
+        .current_dir(root)
+        .args([
+            "theory",
+            "flow",
+            "--instance",
+            "theory/examples/instance.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let now: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same keys and, to the solver's tolerance, the same figures (the last digits
+    // and the evaluation count may move with the solver).
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&shown), keys(&now));
+    assert_eq!(keys(&shown["result"]), keys(&now["result"]));
+    for key in [
+        "t_gamma_g",
+        "t_gamma_rm",
+        "prop3_bound_g",
+        "v_g_end",
+        "kl_end",
+    ] {
+        let (a, b) = (
+            shown["result"][key].as_f64().unwrap(),
+            now["result"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "{key}: README {a}, now {b}"
+        );
+    }
 }
