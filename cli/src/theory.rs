@@ -304,24 +304,8 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
         atol: solver.atol,
         result,
     };
-    // Sized up front (a pretty-printed number takes at most 40 bytes with its line):
-    // the document is written once, without regrowing (and re-faulting) the buffer.
-    let numbers: usize = outcomes
-        .iter()
-        .flatten()
-        .map(|r| r.probs_end.len() + r.trajectory.as_ref().map_or(0, |t| 4 * t.times.len()))
-        .sum();
-    let mut text = Vec::with_capacity(40 * numbers + 1024 * (outcomes.len() + 1));
-    if let Err(e) = serde_json::to_writer_pretty(&mut text, &report) {
-        // A figure that cannot be written (a NaN): once more, to name its field.
-        let named = serde_path_to_error::serialize(
-            &report,
-            &mut serde_json::Serializer::pretty(std::io::sink()),
-        )
-        .err()
-        .map_or_else(|| e.to_string(), |e| e.to_string());
-        anyhow::bail!("{}: writing the result: {named}", path.display());
-    }
+    let mut text = to_json(&report, &outcomes)
+        .with_context(|| format!("{}: writing the result", path.display()))?;
     text.push(b'\n');
     {
         // One write of the whole document (as `println!` of it did).
@@ -342,6 +326,33 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The pretty-printed document; an error names the field that cannot be written (a
+/// NaN).
+fn to_json<E>(
+    report: &FlowReport<'_>,
+    outcomes: &[std::result::Result<TabularFlowResult, E>],
+) -> Result<Vec<u8>> {
+    // Sized up front (a pretty-printed number takes at most 40 bytes with its line):
+    // the document is written once, without regrowing (and re-faulting) the buffer.
+    let numbers: usize = outcomes
+        .iter()
+        .flatten()
+        .map(|r| r.probs_end.len() + r.trajectory.as_ref().map_or(0, |t| 4 * t.times.len()))
+        .sum();
+    let mut text = Vec::with_capacity(40 * numbers + 1024 * (outcomes.len() + 1));
+    if let Err(e) = serde_json::to_writer_pretty(&mut text, report) {
+        // Once more with the path tracked, to name the field.
+        let named = serde_path_to_error::serialize(
+            report,
+            &mut serde_json::Serializer::pretty(std::io::sink()),
+        )
+        .err()
+        .map_or_else(|| e.to_string(), |e| e.to_string());
+        anyhow::bail!("{named}");
+    }
+    Ok(text)
 }
 
 /// `run` on every instance, in parallel; one outcome per instance, in order (a failure
@@ -418,6 +429,34 @@ mod tests {
         for i in [0, 2] {
             assert!(v[i]["t_gamma_g"].is_number(), "{}", v[i]);
         }
+    }
+
+    #[test]
+    fn a_nan_is_never_written_and_its_field_is_named() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../theory/examples/instance.json"
+        ))
+        .unwrap();
+        let inst = InstanceFile::parse(&text).unwrap().instances()[0].clone();
+        let mut r = inst.run(&SolverConfig::default(), false).unwrap();
+        r.prop3_bound_g = f64::INFINITY;
+        fn report(r: &TabularFlowResult) -> FlowReport<'_> {
+            FlowReport {
+                instance: "i.json".into(),
+                method: Method::Dop853,
+                rtol: 1e-10,
+                atol: 1e-12,
+                result: FlowResults::Batch(vec![BatchEntry::Done(r)]),
+            }
+        }
+        let ok = [Ok::<_, ()>(r.clone())];
+        let v: serde_json::Value =
+            serde_json::from_slice(&to_json(&report(&r), &ok).unwrap()).unwrap();
+        assert_eq!(v["result"][0]["prop3_bound_g"], "inf");
+        r.v_g_end = f64::NAN;
+        let err = to_json(&report(&r), &ok).unwrap_err().to_string();
+        assert!(err.starts_with("result[0].v_g_end: is NaN"), "{err}");
     }
 
     #[test]
