@@ -131,11 +131,12 @@ of them (a batch). Unknown and repeated keys are errors; |Y| is the length of r_
   r_rm         array of |Y| numbers in [-1, 1]; required. The reward trained on
   r_g          array of |Y| >= 2 numbers in [-1, 1]; required. The ground truth
   horizon      number > 0; required. Integration stops there at the latest
+  name         string; optional. A label, repeated in the instance's result
 
 Output (printed; also written to --out): one JSON object
   instance, method, rtol, atol   the input file and the solver settings
   result       the figures: an object, or for a batch an array in input order
-Each result object:
+Each result object (after the instance's name, if it has one):
   t_gamma_g, t_gamma_rm   first time E[r_G] (E[r_RM]) reaches its value at t = 0
                           plus gamma: a number, or \"> horizon H\" if not by H
   var_g0, var_rm0         Var[r_G], Var[r_RM] under pi_0
@@ -157,7 +158,8 @@ An infinite number is the string \"inf\" (\"-inf\"), e.g. the bound when
 Var[r_RM] = 0; no number is ever null.
 
 In a batch, an instance whose integration fails is written as the entry
-{\"index\": i, \"error\": \"...\"} and every other result is still written.
+{\"index\": i, \"name\": ..., \"error\": \"...\"} (name only if given) and every
+other result is still written.
 
 Exit status: 0 every instance integrated; 1 a batch was written with at least
 one failed entry; 2 bad input or flags, or a single instance failed (nothing
@@ -260,16 +262,30 @@ struct FlowReport<'a> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum FlowResults<'a> {
-    One(&'a TabularFlowResult),
+    One(Named<'a>),
     Batch(Vec<BatchEntry<'a>>),
 }
 
-/// A batch entry: the result, or why the instance failed.
+/// A result, after the instance's name if it has one.
+#[derive(Serialize)]
+struct Named<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(flatten)]
+    result: &'a TabularFlowResult,
+}
+
+/// A batch entry: the result, or which instance failed and why.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum BatchEntry<'a> {
-    Done(&'a TabularFlowResult),
-    Failed { index: usize, error: String },
+    Done(Named<'a>),
+    Failed {
+        index: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        error: String,
+    },
 }
 
 fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
@@ -280,7 +296,7 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
     drop(text);
     let outcomes = run_each(file.instances(), |inst| inst.run(&solver, trajectory));
     let (result, failed) = if file.is_batch() {
-        let entries = batch_entries(&outcomes);
+        let entries = batch_entries(&outcomes, |i| file.name(i));
         let failed = entries
             .iter()
             .filter(|e| matches!(e, BatchEntry::Failed { .. }))
@@ -288,13 +304,23 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
         (FlowResults::Batch(entries), failed)
     } else {
         match &outcomes[0] {
-            Ok(r) => (FlowResults::One(r), 0),
+            Ok(r) => (
+                FlowResults::One(Named {
+                    name: file.name(0),
+                    result: r,
+                }),
+                0,
+            ),
             Err(e) => anyhow::bail!("{}: {e}", path.display()),
         }
     };
     for (i, outcome) in outcomes.iter().enumerate() {
         if let Err(e) = outcome {
-            eprintln!("error: {} [{i}]: {e}", path.display());
+            let name = file
+                .name(i)
+                .map(|n| format!(" ({n:?})"))
+                .unwrap_or_default();
+            eprintln!("error: {} [{i}]{name}: {e}", path.display());
         }
     }
     let report = FlowReport {
@@ -364,17 +390,22 @@ fn run_each<T: Send, E: Send>(
     instances.par_iter().map(run).collect()
 }
 
-/// A batch's entries: each result, or the failed instance's index and error.
-fn batch_entries<E: std::fmt::Display>(
-    outcomes: &[std::result::Result<TabularFlowResult, E>],
-) -> Vec<BatchEntry<'_>> {
+/// A batch's entries: each result, or the failed instance's index, name and error.
+fn batch_entries<'a, E: std::fmt::Display>(
+    outcomes: &'a [std::result::Result<TabularFlowResult, E>],
+    name: impl Fn(usize) -> Option<&'a str>,
+) -> Vec<BatchEntry<'a>> {
     outcomes
         .iter()
         .enumerate()
         .map(|(index, o)| match o {
-            Ok(r) => BatchEntry::Done(r),
+            Ok(result) => BatchEntry::Done(Named {
+                name: name(index),
+                result,
+            }),
             Err(e) => BatchEntry::Failed {
                 index,
+                name: name(index),
                 error: e.to_string(),
             },
         })
@@ -420,7 +451,7 @@ mod tests {
                 inst.run(&solver, false).map_err(|_| "unexpected")
             }
         });
-        let entries = batch_entries(&outcomes);
+        let entries = batch_entries(&outcomes, |_| None);
         let v = serde_json::to_value(&entries).unwrap();
         assert_eq!(
             v[1],
@@ -428,7 +459,16 @@ mod tests {
         );
         for i in [0, 2] {
             assert!(v[i]["t_gamma_g"].is_number(), "{}", v[i]);
+            assert!(v[i].get("name").is_none());
         }
+        let names = ["a", "b", "c"];
+        let entries = batch_entries(&outcomes, |i| Some(names[i]));
+        let v = serde_json::to_value(&entries).unwrap();
+        assert_eq!(
+            v[1],
+            serde_json::json!({"index": 1, "name": "b", "error": "the solver gave up"})
+        );
+        assert_eq!(v[2]["name"], "c");
     }
 
     #[test]
@@ -447,7 +487,10 @@ mod tests {
                 method: Method::Dop853,
                 rtol: 1e-10,
                 atol: 1e-12,
-                result: FlowResults::Batch(vec![BatchEntry::Done(r)]),
+                result: FlowResults::Batch(vec![BatchEntry::Done(Named {
+                    name: Some("x"),
+                    result: r,
+                })]),
             }
         }
         let ok = [Ok::<_, ()>(r.clone())];

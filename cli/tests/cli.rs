@@ -99,12 +99,15 @@ fn flow_marks_crossings_beyond_the_horizon() {
     let inst = write_instance(
         &dir,
         "i.json",
-        &GOOD.replace("\"horizon\": 500", "\"horizon\": 0.01"),
+        &GOOD
+            .replace("\"horizon\": 500", "\"horizon\": 0.01")
+            .replace("{", "{\"name\": \"short\", "),
     );
     let out = rmteach(&["theory", "flow", "--instance", &inst]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["result"]["t_gamma_g"], "> horizon 0.01");
+    assert_eq!(v["result"]["name"], "short");
 }
 
 #[test]
@@ -292,6 +295,7 @@ fn flow_help_lists_the_input_keys_with_their_constraints() {
         "r_rm         array of |Y| numbers in [-1, 1]; required",
         "r_g          array of |Y| >= 2 numbers in [-1, 1]; required",
         "horizon      number > 0; required",
+        "name         string; optional",
         "Exit status: 0",
     ] {
         assert!(help.contains(line), "--help lacks `{line}`:\n{help}");
@@ -357,7 +361,8 @@ fn a_failing_instance_in_a_batch_leaves_the_others_written() {
     let dir = scratch("partial");
     // Within 3 steps the short flow reaches its horizon and the long one cannot.
     let short = GOOD.replace("\"horizon\": 500", "\"horizon\": 0.001");
-    let inst = write_instance(&dir, "b.json", &format!("[{short}, {GOOD}, {short}]"));
+    let named = GOOD.replace("{", "{\"name\": \"long\", ");
+    let inst = write_instance(&dir, "b.json", &format!("[{short}, {named}, {short}]"));
     let result = dir.join("r.json");
     let out = rmteach(&[
         "theory",
@@ -372,7 +377,7 @@ fn a_failing_instance_in_a_batch_leaves_the_others_written() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("{inst} [1]")) && err.contains("1 of 3"),
+        err.contains(&format!("{inst} [1] (\"long\")")) && err.contains("1 of 3"),
         "{err}"
     );
     for text in [
@@ -387,9 +392,10 @@ fn a_failing_instance_in_a_batch_leaves_the_others_written() {
             assert_eq!(r[i]["t_end"], 0.001);
         }
         assert_eq!(r[1]["index"], 1);
+        assert_eq!(r[1]["name"], "long");
         let msg = r[1]["error"].as_str().unwrap();
         assert!(msg.contains("steps"), "{msg}");
-        assert_eq!(r[1].as_object().unwrap().len(), 2);
+        assert_eq!(r[1].as_object().unwrap().len(), 3);
     }
     // The same failure alone is an error (exit 2) naming the file.
     let one = write_instance(&dir, "one.json", GOOD);

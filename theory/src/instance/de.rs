@@ -50,6 +50,19 @@ pub(super) trait Accept: Sized {
     fn array<'de, A: SeqAccess<'de>>(_seq: A) -> Result<Self, A::Error> {
         Err(mismatch(Self::EXPECTED, "an array"))
     }
+
+    /// From a string.
+    fn text<E: de::Error>(v: &str) -> Result<Self, E> {
+        Err(mismatch(Self::EXPECTED, format_args!("a string {v:?}")))
+    }
+}
+
+impl Accept for String {
+    const EXPECTED: &'static str = "a string";
+
+    fn text<E: de::Error>(v: &str) -> Result<Self, E> {
+        Ok(v.to_string())
+    }
 }
 
 impl Accept for f64 {
@@ -95,8 +108,8 @@ impl Accept for Option<Vec<f64>> {
     }
 }
 
-/// [`strict`] as a seed, for the elements of an array.
-struct Seed<T>(PhantomData<T>);
+/// [`strict`] as a seed.
+pub(super) struct Seed<T>(pub(super) PhantomData<T>);
 
 impl<'de, T: Accept> DeserializeSeed<'de> for Seed<T> {
     type Value = T;
@@ -133,7 +146,7 @@ impl<'de, T: Accept> Visitor<'de> for Strict<T> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        Err(mismatch(T::EXPECTED, format_args!("a string {v:?}")))
+        T::text(v)
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
@@ -181,6 +194,13 @@ mod tests {
             let err = read::<f64>(json).unwrap_err();
             assert!(err.contains(found), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn names_are_strings() {
+        assert_eq!(read::<String>("\"run 1\""), Ok("run 1".to_string()));
+        let err = read::<String>("3").unwrap_err();
+        assert!(err.starts_with("expected a string, found 3"), "{err}");
     }
 
     #[test]

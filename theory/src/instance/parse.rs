@@ -4,20 +4,20 @@
 //! the path of the value being read tracked, so that every error names its field.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::de::mismatch;
+use super::de::{mismatch, Seed};
 use super::TabularInstance;
 use crate::{Result, TheoryError};
 
-/// The instances of an instance file.
+/// The instances of an instance file, each with its optional `name`.
 #[derive(Debug, Clone)]
-pub enum InstanceFile {
-    /// A JSON object: one instance.
-    One(TabularInstance),
-    /// A JSON array of instance objects (at least one).
-    Batch(Vec<TabularInstance>),
+pub struct InstanceFile {
+    batch: bool,
+    instances: Vec<TabularInstance>,
+    names: Vec<Option<String>>,
 }
 
 impl InstanceFile {
@@ -25,7 +25,8 @@ impl InstanceFile {
     /// ([`TabularInstance::validate`]). An error names the field as a path (`gamma`,
     /// `r_rm[2]`; in a batch `[3].gamma`) and says what is wrong; a JSON error also
     /// gives the line and column. Duplicate keys and unknown keys are errors; so is an
-    /// empty batch.
+    /// empty batch. Besides the instance's keys an object may have a `name` (a string)
+    /// that labels its result.
     pub fn parse(text: &str) -> Result<Self> {
         // Without tracking the path first (tracking costs time on every number of a
         // large instance); when that fails, again with it, for the field's name.
@@ -33,34 +34,34 @@ impl InstanceFile {
             Ok(file) => file,
             Err(e) => return Err(path_error(text).unwrap_or_else(|| json_error(".", &e))),
         };
-        match &file {
-            InstanceFile::One(inst) => inst.validate()?,
-            InstanceFile::Batch(items) if items.is_empty() => {
-                return Err(TheoryError::invalid(
-                    "[]",
-                    "the batch is empty: give one instance (an object) or an array of at least one",
-                ))
-            }
-            InstanceFile::Batch(items) => {
-                for (i, inst) in items.iter().enumerate() {
-                    inst.validate().map_err(|e| in_batch(i, e))?;
-                }
-            }
+        if file.instances.is_empty() {
+            return Err(TheoryError::invalid(
+                "[]",
+                "the batch is empty: give one instance (an object) or an array of at least one",
+            ));
+        }
+        for (i, inst) in file.instances.iter().enumerate() {
+            inst.validate().map_err(|e| match file.batch {
+                true => in_batch(i, e),
+                false => e,
+            })?;
         }
         Ok(file)
     }
 
     /// Whether the file holds a batch (an array), even of one instance.
     pub fn is_batch(&self) -> bool {
-        matches!(self, InstanceFile::Batch(_))
+        self.batch
     }
 
     /// The instances, in file order.
     pub fn instances(&self) -> &[TabularInstance] {
-        match self {
-            InstanceFile::One(inst) => std::slice::from_ref(inst),
-            InstanceFile::Batch(items) => items,
-        }
+        &self.instances
+    }
+
+    /// The `name` of instance `i`, if it has one.
+    pub fn name(&self, i: usize) -> Option<&str> {
+        self.names.get(i)?.as_deref()
     }
 }
 
@@ -124,19 +125,28 @@ impl<'de> Visitor<'de> for FileVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
-        TabularInstance::deserialize(de::value::MapAccessDeserializer::new(map))
-            .map(InstanceFile::One)
+        let Named(name, inst) = NamedVisitor.visit_map(map)?;
+        Ok(InstanceFile {
+            batch: false,
+            instances: vec![inst],
+            names: vec![name],
+        })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(
         self,
         mut seq: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(inst) = seq.next_element::<TabularInstance>()? {
-            items.push(inst);
+        let (mut instances, mut names) = (Vec::new(), Vec::new());
+        while let Some(Named(name, inst)) = seq.next_element()? {
+            instances.push(inst);
+            names.push(name);
         }
-        Ok(InstanceFile::Batch(items))
+        Ok(InstanceFile {
+            batch: true,
+            instances,
+            names,
+        })
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
@@ -161,6 +171,74 @@ impl<'de> Visitor<'de> for FileVisitor {
 
     fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
         Err(mismatch(EXPECTED, "null"))
+    }
+}
+
+/// An instance object with its optional `name`.
+struct Named(Option<String>, TabularInstance);
+
+impl<'de> Deserialize<'de> for Named {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(NamedVisitor)
+    }
+}
+
+/// The visitor of [`Named`]: `name` is taken out, the other keys make the instance
+/// (with its derived checks: unknown, repeated and missing keys).
+struct NamedVisitor;
+
+impl<'de> Visitor<'de> for NamedVisitor {
+    type Value = Named;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an instance (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Named, A::Error> {
+        let mut name = None;
+        let inst =
+            TabularInstance::deserialize(de::value::MapAccessDeserializer::new(WithoutName {
+                map,
+                name: &mut name,
+            }))?;
+        Ok(Named(name, inst))
+    }
+}
+
+/// The entries of an instance object but `name`, which goes to `name`.
+struct WithoutName<'n, A> {
+    map: A,
+    name: &'n mut Option<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutName<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> std::result::Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<std::borrow::Cow<'de, str>>()? else {
+                return Ok(None);
+            };
+            if key != "name" {
+                return seed
+                    .deserialize(de::value::CowStrDeserializer::new(key))
+                    .map(Some);
+            }
+            if self.name.is_some() {
+                return Err(de::Error::duplicate_field("name"));
+            }
+            *self.name = Some(self.map.next_value_seed(Seed::<String>(PhantomData))?);
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> std::result::Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 
@@ -189,6 +267,13 @@ mod tests {
         assert_eq!(batch.instances().len(), 2);
         let single = InstanceFile::parse(&format!(" [{GOOD}]")).unwrap();
         assert!(single.is_batch());
+        assert_eq!(batch.name(0), None);
+        let named = InstanceFile::parse(&format!(
+            "[{GOOD}, {}]",
+            GOOD.replace("{", "{\"name\": \"second\", ")
+        ))
+        .unwrap();
+        assert_eq!((named.name(0), named.name(1)), (None, Some("second")));
         let default = GOOD.replace("\"num_prompts\": 2, ", "");
         assert_eq!(
             InstanceFile::parse(&default).unwrap().instances()[0].num_prompts,
@@ -227,6 +312,10 @@ mod tests {
         assert!(err.contains("unknown field `horizn`"), "{err}");
         let err = error(&GOOD.replace("\"lambda\": 0.05", "\"lambda\": 0.05, \"lambda\": 1"));
         assert!(err.contains("duplicate field `lambda`"), "{err}");
+        let err = error(&GOOD.replace("{", "{\"name\": \"a\", \"name\": \"b\", "));
+        assert!(err.contains("duplicate field `name`"), "{err}");
+        let err = error(&GOOD.replace("{", "{\"name\": 7, "));
+        assert!(err.contains("`name`: expected a string, found 7"), "{err}");
         let err = error(&format!(
             "[{GOOD}, {}]",
             GOOD.replace("\"gamma\": 0.3,", "")
