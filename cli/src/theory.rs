@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rmteach::report::write_atomic;
 use rmteach_theory::checks::{run_all_with, summary_table, CheckConfig};
 use rmteach_theory::flow::{Method, SolverConfig};
-use rmteach_theory::instance::TabularInstance;
+use rmteach_theory::instance::{InstanceFile, TabularFlowResult, TabularInstance};
+use serde::Serialize;
 
 /// Solver flags shared by the theory subcommands.
 #[derive(Args, Debug, Clone)]
@@ -19,22 +20,45 @@ pub struct SolverArgs {
     /// Runge-Kutta pair: dop853 (8th order) or dopri5 (5th order).
     #[arg(long, default_value = "dop853")]
     method: Method,
-    /// Relative tolerance of every integration.
-    #[arg(long, default_value_t = 1e-10)]
+    /// Relative tolerance of every integration, in (0, 1).
+    #[arg(long, default_value = "1e-10", value_parser = tolerance, allow_hyphen_values = true)]
     rtol: f64,
-    /// Absolute tolerance of every integration.
-    #[arg(long, default_value_t = 1e-12)]
+    /// Absolute tolerance of every integration, in (0, 1).
+    #[arg(long, default_value = "1e-12", value_parser = tolerance, allow_hyphen_values = true)]
     atol: f64,
+    /// Most steps one integration may take before it gives up (raise it for long horizons).
+    #[arg(
+        long,
+        default_value_t = SolverConfig::default().max_steps,
+        value_parser = clap::value_parser!(u32).range(1..),
+        allow_negative_numbers = true
+    )]
+    max_steps: u32,
+}
+
+/// The value of `--rtol` / `--atol`: a number in (0, 1) (clap names the flag in the
+/// error). The flags take values with a leading hyphen (`--rtol -1e-12`), so that a
+/// negative value gets this range error rather than clap's "unexpected argument".
+fn tolerance(text: &str) -> std::result::Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "not a number: give a tolerance in (0, 1), e.g. 1e-10".to_string())?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be in (0, 1), got {v}"))
+    }
 }
 
 impl SolverArgs {
     pub(crate) fn config(&self) -> SolverConfig {
         SolverConfig {
             method: self.method,
-            rtol: self.rtol,
-            atol: self.atol,
+            max_steps: self.max_steps,
             ..Default::default()
         }
+        .with_tol(self.rtol, self.atol)
     }
 }
 
@@ -58,12 +82,18 @@ pub enum TheoryCommand {
         #[command(flatten)]
         solver: SolverArgs,
     },
-    /// Integrate one prompt of a tabular policy given as JSON and report t_gamma for the
-    /// ground truth and the proxy reward, the Proposition 3 bound and end values.
+    /// Integrate one prompt of your own tabular policy (or a batch of them) trained on
+    /// r_RM and report, as JSON, t_gamma for the ground truth and the proxy reward,
+    /// Proposition 3's lower bound and the values at the end.
     ///
-    /// Input keys: num_prompts (default 1), lambda, gamma, logits or probs, r_rm, r_g,
-    /// horizon. Rewards lie in [-1, 1]. A JSON array of such objects is a batch: they are
-    /// integrated in parallel and `result` is an array in the same order.
+    /// The flow is the KL-regularised gradient flow of Lemma 7 in logit space, one
+    /// prompt of |S| (columns evolve independently; time scales with |S|). A JSON array
+    /// of instances is a batch: they are integrated in parallel and `result` is an array
+    /// in the same order.
+    #[command(
+        after_help = "--help lists the input keys (with their ranges), the output keys and the exit status.",
+        after_long_help = FLOW_HELP
+    )]
     Flow {
         /// The instance (JSON).
         #[arg(long)]
@@ -88,6 +118,57 @@ pub enum TheoryCommand {
         solver: SolverArgs,
     },
 }
+
+/// The input keys, output keys and exit status of `theory flow` (its `--help`).
+const FLOW_HELP: &str = "\
+Input (--instance FILE): one JSON object with these keys, or a non-empty JSON array
+of them (a batch). Unknown and repeated keys are errors; |Y| is the length of r_g.
+  num_prompts  whole number >= 1; default 1. |S|, the number of prompts
+  lambda       number >= 0; required. The KL coefficient
+  gamma        number > 0; required. The reward increase that defines t_gamma
+  logits       array of |Y| finite numbers. The initial policy's logits, or
+  probs        array of |Y| numbers > 0 summing to 1 (within 1e-9): give exactly one
+  r_rm         array of |Y| numbers in [-1, 1]; required. The reward trained on
+  r_g          array of |Y| >= 2 numbers in [-1, 1]; required. The ground truth
+  horizon      number > 0; required. Integration stops there at the latest
+  name         string; optional. A label, repeated in the instance's result
+
+Output (printed; also written to --out): one JSON object
+  instance, method, rtol, atol   the input file and the solver settings
+  result       the figures: an object, or for a batch an array in input order
+Each result object (after the instance's name, if it has one):
+  t_gamma_g, t_gamma_rm   first time E[r_G] (E[r_RM]) reaches its value at t = 0
+                          plus gamma: a number, or \"> horizon H\" if not by H
+  var_g0, var_rm0         Var[r_G], Var[r_RM] under pi_0
+  prop3_bound_g, prop3_bound_rm
+                          Proposition 3's lower bound on each t_gamma,
+                          2|S|(1 - e^(-gamma/2)) / sqrt(Var[r_RM]) (the same for both)
+  v_g0, v_rm0             E[r_G], E[r_RM] under pi_0
+  v_g_end, v_rm_end, kl_end
+                          E[r_G], E[r_RM] and KL(pi || pi_0) at t_end
+  t_end                   where the figures hold: the horizon, or (without
+                          --trajectory) where both levels were reached
+  settled                 only when integration stopped early because the flow was
+                          certified to sit at its fixed point pi*: {\"at\" (where it
+                          stopped), \"kl_to_fixed_point\", \"bound\"}; no level is
+                          reached after \"at\", and the *_end figures (pi*'s) are
+                          the horizon's within bound (<= 1e-10)
+  rhs_evals               right-hand-side evaluations
+  stiffness_warnings      times the solver's stiffness test fired (integration
+                          goes on: a flow settling at its fixed point, not an error)
+  probs_end               the policy at t_end
+  trajectory              with --trajectory: {\"times\": [...], \"observations\":
+                          [[E[r_G], E[r_RM], KL], ...]} at every accepted step
+An infinite number is the string \"inf\" (\"-inf\"), e.g. the bound when
+Var[r_RM] = 0; no number is ever null.
+
+In a batch, an instance whose integration fails is written as the entry
+{\"index\": i, \"name\": ..., \"error\": \"...\"} (name only if given) and every
+other result is still written.
+
+Exit status: 0 every instance integrated; 1 a batch was written with at least
+one failed entry; 2 bad input or flags, or a single instance failed (nothing
+written).";
 
 /// Runs a theory subcommand; returns the process exit code.
 pub fn run(cmd: TheoryCommand) -> Result<i32> {
@@ -172,45 +253,90 @@ pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Resul
     Ok(if failed.is_empty() { 0 } else { 1 })
 }
 
+/// The document `theory flow` prints.
+#[derive(Serialize)]
+struct FlowReport<'a> {
+    instance: String,
+    method: Method,
+    rtol: f64,
+    atol: f64,
+    result: FlowResults<'a>,
+}
+
+/// One result, or a batch's entries in input order.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum FlowResults<'a> {
+    One(Named<'a>),
+    Batch(Vec<BatchEntry<'a>>),
+}
+
+/// A result, after the instance's name if it has one.
+#[derive(Serialize)]
+struct Named<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(flatten)]
+    result: &'a TabularFlowResult,
+}
+
+/// A batch entry: the result, or which instance failed and why.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchEntry<'a> {
+    Done(Named<'a>),
+    Failed {
+        index: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+        error: String,
+    },
+}
+
 fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    // One instance (an object) or a batch (an array of objects, integrated in parallel).
-    let batch = text.trim_start().starts_with('[');
-    let checked = match parse_instances(&text, batch) {
-        Some(instances) => instances
-            .into_iter()
-            .enumerate()
-            .map(|(i, inst)| validated(path, batch, i, inst))
-            .collect::<Result<Vec<_>>>()?,
-        None => parse_instances_value(path, &text)?,
-    };
+    let file = InstanceFile::parse(&text).with_context(|| path.display().to_string())?;
     // The text's memory goes back to the allocator for the integration to reuse.
     drop(text);
-    let results = checked
-        .par_iter()
-        .map(|(at, inst)| inst.run(&solver, trajectory).with_context(|| at.clone()))
-        .collect::<Result<Vec<_>>>()?;
-    let result = if batch {
-        serde_json::to_value(&results)?
+    let outcomes = run_each(file.instances(), |inst| inst.run(&solver, trajectory));
+    let (result, failed) = if file.is_batch() {
+        let entries = batch_entries(&outcomes, |i| file.name(i));
+        let failed = entries
+            .iter()
+            .filter(|e| matches!(e, BatchEntry::Failed { .. }))
+            .count();
+        (FlowResults::Batch(entries), failed)
     } else {
-        serde_json::to_value(&results[0])?
+        match &outcomes[0] {
+            Ok(r) => (
+                FlowResults::One(Named {
+                    name: file.name(0),
+                    result: r,
+                }),
+                0,
+            ),
+            Err(e) => anyhow::bail!("{}: {e}", path.display()),
+        }
     };
-    let json = serde_json::json!({
-        "instance": path.display().to_string(),
-        "method": solver.method,
-        "rtol": solver.rtol,
-        "atol": solver.atol,
-        "result": result,
-    });
-    // Sized up front (a pretty-printed number takes at most 40 bytes with its line):
-    // the document is written once, without regrowing (and re-faulting) the buffer.
-    let numbers: usize = results
-        .iter()
-        .map(|r| r.probs_end.len() + r.trajectory.as_ref().map_or(0, |t| 4 * t.times.len()))
-        .sum();
-    let mut text = Vec::with_capacity(40 * numbers + 1024 * (results.len() + 1));
-    serde_json::to_writer_pretty(&mut text, &json)?;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if let Err(e) = outcome {
+            let name = file
+                .name(i)
+                .map(|n| format!(" ({n:?})"))
+                .unwrap_or_default();
+            eprintln!("error: {} [{i}]{name}: {e}", path.display());
+        }
+    }
+    let report = FlowReport {
+        instance: path.display().to_string(),
+        method: solver.method,
+        rtol: solver.rtol,
+        atol: solver.atol,
+        result,
+    };
+    let mut text = to_json(&report, &outcomes)
+        .with_context(|| format!("{}: writing the result", path.display()))?;
     text.push(b'\n');
     {
         // One write of the whole document (as `println!` of it did).
@@ -223,61 +349,72 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
         write_atomic(p, &text[..text.len() - 1])
             .with_context(|| format!("writing {}", p.display()))?;
     }
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} instances failed (their entries hold the error)",
+            outcomes.len()
+        );
+        return Ok(1);
+    }
     Ok(0)
 }
 
-/// The instances of a well-formed input, deserialised straight from the text (no
-/// intermediate `serde_json::Value`, which costs more than the parse itself for large
-/// vectors); `None` on any error, which [`parse_instances_value`] then reports.
-fn parse_instances(text: &str, batch: bool) -> Option<Vec<TabularInstance>> {
-    if batch {
-        serde_json::from_str::<Vec<TabularInstance>>(text).ok()
-    } else {
-        serde_json::from_str::<TabularInstance>(text)
-            .ok()
-            .map(|v| vec![v])
+/// The pretty-printed document; an error names the field that cannot be written (a
+/// NaN).
+fn to_json<E>(
+    report: &FlowReport<'_>,
+    outcomes: &[std::result::Result<TabularFlowResult, E>],
+) -> Result<Vec<u8>> {
+    // Sized up front (a pretty-printed number takes at most 40 bytes with its line):
+    // the document is written once, without regrowing (and re-faulting) the buffer.
+    let numbers: usize = outcomes
+        .iter()
+        .flatten()
+        .map(|r| r.probs_end.len() + r.trajectory.as_ref().map_or(0, |t| 4 * t.times.len()))
+        .sum();
+    let mut text = Vec::with_capacity(40 * numbers + 1024 * (outcomes.len() + 1));
+    if let Err(e) = serde_json::to_writer_pretty(&mut text, report) {
+        // Once more with the path tracked, to name the field.
+        let named = serde_path_to_error::serialize(
+            report,
+            &mut serde_json::Serializer::pretty(std::io::sink()),
+        )
+        .err()
+        .map_or_else(|| e.to_string(), |e| e.to_string());
+        anyhow::bail!("{named}");
     }
+    Ok(text)
 }
 
-/// Instance `i` of the input at `path`, validated, with its name for error messages.
-fn validated(
-    path: &Path,
-    batch: bool,
-    i: usize,
-    inst: TabularInstance,
-) -> Result<(String, TabularInstance)> {
-    let at = instance_name(path, batch, i);
-    inst.validate().with_context(|| at.clone())?;
-    Ok((at, inst))
+/// `run` on every instance, in parallel; one outcome per instance, in order (a failure
+/// stops nothing else).
+fn run_each<T: Send, E: Send>(
+    instances: &[TabularInstance],
+    run: impl Fn(&TabularInstance) -> std::result::Result<T, E> + Sync + Send,
+) -> Vec<std::result::Result<T, E>> {
+    instances.par_iter().map(run).collect()
 }
 
-/// Where an instance came from, for error messages.
-fn instance_name(path: &Path, batch: bool, i: usize) -> String {
-    if batch {
-        format!("{} [instance {i}]", path.display())
-    } else {
-        path.display().to_string()
-    }
-}
-
-/// The validated instances through a `serde_json::Value`: the slow path, whose errors
-/// name the file and, in a batch, the item (the first item that fails to deserialise or
-/// to validate, in order). An array is a batch, as `batch` (the text starts with `[`)
-/// says for any text that parses.
-fn parse_instances_value(path: &Path, text: &str) -> Result<Vec<(String, TabularInstance)>> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .with_context(|| format!("{}: not a valid instance (JSON syntax)", path.display()))?;
-    let (batch, items) = match value {
-        serde_json::Value::Array(items) => (true, items),
-        other => (false, vec![other]),
-    };
-    let mut instances = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
-        let inst: TabularInstance = serde_json::from_value(item)
-            .with_context(|| format!("{}: not a valid instance", instance_name(path, batch, i)))?;
-        instances.push(validated(path, batch, i, inst)?);
-    }
-    Ok(instances)
+/// A batch's entries: each result, or the failed instance's index, name and error.
+fn batch_entries<'a, E: std::fmt::Display>(
+    outcomes: &'a [std::result::Result<TabularFlowResult, E>],
+    name: impl Fn(usize) -> Option<&'a str>,
+) -> Vec<BatchEntry<'a>> {
+    outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, o)| match o {
+            Ok(result) => BatchEntry::Done(Named {
+                name: name(index),
+                result,
+            }),
+            Err(e) => BatchEntry::Failed {
+                index,
+                name: name(index),
+                error: e.to_string(),
+            },
+        })
+        .collect()
 }
 
 fn figures(out: &Path, solver: SolverConfig) -> Result<i32> {
@@ -294,4 +431,89 @@ fn figures(out: &Path, solver: SolverConfig) -> Result<i32> {
         start.elapsed().as_secs_f64()
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_becomes_an_entry_and_the_rest_are_kept() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../theory/examples/instance.json"
+        ))
+        .unwrap();
+        let good = InstanceFile::parse(&text).unwrap().instances()[0].clone();
+        let mut odd = good.clone();
+        odd.horizon = 7.0;
+        let instances = vec![good.clone(), odd, good];
+        let solver = SolverConfig::default();
+        let outcomes = run_each(&instances, |inst| {
+            if inst.horizon == 7.0 {
+                Err("the solver gave up")
+            } else {
+                inst.run(&solver, false).map_err(|_| "unexpected")
+            }
+        });
+        let entries = batch_entries(&outcomes, |_| None);
+        let v = serde_json::to_value(&entries).unwrap();
+        assert_eq!(
+            v[1],
+            serde_json::json!({"index": 1, "error": "the solver gave up"})
+        );
+        for i in [0, 2] {
+            assert!(v[i]["t_gamma_g"].is_number(), "{}", v[i]);
+            assert!(v[i].get("name").is_none());
+        }
+        let names = ["a", "b", "c"];
+        let entries = batch_entries(&outcomes, |i| Some(names[i]));
+        let v = serde_json::to_value(&entries).unwrap();
+        assert_eq!(
+            v[1],
+            serde_json::json!({"index": 1, "name": "b", "error": "the solver gave up"})
+        );
+        assert_eq!(v[2]["name"], "c");
+    }
+
+    #[test]
+    fn a_nan_is_never_written_and_its_field_is_named() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../theory/examples/instance.json"
+        ))
+        .unwrap();
+        let inst = InstanceFile::parse(&text).unwrap().instances()[0].clone();
+        let mut r = inst.run(&SolverConfig::default(), false).unwrap();
+        r.prop3_bound_g = f64::INFINITY;
+        fn report(r: &TabularFlowResult) -> FlowReport<'_> {
+            FlowReport {
+                instance: "i.json".into(),
+                method: Method::Dop853,
+                rtol: 1e-10,
+                atol: 1e-12,
+                result: FlowResults::Batch(vec![BatchEntry::Done(Named {
+                    name: Some("x"),
+                    result: r,
+                })]),
+            }
+        }
+        let ok = [Ok::<_, ()>(r.clone())];
+        let v: serde_json::Value =
+            serde_json::from_slice(&to_json(&report(&r), &ok).unwrap()).unwrap();
+        assert_eq!(v["result"][0]["prop3_bound_g"], "inf");
+        r.v_g_end = f64::NAN;
+        let err = to_json(&report(&r), &ok).unwrap_err().to_string();
+        assert!(err.starts_with("result[0].v_g_end: is NaN"), "{err}");
+    }
+
+    #[test]
+    fn tolerances_lie_in_the_open_unit_interval() {
+        assert_eq!(tolerance("1e-10"), Ok(1e-10));
+        assert_eq!(tolerance(" 0.5 "), Ok(0.5));
+        for bad in ["0", "1", "-1", "inf", "NaN"] {
+            assert!(tolerance(bad).unwrap_err().contains("(0, 1)"), "{bad}");
+        }
+        assert!(tolerance("x").unwrap_err().starts_with("not a number"));
+    }
 }

@@ -99,12 +99,15 @@ fn flow_marks_crossings_beyond_the_horizon() {
     let inst = write_instance(
         &dir,
         "i.json",
-        &GOOD.replace("\"horizon\": 500", "\"horizon\": 0.01"),
+        &GOOD
+            .replace("\"horizon\": 500", "\"horizon\": 0.01")
+            .replace("{", "{\"name\": \"short\", "),
     );
     let out = rmteach(&["theory", "flow", "--instance", &inst]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["result"]["t_gamma_g"], "> horizon 0.01");
+    assert_eq!(v["result"]["name"], "short");
 }
 
 #[test]
@@ -131,8 +134,22 @@ fn flow_rejects_bad_input_naming_the_field() {
         ),
         (
             GOOD.replace("0.5, -0.5, 1.0", "NaN, -0.5, 1.0"),
-            "not a valid instance",
+            "`logits[0]`: not valid JSON",
         ),
+        (
+            GOOD.replace("\"gamma\": 0.3", "\"gamma\": \"0.3\""),
+            "`gamma`: expected a number, found a string \"0.3\"",
+        ),
+        (
+            GOOD.replace("0.9, -0.3", "0.9, null"),
+            "`r_rm[2]`: expected a number, found null",
+        ),
+        (
+            GOOD.replace("\"lambda\": 0.05", "\"lambda\": 0.05, \"lambda\": 0.5"),
+            "duplicate field `lambda`",
+        ),
+        ("[]".to_string(), "the batch is empty"),
+        ("  [\n ]\n".to_string(), "the batch is empty"),
         (GOOD.replace("\"horizon\"", "\"horizn\""), "horizn"),
     ];
     for (k, (json, field)) in cases.iter().enumerate() {
@@ -195,8 +212,248 @@ fn flow_accepts_a_batch_and_names_the_bad_item() {
     let out = rmteach(&["theory", "flow", "--instance", &inst]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("`[1].gamma`: must be"), "{err}");
+    // A type error deep in a batch names the item and the field.
+    let bad = GOOD.replace("\"horizon\": 500", "\"horizon\": \"500\"");
+    let inst = write_instance(&dir, "d.json", &format!("[{GOOD}, {GOOD}, {GOOD}, {bad}]"));
+    let out = rmteach(&["theory", "flow", "--instance", &inst]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
     assert!(
-        err.contains("[instance 1]") && err.contains("gamma"),
+        err.contains(&inst)
+            && err.contains("`[3].horizon`: expected a number, found a string \"500\""),
         "{err}"
     );
+}
+
+/// The output's keys, as the README and `theory flow --help` list them.
+const RESULT_KEYS: [&str; 15] = [
+    "t_gamma_g",
+    "t_gamma_rm",
+    "var_g0",
+    "var_rm0",
+    "prop3_bound_g",
+    "prop3_bound_rm",
+    "v_g0",
+    "v_rm0",
+    "v_g_end",
+    "v_rm_end",
+    "kl_end",
+    "t_end",
+    "rhs_evals",
+    "stiffness_warnings",
+    "probs_end",
+];
+
+#[test]
+fn flow_output_has_the_documented_keys() {
+    let dir = scratch("keys");
+    let inst = write_instance(&dir, "i.json", GOOD);
+    let out = rmteach(&["theory", "flow", "--instance", &inst, "--trajectory"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // serde_json's maps sort their keys: compare sorted.
+    let top: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(top, ["atol", "instance", "method", "result", "rtol"]);
+    let r = v["result"].as_object().unwrap();
+    let mut want: Vec<&str> = RESULT_KEYS.to_vec();
+    want.push("trajectory");
+    let mut sorted = want.clone();
+    sorted.sort_unstable();
+    assert_eq!(r.keys().collect::<Vec<_>>(), sorted);
+    let t = &r["trajectory"];
+    assert_eq!(
+        t["times"].as_array().unwrap().len(),
+        t["observations"].as_array().unwrap().len()
+    );
+    assert_eq!(t["observations"][0].as_array().unwrap().len(), 3);
+    // Every key is documented in --help and in the README's `theory flow` paragraph.
+    let help = rmteach(&["theory", "flow", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for key in want
+        .iter()
+        .chain(top.iter().map(|k| k.as_str()).collect::<Vec<_>>().iter())
+    {
+        assert!(help.contains(key), "--help lacks {key}");
+        assert!(readme.contains(&format!("`{key}`")), "README lacks `{key}`");
+    }
+}
+
+#[test]
+fn flow_help_lists_the_input_keys_with_their_constraints() {
+    let out = rmteach(&["theory", "flow", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "num_prompts  whole number >= 1; default 1",
+        "lambda       number >= 0; required",
+        "gamma        number > 0; required",
+        "logits       array of |Y| finite numbers",
+        "probs        array of |Y| numbers > 0 summing to 1",
+        "r_rm         array of |Y| numbers in [-1, 1]; required",
+        "r_g          array of |Y| >= 2 numbers in [-1, 1]; required",
+        "horizon      number > 0; required",
+        "name         string; optional",
+        "Exit status: 0",
+    ] {
+        assert!(help.contains(line), "--help lacks `{line}`:\n{help}");
+    }
+}
+
+#[test]
+fn an_infinite_bound_is_the_string_inf_and_the_horizon_is_short() {
+    let dir = scratch("inf");
+    // r_RM constant: Var[r_RM] = 0, Proposition 3's bound is infinite and the flow
+    // stands still, so neither level is reached by the horizon.
+    let json = GOOD
+        .replace(
+            "\"r_rm\": [0.2, 0.9, -0.3, 0.8, -1.0, 0.1]",
+            "\"r_rm\": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5]",
+        )
+        .replace("\"horizon\": 500", "\"horizon\": 100000");
+    let inst = write_instance(&dir, "i.json", &json);
+    let out = rmteach(&["theory", "flow", "--instance", &inst]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("null"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let r = &v["result"];
+    assert_eq!(r["prop3_bound_g"], "inf");
+    assert_eq!(r["prop3_bound_rm"], "inf");
+    assert_eq!(r["t_gamma_rm"], "> horizon 1e5");
+    assert_eq!(r["t_gamma_g"], "> horizon 1e5");
+    assert_eq!(r["t_end"], 1e5);
+    // It stops early, certified at its fixed point (pi_0 itself, r_RM constant), and
+    // says so.
+    let settled = &r["settled"];
+    assert!(settled["at"].as_f64().unwrap() < 1e5, "{text}");
+    assert!(settled["bound"].as_f64().unwrap() <= 1e-10, "{text}");
+}
+
+#[test]
+fn tolerance_errors_name_the_flag_and_accept_negative_values() {
+    let dir = scratch("flags");
+    let inst = write_instance(&dir, "i.json", GOOD);
+    for (flag, value, says) in [
+        ("--rtol", "-1", "must be in (0, 1), got -1"),
+        ("--atol", "-1e-12", "must be in (0, 1), got -0.000000000001"),
+        ("--rtol", "2", "must be in (0, 1), got 2"),
+        ("--atol", "0", "must be in (0, 1), got 0"),
+        ("--rtol", "tight", "not a number"),
+        ("--rtol", "--atol", "not a number"),
+        ("--max-steps", "0", "0 is not in 1.."),
+        ("--max-steps", "-5", "-5 is not in 1.."),
+    ] {
+        let out = rmteach(&["theory", "flow", "--instance", &inst, flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(says) && !err.contains(&inst),
+            "{flag} {value}: {err}"
+        );
+        assert!(!err.contains("unexpected argument"), "{err}");
+    }
+}
+
+#[test]
+fn a_failing_instance_in_a_batch_leaves_the_others_written() {
+    let dir = scratch("partial");
+    // Within 3 steps the short flow reaches its horizon and the long one cannot.
+    let short = GOOD.replace("\"horizon\": 500", "\"horizon\": 0.001");
+    let named = GOOD.replace("{", "{\"name\": \"long\", ");
+    let inst = write_instance(&dir, "b.json", &format!("[{short}, {named}, {short}]"));
+    let result = dir.join("r.json");
+    let out = rmteach(&[
+        "theory",
+        "flow",
+        "--instance",
+        &inst,
+        "--max-steps",
+        "3",
+        "--out",
+        result.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{inst} [1] (\"long\")")) && err.contains("1 of 3"),
+        "{err}"
+    );
+    for text in [
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        std::fs::read_to_string(&result).unwrap(),
+    ] {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let r = v["result"].as_array().unwrap();
+        assert_eq!(r.len(), 3);
+        for i in [0, 2] {
+            assert_eq!(r[i]["t_gamma_g"], "> horizon 1e-3", "{text}");
+            assert_eq!(r[i]["t_end"], 0.001);
+        }
+        assert_eq!(r[1]["index"], 1);
+        assert_eq!(r[1]["name"], "long");
+        let msg = r[1]["error"].as_str().unwrap();
+        assert!(msg.contains("steps"), "{msg}");
+        assert_eq!(r[1].as_object().unwrap().len(), 3);
+    }
+    // The same failure alone is an error (exit 2) naming the file.
+    let one = write_instance(&dir, "one.json", GOOD);
+    let out = rmteach(&["theory", "flow", "--instance", &one, "--max-steps", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&one) && err.contains("steps"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_readme_example_is_what_flow_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme
+        .find("```json\n{\n  \"instance\": \"theory/examples/instance.json\"")
+        .expect("README has the example output")
+        + "```json\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&readme[start..end]).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new(env!("CARGO_BIN_EXE_rmteach"))
+        .current_dir(root)
+        .args([
+            "theory",
+            "flow",
+            "--instance",
+            "theory/examples/instance.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let now: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same keys and, to the solver's tolerance, the same figures (the last digits
+    // and the evaluation count may move with the solver).
+    let keys =
+        |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&shown), keys(&now));
+    assert_eq!(keys(&shown["result"]), keys(&now["result"]));
+    for key in [
+        "t_gamma_g",
+        "t_gamma_rm",
+        "prop3_bound_g",
+        "v_g_end",
+        "kl_end",
+    ] {
+        let (a, b) = (
+            shown["result"][key].as_f64().unwrap(),
+            now["result"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "{key}: README {a}, now {b}"
+        );
+    }
 }

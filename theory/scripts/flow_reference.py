@@ -8,6 +8,7 @@ location. Prints JSON with t_gamma_g and t_gamma_rm.
 Needs numpy and scipy (pip install numpy scipy). Not used by the test suite.
 """
 import argparse
+import decimal
 import json
 import sys
 
@@ -19,6 +20,17 @@ def softmax(z):
     z = z - z.max()
     e = np.exp(z)
     return e / e.sum()
+
+
+def short(v):
+    """`v` as `rmteach theory flow` writes a horizon: the shorter of the plain and the
+    scientific shortest round-trip forms, plain on a tie (400, 0.01, 1e5, 1e-5)."""
+    d = decimal.Decimal(repr(float(v)))
+    plain = format(d.normalize(), "f") if d != d.to_integral_value() else str(int(d))
+    sign, digits, exp = d.normalize().as_tuple()
+    m = "".join(map(str, digits))
+    sci = ("-" if sign else "") + m[0] + ("." + m[1:] if len(m) > 1 else "") + "e" + str(exp + len(m) - 1)
+    return sci if len(sci) < len(plain) else plain
 
 
 def main():
@@ -47,7 +59,7 @@ def main():
         ev = lambda _t, th, r=r, level=level: softmax(th) @ r - level
         ev.terminal, ev.direction = True, 1
         sol = solve_ivp(rhs, (0.0, horizon), theta0, method=a.method, rtol=a.rtol, atol=a.atol, events=ev)
-        out[name] = float(sol.t_events[0][0]) if len(sol.t_events[0]) else f"> horizon {horizon}"
+        out[name] = float(sol.t_events[0][0]) if len(sol.t_events[0]) else f"> horizon {short(horizon)}"
         out[name + "_nfev"] = int(sol.nfev)
     json.dump(out, sys.stdout, indent=2)
     print()

@@ -1,6 +1,9 @@
 //! One prompt of a tabular policy: the setting of Lemma 8-10, Propositions 3-4 and
 //! Theorems 5-6, and the input of `rmteach theory flow --instance FILE.json`.
 
+mod de;
+mod parse;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bounds;
@@ -14,6 +17,8 @@ use crate::policy::TabularPolicy;
 use crate::{Result, TheoryError};
 use rmteach::metrics::{expected_reward, kl_divergence, reward_variance, softmax};
 
+pub use parse::InstanceFile;
+
 /// The observables recorded along a tabular flow, in this order.
 pub const OBSERVABLES: [&str; 3] = ["E[r_G]", "E[r_RM]", "KL"];
 
@@ -23,23 +28,36 @@ pub const OBSERVABLES: [&str; 3] = ["E[r_G]", "E[r_RM]", "KL"];
 #[serde(deny_unknown_fields)]
 pub struct TabularInstance {
     /// `|S|` (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "de::strict")]
     pub num_prompts: usize,
     /// KL coefficient `lambda >= 0`.
+    #[serde(deserialize_with = "de::strict")]
     pub lambda: f64,
     /// The reward increase `gamma > 0` that defines `t_gamma`.
+    #[serde(deserialize_with = "de::strict")]
     pub gamma: f64,
     /// Initial logits `theta[:, x]` (give these or `probs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::strict"
+    )]
     pub logits: Option<Vec<f64>>,
     /// Initial probabilities `pi_0(.|x)` (give these or `logits`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de::strict"
+    )]
     pub probs: Option<Vec<f64>>,
     /// Proxy reward `r_RM(x, .)` in `[-1, 1]`: the reward the flow is trained on.
+    #[serde(deserialize_with = "de::strict")]
     pub r_rm: Vec<f64>,
     /// Ground-truth reward `r_G(x, .)` in `[-1, 1]`.
+    #[serde(deserialize_with = "de::strict")]
     pub r_g: Vec<f64>,
     /// Integration horizon: `t_gamma` beyond it is reported as such.
+    #[serde(deserialize_with = "de::strict")]
     pub horizon: f64,
 }
 
@@ -53,16 +71,20 @@ fn one() -> usize {
 pub const SETTLED_TOL: f64 = 1e-10;
 
 /// Why integration stopped before the horizon: the flow sits at its fixed point
-/// `pi* ∝ pi_0 exp(r_RM / lambda)` (see [`crate::fixed_point`]), checked.
+/// `pi* ∝ pi_0 exp(r_RM / lambda)` (see [`crate::fixed_point`]), checked. The figures
+/// then reported "at the horizon" are `pi*`'s.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settled {
-    /// When the check passed (= `t_end`).
+    /// When the check passed (integration stopped there).
+    #[serde(serialize_with = "crate::json::f64")]
     pub at: f64,
     /// `KL(pi || pi*)` there; it never increases along the flow.
+    #[serde(serialize_with = "crate::json::f64")]
     pub kl_to_fixed_point: f64,
     /// The largest distance it allows, from `at` on, between `E r_G`, `E r_RM` or
-    /// `KL(pi || pi_0)` and their values at `pi*` (at most [`SETTLED_TOL`]): the figures
-    /// at the horizon are the reported ones within twice this.
+    /// `KL(pi || pi_0)` and their values at `pi*` (at most [`SETTLED_TOL`]): the
+    /// reported figures (`pi*`'s) are the horizon's within this.
+    #[serde(serialize_with = "crate::json::f64")]
     pub bound: f64,
 }
 
@@ -74,25 +96,36 @@ pub struct TabularFlowResult {
     /// `t_gamma` for the proxy reward.
     pub t_gamma_rm: Crossing,
     /// `Var_{pi_0}[r_RM]`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub var_rm0: f64,
     /// `Var_{pi_0}[r_G]`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub var_g0: f64,
     /// Proposition 3's lower bound on `t_gamma` of the ground truth.
+    #[serde(serialize_with = "crate::json::f64")]
     pub prop3_bound_g: f64,
     /// Proposition 3's lower bound on `t_gamma` of the proxy reward.
+    #[serde(serialize_with = "crate::json::f64")]
     pub prop3_bound_rm: f64,
     /// `E_{pi_0} r_G`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_g0: f64,
     /// `E_{pi_0} r_RM`.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_rm0: f64,
     /// `E r_G` at the end of integration.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_g_end: f64,
     /// `E r_RM` at the end of integration.
+    #[serde(serialize_with = "crate::json::f64")]
     pub v_rm_end: f64,
     /// `KL(pi || pi_0)` at the end of integration.
+    #[serde(serialize_with = "crate::json::f64")]
     pub kl_end: f64,
-    /// Where integration stopped (the horizon, once both thresholds were reached, or
-    /// once the flow was certified to sit at its fixed point: see `settled`).
+    /// Where the reported figures hold: the horizon, or where integration stopped once
+    /// both thresholds were reached (a flow certified to sit at its fixed point is
+    /// reported at the horizon: see `settled`).
+    #[serde(serialize_with = "crate::json::f64")]
     pub t_end: f64,
     /// Present when integration stopped at the fixed point before the horizon: then
     /// neither level can be reached before the horizon (`t_gamma` is `> horizon` unless
@@ -106,6 +139,7 @@ pub struct TabularFlowResult {
     /// there; we go on): a diagnostic of a flow settling at its fixed point, not an error.
     pub stiffness_warnings: u32,
     /// The final policy.
+    #[serde(serialize_with = "crate::json::f64s")]
     pub probs_end: Vec<f64>,
     /// Observations along the way (only when recording).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -341,7 +375,12 @@ impl TabularInstance {
                 bound,
             })
         });
-        let p_end = softmax(&out.y_end);
+        // Once settled, the figures reported are the fixed point's, at the horizon: the
+        // flow's own at the horizon are within `bound` of them (the certificate).
+        let (p_end, t_end) = match (&settled, &fixed) {
+            (Some(_), Some(fp)) => (fp.probs.clone(), self.horizon),
+            _ => (softmax(&out.y_end), out.t_end),
+        };
         let var_rm0 = reward_variance(&pi0, &self.r_rm)?;
         let bound = bounds::prop3_time_bound(self.gamma, self.num_prompts, var_rm0);
         Ok(TabularFlowResult {
@@ -356,7 +395,7 @@ impl TabularInstance {
             v_g_end: expected_reward(&p_end, &self.r_g)?,
             v_rm_end: expected_reward(&p_end, &self.r_rm)?,
             kl_end: kl_divergence(&p_end, &pi0)?,
-            t_end: out.t_end,
+            t_end,
             settled,
             rhs_evals: out.rhs_evals,
             stiffness_warnings: out.stiffness_warnings,

@@ -17,6 +17,7 @@ pub mod figures;
 pub mod fixed_point;
 pub mod flow;
 pub mod instance;
+pub mod json;
 pub mod objective;
 pub mod policy;
 

@@ -187,8 +187,11 @@ fn settling_kl_flows_integrate_to_the_horizon() {
             match &res.settled {
                 None => assert_eq!(res.t_end, horizon),
                 Some(s) => {
-                    assert_eq!(s.at, res.t_end);
+                    // Reported at the horizon (pi*'s figures), stopped earlier; the
+                    // recorded run below checks the flow itself gets there.
+                    assert_eq!(res.t_end, horizon);
                     assert!(s.at < horizon && s.bound <= 1e-10, "{s:?}");
+                    assert!(s.kl_to_fixed_point <= 1e-10, "{s:?}");
                 }
             }
             for (a, b) in res.probs_end.iter().zip(&star) {

@@ -77,12 +77,15 @@ impl std::fmt::Display for Crossing {
     }
 }
 
-/// Serialises as a number, or as the string `"> horizon H"`.
+/// Serialises as a number, or as the string `"> horizon H"` (H in
+/// [`crate::json::short`] form: `> horizon 400`, `> horizon 1e5`).
 impl Serialize for Crossing {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match self {
-            Crossing::At(t) => s.serialize_f64(*t),
-            Crossing::BeyondHorizon(h) => s.serialize_str(&format!("> horizon {h}")),
+            Crossing::At(t) => crate::json::f64(t, s),
+            Crossing::BeyondHorizon(h) => {
+                s.serialize_str(&format!("> horizon {}", crate::json::short(*h)))
+            }
         }
     }
 }
@@ -91,8 +94,10 @@ impl Serialize for Crossing {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Trajectory {
     /// Step times, starting at 0.
+    #[serde(serialize_with = "crate::json::f64s")]
     pub times: Vec<f64>,
     /// `observations[k]` = `observe(y(times[k]))`.
+    #[serde(serialize_with = "crate::json::f64_rows")]
     pub observations: Vec<Vec<f64>>,
 }
 
