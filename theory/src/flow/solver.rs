@@ -523,7 +523,7 @@ impl<'f> Stepper<'f> {
                 return Err(TheoryError::Integration(format!(
                     "stopped at t = {} of {}: more than {} steps were needed (the step size \
                      is limited by stability or accuracy here); give a shorter horizon or \
-                     looser tolerances (--rtol/--atol)",
+                     looser tolerances (--rtol/--atol), or raise the limit (--max-steps)",
                     self.t, self.t_end, self.n_step
                 )));
             }
