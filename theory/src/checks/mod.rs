@@ -17,6 +17,7 @@ pub(crate) mod prop3;
 mod prop4;
 mod sample;
 pub(crate) mod thm4;
+mod thm4_kl;
 mod thm5;
 mod thm6;
 
@@ -190,6 +191,7 @@ pub fn all_checks() -> Vec<(&'static str, CheckFn)> {
     vec![
         ("prop2", prop2::run),
         ("thm4", thm4::run),
+        ("thm4kl", thm4_kl::run),
         ("lemma8", lemma8::run),
         ("lemma9", lemma9::run),
         ("lemma10", lemma10::run),
