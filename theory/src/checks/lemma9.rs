@@ -143,7 +143,7 @@ fn measure(inst: &Instance, solver: &SolverConfig) -> Outcome {
     let tight = SolverConfig {
         rtol: PATH_RTOL,
         atol: PATH_ATOL,
-        ..solver.clone()
+        ..*solver
     };
     let mut path_point = 0.0f64;
     let path = (|| -> crate::Result<f64> {

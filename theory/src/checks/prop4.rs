@@ -91,7 +91,7 @@ fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
                 settled = true;
                 break;
             }
-            if !(target > 1e-300) {
+            if target.is_nan() || target <= 1e-300 {
                 continue 'draws;
             }
             let good = 1.0 - mass;
