@@ -65,7 +65,7 @@ impl SolverArgs {
 /// The theory subcommands.
 #[derive(Subcommand, Debug)]
 pub enum TheoryCommand {
-    /// Run every check (Propositions 1-4, Lemmas 8 and 10, Theorems 4-6) and print one
+    /// Run every check (Propositions 1-4, Lemmas 8-11, Theorems 4-6, and Theorem 4 where its KL branch binds) and print one
     /// table: check, instances, PASS/FAIL, worst margin, fitted vs predicted slope.
     /// Writes it as markdown, CSV and JSON (with every failing instance) under --out.
     /// Exits non-zero if any check fails.

@@ -1,7 +1,8 @@
 //! Proposition 2: `||grad phi(theta;x)||_2 <= 6 M^(1/3) L J_x Var_{y~pi}[r_KL(x,y;theta)]^(1/3)`
 //! on random autoregressive policies.
 //!
-//! Instances: `|V| in {2,3,4}`, `L in {1,2,3}` (`|V|^L <= 64`), three logit models
+//! Instances: `|V| in {2,3,4}`, `L in {1,2,3}` (`|V|^L <= 64`), plus larger policies with
+//! `|V|^L` from 100 to 1024 ([`LARGE`]), three logit models
 //! ([`PrefixTable`]; [`LinearFeatures`] with `K in {3, 8}` and feature scale in
 //! `{0.5, 1, 3}`; the non-linear [`TanhFeatures`] with `K = 4`, `H in {3, 6}`), `|S| in {1, 3}`, reference parameters `theta_0 ~ N(0, s^2)` with
 //! `s in {0.3, 1, 3}` and the evaluated `theta = theta_0 + perturbation`,
@@ -21,6 +22,23 @@ use crate::policy::{
     AutoregressivePolicy, LinearFeatures, LogitModel, Policy, PrefixTable, TanhFeatures,
 };
 use rmteach::metrics::reward_variance;
+
+/// `(|V|, L)` of the larger policies, `|V|^L` from 100 to 1024.
+const LARGE: [(usize, usize); 13] = [
+    (10, 2),
+    (16, 2),
+    (32, 2),
+    (5, 3),
+    (8, 3),
+    (10, 3),
+    (4, 4),
+    (5, 4),
+    (3, 5),
+    (4, 5),
+    (3, 6),
+    (2, 7),
+    (2, 10),
+];
 
 /// Largest ratio `norm / bound` seen, and where.
 #[derive(Default)]
@@ -135,6 +153,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     );
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5052_4f50_3200);
     let instances = cfg.size(60, 20_000);
+    let large = cfg.size(6, 120);
     let (mut all, mut table, mut linear, mut tanh) = (
         Worst::default(),
         Worst::default(),
@@ -142,13 +161,18 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         Worst::default(),
     );
     let mut small_var = Worst::default(); // instances with nearly constant rewards
-    for inst in 0..instances {
-        let (vocab, len) = loop {
-            let v = rng.random_range(2..=4usize);
-            let l = rng.random_range(1..=3usize);
-            if v.pow(l as u32) <= 64 {
-                break (v, l);
+    let mut big = Worst::default(); // instances with |V|^L >= 100
+    for inst in 0..instances + large {
+        let (vocab, len) = if inst < instances {
+            loop {
+                let v = rng.random_range(2..=4usize);
+                let l = rng.random_range(1..=3usize);
+                if v.pow(l as u32) <= 64 {
+                    break (v, l);
+                }
             }
+        } else {
+            LARGE[rng.random_range(0..LARGE.len())]
         };
         let prompts = [1, 3][rng.random_range(0..2)];
         let theta_scale = [0.3, 1.0, 3.0][rng.random_range(0..3)];
@@ -181,6 +205,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         let mut group: Vec<&mut Worst> = vec![&mut all, by_model];
         if near_constant {
             group.push(&mut small_var);
+        }
+        if inst >= instances {
+            group.push(&mut big);
         }
         let ctx = Draw {
             inst,
@@ -233,6 +260,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         "largest ratio by logit model: PrefixTable {:.4} ({} evaluations); LinearFeatures {:.4} ({} evaluations); \
          TanhFeatures {:.4} ({} evaluations); nearly constant rewards {:.4} ({} evaluations)",
         table.ratio, table.count, linear.ratio, linear.count, tanh.ratio, tanh.count, small_var.ratio, small_var.count
+    ));
+    tally.note(format!(
+        "{large} larger policies (|V|^L from 100 to 1024: (|V|, L) in {LARGE:?}): largest ratio {:.4} ({} evaluations)",
+        big.ratio, big.count
     ));
     tally.note(format!("tightest evaluation: {}", all.at));
     tally.finish()

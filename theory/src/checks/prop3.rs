@@ -113,7 +113,9 @@ pub(crate) fn scaling_sweep(
                 r_g: base.clone(),
                 horizon: 100.0 / c,
             };
-            let r = inst.run(solver, false)?;
+            // The horizon grows until the crossing is inside it (it must exist: at
+            // lambda = 0 the flow converges to argmax r_RM = argmax r_G).
+            let (r, _) = super::horizon::run_growing(&inst, solver)?;
             Ok(SweepPoint {
                 c,
                 var: r.var_rm0,
@@ -135,9 +137,20 @@ fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
                 tally.lower(p.t_gamma.lower_bound(), p.bound, || {
                     format!("scaling sweep c = {}", p.c)
                 });
-                if let Some(t) = p.t_gamma.time() {
-                    vars.push(p.var);
-                    times.push(t);
+                match p.t_gamma.time() {
+                    Some(t) => {
+                        vars.push(p.var);
+                        times.push(t);
+                    }
+                    None => tally.require(false, || {
+                        format!(
+                            "scaling sweep c = {}: t_gamma(r_G) {} even after growing the horizon {}x \
+                             (the lambda = 0 flow converges to argmax r_G, so the crossing exists)",
+                            p.c,
+                            p.t_gamma,
+                            super::horizon::GROWTH.powi(super::horizon::MAX_GROWTHS as i32)
+                        )
+                    }),
                 }
             }
             Err(e) => tally.require(false, || format!("scaling sweep point {k}: {e}")),

@@ -575,11 +575,24 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             }
         }
     }
-    let jobs = std::mem::take(&mut b.jobs);
-    let results: Vec<_> = jobs
+    let mut jobs = std::mem::take(&mut b.jobs);
+    let mut results: Vec<_> = jobs
         .par_iter()
         .map(|j| j.inst.run(&cfg.solver, false))
         .collect();
+    let todo: Vec<_> = jobs
+        .iter_mut()
+        .zip(results.iter_mut())
+        .filter(|(j, _)| matches!(j.group, Group::SweepT(_) | Group::SweepPi(_)))
+        .map(|(j, r)| (&mut j.inst, r))
+        .collect();
+    let note = super::horizon::regrow(todo, &cfg.solver, &mut tally, &|inst| {
+        format!(
+            "sweep point lambda={:.3e} |S|={} (T or pi0(y_g) sweep)",
+            inst.lambda, inst.num_prompts
+        )
+    });
+    tally.note(note);
 
     // Tally every job.
     let mut worst = [
@@ -779,6 +792,11 @@ fn fit_sweeps(
             })
             .collect();
         let missing: usize = fits.iter().map(|f| f.2).sum();
+        let unfit = fits.iter().filter(|f| !f.1.fitted.is_finite()).count();
+        let fits: Vec<_> = fits
+            .into_iter()
+            .filter(|f| f.1.fitted.is_finite())
+            .collect();
         let slopes: Vec<f64> = fits.iter().map(|f| f.1.fitted).collect();
         if let Some((id, _, _)) = fits.iter().max_by(|a, b| {
             (a.1.fitted - 1.0)
@@ -797,10 +815,19 @@ fn fit_sweeps(
             );
             tally.slope(Slope::fit(&what, &x, &y, 1.0, lambda_zero.then_some(0.02)));
             tally.note(format!(
-                "T sweeps (T = 1..1000), {lam}: slopes min {:.4} median {:.4} max {:.4}; {missing} points beyond the horizon (left out of the fits)",
+                "T sweeps (T = 1..1000), {lam}: slopes min {:.4} median {:.4} max {:.4}; {missing} points beyond the horizon (left out of the fits), {unfit} sweeps with fewer than 2 crossings (left out)",
                 min(&slopes),
                 median(&slopes),
                 max(&slopes)
+            ));
+        } else {
+            // Nothing to fit: recorded as a slope that could not be fitted (a failure).
+            tally.slope(Slope::fit(
+                &format!("log t_gamma(r_G) vs log T under r_RM (alpha=1), {lam}: {unfit} sweeps, none with 2 crossings"),
+                &[],
+                &[],
+                1.0,
+                None,
             ));
         }
         // (5) pi_0(y_g) sweeps.
@@ -815,6 +842,8 @@ fn fit_sweeps(
             })
             .collect();
         let missing: usize = fits.iter().map(|f| f.3).sum();
+        let unfit = fits.iter().filter(|f| !f.1.is_finite()).count();
+        let fits: Vec<_> = fits.into_iter().filter(|f| f.1.is_finite()).collect();
         let slopes: Vec<f64> = fits.iter().map(|f| f.1).collect();
         if let Some((id, _, _, _)) = fits.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
             let (x, y, _) = series(Group::SweepPi(*id));
@@ -829,10 +858,18 @@ fn fit_sweeps(
             );
             tally.slope(Slope::fit(&what, &x, &y, -1.0, None));
             tally.note(format!(
-                "pi0(y_g) sweeps (1e-1..1e-4), {lam}: slopes min {:.4} median {:.4} max {:.4} (O(1/pi0(y_g)) allows any slope >= -1); {missing} points beyond the horizon",
+                "pi0(y_g) sweeps (1e-1..1e-4), {lam}: slopes min {:.4} median {:.4} max {:.4} (O(1/pi0(y_g)) allows any slope >= -1); {missing} points beyond the horizon, {unfit} sweeps with fewer than 2 crossings (left out)",
                 min(&slopes),
                 median(&slopes),
                 max(&slopes)
+            ));
+        } else {
+            tally.slope(Slope::fit(
+                &format!("log t_gamma(r_G) vs log pi0(y_g) under r'_RM, {lam}: {unfit} sweeps, none with 2 crossings"),
+                &[],
+                &[],
+                -1.0,
+                None,
             ));
         }
     }

@@ -202,10 +202,24 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             }
         }
     }
-    let results: Vec<_> = jobs
+    let mut results: Vec<_> = jobs
         .par_iter()
         .map(|j| j.inst.run(&cfg.solver, false))
         .collect();
+    // The slow-side points of the T fits get horizons that grow until they cross.
+    let todo: Vec<_> = jobs
+        .iter_mut()
+        .zip(results.iter_mut())
+        .filter(|(j, _)| j.side == Side::Slow && in_fit(j))
+        .map(|(j, r)| (&mut j.inst, r))
+        .collect();
+    let note = super::horizon::regrow(todo, &cfg.solver, &mut tally, &|inst| {
+        format!(
+            "slow-side T sweep point lambda={:.3e} |S|={}",
+            inst.lambda, inst.num_prompts
+        )
+    });
+    tally.note(note);
 
     let mut worst = [
         (f64::INFINITY, String::new()),
@@ -316,6 +330,11 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     tally.finish()
 }
 
+/// Whether a job's `T` enters the slope fit: its suppressed mass is exactly `T^-2`.
+fn in_fit(j: &Job) -> bool {
+    constructions::thm6_suppressed_mass(j.t_big, j.c) == j.t_big.powi(-2)
+}
+
 /// Fits `log t_gamma` against `log T` on the slow side, over the `T` whose suppressed
 /// mass is exactly `T^-2` (the cap at `T = 1` is left out).
 fn fit_slow_side(
@@ -352,7 +371,7 @@ fn fit_slow_side(
                     && j.family_pi == family_pi
                     && j.inst.num_prompts == num_prompts
                     && j.c == c
-                    && constructions::thm6_suppressed_mass(j.t_big, c) == j.t_big.powi(-2);
+                    && in_fit(j);
                 if !ours {
                     continue;
                 }
@@ -376,7 +395,18 @@ fn fit_slow_side(
             );
             fits.push((fitted, x, y, label));
         }
+        let unfit = fits.iter().filter(|f| !f.0.is_finite()).count();
+        let fits: Vec<_> = fits.into_iter().filter(|f| f.0.is_finite()).collect();
         let slopes: Vec<f64> = fits.iter().map(|f| f.0).collect();
+        if fits.is_empty() {
+            tally.slope(Slope::fit(
+                &format!("log t_gamma(r_G) vs log T, slow teacher, {lam}: {unfit} sweeps, none with 2 crossings"),
+                &[],
+                &[],
+                1.0,
+                None,
+            ));
+        }
         if let Some((_, x, y, label)) = fits.iter().min_by(|a, b| a.0.total_cmp(&b.0)) {
             tally.slope(Slope::fit(
                 &format!("log t_gamma(r_G) vs log T, slow teacher, {lam}, smallest of {} sweeps ({label})", fits.len()),
@@ -389,7 +419,7 @@ fn fit_slow_side(
             sorted.sort_by(f64::total_cmp);
             tally.note(format!(
                 "slow-side T sweeps (T = 3..{}), {lam}: slopes min {:.4} median {:.4} max {:.4} over {} sweeps; \
-                 {missing} points beyond the horizon (left out). Omega(T) needs >= 1; a tabular flow from mass T^-2 takes ~T^2",
+                 {missing} points beyond the horizon (left out), {unfit} sweeps with fewer than 2 crossings (left out). Omega(T) needs >= 1; a tabular flow from mass T^-2 takes ~T^2",
                 fits.iter().flat_map(|f| f.1.iter().copied()).fold(0.0, f64::max),
                 sorted[0],
                 sorted[sorted.len() / 2],
