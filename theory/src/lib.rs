@@ -18,5 +18,6 @@ pub mod flow;
 pub mod instance;
 pub mod objective;
 pub mod policy;
+pub mod tightness;
 
 pub use error::{Result, TheoryError};

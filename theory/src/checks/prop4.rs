@@ -15,14 +15,14 @@ use crate::instance::TabularInstance;
 use rmteach::metrics::{expected_reward, softmax};
 
 /// A Proposition 4 instance with its constants.
-struct Case {
-    inst: TabularInstance,
-    y_plus: Vec<usize>,
-    terms: Prop4Terms,
+pub(crate) struct Case {
+    pub(crate) inst: TabularInstance,
+    pub(crate) y_plus: Vec<usize>,
+    pub(crate) terms: Prop4Terms,
 }
 
 /// Draws instances until one meets (i)-(iii) (at most `tries` draws).
-fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
+pub(crate) fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
     for _ in 0..tries {
         let n = pick(rng, &[3, 4, 6, 10]);
         let k = pick(rng, &[1, 1, 2]).min(n - 1);
