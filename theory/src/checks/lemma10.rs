@@ -69,7 +69,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         }
         tightest = tightest.max(worst);
         let (t, y, grow, allowed) = at;
-        if !(grow > 0.0) {
+        if !super::exceeds(grow, 0.0) {
             // No output gained mass (a stationary flow): the bound holds trivially.
             tally.require(true, String::new);
             continue;

@@ -31,6 +31,19 @@ use serde::Serialize;
 use crate::flow::SolverConfig;
 use rmteach::report::{Cell, Table};
 
+/// `value >= level`; false when either is NaN.
+pub(crate) fn reaches(value: f64, level: f64) -> bool {
+    matches!(
+        value.partial_cmp(&level),
+        Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+    )
+}
+
+/// `value > level`; false when either is NaN.
+pub(crate) fn exceeds(value: f64, level: f64) -> bool {
+    value.partial_cmp(&level) == Some(std::cmp::Ordering::Greater)
+}
+
 /// How large and how tight a verification run is.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckConfig {
@@ -225,7 +238,7 @@ pub fn run_check(key: &str, check: CheckFn, cfg: &CheckConfig) -> CheckReport {
     for t in found {
         report.instances += t.evaluations;
         report.worst_margin = report.worst_margin.min(t.margin);
-        if !(t.margin >= 1.0) {
+        if !reaches(t.margin, 1.0) {
             report.passed = false;
             report.failures.push(format!(
                 "adversarial search: {} violated (margin {:.6e}) at {}",
@@ -249,7 +262,7 @@ pub fn run_check(key: &str, check: CheckFn, cfg: &CheckConfig) -> CheckReport {
 /// (every judged slope must hold with that much to spare) to a finished report. With
 /// the defaults (1 and 0) this adds nothing to what the tallies judged.
 pub fn judge(report: &mut CheckReport, cfg: &CheckConfig) {
-    if !(report.worst_margin >= cfg.required_margin) {
+    if !reaches(report.worst_margin, cfg.required_margin) {
         report.passed = false;
         report.failures.push(format!(
             "worst margin {:.6e} < required margin {:.6e}",

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{sigmoid, BoundTightness, Budget, Side, Spec};
 use crate::bounds;
-use crate::checks::{sample_logits, CheckConfig};
+use crate::checks::{exceeds, sample_logits, CheckConfig};
 use crate::flow::integrate_with_events;
 use crate::instance::TabularInstance;
 use crate::objective::KlObjective;
@@ -176,7 +176,7 @@ pub fn prop3(cfg: &CheckConfig) -> BoundTightness {
             let pi0 = softmax(theta0);
             let v0 = expected_reward(&pi0, &r_rm).unwrap_or(f64::NAN);
             let room = r_rm.iter().copied().fold(f64::NEG_INFINITY, f64::max) - v0;
-            if !(room > 1e-9) {
+            if !exceeds(room, 1e-9) {
                 return NONE;
             }
             let gamma = sigmoid(z[3 * n]) * room;
@@ -431,7 +431,10 @@ pub fn thm5_slow(cfg: &CheckConfig) -> BoundTightness {
             let v_g0 = expected_reward(&pi0, &r_g).unwrap_or(f64::NAN);
             let y_g = argmax(&r_g);
             let room = r_g[y_g] - v_g0;
-            if !(room > 1e-9) || b.iter().any(|v| !(*v > 0.0 && *v < 1.0 / t_big)) {
+            if !exceeds(room, 1e-9)
+                || b.iter()
+                    .any(|v| !(exceeds(*v, 0.0) && exceeds(1.0 / t_big, *v)))
+            {
                 return NONE;
             }
             let gamma = sigmoid(z[3 * n]) * room;
@@ -488,7 +491,7 @@ pub fn thm5_fast(cfg: &CheckConfig) -> BoundTightness {
             let pi0 = softmax(theta0);
             let v_g0 = expected_reward(&pi0, &r_g).unwrap_or(f64::NAN);
             let room = r_g[0] - v_g0;
-            if !(room > 1e-9) {
+            if !exceeds(room, 1e-9) {
                 return NONE;
             }
             let mut r_rm: Vec<f64> = z[2 * n..3 * n]
@@ -540,7 +543,7 @@ fn thm6_point(z: &[f64]) -> Option<Thm6Point> {
     let pi0 = softmax(&theta0);
     let v0 = expected_reward(&pi0, &r_g).ok()?;
     let room = r_g[0].min(r_g[1]) - v0;
-    if !(room > 1e-9) {
+    if !exceeds(room, 1e-9) {
         return None;
     }
     let gamma = sigmoid(z[2 * n]) * room;

@@ -58,7 +58,7 @@ pub fn negative_controls(cfg: &CheckConfig, reports: &[CheckReport]) -> Vec<Nega
                 ..cfg.clone()
             };
             let rerun = run_check(key, f, &tight);
-            let margin_failed = !(rerun.worst_margin >= tight.required_margin);
+            let margin_failed = !crate::checks::reaches(rerun.worst_margin, tight.required_margin);
             let judged: Vec<_> = rerun
                 .slopes
                 .iter()
