@@ -13,13 +13,26 @@ use rand_chacha::ChaCha8Rng;
 use super::{sigmoid, BoundTightness, Budget, Side, Spec};
 use crate::bounds;
 use crate::checks::{exceeds, sample_logits, CheckConfig};
-use crate::flow::integrate_with_events;
+use crate::flow::{integrate_with_events, SolverConfig};
 use crate::instance::TabularInstance;
 use crate::objective::KlObjective;
 use crate::policy::{AutoregressivePolicy, Policy, PrefixTable, TabularPolicy};
 use rmteach::metrics::{expected_reward, softmax};
 
 const NONE: (f64, String) = (f64::INFINITY, String::new());
+
+/// Most solver steps one search evaluation may take: an instance that needs more (the
+/// search drifts towards extreme logits, where flows take long) is skipped, not counted.
+/// This keeps the default `verify` within its time budget at every seed.
+const SEARCH_MAX_STEPS: u32 = 5_000;
+
+/// The check's solver with at most [`SEARCH_MAX_STEPS`] steps.
+fn solver(cfg: &CheckConfig) -> SolverConfig {
+    SolverConfig {
+        max_steps: cfg.solver.max_steps.min(SEARCH_MAX_STEPS),
+        ..cfg.solver
+    }
+}
 
 /// Horizon of a lower-bound search, in multiples of the bound.
 const LOWER_HORIZON: f64 = 50.0;
@@ -111,7 +124,7 @@ pub fn lemma10(cfg: &CheckConfig) -> BoundTightness {
                 &observe,
                 &[],
                 true,
-                &cfg.solver,
+                &solver(cfg),
             ) else {
                 return NONE;
             };
@@ -186,7 +199,7 @@ pub fn prop3(cfg: &CheckConfig) -> BoundTightness {
                 return NONE;
             };
             inst.horizon = LOWER_HORIZON * bound;
-            let Ok(res) = inst.run(&cfg.solver, false) else {
+            let Ok(res) = inst.run(&solver(cfg), false) else {
                 return NONE;
             };
             let m = (res.t_gamma_g.lower_bound() / res.prop3_bound_g)
@@ -259,7 +272,7 @@ pub fn thm4(cfg: &CheckConfig) -> BoundTightness {
                 lambda,
                 0,
                 1e4,
-                &cfg.solver,
+                &solver(cfg),
             ) else {
                 return NONE;
             };
@@ -358,7 +371,7 @@ pub fn prop4(cfg: &CheckConfig) -> BoundTightness {
                 return NONE;
             }
             let inst = instance(theta0, r_rm, r_g, lambda, gamma, 1.5 * t.time_bound);
-            let Ok(res) = inst.run(&cfg.solver, false) else {
+            let Ok(res) = inst.run(&solver(cfg), false) else {
                 return NONE;
             };
             let margin = t.time_bound / res.t_gamma_g.lower_bound();
@@ -443,7 +456,7 @@ pub fn thm5_slow(cfg: &CheckConfig) -> BoundTightness {
                 sigmoid(z[3 * n + 2]) * bounds::thm5_lambda_max(pi0[y_g], rho, min_of(&pi0));
             let bound = bounds::thm5_slow_bound(gamma, 1, t_big);
             let inst = instance(theta0, b, r_g, lambda, gamma, LOWER_HORIZON * bound);
-            let Ok(res) = inst.run(&cfg.solver, false) else {
+            let Ok(res) = inst.run(&solver(cfg), false) else {
                 return NONE;
             };
             let text = if describe {
@@ -507,7 +520,7 @@ pub fn thm5_fast(cfg: &CheckConfig) -> BoundTightness {
             let lambda = sigmoid(z[3 * n + 1]) * bounds::thm5_lambda_max(pi0[0], rho, min_of(&pi0));
             let bound = bounds::thm5_fast_bound(1, rho, pi0[0]);
             let inst = instance(theta0, r_rm, r_g, lambda, gamma, 1.5 * bound);
-            let Ok(res) = inst.run(&cfg.solver, false) else {
+            let Ok(res) = inst.run(&solver(cfg), false) else {
                 return NONE;
             };
             let text = if describe {
@@ -595,7 +608,7 @@ pub fn thm6_fast(cfg: &CheckConfig) -> BoundTightness {
             p.gamma,
             1.5 * bound,
         );
-        let Ok(res) = inst.run(&cfg.solver, false) else {
+        let Ok(res) = inst.run(&solver(cfg), false) else {
             return NONE;
         };
         let text = if describe {
@@ -643,7 +656,7 @@ pub fn thm6_slow(cfg: &CheckConfig) -> BoundTightness {
             p.gamma,
             LOWER_HORIZON * bound,
         );
-        let Ok(res) = inst.run(&cfg.solver, false) else {
+        let Ok(res) = inst.run(&solver(cfg), false) else {
             return NONE;
         };
         let text = if describe {
