@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rmteach::report::write_atomic;
-use rmteach_theory::checks::{run_all_with, summary_table, CheckConfig};
+use rmteach_theory::checks::{run_all_with, summary_table, CheckConfig, CheckReport};
 use rmteach_theory::flow::{Method, SolverConfig};
 use rmteach_theory::instance::{InstanceFile, TabularFlowResult, TabularInstance};
 use serde::Serialize;
@@ -65,14 +65,24 @@ impl SolverArgs {
 /// The theory subcommands.
 #[derive(Subcommand, Debug)]
 pub enum TheoryCommand {
-    /// Run every check (Propositions 1-4, Lemmas 8-11, Theorems 4-6, and Theorem 4 where its KL branch binds) and print one
-    /// table: check, instances, PASS/FAIL, worst margin, fitted vs predicted slope.
-    /// Writes it as markdown, CSV and JSON (with every failing instance) under --out.
-    /// Exits non-zero if any check fails.
+    /// Run every check (Propositions 1-4, Lemmas 8-11, Theorems 4-6, and Theorem 4's KL
+    /// branch) and print one table: check, instances, PASS/FAIL, worst margin, the
+    /// paper's constant beside the tightest one an adversarial search found, fitted vs
+    /// predicted slope. Writes it as markdown, CSV and JSON (with every failing
+    /// instance) under --out. Exits non-zero if any check fails.
     Verify {
         /// Small instance counts (seconds; for tests).
         #[arg(long)]
         quick: bool,
+        /// Then rerun every check with its bound tightened past the tightest margin found
+        /// (required margin = tightest x (1 + 1e-6); slope predictions moved past their
+        /// slack): every rerun must FAIL. Prints "negative controls: N of N checks fail as
+        /// they must" and exits 0 only then (and only if the normal run passed).
+        #[arg(long)]
+        negative_controls: bool,
+        /// Multiplies the restarts of every bound's adversarial search (1 = default).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        search_scale: u32,
         /// Seed of every random instance.
         #[arg(long, default_value_t = 20250319)]
         seed: u64,
@@ -175,10 +185,22 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
     match cmd {
         TheoryCommand::Verify {
             quick,
+            negative_controls,
+            search_scale,
             seed,
             out,
             solver,
-        } => verify(quick, seed, &out, solver.config()),
+        } => verify_with(
+            &CheckConfig {
+                quick,
+                seed,
+                solver: solver.config(),
+                search_scale: search_scale as usize,
+                ..Default::default()
+            },
+            &out,
+            negative_controls,
+        ),
         TheoryCommand::Flow {
             instance,
             out,
@@ -189,14 +211,23 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
     }
 }
 
-/// Runs every check, prints the table and writes it under `out`; 1 when a check fails.
+/// Runs every check, prints the table and writes it under `out`; 1 when a check fails
+/// (the default settings; used by `reproduce`).
+#[cfg(feature = "lm")]
 pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i32> {
-    solver.validate()?;
     let cfg = CheckConfig {
         quick,
         seed,
         solver,
+        ..Default::default()
     };
+    verify_with(&cfg, out, false)
+}
+
+/// [`verify`] with every setting of `cfg`, and the negative controls when `negative`.
+pub fn verify_with(cfg: &CheckConfig, out: &Path, negative: bool) -> Result<i32> {
+    cfg.solver.validate()?;
+    let cfg = cfg.clone();
     let start = Instant::now();
     let n = rmteach_theory::checks::all_checks().len();
     let bar = ProgressBar::new(n as u64).with_style(
@@ -221,6 +252,12 @@ pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Resul
     for r in &reports {
         for n in &r.notes {
             println!("- {}: {n}", r.check);
+        }
+        for t in &r.tightness {
+            println!(
+                "- {}: tightest instance of {} (margin {:.6e}; searched: {}): {}",
+                r.check, t.bound, t.margin, t.scope, t.instance
+            );
         }
     }
     let failed: Vec<_> = reports.iter().filter(|r| !r.passed).collect();
@@ -250,7 +287,58 @@ pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Resul
         out.display(),
         path.display()
     );
-    Ok(if failed.is_empty() { 0 } else { 1 })
+    let controls_ok = !negative || negative_controls(&cfg, &reports, out)?;
+    Ok(if failed.is_empty() && controls_ok {
+        0
+    } else {
+        1
+    })
+}
+
+/// Reruns every check tightened past its tightest margin, prints each outcome and
+/// writes them to `out/negative-controls.json`; true when every rerun failed.
+fn negative_controls(cfg: &CheckConfig, reports: &[CheckReport], out: &Path) -> Result<bool> {
+    let start = Instant::now();
+    let controls = rmteach_theory::tightness::negative_controls(cfg, reports);
+    println!("\nnegative controls (each check rerun with its bound tightened past the tightest margin found):");
+    for c in &controls {
+        println!(
+            "- {}: {} (worst margin {:.6e}, required {:.6e}: margin {}; {} of {} judged slope claims fail with the \
+             prediction moved by {:.3e})",
+            c.check,
+            if c.failed_as_required { "FAILS as it must" } else { "DID NOT FAIL" },
+            c.worst_margin,
+            c.required_margin,
+            if c.margin_failed { "short" } else { "met" },
+            c.slopes_failed,
+            c.slopes_judged,
+            c.slope_shift
+        );
+    }
+    let path = out.join("negative-controls.json");
+    write_atomic(&path, serde_json::to_string_pretty(&controls)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    let failing = controls.iter().filter(|c| c.failed_as_required).count();
+    if failing == controls.len() {
+        println!(
+            "negative controls: {failing} of {} checks fail as they must ({:.1} s)",
+            controls.len(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(true)
+    } else {
+        let names: Vec<&str> = controls
+            .iter()
+            .filter(|c| !c.failed_as_required)
+            .map(|c| c.check.as_str())
+            .collect();
+        println!(
+            "negative controls: only {failing} of {} checks fail as they must; still passing: {}",
+            controls.len(),
+            names.join(", ")
+        );
+        Ok(false)
+    }
 }
 
 /// The document `theory flow` prints.

@@ -58,6 +58,41 @@ fn verify_quick_passes_and_writes_tables() {
 }
 
 #[test]
+fn verify_negative_controls_all_fail_and_exit_zero() {
+    let dir = scratch("negative");
+    let out = rmteach(&[
+        "theory",
+        "verify",
+        "--quick",
+        "--negative-controls",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("negative controls: 9 of 9 checks fail as they must"),
+        "{stdout}"
+    );
+    let controls: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("negative-controls.json")).unwrap())
+            .unwrap();
+    let controls = controls.as_array().unwrap();
+    assert_eq!(controls.len(), 9);
+    assert!(controls.iter().all(|c| c["failed_as_required"] == true));
+    // The table carries the paper's constant beside the tightest one found.
+    let table = std::fs::read_to_string(dir.join("verify.md")).unwrap();
+    assert!(
+        table.contains("Proposition 3: paper 2 -> tightest"),
+        "{table}"
+    );
+}
+
+#[test]
 fn flow_reports_t_gamma_and_bounds() {
     let dir = scratch("flow");
     let inst = write_instance(&dir, "i.json", GOOD);

@@ -20,5 +20,6 @@ pub mod instance;
 pub mod json;
 pub mod objective;
 pub mod policy;
+pub mod tightness;
 
 pub use error::{Result, TheoryError};

@@ -18,6 +18,19 @@ pub struct Slope {
     pub points: usize,
     /// Decades of the swept variable.
     pub decades: f64,
+    /// `Some(d)`: a one-sided claim, the fit must lie on side `d` of `predicted` (what
+    /// a lower or upper bound implies for a sweep), less `tolerance` if one is given (an
+    /// asymptotic claim fitted over a finite range); `None`: judged by `tolerance` only.
+    pub direction: Option<SlopeDirection>,
+}
+
+/// The side of the predicted slope a one-sided slope claim allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SlopeDirection {
+    /// `fitted <= predicted`.
+    AtMost,
+    /// `fitted >= predicted`.
+    AtLeast,
 }
 
 /// The least-squares slope of `ln y` against `ln x` (points with non-positive or
@@ -56,6 +69,90 @@ impl Slope {
             tolerance,
             points,
             decades,
+            direction: None,
         }
+    }
+
+    /// The same fit, judged as the one-sided claim `fitted <= predicted`.
+    pub fn at_most(mut self) -> Self {
+        self.direction = Some(SlopeDirection::AtMost);
+        self
+    }
+
+    /// The same fit, judged as the one-sided claim `fitted >= predicted`.
+    pub fn at_least(mut self) -> Self {
+        self.direction = Some(SlopeDirection::AtLeast);
+        self
+    }
+
+    /// How much room the claim leaves: `tolerance - |fitted - predicted|` for an exact
+    /// law, `predicted - fitted` (at most) or `fitted - predicted` (at least) plus the
+    /// tolerance (if any) for a one-sided claim; `None` for a slope that is reported
+    /// only. NaN when the fit is not finite (never a pass).
+    pub fn slack(&self) -> Option<f64> {
+        let gap = if self.fitted.is_finite() {
+            self.fitted - self.predicted
+        } else {
+            f64::NAN
+        };
+        let tol = self.tolerance.unwrap_or(0.0);
+        match self.direction {
+            Some(SlopeDirection::AtMost) => Some(tol - gap),
+            Some(SlopeDirection::AtLeast) => Some(tol + gap),
+            None => self.tolerance.map(|_| tol - gap.abs()),
+        }
+    }
+
+    /// Why the claim fails when the prediction is moved `shift` against the fit
+    /// (0 = the claim as stated), or `None` if it holds (or is reported only).
+    pub fn violation(&self, shift: f64) -> Option<String> {
+        let slack = self.slack()?;
+        if slack >= shift {
+            return None;
+        }
+        let tol = self.tolerance.unwrap_or(0.0);
+        let claim = match self.direction {
+            Some(SlopeDirection::AtMost) => format!("<= {:.4} (+ {tol})", self.predicted),
+            Some(SlopeDirection::AtLeast) => format!(">= {:.4} (- {tol})", self.predicted),
+            None => format!("= {:.4} +- {tol}", self.predicted),
+        };
+        Some(if shift > 0.0 {
+            format!(
+                "{}: fitted slope {:.4} fails the claim {claim} with the prediction moved by {shift:.3e} \
+                 against it (slack {slack:.3e})",
+                self.what, self.fitted
+            )
+        } else {
+            format!(
+                "{}: fitted slope {:.4} fails the claim {claim}",
+                self.what, self.fitted
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(slope: f64) -> Slope {
+        let x = [1.0, 10.0, 100.0];
+        let y: Vec<f64> = x.iter().map(|v: &f64| v.powf(slope)).collect();
+        Slope::fit("s", &x, &y, -0.5, None)
+    }
+
+    #[test]
+    fn one_sided_claims_judge_the_right_side_and_fail_when_shifted() {
+        // Fitted -1: at most -1/2 holds (slack 1/2), at least -1/2 fails.
+        let s = fit(-1.0).at_most();
+        assert!((s.slack().unwrap() - 0.5).abs() < 1e-9);
+        assert!(s.violation(0.0).is_none());
+        assert!(s.violation(0.6).is_some());
+        assert!(fit(-1.0).at_least().violation(0.0).is_some());
+        // Reported-only slopes are never judged.
+        assert!(fit(-1.0).slack().is_none());
+        // A non-finite fit never passes.
+        let nan = Slope::fit("s", &[1.0], &[1.0], -0.5, None).at_most();
+        assert!(nan.violation(0.0).is_some());
     }
 }

@@ -14,15 +14,15 @@ mod lemma9;
 mod prop1;
 mod prop2;
 pub(crate) mod prop3;
-mod prop4;
+pub(crate) mod prop4;
 mod sample;
 pub(crate) mod thm4;
 mod thm4_kl;
 mod thm5;
 mod thm6;
 
-pub use fit::{log_log_slope, Slope};
-pub(crate) use sample::{logits as sample_logits, rewards as sample_rewards_in};
+pub use fit::{log_log_slope, Slope, SlopeDirection};
+pub(crate) use sample::{logits as sample_logits, rewards as sample_rewards_in, rng as sample_rng};
 
 /// `n` rewards uniform in `[-1, 1]` from `rng`.
 pub(crate) fn sample_rewards<R: rand::Rng>(rng: &mut R, n: usize) -> Vec<f64> {
@@ -35,6 +35,19 @@ use serde::Serialize;
 use crate::flow::SolverConfig;
 use rmteach::report::{Cell, Table};
 
+/// `value >= level`; false when either is NaN.
+pub(crate) fn reaches(value: f64, level: f64) -> bool {
+    matches!(
+        value.partial_cmp(&level),
+        Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+    )
+}
+
+/// `value > level`; false when either is NaN.
+pub(crate) fn exceeds(value: f64, level: f64) -> bool {
+    value.partial_cmp(&level) == Some(std::cmp::Ordering::Greater)
+}
+
 /// How large and how tight a verification run is.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckConfig {
@@ -44,6 +57,16 @@ pub struct CheckConfig {
     pub seed: u64,
     /// Solver and tolerances of every integration.
     pub solver: SolverConfig,
+    /// A check passes only where its worst margin is at least this (1 = the paper's
+    /// bound). [`crate::tightness::negative_controls`] raises it past the tightest
+    /// margin found, and the check must then fail.
+    pub required_margin: f64,
+    /// Every judged slope claim (an exact law within its tolerance, or a one-sided
+    /// inequality) must hold with this much to spare (0 = the claim itself);
+    /// negative controls move the predicted slope by more than the claim's slack.
+    pub slope_shift: f64,
+    /// Multiplies the adversarial search's evaluations per bound (1 = default budget).
+    pub search_scale: usize,
 }
 
 impl Default for CheckConfig {
@@ -52,6 +75,9 @@ impl Default for CheckConfig {
             quick: false,
             seed: 20250319,
             solver: SolverConfig::default(),
+            required_margin: 1.0,
+            slope_shift: 0.0,
+            search_scale: 1,
         }
     }
 }
@@ -87,6 +113,9 @@ pub struct CheckReport {
     pub notes: Vec<String>,
     /// Every failing instance, printed in full.
     pub failures: Vec<String>,
+    /// The tightest margin the adversarial search found for each of the check's
+    /// bounds, beside the paper's constant ([`crate::tightness`]).
+    pub tightness: Vec<crate::tightness::BoundTightness>,
 }
 
 /// Accumulates instance outcomes of one check.
@@ -108,6 +137,7 @@ impl Tally {
                 slopes: Vec::new(),
                 notes: Vec::new(),
                 failures: Vec::new(),
+                tightness: Vec::new(),
             },
         }
     }
@@ -149,9 +179,10 @@ impl Tally {
     }
 
     /// Adds a fitted slope; `tolerance` = Some(t) makes `|fitted - predicted| <= t` a
-    /// pass condition (for exact scaling laws), None reports it only. A slope that could
-    /// not be fitted (NaN: fewer than two usable points) fails the check either way, with
-    /// the reason: a sweep that measured nothing has verified nothing.
+    /// pass condition (for exact scaling laws), None reports it only. A slope with a
+    /// [`SlopeDirection`] must lie on the claimed side of the prediction. A slope that
+    /// could not be fitted (NaN: fewer than two usable points) fails the check either
+    /// way, with the reason: a sweep that measured nothing has verified nothing.
     pub fn slope(&mut self, slope: Slope) {
         if !slope.fitted.is_finite() {
             self.report.passed = false;
@@ -160,14 +191,9 @@ impl Tally {
                  points beyond the horizon or non-positive are left out)",
                 slope.what, slope.points
             ));
-        } else if let Some(tol) = slope.tolerance {
-            if (slope.fitted - slope.predicted).abs() > tol {
-                self.report.passed = false;
-                self.report.failures.push(format!(
-                    "{}: fitted slope {:.4} differs from {:.4} by more than {tol}",
-                    slope.what, slope.fitted, slope.predicted
-                ));
-            }
+        } else if let Some(why) = slope.violation(0.0) {
+            self.report.passed = false;
+            self.report.failures.push(why);
         }
         self.report.slopes.push(slope);
     }
@@ -209,6 +235,66 @@ pub fn run_all(cfg: &CheckConfig) -> Vec<CheckReport> {
     run_all_with(cfg, &|_| {})
 }
 
+/// Runs one check as `verify` does: its own instances, then the adversarial search of
+/// its bounds ([`crate::tightness::search`], whose evaluations join the check's
+/// instances and its worst margin) and the non-identity slope sweeps
+/// ([`crate::tightness::sweeps`]); then [`judge`]s it against `cfg.required_margin`
+/// and `cfg.slope_shift`. A check added to [`all_checks`] gets the judging for free;
+/// its adversarial search is registered in [`crate::tightness::search`].
+pub fn run_check(key: &str, check: CheckFn, cfg: &CheckConfig) -> CheckReport {
+    let (mut report, (found, slopes)) = rayon::join(
+        || check(cfg),
+        || {
+            rayon::join(
+                || crate::tightness::search(key, cfg),
+                || crate::tightness::sweeps(key, cfg),
+            )
+        },
+    );
+    for t in found {
+        report.instances += t.evaluations;
+        report.worst_margin = report.worst_margin.min(t.margin);
+        if !reaches(t.margin, 1.0) {
+            report.passed = false;
+            report.failures.push(format!(
+                "adversarial search: {} violated (margin {:.6e}) at {}",
+                t.bound, t.margin, t.instance
+            ));
+        }
+        report.tightness.push(t);
+    }
+    for s in slopes {
+        if let Some(why) = s.violation(0.0) {
+            report.passed = false;
+            report.failures.push(why);
+        }
+        report.slopes.push(s);
+    }
+    judge(&mut report, cfg);
+    report
+}
+
+/// Applies `cfg.required_margin` (the worst margin must reach it) and `cfg.slope_shift`
+/// (every judged slope must hold with that much to spare) to a finished report. With
+/// the defaults (1 and 0) this adds nothing to what the tallies judged.
+pub fn judge(report: &mut CheckReport, cfg: &CheckConfig) {
+    if !reaches(report.worst_margin, cfg.required_margin) {
+        report.passed = false;
+        report.failures.push(format!(
+            "worst margin {:.6e} < required margin {:.6e}",
+            report.worst_margin, cfg.required_margin
+        ));
+    }
+    if cfg.slope_shift > 0.0 {
+        for s in &report.slopes {
+            if let Some(why) = s.violation(cfg.slope_shift) {
+                report.passed = false;
+                report.failures.push(why);
+            }
+        }
+    }
+}
+
 /// [`run_all`], calling `on_done` as each check finishes (for progress displays).
 pub fn run_all_with(
     cfg: &CheckConfig,
@@ -216,8 +302,8 @@ pub fn run_all_with(
 ) -> Vec<CheckReport> {
     all_checks()
         .into_par_iter()
-        .map(|(_, f)| {
-            let r = f(cfg);
+        .map(|(key, f)| {
+            let r = run_check(key, f, cfg);
             on_done(&r);
             r
         })
@@ -242,6 +328,7 @@ pub fn summary_table(reports: &[CheckReport], cfg: &CheckConfig) -> Table {
             "instances",
             "result",
             "worst margin",
+            "paper constant vs tightest found (adversarial)",
             "fitted vs predicted slope",
         ]
         .map(String::from)
@@ -251,15 +338,32 @@ pub fn summary_table(reports: &[CheckReport], cfg: &CheckConfig) -> Table {
         let slopes = r
             .slopes
             .iter()
-            .map(|s| format!("{}: {:.3} vs {:.3}", s.what, s.fitted, s.predicted))
+            .map(|s| {
+                let claim = match s.direction {
+                    Some(SlopeDirection::AtMost) => "<=",
+                    Some(SlopeDirection::AtLeast) => ">=",
+                    None => "vs",
+                };
+                format!("{}: {:.3} {claim} {:.3}", s.what, s.fitted, s.predicted)
+            })
             .collect::<Vec<_>>()
             .join("; ");
+        let tight = if r.tightness.is_empty() {
+            crate::tightness::no_search_reason(&r.check).to_string()
+        } else {
+            r.tightness
+                .iter()
+                .map(|t| t.summary())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         t.push_row(vec![
             Cell::Text(r.check.clone()),
             Cell::Text(r.claim.clone()),
             Cell::Int(r.instances as i64),
             Cell::Text(if r.passed { "PASS" } else { "FAIL" }.into()),
             Cell::Float(r.worst_margin),
+            Cell::Text(tight),
             Cell::Text(slopes),
         ])
         .expect("row has one cell per column");
@@ -286,7 +390,7 @@ mod tests {
             _ => 1,
         };
         for (name, run) in all_checks() {
-            let r = run(&cfg);
+            let r = run_check(name, run, &cfg);
             assert!(r.passed, "{name}: {:#?}", r.failures);
             assert!(
                 r.worst_margin >= 1.0,

@@ -157,7 +157,8 @@ fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
         }
     }
     tally.slope(Slope::fit(
-        "log t_gamma(r_G) vs log Var (lambda=0, r_RM = c r_G)",
+        "integrator sanity check (an identity: r_RM = c r_G at lambda = 0 rescales time by 1/c): \
+         log t_gamma(r_G) vs log Var",
         &vars,
         &times,
         -0.5,

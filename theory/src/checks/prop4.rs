@@ -19,10 +19,10 @@ use crate::instance::TabularInstance;
 use rmteach::metrics::{expected_reward, softmax};
 
 /// A Proposition 4 instance with its constants.
-struct Case {
-    inst: TabularInstance,
-    y_plus: Vec<usize>,
-    terms: Prop4Terms,
+pub(crate) struct Case {
+    pub(crate) inst: TabularInstance,
+    pub(crate) y_plus: Vec<usize>,
+    pub(crate) terms: Prop4Terms,
     /// `|Y_bad|`.
     bad: usize,
 }
@@ -34,7 +34,7 @@ fn y_bad(pi0: &[f64], r_rm: &[f64], k: usize) -> Vec<usize> {
 }
 
 /// Draws instances until one meets (i)-(iii) (at most `tries` draws).
-fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
+pub(crate) fn draw<R: Rng>(rng: &mut R, tries: usize) -> Option<Case> {
     'draws: for _ in 0..tries {
         let n = pick(rng, &[3, 4, 6, 10, 16]);
         let k = rng.random_range(1..=5.min(n - 1));

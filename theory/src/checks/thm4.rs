@@ -402,7 +402,11 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         let xs: Vec<Vec<f64>> = sweeps.iter().map(|(v, _)| v.clone()).collect();
         let ys: Vec<Vec<f64>> = sweeps.iter().map(|(_, t)| t.clone()).collect();
         let slope = Slope::fit(
-            &format!("log t_gamma({name}) vs log E Var_pi0[r_RM], lambda = 0 (within-instance fit, {} sweeps)", sweeps.len()),
+            &format!(
+                "integrator sanity check (an identity: r_RM = c base at lambda = 0 rescales time by 1/c, slope -1/2): \
+                 log t_gamma({name}) vs log E Var_pi0[r_RM], lambda = 0 (within-instance fit, {} sweeps)",
+                sweeps.len()
+            ),
             &centre_logs(&xs),
             &centre_logs(&ys),
             -1.0 / 3.0,

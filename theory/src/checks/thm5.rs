@@ -798,22 +798,35 @@ fn fit_sweeps(
             .filter(|f| f.1.fitted.is_finite())
             .collect();
         let slopes: Vec<f64> = fits.iter().map(|f| f.1.fitted).collect();
-        if let Some((id, _, _)) = fits.iter().max_by(|a, b| {
-            (a.1.fitted - 1.0)
-                .abs()
-                .total_cmp(&(b.1.fitted - 1.0).abs())
-        }) {
+        // lambda = 0: the exact law, judged on the sweep farthest from 1; lambda > 0: the
+        // one-sided claim (slope >= 1), judged on the smallest slope.
+        let worst = |f: &(usize, Slope, usize)| {
+            if lambda_zero {
+                (f.1.fitted - 1.0).abs()
+            } else {
+                -f.1.fitted
+            }
+        };
+        if let Some((id, _, _)) = fits.iter().max_by(|a, b| worst(a).total_cmp(&worst(b))) {
             let (x, y, _) = series(Group::SweepT(*id));
             let sw = &sweeps_t[*id];
             let st = &settings[sw.setting];
+            let kind = if lambda_zero {
+                "integrator sanity check (an identity: r_RM in (0, 1/T) scales as 1/T, which at lambda = 0 \
+                 rescales time by T), farthest from 1"
+            } else {
+                "non-identity (lambda = lambda_max fixed while r_RM ~ 1/T; the bound claims slope >= 1, judged \
+                 as >= 1 - 0.02 over the finite range), smallest"
+            };
             let what = format!(
-                "log t_gamma(r_G) vs log T under r_RM (alpha=1), {lam}, farthest from 1 of {} sweeps (|Y|={}, {}, |S|={})",
+                "log t_gamma(r_G) vs log T under r_RM (alpha=1), {lam}, {kind} of {} sweeps (|Y|={}, {}, |S|={})",
                 fits.len(),
                 st.n,
                 st.d.describe(),
                 sw.num_prompts
             );
-            tally.slope(Slope::fit(&what, &x, &y, 1.0, lambda_zero.then_some(0.02)));
+            let fit = Slope::fit(&what, &x, &y, 1.0, Some(0.02));
+            tally.slope(if lambda_zero { fit } else { fit.at_least() });
             tally.note(format!(
                 "T sweeps (T = 1..1000), {lam}: slopes min {:.4} median {:.4} max {:.4}; {missing} points beyond the horizon (left out of the fits), {unfit} sweeps with fewer than 2 crossings (left out)",
                 min(&slopes),
@@ -856,7 +869,7 @@ fn fit_sweeps(
                 st.d.describe(),
                 sw.num_prompts
             );
-            tally.slope(Slope::fit(&what, &x, &y, -1.0, None));
+            tally.slope(Slope::fit(&what, &x, &y, -1.0, None).at_least());
             tally.note(format!(
                 "pi0(y_g) sweeps (1e-1..1e-4), {lam}: slopes min {:.4} median {:.4} max {:.4} (O(1/pi0(y_g)) allows any slope >= -1); {missing} points beyond the horizon, {unfit} sweeps with fewer than 2 crossings (left out)",
                 min(&slopes),

@@ -414,7 +414,7 @@ fn fit_slow_side(
                 y,
                 1.0,
                 None,
-            ));
+            ).at_least());
             let mut sorted = slopes.clone();
             sorted.sort_by(f64::total_cmp);
             tally.note(format!(
