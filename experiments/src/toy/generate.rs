@@ -121,9 +121,27 @@ impl ToyGenerator {
     /// [1, 10] and rounded to halves; `chosen` has the higher score (so labels
     /// sometimes disagree with the ground truth, as annotator labels do).
     pub fn preference_pair(&mut self, reward: &impl GroundTruth) -> PreferencePair {
+        self.preference_pair_with_gap(reward, 0.0)
+    }
+
+    /// [`Self::preference_pair`] whose response quality depends on the topic's family:
+    /// uniform in `[0, 1 - gap]` for even topics (where the off-policy model is weak)
+    /// and in `[gap, 1]` for odd topics (where it is strong); `gap = 0` is the plain
+    /// pair (the same draws).
+    pub fn preference_pair_with_gap(
+        &mut self,
+        reward: &impl GroundTruth,
+        gap: f64,
+    ) -> PreferencePair {
         let (task, prompt) = self.prompt();
+        let gap = if gap.is_finite() {
+            gap.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let lo = if task.topic % 2 == 1 { gap } else { 0.0 };
         let mut scored = [0, 1].map(|_| {
-            let quality = self.unit();
+            let quality = lo + (1.0 - gap) * self.unit();
             let response = self.response(&task, quality, ResponseStyle::OffPolicy);
             let gt = reward.score(&prompt, &response);
             let noisy = 5.5 + 4.5 * gt + 3.0 * (self.unit() - 0.5);
