@@ -168,3 +168,33 @@ impl ToyGenerator {
         format!("{prompt} {response}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::toy::reward::ToyReward;
+
+    #[test]
+    fn no_gap_is_the_plain_pair_and_a_gap_splits_the_families() {
+        let r = ToyReward::default();
+        let (mut a, mut b) = (ToyGenerator::new(9), ToyGenerator::new(9));
+        for _ in 0..20 {
+            assert_eq!(a.preference_pair(&r), b.preference_pair_with_gap(&r, 0.0));
+        }
+        // With gap 0.8 the off-policy model is weak on even topics, strong on odd ones.
+        let mut g = ToyGenerator::new(3);
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        for _ in 0..400 {
+            let p = g.preference_pair_with_gap(&r, 0.8);
+            let task = ToyTask::parse(&p.prompt).unwrap();
+            let s = r.score(&p.prompt, &p.chosen) + r.score(&p.prompt, &p.rejected);
+            if task.topic % 2 == 0 {
+                even.push(s / 2.0);
+            } else {
+                odd.push(s / 2.0);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(mean(&odd) - mean(&even) > 0.8, "{} vs {}", mean(&odd), mean(&even));
+    }
+}
