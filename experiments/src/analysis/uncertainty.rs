@@ -76,7 +76,7 @@ pub fn increases(data: &RunData, rewards: &[usize], epoch: u32) -> Increases {
         ground_truth.push(diffs.iter().map(|d| d.1).sum::<f64>() / n);
     }
     // Per reward, per seed: per-prompt (proxy, gt) differences from epoch 0.
-    let per_prompt: Option<Vec<Vec<(Vec<f64>, Vec<f64>)>>> = rewards
+    let per_prompt: Option<Vec<Vec<PromptDiffs>>> = rewards
         .iter()
         .map(|&i| {
             runs(i)
@@ -135,6 +135,9 @@ pub fn increases(data: &RunData, rewards: &[usize], epoch: u32) -> Increases {
         replicates,
     }
 }
+
+/// One seed's per-prompt (proxy, ground-truth) differences from epoch 0.
+type PromptDiffs = (Vec<f64>, Vec<f64>);
 
 fn diff(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(x, y)| x - y).collect()

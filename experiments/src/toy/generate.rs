@@ -195,6 +195,11 @@ mod tests {
             }
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        assert!(mean(&odd) - mean(&even) > 0.8, "{} vs {}", mean(&odd), mean(&even));
+        assert!(
+            mean(&odd) - mean(&even) > 0.8,
+            "{} vs {}",
+            mean(&odd),
+            mean(&even)
+        );
     }
 }
