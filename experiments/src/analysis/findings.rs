@@ -2,24 +2,45 @@
 //! findings: whether each appears here, does not, or is mixed. Nothing is asserted
 //! that the numbers do not say; the numbers are quoted with each sentence.
 
+use super::bootstrap::{percentile_interval, Interval};
 use super::increase::at_epoch;
 use super::report::RunSummary;
 use super::table10::default_table10_epoch;
 use super::table2::{Correlation, Table2, TABLE2_ROWS};
+use super::uncertainty::increases;
 
-/// "as in the paper" when both coefficients have the expected sign, "unlike the
-/// paper" when neither has, "mixed" otherwise.
-fn verdict(c: &Correlation, expect_positive: bool) -> &'static str {
-    let agrees = |x: Option<f64>| x.map(|v| (v > 0.0) == expect_positive);
-    match (agrees(c.pearson), agrees(c.spearman)) {
-        (Some(true), Some(true)) => "as in the paper",
-        (Some(false), Some(false)) => "unlike the paper",
-        _ => "mixed",
+/// "as in the paper" when the 95% interval lies on the paper's side of zero
+/// (`paper_positive`: above), "opposite to the paper" when it lies on the other
+/// side, "inconclusive" when it contains zero or is unknown.
+pub fn verdict(ci: Option<Interval>, paper_positive: bool) -> &'static str {
+    match ci {
+        Some(i) if (paper_positive && i.above_zero()) || (!paper_positive && i.below_zero()) => {
+            "as in the paper"
+        }
+        Some(i) if i.above_zero() || i.below_zero() => "opposite to the paper",
+        Some(_) => "inconclusive: the 95% interval contains 0",
+        None => "inconclusive: no interval (the run logged no per-prompt values)",
     }
 }
 
-fn coef(x: Option<f64>) -> String {
-    x.map_or_else(|| "undefined".into(), |v| format!("{v:.2}"))
+/// A coefficient with its interval, e.g. `0.94 [0.80, 0.99]`.
+fn coef(x: Option<f64>, ci: Option<Interval>) -> String {
+    let v = x.map_or_else(|| "undefined".into(), |v| format!("{v:.2}"));
+    match ci {
+        Some(i) => format!("{v} [{:.2}, {:.2}]", i.lo, i.hi),
+        None => v,
+    }
+}
+
+/// Both coefficients of `c` with intervals and verdicts.
+fn both(c: &Correlation, paper_positive: bool) -> String {
+    format!(
+        "Pearson {} ({}), Spearman {} ({})",
+        coef(c.pearson, c.pearson_ci),
+        verdict(c.pearson_ci, paper_positive),
+        coef(c.spearman, c.spearman_ci),
+        verdict(c.spearman_ci, paper_positive)
+    )
 }
 
 /// Section 4.1 findings of one run from its Table 2 (increases after epoch
@@ -36,10 +57,9 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
     if let Some((proxy, _)) = row("Reward Variance") {
         out.push(format!(
             "Proxy-reward increase after epoch {epoch} vs reward variance across {n} reward \
-             models: Pearson {}, Spearman {} ({}: higher variance, faster proxy increase).",
-            coef(proxy.pearson),
-            coef(proxy.spearman),
-            verdict(proxy, true)
+             models (95% bootstrap intervals over prompts and seeds; the paper: higher \
+             variance, faster proxy increase): {}.",
+            both(proxy, true)
         ));
     }
     // Which property tracks the ground-truth increase best.
@@ -50,51 +70,77 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
         .filter_map(|((_, gt), name)| gt.pearson.map(|p| (p, name)))
         .max_by(|a, b| a.0.total_cmp(&b.0));
     if let Some((p, name)) = best {
-        let acc = row("On-Policy Acc.").map(|(_, gt)| coef(gt.pearson));
+        let acc = row("On-Policy Acc.").map(|(_, gt)| coef(gt.pearson, gt.pearson_ci));
+        let combined = row("Reward Variance & Acc.").map(|(_, gt)| coef(gt.pearson, gt.pearson_ci));
+        let diff = t2.combined_minus_accuracy_ci;
         out.push(format!(
             "Ground-truth increase after epoch {epoch}: the property with the highest \
-             Pearson correlation is \"{name}\" ({p:.2}); on-policy accuracy alone: {}. \
-             The paper finds variance and accuracy together predict it better than \
-             accuracy alone; here that {}.",
+             Pearson correlation is \"{name}\" ({p:.2}); \"Reward Variance & Acc.\": {}; \
+             on-policy accuracy alone: {}. The paper finds variance and accuracy together \
+             predict it better than accuracy alone; the difference of the two Pearson \
+             coefficients has 95% interval {} ({}).",
+            combined.unwrap_or_else(|| "undefined".into()),
             acc.unwrap_or_else(|| "undefined".into()),
-            if name == "Reward Variance & Acc." {
-                "appears"
-            } else {
-                "does not appear"
-            }
+            diff.map_or_else(|| "unknown".into(), |i| i.text()),
+            verdict(diff, true)
         ));
     }
     // The perfectly accurate, low-variance reward against the others.
-    let increase_at = |name: &str, e: u32| {
-        let i = run
-            .data
-            .rm_eval
-            .rewards
-            .iter()
-            .position(|r| r.name == name)?;
-        at_epoch(&run.summaries[i], e).map(|s| s.ground_truth.mean)
-    };
     let last = default_table10_epoch(&run.data, &run.summaries);
-    if let (Some(e), Some(low)) = (last, last.and_then(|e| increase_at("gt-low-variance", e))) {
-        let better: Vec<&str> = t2
-            .rewards
-            .iter()
-            .filter(|r| r.as_str() != "gt-low-variance")
-            .filter(|r| increase_at(r, e).is_some_and(|g| g > low))
-            .map(String::as_str)
+    let rewards = &run.data.rm_eval.rewards;
+    let low = rewards.iter().position(|r| r.name == "gt-low-variance");
+    if let (Some(e), Some(low)) = (last, low) {
+        let others: Vec<usize> = (0..rewards.len())
+            .filter(|&i| i != low && !rewards[i].ground_truth)
+            .filter(|&i| t2.rewards.contains(&rewards[i].name))
             .collect();
-        out.push(format!(
-            "The perfectly accurate, low-variance reward raised the ground truth by {low:.3} \
-             after epoch {e}; {} of {} reward models did better{} ({} the paper: a \
-             perfectly accurate but low-variance teacher can be slower than less accurate ones).",
-            better.len(),
-            t2.rewards.len().saturating_sub(1),
-            if better.is_empty() {
-                String::new()
+        let mut idx = vec![low];
+        idx.extend(&others);
+        let inc = increases(&run.data, &idx, e);
+        let (mut better, mut worse, mut unclear) = (Vec::new(), Vec::new(), Vec::new());
+        for (j, &i) in others.iter().enumerate() {
+            let d = inc.ground_truth[j + 1] - inc.ground_truth[0];
+            let ci = inc.replicates.as_ref().and_then(|reps| {
+                percentile_interval(&reps.iter().map(|r| r[j + 1].1 - r[0].1).collect::<Vec<_>>())
+            });
+            let text = format!(
+                "{} ({d:+.3}{})",
+                rewards[i].name,
+                ci.map_or_else(String::new, |c| format!(" {}", c.text()))
+            );
+            match ci {
+                Some(c) if c.above_zero() => better.push(text),
+                Some(c) if c.below_zero() => worse.push(text),
+                _ => unclear.push(text),
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
             } else {
-                format!(": {}", better.join(", "))
-            },
-            if better.is_empty() { "unlike" } else { "as in" }
+                v.join(", ")
+            }
+        };
+        out.push(format!(
+            "The perfectly accurate, low-variance reward raised the ground truth by {:.3} \
+             after epoch {e} (seeds {:?}). Differences of each reward model's increase from \
+             it, with 95% intervals: clearly larger for {} of {}: {}; clearly smaller: {}; \
+             not resolved: {} ({}: a perfectly accurate but low-variance teacher can be \
+             slower than less accurate ones).",
+            inc.ground_truth[0],
+            inc.seeds,
+            better.len(),
+            others.len(),
+            list(&better),
+            list(&worse),
+            list(&unclear),
+            if !better.is_empty() {
+                "as in the paper"
+            } else if inc.replicates.is_none() {
+                "inconclusive: no intervals"
+            } else {
+                "inconclusive"
+            }
         ));
     }
     out

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{io_err, AnalysisError, Result};
 use super::records::{
-    read_eval_log, read_rm_eval, EvalRecord, RmEvalFile, EVAL_LOG_FILE, RM_EVAL_FILE,
+    read_eval_log, read_prompt_means, read_rm_eval, EvalRecord, PromptMeans, RmEvalFile,
+    EVAL_LOG_FILE, RM_EVAL_FILE,
 };
 
 /// One seed's evaluation log.
@@ -14,6 +15,21 @@ pub struct SeedRun {
     pub seed: u64,
     /// Records sorted by epoch.
     pub records: Vec<EvalRecord>,
+    /// Per-prompt means of the epochs that logged them, sorted by epoch (empty for
+    /// logs without them).
+    pub prompt_means: Vec<PromptMeans>,
+}
+
+impl SeedRun {
+    /// The per-prompt means at `epoch`, if logged.
+    pub fn prompt_means_at(&self, epoch: u32) -> Option<&PromptMeans> {
+        self.prompt_means.iter().find(|m| m.epoch == epoch)
+    }
+
+    /// The record at `epoch`, if any.
+    pub fn at(&self, epoch: u32) -> Option<&EvalRecord> {
+        self.records.iter().find(|r| r.epoch == epoch)
+    }
 }
 
 /// Everything the report needs from one run directory.
@@ -76,8 +92,14 @@ fn load_seeds(dir: &Path) -> Result<Vec<SeedRun>> {
         if !entry.path().is_dir() {
             continue;
         }
-        let records = read_eval_log(&entry.path().join(EVAL_LOG_FILE))?;
-        seeds.push(SeedRun { seed, records });
+        let log = entry.path().join(EVAL_LOG_FILE);
+        let records = read_eval_log(&log)?;
+        let prompt_means = read_prompt_means(&log)?;
+        seeds.push(SeedRun {
+            seed,
+            records,
+            prompt_means,
+        });
     }
     seeds.sort_by_key(|s| s.seed);
     if seeds.is_empty() {

@@ -18,6 +18,7 @@
 //! * Table 10 reports increases at the last epoch every seed of every reward model
 //!   reached, unless an epoch is given.
 
+pub mod bootstrap;
 pub mod error;
 pub mod figures;
 pub mod findings;
@@ -29,6 +30,7 @@ pub mod report;
 pub mod table1;
 pub mod table10;
 pub mod table2;
+pub mod uncertainty;
 
 pub use error::{AnalysisError, Result};
 pub use figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
@@ -36,8 +38,8 @@ pub use increase::{seed_increases, summarize, EpochSummary, Increase, MeanStd};
 pub use increase_table::increase_table;
 pub use load::{load_run, RunData, SeedRun};
 pub use records::{
-    eval_line, read_eval_log, read_rm_eval, write_rm_eval, EvalRecord, RmEvalFile, RmEvalRecord,
-    EVAL_LOG_FILE, RM_EVAL_FILE,
+    eval_line, read_eval_log, read_prompt_means, read_rm_eval, write_rm_eval, EvalRecord,
+    PerPrompt, PromptMeans, RmEvalFile, RmEvalRecord, Table1Intervals, EVAL_LOG_FILE, RM_EVAL_FILE,
 };
 pub use report::{summarize_run, write_policies_report, write_report, ReportFiles, RunSummary};
 pub use table1::{table1, TABLE1_ROWS};

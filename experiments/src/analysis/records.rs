@@ -39,6 +39,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::bootstrap::Interval;
 use super::error::{io_err, AnalysisError, Result};
 
 /// File name of the RM-evaluation summary inside a run directory.
@@ -60,6 +61,49 @@ pub struct RmEvalRecord {
     /// Whether this reward is the ground truth itself (a baseline, not a reward model).
     #[serde(default)]
     pub ground_truth: bool,
+    /// 95% bootstrap intervals (over prompts) of the three numbers, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Table1Intervals>,
+    /// The per-prompt values the three numbers average, when known (Table 2's
+    /// bootstrap resamples them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_prompt: Option<PerPrompt>,
+}
+
+/// 95% bootstrap intervals of one Table 1 column.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Table1Intervals {
+    /// Of the reward variance.
+    pub reward_variance: Option<Interval>,
+    /// Of the on-policy accuracy.
+    pub on_policy_accuracy: Option<Interval>,
+    /// Of the off-policy accuracy.
+    pub off_policy_accuracy: Option<Interval>,
+}
+
+/// Per-prompt values of a reward's Table 1 numbers (each number is their mean).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerPrompt {
+    /// Unbiased variance of each prompt's normalised rewards.
+    pub reward_variance: Vec<f64>,
+    /// Each prompt's on-policy accuracy.
+    pub on_policy_accuracy: Vec<f64>,
+    /// Each prompt's off-policy accuracy (1, 0, or a tie's value).
+    pub off_policy_accuracy: Vec<f64>,
+}
+
+/// Per-prompt mean rewards of one evaluation (optional fields of an `eval.jsonl` line:
+/// `proxy_per_prompt`, `gt_per_prompt`), which Table 2's bootstrap resamples.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PromptMeans {
+    /// The epoch.
+    pub epoch: u32,
+    /// Mean normalised proxy reward of each evaluation prompt.
+    #[serde(default, rename = "proxy_per_prompt")]
+    pub proxy: Vec<f64>,
+    /// Mean normalised ground truth of each evaluation prompt.
+    #[serde(default, rename = "gt_per_prompt")]
+    pub ground_truth: Vec<f64>,
 }
 
 /// The whole `rm_eval.json`.
@@ -70,6 +114,10 @@ pub struct RmEvalFile {
     pub policy: Option<String>,
     /// One record per reward, in report order.
     pub rewards: Vec<RmEvalRecord>,
+    /// Sentences the report prints under Table 1 (e.g. what the low-variance reward
+    /// scaled, as realised).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One line of `eval.jsonl`: the policy after `epoch` epochs.
@@ -141,6 +189,7 @@ pub fn read_rm_eval(path: &Path) -> Result<RmEvalFile> {
         RmEvalForm::Bare(rewards) => RmEvalFile {
             policy: None,
             rewards,
+            notes: Vec::new(),
         },
     };
     if file.rewards.is_empty() {
@@ -201,6 +250,30 @@ pub fn read_eval_log(path: &Path) -> Result<Vec<EvalRecord>> {
             line: None,
             message: "no evaluation records".into(),
         });
+    }
+    Ok(by_epoch.into_values().collect())
+}
+
+/// The per-prompt means of every epoch of one `eval.jsonl` that has them (sorted by
+/// epoch, the last line of a repeated epoch kept; lines without them are skipped).
+///
+/// # Errors
+/// As [`read_eval_log`].
+pub fn read_prompt_means(path: &Path) -> Result<Vec<PromptMeans>> {
+    let text = read_text(path, "per-epoch policy evaluation written by the pg stage")?;
+    let mut by_epoch = std::collections::BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: PromptMeans = serde_json::from_str(line).map_err(|e| AnalysisError::Parse {
+            path: path.to_path_buf(),
+            line: Some(i + 1),
+            message: e.to_string(),
+        })?;
+        if !rec.proxy.is_empty() && rec.proxy.len() == rec.ground_truth.len() {
+            by_epoch.insert(rec.epoch, rec);
+        }
     }
     Ok(by_epoch.into_values().collect())
 }

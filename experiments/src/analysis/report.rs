@@ -143,6 +143,9 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
         &mut md,
         &mut files,
     )?;
+    for note in &data.rm_eval.notes {
+        let _ = writeln!(md, "{note}\n");
+    }
     if summaries.iter().all(Vec::is_empty) {
         files.notes.push(format!(
             "no policy-gradient runs under {}: Tables 2 and 10 and all figures skipped",
@@ -161,14 +164,16 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
         emit(&t2.table, out_dir, "table2", &mut md, &mut files)?;
         let _ = writeln!(
             md,
-            "Correlated over: {}. Excluded: {}. \"Reward Variance & Acc.\" = (reward variance + {}) / 2, unstandardised; \"On- & Off-Policy Acc.\" = their mean. Increases are seed means at epoch {}.\n",
+            "Correlated over: {}. Excluded: {}. \"Reward Variance & Acc.\" = (reward variance + {}) / 2, unstandardised; \"On- & Off-Policy Acc.\" = their mean. Increases are means over seeds {:?} (the seeds every reward model has) at epoch {}; intervals are 95% percentile bootstrap intervals ({} replicates) resampling the evaluation prompts, the seeds and the Table 1 prompts.\n",
             t2.rewards.join(", "),
             if t2.excluded.is_empty() { "none".to_string() } else { t2.excluded.join(", ") },
             match opts.combined_accuracy {
                 CombinedAccuracy::OnPolicy => "on-policy accuracy",
                 CombinedAccuracy::OnAndOffPolicy => "mean of on- and off-policy accuracy",
             },
-            opts.epoch
+            t2.seeds,
+            opts.epoch,
+            super::bootstrap::BOOTSTRAP_REPLICATES
         );
         md.push_str("## What this run shows\n\n");
         for f in super::findings::single_run_findings(&run, &t2, opts.epoch) {

@@ -1,4 +1,5 @@
-//! Table 1: reward variance and on-/off-policy accuracy of every reward.
+//! Table 1: reward variance and on-/off-policy accuracy of every reward, and, where
+//! `rm_eval.json` has them, each number's 95% bootstrap interval over prompts.
 
 use rmteach::report::{Cell, Table};
 
@@ -9,7 +10,8 @@ use super::records::RmEvalFile;
 pub const TABLE1_ROWS: [&str; 3] = ["Reward Variance", "On-Policy Acc.", "Off-Policy Acc."];
 
 /// Table 1: rows Reward Variance / On-Policy Acc. / Off-Policy Acc.; one column per
-/// reward in `rm_eval.json` order (the ground truth included, as in the paper).
+/// reward in `rm_eval.json` order (the ground truth included, as in the paper); then,
+/// when any reward has intervals, one `... 95% CI` row per quantity (`[lo, hi]`).
 ///
 /// # Errors
 /// [`AnalysisError::Report`](super::AnalysisError::Report) if two rewards share a name.
@@ -29,6 +31,23 @@ pub fn table1(rm_eval: &RmEvalFile) -> Result<Table> {
         let mut row = vec![Cell::from(*label)];
         row.extend(rm_eval.rewards.iter().map(|r| Cell::Float(value(r))));
         table.push_row(row)?;
+    }
+    if rm_eval.rewards.iter().any(|r| r.intervals.is_some()) {
+        let cis: [fn(&super::records::Table1Intervals) -> Option<super::bootstrap::Interval>; 3] = [
+            |i| i.reward_variance,
+            |i| i.on_policy_accuracy,
+            |i| i.off_policy_accuracy,
+        ];
+        for (label, ci) in TABLE1_ROWS.iter().zip(cis) {
+            let mut row = vec![Cell::Text(format!("{label} 95% CI"))];
+            row.extend(rm_eval.rewards.iter().map(|r| {
+                r.intervals
+                    .as_ref()
+                    .and_then(ci)
+                    .map_or(Cell::Missing, |i| Cell::Text(i.text()))
+            }));
+            table.push_row(row)?;
+        }
     }
     Ok(table)
 }

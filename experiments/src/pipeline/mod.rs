@@ -9,6 +9,7 @@ pub mod config;
 pub mod experiment;
 pub mod metrics_log;
 pub mod normalize;
+pub mod policy_eval;
 pub mod prefdata;
 pub mod rm_eval;
 pub mod run;

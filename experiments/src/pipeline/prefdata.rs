@@ -235,6 +235,7 @@ fn on_policy_pairs(off: &[LabeledPair], input: &PrefDataInputs<'_>) -> Result<Ve
         max_new_tokens: input.max_new_tokens,
         batch_size: input.batch_size,
         seed: mix_seed(input.seed, SAMPLE_STREAM),
+        keys: None,
     };
     let samples = sample(&ckpt.model, &codec, &prompts, &o, input.device)?;
     let pairs: Vec<PreferencePair> = prompts

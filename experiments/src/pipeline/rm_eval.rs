@@ -8,21 +8,29 @@
 //!
 //! `rm_eval.json` ([`RmEvalTable`]): `columns` (RMs 100%..0%, `gt-low-variance`, `gt`),
 //! `rows` (`Reward Variance`, `On-Policy Acc.`, `Off-Policy Acc.`, one value per
-//! column), and `rewards` (the same numbers keyed by reward name).
+//! column), `rewards` (the same numbers keyed by reward name, with each one's 95%
+//! bootstrap interval over prompts and its per-prompt values), and `low_variance`
+//! (which prompts the low-variance reward scales, the realised fraction, its
+//! normalisation, and its reward variance under both orders).
 
-use super::config::{GROUND_TRUTH, LOW_VARIANCE};
+use super::config::{GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE};
 use super::normalize::{load_samples, load_scores, RawScores};
 use super::{write_json, StageDir};
+use crate::analysis::bootstrap::mean_interval;
+use crate::analysis::{PerPrompt, Table1Intervals};
 use crate::{Error, Result};
 use rmteach::metrics::{
     mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, Normalizer, ScoredPair,
     VarianceEstimator,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Seed of the Table 1 bootstrap.
+const TABLE1_BOOTSTRAP_SEED: u64 = 0x7AB1E1;
 
 /// One reward's Table 1 column.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RmEvalEntry {
     /// Mean per-prompt variance of the normalised reward.
     pub reward_variance: f64,
@@ -30,6 +38,36 @@ pub struct RmEvalEntry {
     pub on_policy_accuracy: f64,
     /// Off-policy accuracy on the prompts' dataset pairs.
     pub off_policy_accuracy: f64,
+    /// 95% bootstrap intervals (over prompts) of the three numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Table1Intervals>,
+    /// The per-prompt values the three numbers average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_prompt: Option<PerPrompt>,
+}
+
+/// What the low-variance reward scaled, as realised (`rm_eval.json`'s `low_variance`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LowVarianceRecord {
+    /// `scale_then_normalize` (the authors') or `normalize_then_scale`.
+    pub order: String,
+    /// The factor.
+    pub scale: f64,
+    /// RLHF prompt rows (indices) scaled.
+    pub scaled_count: usize,
+    /// RLHF prompt rows in all.
+    pub rlhf_prompts: usize,
+    /// `scaled_count / rlhf_prompts`.
+    pub scaled_fraction: f64,
+    /// Of the Table 1 (normalisation) prompts: how many are scaled, and the share.
+    pub table1_scaled_count: usize,
+    /// Share of the Table 1 prompts scaled.
+    pub table1_scaled_fraction: f64,
+    /// The normalisation used (`order`'s).
+    pub normalizer: Normalizer,
+    /// Table 1 reward variance under each order (`scale_then_normalize`,
+    /// `normalize_then_scale`).
+    pub reward_variance_by_order: BTreeMap<String, f64>,
 }
 
 /// A row of the table.
@@ -54,15 +92,70 @@ pub struct RmEvalTable {
     pub prompts: usize,
     /// Samples per prompt.
     pub samples_per_prompt: usize,
+    /// The low-variance reward's realised scaling (when it is a column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_variance: Option<LowVarianceRecord>,
 }
 
-/// The low-variance reward's scaled prompts and factor.
+/// The low-variance reward's scaled prompts (by RLHF index), factor and order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LowVarianceSpec {
-    /// Prompts whose normalised ground truth is scaled.
-    pub prompts: HashSet<String>,
+    /// Keys (RLHF prompt indices) whose normalised ground truth is scaled.
+    pub keys: BTreeSet<usize>,
     /// The factor (0.001).
     pub scale: f64,
+    /// `scale_then_normalize` or `normalize_then_scale`.
+    pub order: String,
+    /// RLHF prompt rows in all.
+    pub rlhf_prompts: usize,
+}
+
+impl LowVarianceSpec {
+    /// The factor on the prompt keyed `key`.
+    pub fn factor(&self, key: usize) -> f64 {
+        if self.keys.contains(&key) {
+            self.scale
+        } else {
+            1.0
+        }
+    }
+
+    /// The normalisation of the low-variance reward under `order`, from the raw
+    /// ground truth of the normalisation samples (`row_keys`: each row's prompt key)
+    /// and the ground truth's own normaliser: `normalize_then_scale` uses the latter;
+    /// `scale_then_normalize` fits on the raw rewards with the chosen prompts' already
+    /// multiplied by `scale` (the authors' code).
+    pub fn normalizer(
+        &self,
+        order: &str,
+        gt_raw: &[f64],
+        row_keys: &[usize],
+        gt: Normalizer,
+    ) -> Result<Normalizer> {
+        match order {
+            NORMALIZE_THEN_SCALE => Ok(gt),
+            SCALE_THEN_NORMALIZE => {
+                if gt_raw.len() != row_keys.len() {
+                    return Err(Error::Input(format!(
+                        "low-variance normaliser: {} scores for {} keys",
+                        gt_raw.len(),
+                        row_keys.len()
+                    )));
+                }
+                let mixed: Vec<f64> = gt_raw
+                    .iter()
+                    .zip(row_keys)
+                    .map(|(&r, &k)| r * self.factor(k))
+                    .collect();
+                Normalizer::fit(&mixed)
+                    .map_err(|e| Error::Input(format!("low-variance normaliser: {e}")))
+            }
+            other => Err(Error::Input(format!(
+                "low_variance.order `{other}`: use \"{SCALE_THEN_NORMALIZE}\" or \
+                 \"{NORMALIZE_THEN_SCALE}\""
+            ))),
+        }
+    }
 }
 
 /// The raw reward behind a training reward (`gt-low-variance` is the ground truth).
@@ -75,12 +168,16 @@ pub fn raw_reward(name: &str) -> &str {
 }
 
 /// Runs the stage over the normalisation stage `norm` (skipped when complete).
+/// `prompt_keys` are the RLHF indices of the normalisation prompts; `normalizers`
+/// must hold one per column (`gt-low-variance` included, see
+/// [`LowVarianceSpec::normalizer`]).
 pub fn run_rm_eval(
     stage: &StageDir,
     norm: &StageDir,
     columns: &[String],
     normalizers: &BTreeMap<String, Normalizer>,
     low_variance: &LowVarianceSpec,
+    prompt_keys: &[usize],
     samples_per_prompt: usize,
 ) -> Result<RmEvalTable> {
     if let Some(done) = stage.summary::<RmEvalTable>()? {
@@ -88,44 +185,71 @@ pub fn run_rm_eval(
     }
     let rows = load_samples(norm)?;
     let s = samples_per_prompt;
-    if s < 2 || rows.is_empty() || rows.len() % s != 0 {
+    if s < 2 || rows.is_empty() || rows.len() % s != 0 || rows.len() / s != prompt_keys.len() {
         return Err(Error::Input(format!(
-            "rm_eval: {} samples do not group into prompts of {s}",
-            rows.len()
+            "rm_eval: {} samples do not group into {} prompts of {s}",
+            rows.len(),
+            prompt_keys.len()
         )));
     }
-    let sample_prompts: Vec<&str> = rows.iter().map(|r| r.prompt.as_str()).collect();
-    let pair_prompts: Vec<&str> = sample_prompts.iter().step_by(s).copied().collect();
+    let row_keys: Vec<usize> = prompt_keys
+        .iter()
+        .flat_map(|&k| std::iter::repeat_n(k, s))
+        .collect();
     let gt = load_scores(norm, GROUND_TRUTH)?;
     let gt_norm = normalized(normalizers, GROUND_TRUTH)?;
     let gt_samples = gt_norm.apply_slice(&gt.samples);
-    let mut rewards = BTreeMap::new();
-    for name in columns {
+    let factor = |name: &str, key: usize| {
+        if name == LOW_VARIANCE {
+            low_variance.factor(key)
+        } else {
+            1.0
+        }
+    };
+    let column = |name: &str, n: Normalizer| -> Result<RmEvalEntry> {
         let raw = load_scores(norm, raw_reward(name))?;
-        let n = normalized(normalizers, raw_reward(name))?;
-        let scale = |prompt: &str| {
-            if name == LOW_VARIANCE && low_variance.prompts.contains(prompt) {
-                low_variance.scale
-            } else {
-                1.0
-            }
-        };
-        let apply = |scores: &[f64], prompts: &[&str]| -> Vec<f64> {
+        let apply = |scores: &[f64], keys: &[usize]| -> Vec<f64> {
             scores
                 .iter()
-                .zip(prompts)
-                .map(|(&r, p)| n.apply(r) * scale(p))
+                .zip(keys)
+                .map(|(&r, &k)| n.apply(r) * factor(name, k))
                 .collect()
         };
-        let z = apply(&raw.samples, &sample_prompts);
-        let chosen = apply(&raw.pairs_chosen, &pair_prompts);
-        let rejected = apply(&raw.pairs_rejected, &pair_prompts);
-        rewards.insert(
-            name.clone(),
-            entry(&z, &gt_samples, (&chosen, &rejected), &gt, s)
-                .map_err(|e| Error::Input(format!("rm_eval: reward `{name}`: {e}")))?,
-        );
+        let z = apply(&raw.samples, &row_keys);
+        let chosen = apply(&raw.pairs_chosen, prompt_keys);
+        let rejected = apply(&raw.pairs_rejected, prompt_keys);
+        entry(&z, &gt_samples, (&chosen, &rejected), &gt, s)
+            .map_err(|e| Error::Input(format!("rm_eval: reward `{name}`: {e}")))
+    };
+    let mut rewards = BTreeMap::new();
+    for name in columns {
+        rewards.insert(name.clone(), column(name, normalized(normalizers, name)?)?);
     }
+    let low = if columns.iter().any(|c| c == LOW_VARIANCE) {
+        let mut by_order = BTreeMap::new();
+        for order in [SCALE_THEN_NORMALIZE, NORMALIZE_THEN_SCALE] {
+            let n = low_variance.normalizer(order, &gt.samples, &row_keys, gt_norm)?;
+            by_order.insert(order.to_string(), column(LOW_VARIANCE, n)?.reward_variance);
+        }
+        let table1_scaled = prompt_keys
+            .iter()
+            .filter(|k| low_variance.keys.contains(k))
+            .count();
+        Some(LowVarianceRecord {
+            order: low_variance.order.clone(),
+            scale: low_variance.scale,
+            scaled_count: low_variance.keys.len(),
+            rlhf_prompts: low_variance.rlhf_prompts,
+            scaled_fraction: low_variance.keys.len() as f64
+                / low_variance.rlhf_prompts.max(1) as f64,
+            table1_scaled_count: table1_scaled,
+            table1_scaled_fraction: table1_scaled as f64 / prompt_keys.len() as f64,
+            normalizer: normalized(normalizers, LOW_VARIANCE)?,
+            reward_variance_by_order: by_order,
+        })
+    } else {
+        None
+    };
     let pick = |f: fn(&RmEvalEntry) -> f64| columns.iter().map(|c| f(&rewards[c])).collect();
     let table = RmEvalTable {
         columns: columns.to_vec(),
@@ -144,8 +268,9 @@ pub fn run_rm_eval(
             },
         ],
         rewards,
-        prompts: pair_prompts.len(),
+        prompts: prompt_keys.len(),
         samples_per_prompt: s,
+        low_variance: low,
     };
     write_json(&stage.file("rm_eval.json"), &table)?;
     stage.complete(&table)?;
@@ -160,7 +285,8 @@ fn normalized(normalizers: &BTreeMap<String, Normalizer>, name: &str) -> Result<
 }
 
 /// One column from the normalised scores `z` of the samples and `(c, r)` of the
-/// pairs, against the ground truth's (`gt_z`; raw `gt` pairs: only their order counts).
+/// pairs, against the ground truth's (`gt_z`; raw `gt` pairs: only their order counts),
+/// with its per-prompt values and their bootstrap intervals.
 fn entry(
     z: &[f64],
     gt_z: &[f64],
@@ -183,9 +309,31 @@ fn entry(
             g_rejected: gt.pairs_rejected[i],
         })
         .collect();
+    let per_prompt = PerPrompt {
+        reward_variance: z
+            .chunks(s)
+            .map(|g| mean_prompt_variance([g], VarianceEstimator::Unbiased))
+            .collect::<std::result::Result<_, _>>()?,
+        on_policy_accuracy: z
+            .chunks(s)
+            .zip(gt_z.chunks(s))
+            .map(|pair| on_policy_accuracy([pair]))
+            .collect::<std::result::Result<_, _>>()?,
+        off_policy_accuracy: pairs
+            .iter()
+            .map(|p| off_policy_accuracy(std::slice::from_ref(p)))
+            .collect::<std::result::Result<_, _>>()?,
+    };
+    let seed = TABLE1_BOOTSTRAP_SEED;
     Ok(RmEvalEntry {
         reward_variance,
         on_policy_accuracy: on,
         off_policy_accuracy: off_policy_accuracy(&pairs)?,
+        intervals: Some(Table1Intervals {
+            reward_variance: mean_interval(&per_prompt.reward_variance, seed),
+            on_policy_accuracy: mean_interval(&per_prompt.on_policy_accuracy, seed),
+            off_policy_accuracy: mean_interval(&per_prompt.off_policy_accuracy, seed),
+        }),
+        per_prompt: Some(per_prompt),
     })
 }

@@ -1,20 +1,24 @@
 //! One experiment run of Section 4.1, from a [`RunConfig`] to `runs/<name>/`:
 //! `world/` (toy only) -> `sft/` -> `prefdata/` -> `rms/rm-<p>/` (one per mix) ->
-//! `normalize/` -> `rm_eval/` -> `pg/<reward>/seed<k>/` for every training reward
-//! and seed (with `eval.jsonl`: the initial policy as epoch 0, then one evaluation per
-//! epoch), and `summary.json` (wall time per stage).
+//! `normalize/` -> `rm_eval/` -> `baseline/` (one evaluation of the initial policy,
+//! shared by every reward and seed) -> `pg/<reward>/seed<k>/` for every training
+//! reward and seed (with `eval.jsonl`: the shared initial evaluation as epoch 0, then
+//! one evaluation per epoch), and `summary.json` (wall time per stage).
 //!
 //! Every stage is skipped when its directory holds `DONE.json`, and policy gradient
 //! resumes from its last checkpoint, so a killed run restarts where it stopped. The
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
 use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN};
+use super::normalize::load_scores;
 use super::normalize::{load_normalizers, run_normalize, NormalizeInputs};
+use super::policy_eval::EvalHook;
+pub use super::policy_eval::{Baseline, BaselineReward, EvalRecord};
 use super::prefdata::{
     mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
 };
 use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
-use super::{read_json, write_json, MetricsLog, RunDir, Stepped};
+use super::{read_json, write_json, RunDir};
 use crate::armorm::load_armorm;
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
@@ -24,8 +28,8 @@ use crate::models::{Model, ModelConfig, SeededVarMap};
 use crate::reward_load::load_reward_backbone_checkpoint;
 use crate::reward_model::load_reward_checkpoint;
 use crate::stages::batches::{mix_seed, ChatCodec};
-use crate::stages::evaluate::{evaluate, EvalOptions, RewardStats};
-use crate::stages::pg::{run_pg_with_dtype, PgHooks, PgOptions, PgOutcome, PgRecord};
+use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
+use crate::stages::pg::{run_pg_with_dtype, PgOptions, PgOutcome};
 use crate::stages::rewards::{
     GroundTruthReward, Normalized, RewardFn, RewardModelScorer, ScoreBatch,
 };
@@ -110,31 +114,6 @@ impl RunSummary {
     }
 }
 
-/// One evaluation of a policy during policy gradient (`eval.jsonl`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRecord {
-    /// Epoch (0: the initial policy).
-    pub epoch: u64,
-    /// Updates done.
-    pub update: u64,
-    /// The normalised training reward.
-    pub proxy: RewardStats,
-    /// The normalised ground truth.
-    pub ground_truth: RewardStats,
-    /// KL from the initial policy on the evaluation samples.
-    pub kl: Option<f64>,
-    /// The last update's rollout KL (`None` at epoch 0).
-    pub train_kl: Option<f64>,
-    /// Wall time of the evaluation.
-    pub seconds: f64,
-}
-
-impl Stepped for EvalRecord {
-    fn step(&self) -> u64 {
-        self.epoch
-    }
-}
-
 /// Runs (or resumes) the whole pipeline of `config` in `runs_root/<name>/`.
 pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
     run_with(config, runs_root, &RunOptions::default())
@@ -186,11 +165,48 @@ fn write_run_report(root: &Path) -> Result<()> {
             on_policy_accuracy: e.on_policy_accuracy,
             off_policy_accuracy: e.off_policy_accuracy,
             ground_truth: name == super::config::GROUND_TRUTH,
+            intervals: e.intervals,
+            per_prompt: e.per_prompt.clone(),
+        })
+        .collect();
+    let notes = table
+        .low_variance
+        .iter()
+        .map(|l| {
+            let by = |o: &str| {
+                l.reward_variance_by_order
+                    .get(o)
+                    .map_or_else(|| "?".into(), |v| format!("{v:.4}"))
+            };
+            format!(
+                "`{}` scales {} of {} RLHF prompts by {} (chosen by index: fraction {:.3}; \
+                 {} of the {} Table 1 prompts, {:.3}); normalisation order `{}` ({}). Its \
+                 Table 1 reward variance under `{}`: {}; under `{}`: {}.",
+                super::config::LOW_VARIANCE,
+                l.scaled_count,
+                l.rlhf_prompts,
+                l.scale,
+                l.scaled_fraction,
+                l.table1_scaled_count,
+                table.prompts,
+                l.table1_scaled_fraction,
+                l.order,
+                if l.order == super::config::SCALE_THEN_NORMALIZE {
+                    "the authors' code"
+                } else {
+                    "not the authors' order"
+                },
+                super::config::SCALE_THEN_NORMALIZE,
+                by(super::config::SCALE_THEN_NORMALIZE),
+                super::config::NORMALIZE_THEN_SCALE,
+                by(super::config::NORMALIZE_THEN_SCALE),
+            )
         })
         .collect();
     let file = RmEvalFile {
         policy: None,
         rewards,
+        notes,
     };
     let report = |e: crate::analysis::AnalysisError| {
         Error::Input(format!("report of {}: {e}", root.display()))
@@ -238,6 +254,7 @@ const EVAL_PROMPTS_STREAM: u64 = 21;
 const LOW_VARIANCE_STREAM: u64 = 22;
 const NORMALIZE_STREAM: u64 = 23;
 const EVAL_STREAM: u64 = 24;
+const BASELINE_STREAM: u64 = 25;
 
 struct Runner<'a> {
     c: &'a RunConfig,
@@ -362,8 +379,22 @@ impl Runner<'_> {
         if self.stop("normalize") {
             return Ok(false);
         }
-        let normalizers = load_normalizers(&norm)?;
+        let mut normalizers = load_normalizers(&norm)?;
         let low = self.low_variance(&rlhf)?;
+        let norm_keys = fixed_indices(rlhf.len(), c.normalize.prompts, c.seed);
+        if c.low_variance.enabled {
+            let row_keys: Vec<usize> = norm_keys
+                .iter()
+                .flat_map(|&k| std::iter::repeat_n(k, c.normalize.samples))
+                .collect();
+            let gt = normalizers
+                .get(GROUND_TRUTH)
+                .copied()
+                .ok_or_else(|| Error::Input("normalize.json has no normaliser for `gt`".into()))?;
+            let gt_raw = load_scores(&norm, GROUND_TRUTH)?.samples;
+            let n = low.normalizer(&low.order, &gt_raw, &row_keys, gt)?;
+            normalizers.insert(LOW_VARIANCE.into(), n);
+        }
         let ev = self.dir.stage("rm_eval")?;
         self.timed("rm_eval", ev.is_complete(), || {
             let columns = c.reward_names();
@@ -373,6 +404,7 @@ impl Runner<'_> {
                 &columns,
                 &normalizers,
                 &low,
+                &norm_keys,
                 c.normalize.samples,
             )
             .map(drop)
@@ -434,6 +466,7 @@ impl Runner<'_> {
                     intermediate_size: t.intermediate_size,
                     max_position_embeddings: t.max_position_embeddings,
                 },
+                offpolicy_gap_permille: (t.offpolicy_gap * 1000.0).round() as u32,
             };
             write_toy_world(stage.path(), &spec)?;
             let config = ModelConfig::from_file(&policy.join("config.json"))?;
@@ -485,20 +518,77 @@ impl Runner<'_> {
         Ok(out)
     }
 
-    /// The low-variance reward's fixed share of RLHF prompts.
+    /// The low-variance reward's fixed share of RLHF prompts, chosen by index.
     fn low_variance(&self, rlhf: &[LabeledPair]) -> Result<LowVarianceSpec> {
         let lv = &self.c.low_variance;
         let mask = PromptMix::new(rlhf.len(), mix_seed(self.c.seed, LOW_VARIANCE_STREAM))
             .mask(lv.fraction)?;
         Ok(LowVarianceSpec {
-            prompts: rlhf
+            keys: mask
                 .iter()
-                .zip(mask)
-                .filter(|(_, m)| *m)
-                .map(|(l, _)| l.pair.prompt.clone())
+                .enumerate()
+                .filter(|(_, m)| **m)
+                .map(|(i, _)| i)
                 .collect(),
             scale: lv.scale,
+            order: lv.order.clone(),
+            rlhf_prompts: rlhf.len(),
         })
+    }
+
+    /// The `baseline/` stage: one evaluation of the initial policy on the evaluation
+    /// prompts, scored by every training reward and the ground truth; every seed's
+    /// epoch 0 is this one (a shared baseline, so seeds differ only after training).
+    fn baseline(
+        &mut self,
+        rewards: &RewardCtx<'_>,
+        (reference, codec, gt_raw): (&Model, &ChatCodec, &dyn RewardFn),
+        eval: &EvalOptions,
+        prompts: &[String],
+    ) -> Result<Baseline> {
+        let stage = self.dir.stage("baseline")?;
+        if let Some(done) = stage.summary::<Baseline>()? {
+            self.timed("baseline", true, || Ok(()))?;
+            return Ok(done);
+        }
+        let mut out = None;
+        let device = self.device.clone();
+        let (names, seed) = (self.c.pg_rewards(), mix_seed(self.c.seed, BASELINE_STREAM));
+        self.timed("baseline", false, || {
+            let o = EvalOptions {
+                seed,
+                ..eval.clone()
+            };
+            let samples = sample(reference, codec, prompts, &o, &device)?;
+            let gt_norm = rewards.get(GROUND_TRUTH, gt_raw)?;
+            let g = samples.score(gt_norm.as_ref())?;
+            let mut by_name = BTreeMap::new();
+            for name in &names {
+                let proxy = rewards.get(name, gt_raw)?;
+                let p = samples.score(proxy.as_ref())?;
+                by_name.insert(
+                    name.clone(),
+                    BaselineReward {
+                        stats: reward_stats(&p, &g)?,
+                        per_prompt: prompt_means(&p),
+                    },
+                );
+            }
+            let b = Baseline {
+                prompts: prompts.len(),
+                samples_per_prompt: o.samples_per_prompt,
+                ground_truth: BaselineReward {
+                    stats: reward_stats(&g, &g)?,
+                    per_prompt: prompt_means(&g),
+                },
+                rewards: by_name,
+            };
+            write_json(&stage.file("baseline.json"), &b)?;
+            stage.complete(&b)?;
+            out = Some(b);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Input("baseline stage produced nothing".into()))
     }
 
     /// Policy gradient for every training reward and seed; false when stopped early.
@@ -513,69 +603,93 @@ impl Runner<'_> {
         let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
         let dtype = c.dtype()?;
         let prompts: Vec<String> = rlhf.iter().map(|l| l.pair.prompt.clone()).collect();
-        let eval_prompts: Vec<String> = fixed_pairs(rlhf, c.eval.prompts, c.seed)
-            .into_iter()
-            .map(|p| p.prompt)
-            .collect();
-        let norm = |name: &str| {
-            normalizers.get(name).copied().ok_or_else(|| {
-                Error::Input(format!("normalize.json has no normaliser for `{name}`"))
-            })
+        let eval_keys = fixed_indices(rlhf.len(), c.eval.prompts, c.seed);
+        let eval_prompts: Vec<String> = eval_keys.iter().map(|&i| prompts[i].clone()).collect();
+        let eval_options = EvalOptions {
+            keys: Some(eval_keys),
+            ..sampling(&c.eval, 0)
         };
-        // Loaded on first use: a rerun of a finished run loads nothing.
-        let mut shared: Option<(Model, ChatCodec, Box<dyn RewardFn>)> = None;
+        let complete = |label: &str| -> Result<bool> { Ok(self.dir.stage(label)?.is_complete()) };
+        let mut todo = false;
+        for name in c.pg_rewards() {
+            for &seed in &c.pg.seeds {
+                todo |= !complete(&format!("pg/{name}/seed{seed}"))?;
+            }
+        }
+        // Loaded only when some run is unfinished: a rerun of a finished run loads nothing.
+        let shared = if todo {
+            Some((
+                load_checkpoint(policy_dir, dtype, &device)?.model,
+                ChatCodec::from_dir(policy_dir)?,
+                load_reward(c, &root, &device, world, GROUND_TRUTH)?,
+            ))
+        } else {
+            None
+        };
+        let ctx = RewardCtx {
+            c,
+            root: &root,
+            device: &device,
+            world,
+            normalizers,
+            low,
+        };
+        let baseline = match &shared {
+            Some((reference, codec, gt_raw)) => Some(self.baseline(
+                &ctx,
+                (reference, codec, gt_raw.as_ref()),
+                &eval_options,
+                &eval_prompts,
+            )?),
+            None => {
+                self.timed("baseline", true, || Ok(()))?;
+                None
+            }
+        };
         for name in c.pg_rewards() {
             for &seed in &c.pg.seeds {
                 let label = format!("pg/{name}/seed{seed}");
                 let stage = self.dir.stage(&label)?;
+                let (Some((reference, codec, gt_raw)), Some(baseline)) = (&shared, &baseline)
+                else {
+                    self.timed(&label, true, || Ok(()))?;
+                    continue;
+                };
                 if stage.is_complete() {
                     self.timed(&label, true, || Ok(()))?;
                     continue;
                 }
-                if shared.is_none() {
-                    let reference = load_checkpoint(policy_dir, dtype, &device)?.model;
-                    let codec = ChatCodec::from_dir(policy_dir)?;
-                    shared = Some((
-                        reference,
-                        codec,
-                        load_reward(c, &root, &device, world, GROUND_TRUTH)?,
-                    ));
-                }
-                let Some((reference, codec, gt_raw)) = shared.as_ref() else {
-                    continue;
-                };
-                let raw = raw_reward(&name);
-                let inner = if raw == GROUND_TRUTH {
-                    None
-                } else {
-                    Some(load_reward(c, &root, &device, world, raw)?)
-                };
-                let inner_ref: &dyn RewardFn = inner.as_deref().unwrap_or(gt_raw.as_ref());
-                let mut proxy = Normalized::new(inner_ref, norm(raw)?);
-                if name == LOW_VARIANCE {
-                    proxy = proxy.with_scaled_prompts(low.prompts.iter().cloned(), low.scale);
-                }
-                let gt = Normalized::new(gt_raw.as_ref(), norm(GROUND_TRUTH)?);
+                let proxy = ctx.get(&name, gt_raw.as_ref())?;
+                let gt = ctx.get(GROUND_TRUTH, gt_raw.as_ref())?;
                 let o = PgOptions {
                     stop_after: self.opts.pg_stop_after,
                     ..c.pg.options(seed)?
                 };
+                let initial = baseline.record(&name)?;
                 let mut hook = EvalHook {
                     reference,
                     codec,
                     prompts: &eval_prompts,
-                    proxy: &proxy,
-                    gt: &gt,
-                    base: sampling(&c.eval, 0),
+                    proxy: proxy.as_ref(),
+                    gt: gt.as_ref(),
+                    base: eval_options.clone(),
                     seed: mix_seed(mix_seed(c.seed, EVAL_STREAM), seed),
                     device: &device,
                     path: stage.file("eval.jsonl"),
+                    metrics: stage.file("metrics.jsonl"),
                 };
                 let mut outcome = None;
                 self.timed(&label, false, || {
-                    hook.initial()?;
+                    hook.initial(initial)?;
                     let out = run_pg_with_dtype(
-                        &stage, policy_dir, &prompts, &proxy, &o, &device, dtype, &mut hook,
+                        &stage,
+                        policy_dir,
+                        &prompts,
+                        proxy.as_ref(),
+                        &o,
+                        &device,
+                        dtype,
+                        &mut hook,
                     )?;
                     outcome = Some(out);
                     Ok(())
@@ -691,76 +805,54 @@ fn sampling(s: &super::config::SampleConfig, seed: u64) -> EvalOptions {
         max_new_tokens: s.max_new_tokens,
         batch_size: s.batch_size,
         seed,
+        keys: None,
     }
 }
 
-/// The first `n` RLHF pairs in a fixed seeded order: the normalisation and
-/// evaluation prompts (the paper's 500).
-pub fn fixed_pairs(rlhf: &[LabeledPair], n: usize, seed: u64) -> Vec<PreferencePair> {
-    permutation(rlhf.len(), mix_seed(seed, EVAL_PROMPTS_STREAM))
+/// The RLHF indices of the first `n` of `len` RLHF pairs in a fixed seeded order: the
+/// normalisation and evaluation prompts (the paper's 500), and their keys.
+pub fn fixed_indices(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    permutation(len, mix_seed(seed, EVAL_PROMPTS_STREAM))
         .into_iter()
         .take(n)
-        .map(|i| rlhf[i].pair.clone())
         .collect()
 }
 
-/// Evaluates the policy at every epoch end into `eval.jsonl`.
-struct EvalHook<'a> {
-    reference: &'a Model,
-    codec: &'a ChatCodec,
-    prompts: &'a [String],
-    proxy: &'a dyn RewardFn,
-    gt: &'a dyn RewardFn,
-    base: EvalOptions,
-    seed: u64,
+/// What building a normalised training reward needs.
+struct RewardCtx<'a> {
+    c: &'a RunConfig,
+    root: &'a Path,
     device: &'a Device,
-    path: PathBuf,
+    world: &'a World,
+    normalizers: &'a BTreeMap<String, rmteach::metrics::Normalizer>,
+    low: &'a LowVarianceSpec,
 }
 
-impl EvalHook<'_> {
-    fn eval(&self, epoch: u64, policy: &Model, record: Option<&PgRecord>) -> Result<EvalRecord> {
-        let start = Instant::now();
-        let o = EvalOptions {
-            seed: mix_seed(self.seed, epoch),
-            ..self.base.clone()
+impl RewardCtx<'_> {
+    /// The normalised training reward `name` (scaled on the chosen prompts for the
+    /// low-variance reward); `gt_raw` serves the ground-truth-based ones.
+    fn get<'g>(&self, name: &str, gt_raw: &'g dyn RewardFn) -> Result<Box<dyn RewardFn + 'g>> {
+        let n = self.normalizers.get(name).copied().ok_or_else(|| {
+            Error::Input(format!("normalize.json has no normaliser for `{name}`"))
+        })?;
+        let raw = raw_reward(name);
+        let inner: Box<dyn RewardFn + 'g> = if raw == GROUND_TRUTH {
+            Box::new(gt_raw)
+        } else {
+            load_reward(self.c, self.root, self.device, self.world, raw)?
         };
-        let r = evaluate(
-            policy,
-            Some(self.reference),
-            self.codec,
-            self.prompts,
-            self.proxy,
-            self.gt,
-            &o,
-            self.device,
-        )?;
-        Ok(EvalRecord {
-            epoch,
-            update: record.map_or(0, |r| r.update),
-            proxy: r.proxy,
-            ground_truth: r.ground_truth,
-            kl: r.kl,
-            train_kl: record.map(|r| r.kl),
-            seconds: start.elapsed().as_secs_f64(),
-        })
-    }
-
-    /// Epoch 0 (the initial policy), unless already recorded.
-    fn initial(&mut self) -> Result<()> {
-        let (mut log, kept) = MetricsLog::resume::<EvalRecord>(&self.path, None)?;
-        if kept.iter().any(|r| r.epoch == 0) {
-            return Ok(());
+        let mut proxy = Normalized::new(inner, n);
+        if name == LOW_VARIANCE {
+            proxy = proxy.with_scaled_prompts(self.low.keys.iter().copied(), self.low.scale);
         }
-        let rec = self.eval(0, self.reference, None)?;
-        log.append(&rec)
+        Ok(Box::new(proxy))
     }
 }
 
-impl PgHooks for EvalHook<'_> {
-    fn epoch_end(&mut self, epoch: u64, policy: &Model, record: &PgRecord) -> Result<()> {
-        let rec = self.eval(epoch, policy, Some(record))?;
-        // Idempotent: a resumed run that repeats an epoch replaces its record.
-        let (mut log, _) = MetricsLog::resume::<EvalRecord>(&self.path, Some(epoch - 1))?;
-        log.append(&rec)
-    }
+/// The first `n` RLHF pairs in a fixed seeded order ([`fixed_indices`]).
+pub fn fixed_pairs(rlhf: &[LabeledPair], n: usize, seed: u64) -> Vec<PreferencePair> {
+    fixed_indices(rlhf.len(), n, seed)
+        .into_iter()
+        .map(|i| rlhf[i].pair.clone())
+        .collect()
 }

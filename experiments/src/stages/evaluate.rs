@@ -6,7 +6,7 @@
 //! shared core [`rmteach::metrics`].
 
 use super::batches::{mix_seed, ChatCodec};
-use super::rewards::{checked_scores, RewardFn};
+use super::rewards::{checked_scores_keyed, RewardFn};
 use crate::logprobs::{log_ratio, SequenceBatch};
 use crate::models::Model;
 use crate::sample::{generate, SamplingConfig};
@@ -30,6 +30,10 @@ pub struct EvalOptions {
     pub batch_size: usize,
     /// Seed of the sampling streams.
     pub seed: u64,
+    /// The key of each prompt (its index in the run's RLHF prompt set; see
+    /// [`RewardFn::score_keyed`]); `None`: its position in the prompt list.
+    #[serde(skip)]
+    pub keys: Option<Vec<usize>>,
 }
 
 impl Default for EvalOptions {
@@ -41,6 +45,7 @@ impl Default for EvalOptions {
             max_new_tokens: 512,
             batch_size: 64,
             seed: 0,
+            keys: None,
         }
     }
 }
@@ -50,6 +55,8 @@ impl Default for EvalOptions {
 pub struct Samples {
     /// The prompts, once each.
     pub prompts: Vec<String>,
+    /// The key of each prompt (see [`EvalOptions::keys`]).
+    pub keys: Vec<usize>,
     /// Samples per prompt.
     pub samples_per_prompt: usize,
     /// Generation-prompt token ids of each row.
@@ -69,9 +76,22 @@ impl Samples {
             .collect()
     }
 
+    /// The key of each row's prompt.
+    pub fn row_keys(&self) -> Vec<usize> {
+        self.keys
+            .iter()
+            .flat_map(|&k| std::iter::repeat_n(k, self.samples_per_prompt))
+            .collect()
+    }
+
     /// Scores of every row by `reward`, grouped per prompt.
     pub fn score(&self, reward: &dyn RewardFn) -> Result<Vec<Vec<f64>>> {
-        let flat = checked_scores(reward, &self.row_prompts(), &self.responses)?;
+        let flat = checked_scores_keyed(
+            reward,
+            &self.row_keys(),
+            &self.row_prompts(),
+            &self.responses,
+        )?;
         Ok(flat
             .chunks(self.samples_per_prompt)
             .map(<[f64]>::to_vec)
@@ -118,6 +138,17 @@ pub fn sample(
             "evaluate: needs prompts, `samples_per_prompt` >= 1 and `batch_size` >= 1".into(),
         ));
     }
+    let keys = match &o.keys {
+        Some(k) if k.len() != prompts.len() => {
+            return Err(Error::Input(format!(
+                "evaluate: {} prompt keys for {} prompts",
+                k.len(),
+                prompts.len()
+            )))
+        }
+        Some(k) => k.clone(),
+        None => (0..prompts.len()).collect(),
+    };
     let mut prompt_ids = Vec::with_capacity(prompts.len() * o.samples_per_prompt);
     for p in prompts {
         let ids = codec.prompt_ids(p)?;
@@ -142,6 +173,7 @@ pub fn sample(
         .collect::<Result<_>>()?;
     Ok(Samples {
         prompts: prompts.to_vec(),
+        keys,
         samples_per_prompt: o.samples_per_prompt,
         prompt_ids,
         response_ids,
@@ -184,8 +216,16 @@ pub fn reward_stats(scores: &[Vec<f64>], ground_truth: &[Vec<f64>]) -> Result<Re
     })
 }
 
+/// Mean of each prompt's scores.
+pub fn prompt_means(scores: &[Vec<f64>]) -> Vec<f64> {
+    scores
+        .iter()
+        .map(|g| g.iter().sum::<f64>() / g.len().max(1) as f64)
+        .collect()
+}
+
 /// What [`evaluate`] measured.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
     /// The proxy (training) reward.
     pub proxy: RewardStats,
@@ -197,6 +237,10 @@ pub struct EvalReport {
     pub prompts: usize,
     /// Samples per prompt.
     pub samples_per_prompt: usize,
+    /// Mean proxy reward of each prompt.
+    pub proxy_per_prompt: Vec<f64>,
+    /// Mean ground truth of each prompt.
+    pub gt_per_prompt: Vec<f64>,
 }
 
 /// Samples from `policy` and measures it with `proxy` and `ground_truth` (both
@@ -223,5 +267,7 @@ pub fn evaluate(
         kl,
         prompts: prompts.len(),
         samples_per_prompt: o.samples_per_prompt,
+        proxy_per_prompt: prompt_means(&p),
+        gt_per_prompt: prompt_means(&g),
     })
 }

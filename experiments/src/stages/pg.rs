@@ -7,8 +7,11 @@
 //! - RLOO: reward = score - `beta * sum_t (log pi_old - log pi_ref)`, leave-one-out
 //!   advantages, no whitening.
 //! - GRPO: reward = score, group-standardised advantages, and `beta * sum_t k3` (the
-//!   per-token `k3` estimate of `KL(pi || pi_ref)` under the current policy) added to
-//!   each completion's loss, as TRL's GRPO trainer does.
+//!   per-token `k3` estimate of `KL(pi || pi_ref)`) added to each completion's loss.
+//!   By default ([`GrpoKl::Rollout`], the authors' code) `k3` comes from the
+//!   rollout-time log-probabilities without gradient, so the term is a constant of the
+//!   loss; [`GrpoKl::Differentiable`] (TRL's GRPO trainer) computes it from the current
+//!   policy's log-probabilities, with gradient.
 //!
 //! Epochs count completions: `epochs * |prompts|` completions in all, the prompts
 //! drawn in a fresh seeded order per pass. Every random draw derives from the seed and
@@ -29,11 +32,11 @@
 //! gradient norm per optimiser step; and one `(loss, clipped)` pair per update,
 //! accumulated on the device over the micro-batches.
 
-use super::advantages::{grpo_advantages, kl_penalised, rloo_advantages};
+use super::advantages::{grpo_advantages, k3, kl_penalised, rloo_advantages};
 use super::batches::{check_batch, mix_seed, order, ChatCodec};
 use super::checkpoint::{self, TrainState};
 use super::optim::{AdamW, OptimConfig};
-use super::rewards::{checked_scores, RewardFn};
+use super::rewards::{checked_scores_keyed, RewardFn};
 use super::sft::{check_training_dtype, save_policy};
 use crate::hf::load_checkpoint;
 use crate::logprobs::{token_logprobs, SequenceBatch};
@@ -54,6 +57,17 @@ pub enum PgAlgorithm {
     Rloo,
     /// Group-standardised advantages with a `k3` KL loss term.
     Grpo,
+}
+
+/// How GRPO's `k3` KL term enters the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrpoKl {
+    /// From the rollout-time log-probabilities, no gradient (the authors' code).
+    #[default]
+    Rollout,
+    /// From the current policy's log-probabilities, differentiated (TRL).
+    Differentiable,
 }
 
 /// Settings of [`run_pg`] (defaults: the paper's RLOO).
@@ -87,6 +101,9 @@ pub struct PgOptions {
     pub checkpoint_every: u64,
     /// Seed of prompt order, sampling and mini-batch shuffles.
     pub seed: u64,
+    /// GRPO's KL term (ignored by RLOO).
+    #[serde(default)]
+    pub grpo_kl: GrpoKl,
     /// Return after this many updates without finishing (a test's simulated kill).
     #[serde(skip)]
     pub stop_after: Option<u64>,
@@ -109,6 +126,7 @@ impl Default for PgOptions {
             epochs: 6.0,
             checkpoint_every: 10,
             seed: 0,
+            grpo_kl: GrpoKl::Rollout,
             stop_after: None,
         }
     }
@@ -333,6 +351,8 @@ struct Rollout {
     response_ids: Vec<Vec<u32>>,
     /// `sum_t log pi_old` per completion.
     old_logp: Vec<f32>,
+    /// `sum_t k3(log pi_old, log pi_ref)` per completion (GRPO's rollout-time KL).
+    old_k3: Vec<f32>,
     /// `log pi_ref` per response token.
     ref_logp: Vec<Vec<f32>>,
 }
@@ -405,7 +425,8 @@ impl<'a> Trainer<'a> {
             .map(|r| self.codec.decode_response(r))
             .collect::<Result<Vec<_>>>()?;
         let prompts: Vec<String> = rows.iter().map(|&i| self.prompts[i].clone()).collect();
-        let scores = checked_scores(self.reward, &prompts, &texts)?;
+        // Keyed by prompt index (the low-variance reward scales chosen indices).
+        let scores = checked_scores_keyed(self.reward, &rows, &prompts, &texts)?;
         let rollout_seconds = start.elapsed().as_secs_f64();
         let kl: Vec<f64> = ro
             .old_logp
@@ -476,17 +497,23 @@ impl<'a> Trainer<'a> {
             mix_seed(o.seed ^ 0x5A5A, u),
         );
         let response_ids = generate(&self.policy, &prompt_ids, &config, &self.device)?.responses;
-        let (mut old_logp, mut ref_logp) = (Vec::new(), Vec::new());
+        let (mut old_logp, mut ref_logp, mut old_k3) = (Vec::new(), Vec::new(), Vec::new());
         let step = o.micro_batch_size.unwrap_or(o.batch_size);
         for (p, r) in prompt_ids.chunks(step).zip(response_ids.chunks(step)) {
             let batch = SequenceBatch::new(p, r, self.codec.pad, &self.device)?;
-            old_logp.extend(
-                token_logprobs(&self.policy, &batch)?
-                    .detach()
-                    .sum(1)?
-                    .to_vec1::<f32>()?,
-            );
+            let old_tok = token_logprobs(&self.policy, &batch)?.detach();
+            old_logp.extend(old_tok.sum(1)?.to_vec1::<f32>()?);
             let rl = token_logprobs(&self.reference, &batch)?.to_vec2::<f32>()?;
+            if o.algorithm == PgAlgorithm::Grpo {
+                let ol = old_tok.to_vec2::<f32>()?;
+                old_k3.extend(ol.iter().zip(&rl).zip(r).map(|((old, re), resp)| {
+                    old[..resp.len()]
+                        .iter()
+                        .zip(&re[..resp.len()])
+                        .map(|(&a, &b)| k3(f64::from(a), f64::from(b)))
+                        .sum::<f64>() as f32
+                }));
+            }
             ref_logp.extend(
                 rl.into_iter()
                     .zip(r)
@@ -497,6 +524,7 @@ impl<'a> Trainer<'a> {
             prompt_ids,
             response_ids,
             old_logp,
+            old_k3,
             ref_logp,
         })
     }
@@ -516,7 +544,12 @@ impl<'a> Trainer<'a> {
         let clipped = (a.neg()? * ratio.clamp(1.0 - o.clip_range, 1.0 + o.clip_range)?)?;
         let n_clipped = clipped.gt(&unclipped)?.to_dtype(DType::F32)?.sum_all()?;
         let mut loss = unclipped.maximum(&clipped)?;
-        if o.algorithm == PgAlgorithm::Grpo {
+        if o.algorithm == PgAlgorithm::Grpo && o.grpo_kl == GrpoKl::Rollout {
+            // A constant of the loss: it shifts the loss, not the gradient.
+            let kl = Tensor::from_iter(idx.iter().map(|&i| ro.old_k3[i]), dev)?;
+            loss = (loss + (kl * o.beta)?)?;
+        }
+        if o.algorithm == PgAlgorithm::Grpo && o.grpo_kl == GrpoKl::Differentiable {
             let width = batch.response_width;
             let ref_tok: Vec<f32> = idx
                 .iter()

@@ -121,9 +121,27 @@ impl ToyGenerator {
     /// [1, 10] and rounded to halves; `chosen` has the higher score (so labels
     /// sometimes disagree with the ground truth, as annotator labels do).
     pub fn preference_pair(&mut self, reward: &impl GroundTruth) -> PreferencePair {
+        self.preference_pair_with_gap(reward, 0.0)
+    }
+
+    /// [`Self::preference_pair`] whose response quality depends on the topic's family:
+    /// uniform in `[0, 1 - gap]` for even topics (where the off-policy model is weak)
+    /// and in `[gap, 1]` for odd topics (where it is strong); `gap = 0` is the plain
+    /// pair (the same draws).
+    pub fn preference_pair_with_gap(
+        &mut self,
+        reward: &impl GroundTruth,
+        gap: f64,
+    ) -> PreferencePair {
         let (task, prompt) = self.prompt();
+        let gap = if gap.is_finite() {
+            gap.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let lo = if task.topic % 2 == 1 { gap } else { 0.0 };
         let mut scored = [0, 1].map(|_| {
-            let quality = self.unit();
+            let quality = lo + (1.0 - gap) * self.unit();
             let response = self.response(&task, quality, ResponseStyle::OffPolicy);
             let gt = reward.score(&prompt, &response);
             let noisy = 5.5 + 4.5 * gt + 3.0 * (self.unit() - 0.5);
@@ -148,5 +166,40 @@ impl ToyGenerator {
         let quality = self.unit();
         let response = self.response(&task, quality, ResponseStyle::Policy);
         format!("{prompt} {response}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::toy::reward::ToyReward;
+
+    #[test]
+    fn no_gap_is_the_plain_pair_and_a_gap_splits_the_families() {
+        let r = ToyReward::default();
+        let (mut a, mut b) = (ToyGenerator::new(9), ToyGenerator::new(9));
+        for _ in 0..20 {
+            assert_eq!(a.preference_pair(&r), b.preference_pair_with_gap(&r, 0.0));
+        }
+        // With gap 0.8 the off-policy model is weak on even topics, strong on odd ones.
+        let mut g = ToyGenerator::new(3);
+        let (mut even, mut odd) = (Vec::new(), Vec::new());
+        for _ in 0..400 {
+            let p = g.preference_pair_with_gap(&r, 0.8);
+            let task = ToyTask::parse(&p.prompt).unwrap();
+            let s = r.score(&p.prompt, &p.chosen) + r.score(&p.prompt, &p.rejected);
+            if task.topic % 2 == 0 {
+                even.push(s / 2.0);
+            } else {
+                odd.push(s / 2.0);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            mean(&odd) - mean(&even) > 0.8,
+            "{} vs {}",
+            mean(&odd),
+            mean(&even)
+        );
     }
 }

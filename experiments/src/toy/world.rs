@@ -29,6 +29,11 @@ pub struct ToyWorldSpec {
     pub prompts: usize,
     /// Shape of both tiny models.
     pub model: ToyModelSize,
+    /// Off-policy quality gap between topic families, in thousandths (0: every
+    /// off-policy response of uniform quality in [0, 1]; `g`: [0, 1 - g/1000] for even
+    /// topics, [g/1000, 1] for odd ones; see
+    /// [`ToyGenerator::preference_pair_with_gap`]).
+    pub offpolicy_gap_permille: u32,
 }
 
 impl Default for ToyWorldSpec {
@@ -43,6 +48,7 @@ impl Default for ToyWorldSpec {
             test_prefs: 200,
             prompts: 500,
             model: ToyModelSize::default(),
+            offpolicy_gap_permille: 0,
         }
     }
 }
@@ -130,6 +136,7 @@ pub fn write_toy_world(root: &Path, spec: &ToyWorldSpec) -> Result<ToyWorldPaths
     }
 
     let reward = ToyReward::default();
+    let gap = f64::from(spec.offpolicy_gap_permille) / 1000.0;
     let mut g = ToyGenerator::new(stream_seed(spec.seed, PRETRAIN_STREAM));
     write_jsonl(
         &paths.pretrain,
@@ -147,7 +154,7 @@ pub fn write_toy_world(root: &Path, spec: &ToyWorldSpec) -> Result<ToyWorldPaths
         let mut g = ToyGenerator::new(stream_seed(spec.seed, stream));
         write_jsonl(
             path,
-            (0..n).map(|_| ultrafeedback_row(&g.preference_pair(&reward))),
+            (0..n).map(|_| ultrafeedback_row(&g.preference_pair_with_gap(&reward, gap))),
         )?;
     }
     let mut g = ToyGenerator::new(stream_seed(spec.seed, PROMPTS_STREAM));
@@ -168,6 +175,11 @@ pub fn write_toy_world(root: &Path, spec: &ToyWorldSpec) -> Result<ToyWorldPaths
             "test_prefs": spec.test_prefs, "prompts": spec.prompts
         },
         "vocab_size": ids.vocab_size,
+        "offpolicy_quality": if spec.offpolicy_gap_permille == 0 {
+            "uniform in [0, 1] for every prompt".to_string()
+        } else {
+            format!("uniform in [0, {:.3}] for even topics, [{gap:.3}, 1] for odd topics", 1.0 - gap)
+        },
         "ground_truth": {
             "name": "ToyReward",
             "definition": "2 * (0.5 * on_topic + 0.3 * length + 0.2 * distinct) - 1; \

@@ -43,8 +43,11 @@ fn rm_eval(on_acc: [f64; 4]) -> RmEvalFile {
                 on_policy_accuracy: on_acc[i],
                 off_policy_accuracy: OFF_ACC[i],
                 ground_truth: i == 3,
+                intervals: None,
+                per_prompt: None,
             })
             .collect(),
+        notes: Vec::new(),
     }
 }
 
@@ -177,7 +180,7 @@ fn table2_matches_shared_pearson_and_spearman_without_ground_truth() {
         for (c, w) in want.iter().enumerate() {
             assert!((float(&row[c + 1]) - w).abs() < 1e-12, "row {r} col {c}");
         }
-        assert_eq!(row[5], Cell::Text(String::new()));
+        assert_eq!(row[13], Cell::Text(String::new()));
     }
 }
 
@@ -189,8 +192,8 @@ fn undefined_correlation_is_missing_with_a_note() {
     let t2 = table2(&run.data, &run.summaries, Table2Options::default()).unwrap();
     let row = &t2.table.rows[1];
     assert_eq!(row[0], Cell::from("On-Policy Acc."));
-    assert!(row[1..5].iter().all(|c| *c == Cell::Missing), "{row:?}");
-    match &row[5] {
+    assert!(row[1..13].iter().all(|c| *c == Cell::Missing), "{row:?}");
+    match &row[13] {
         Cell::Text(note) => assert!(note.contains("constant"), "{note}"),
         other => panic!("{other:?}"),
     }
@@ -318,4 +321,110 @@ fn policies_report_stitches_table10_and_bars() {
     assert!(out.join("table10_0.csv").is_file() && out.join("table10_1.json").is_file());
     assert!(out.join("gt_increase_bars_policies.png").is_file());
     assert!(files.report_md.is_file());
+}
+
+#[test]
+fn table2_uses_only_the_seeds_every_reward_model_has() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path(), ON_ACC);
+    // rm_50p's seed 2 stopped before epoch 1.
+    let only0 = eval_line(&EvalRecord {
+        epoch: 0,
+        proxy: proxy(1, 2, 0),
+        ground_truth: gt(1, 2, 0),
+        kl: 0.0,
+    });
+    std::fs::write(dir.path().join("pg/rm_50p/seed2/eval.jsonl"), only0 + "\n").unwrap();
+    let run = summarize_run(dir.path()).unwrap();
+    let t2 = table2(&run.data, &run.summaries, Table2Options::default()).unwrap();
+    assert_eq!(t2.seeds, [0, 1]);
+    assert!(
+        t2.excluded.iter().any(|e| e.contains("[2]")),
+        "{:?}",
+        t2.excluded
+    );
+    // The increases average seeds 0 and 1 for every reward model.
+    let want: Vec<f64> = (0..3)
+        .map(|i| {
+            [0u64, 1]
+                .iter()
+                .map(|&s| gt(i, s, 1) - gt(i, s, 0))
+                .sum::<f64>()
+                / 2.0
+        })
+        .collect();
+    for (g, w) in t2.gt_increase.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
+    // No per-prompt values in these logs: no intervals, and the verdicts say so.
+    assert!(t2
+        .correlations
+        .iter()
+        .all(|(p, g)| p.pearson_ci.is_none() && g.pearson_ci.is_none()));
+}
+
+#[test]
+fn verdicts_follow_the_interval_not_the_sign() {
+    use rmteach_experiments::analysis::bootstrap::Interval;
+    use rmteach_experiments::analysis::findings::verdict;
+    let i = |lo, hi| Some(Interval { lo, hi });
+    assert_eq!(verdict(i(0.1, 0.9), true), "as in the paper");
+    assert_eq!(verdict(i(-0.9, -0.1), true), "opposite to the paper");
+    assert!(verdict(i(-0.2, 0.9), true).starts_with("inconclusive"));
+    assert!(verdict(None, true).starts_with("inconclusive"));
+    assert_eq!(verdict(i(-0.9, -0.1), false), "as in the paper");
+}
+
+#[test]
+fn per_prompt_logs_give_intervals_around_the_point_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_run(dir.path(), ON_ACC);
+    // Rewrite every log with per-prompt means (4 prompts) whose average is the mean,
+    // and give every reward per-prompt Table 1 values averaging its numbers.
+    let spread = [-0.03, 0.01, 0.04, -0.02];
+    let mut file = rm_eval(ON_ACC);
+    for (i, r) in file.rewards.iter_mut().enumerate() {
+        let around = |v: f64| spread.iter().map(|d| v + d * (1.0 + i as f64)).collect();
+        r.per_prompt = Some(rmteach_experiments::analysis::PerPrompt {
+            reward_variance: around(VARIANCE[i]),
+            on_policy_accuracy: around(ON_ACC[i]),
+            off_policy_accuracy: around(OFF_ACC[i]),
+        });
+    }
+    write_rm_eval(&dir.path().join("rm_eval.json"), &file).unwrap();
+    for (i, rm) in RMS.iter().enumerate() {
+        for s in SEEDS {
+            let lines: Vec<String> = [0u32, 1, 2]
+                .iter()
+                .map(|&e| {
+                    let (p, g) = (proxy(i, s, e), gt(i, s, e));
+                    let pp: Vec<f64> = spread.iter().map(|d| p + d * f64::from(e)).collect();
+                    let gp: Vec<f64> = spread.iter().map(|d| g - d * f64::from(e)).collect();
+                    serde_json::json!({
+                        "epoch": e, "proxy": p, "ground_truth": g, "kl": 0.0,
+                        "proxy_per_prompt": pp, "gt_per_prompt": gp
+                    })
+                    .to_string()
+                })
+                .collect();
+            let seed_dir = dir.path().join("pg").join(rm).join(format!("seed{s}"));
+            std::fs::write(seed_dir.join("eval.jsonl"), lines.join("\n") + "\n").unwrap();
+        }
+    }
+    let run = summarize_run(dir.path()).unwrap();
+    let t2 = table2(&run.data, &run.summaries, Table2Options::default()).unwrap();
+    for (p, g) in &t2.correlations {
+        for ci in [p.pearson_ci, p.spearman_ci, g.pearson_ci, g.spearman_ci] {
+            let ci = ci.expect("an interval from per-prompt logs");
+            assert!(
+                ci.lo <= ci.hi && ci.lo >= -1.0 - 1e-12 && ci.hi <= 1.0 + 1e-12,
+                "{ci:?}"
+            );
+        }
+    }
+    assert!(t2.combined_minus_accuracy_ci.is_some());
+    // The interval columns of the table hold the same numbers.
+    let row = &t2.table.rows[0];
+    assert_eq!(float(&row[5]), t2.correlations[0].0.pearson_ci.unwrap().lo);
+    assert_eq!(float(&row[10]), t2.correlations[0].1.pearson_ci.unwrap().hi);
 }

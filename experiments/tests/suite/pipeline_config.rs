@@ -57,6 +57,14 @@ fn defaults_are_the_papers() {
         (50, 512, 0.8)
     );
     assert_eq!((c.low_variance.fraction, c.low_variance.scale), (0.5, 1e-3));
+    // The authors' orders: scale before normalising, GRPO's KL without gradient.
+    assert_eq!(c.low_variance.order, "scale_then_normalize");
+    assert_eq!(c.pg.grpo_kl, "rollout");
+    assert_eq!(
+        c.pg.options(0).unwrap().grpo_kl,
+        rmteach_experiments::stages::pg::GrpoKl::Rollout
+    );
+    assert_eq!(c.world.toy.as_ref().unwrap().offpolicy_gap, 0.0);
     let names = c.reward_names();
     assert_eq!(names.first().map(String::as_str), Some("rm-100"));
     assert_eq!(names[5..], [LOW_VARIANCE, GROUND_TRUTH]);
@@ -94,6 +102,20 @@ fn bad_fields_are_named() {
     refused("[eval]\nprompts = 0\n", "eval.prompts");
     refused("[data]\nrm_fraction = 1.0\n", "data.rm_fraction");
     refused("[low_variance]\nscale = 0.0\n", "low_variance.scale");
+    refused(
+        "[low_variance]\norder = \"scale_first\"\n",
+        "low_variance.order",
+    );
+    refused("[pg]\ngrpo_kl = \"k3\"\n", "pg.grpo_kl");
+    for gap in ["1.0", "-0.1"] {
+        let e = err(&format!(
+            "name = \"x\"\n[world.toy]\noffpolicy_gap = {gap}\n"
+        ));
+        assert!(
+            e.contains("world.toy.offpolicy_gap") && e.contains("[0, 1)"),
+            "{e}"
+        );
+    }
     refused("[world.toy]\narch = \"gpt2\"\n", "world");
     let e = err("name = \"x\"\n[world.toy]\nhidden_size = 30\n");
     assert!(e.contains("world.toy.hidden_size"), "{e}");

@@ -28,6 +28,7 @@ fn user_files(root: &Path) {
             intermediate_size: 32,
             max_position_embeddings: 48,
         },
+        offpolicy_gap_permille: 0,
     };
     let paths = write_toy_world(root, &spec).unwrap();
     let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();

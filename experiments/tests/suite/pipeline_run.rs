@@ -57,7 +57,7 @@ fn config() -> RunConfig {
     RunConfig::from_toml_str(TINY, "tiny.toml").unwrap()
 }
 
-const STAGES: [&str; 10] = [
+const STAGES: [&str; 11] = [
     "world",
     "sft",
     "prefdata",
@@ -65,6 +65,7 @@ const STAGES: [&str; 10] = [
     "rms/rm-0",
     "normalize",
     "rm_eval",
+    "baseline",
     "pg/rm-100/seed0",
     "pg/rm-0/seed0",
     "pg/gt-low-variance/seed0",
@@ -99,15 +100,37 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
         .rows
         .iter()
         .all(|r| r.values.len() == 4 && r.values.iter().all(|v| v.is_finite())));
-    let gt = table.rewards["gt"];
+    let gt = &table.rewards["gt"];
     assert_eq!((gt.on_policy_accuracy, gt.off_policy_accuracy), (1.0, 1.0));
-    let low = table.rewards["gt-low-variance"];
+    let low = &table.rewards["gt-low-variance"];
     assert_eq!(low.on_policy_accuracy, 1.0);
     assert!(low.reward_variance <= gt.reward_variance);
-    // Epoch 0 (the initial policy) and epoch 1 evaluated.
+    // Each Table 1 number is the mean of its per-prompt values, inside its interval.
+    let pp = gt.per_prompt.as_ref().unwrap();
+    let mean = pp.reward_variance.iter().sum::<f64>() / pp.reward_variance.len() as f64;
+    assert!((mean - gt.reward_variance).abs() < 1e-12);
+    let ci = gt.intervals.unwrap().reward_variance.unwrap();
+    assert!(ci.lo <= gt.reward_variance && gt.reward_variance <= ci.hi);
+    // The low-variance reward scales half the RLHF rows, chosen by index, as recorded.
+    let lv = table.low_variance.as_ref().unwrap();
+    assert_eq!((lv.scaled_count, lv.rlhf_prompts), (2, 4));
+    assert_eq!(lv.scaled_fraction, 0.5);
+    assert_eq!(lv.order, "scale_then_normalize");
+    assert_eq!(lv.reward_variance_by_order.len(), 2);
+    assert_eq!(
+        lv.reward_variance_by_order["scale_then_normalize"],
+        low.reward_variance
+    );
+    // Epoch 0 (the initial policy) and epoch 1 evaluated; epoch 0 is the run's one
+    // shared evaluation: the same ground truth for every reward.
     let evals = eval_records(&dir, "rm-100");
     assert_eq!(evals.iter().map(|r| r.epoch).collect::<Vec<_>>(), [0, 1]);
     assert_eq!(evals[0].kl, Some(0.0));
+    let other = eval_records(&dir, "rm-0");
+    assert_eq!(evals[0].ground_truth, other[0].ground_truth);
+    assert_eq!(evals[0].gt_per_prompt, other[0].gt_per_prompt);
+    assert_eq!(evals[1].proxy_per_prompt.len(), 2);
+    assert!(evals[1].kl.is_some_and(|k| k.is_finite()));
     assert!(dir.join("pg/gt/seed0/policy/model.safetensors").is_file());
     assert!(dir.join("summary.json").is_file());
     // The report: Table 1 in the analysis layout, Table 2, figures, report.md.

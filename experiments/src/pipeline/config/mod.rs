@@ -15,7 +15,8 @@ mod validate;
 
 pub use tables::{
     DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
-    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, RM_SPLIT_CHOSEN, SFT_DATA,
+    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, NORMALIZE_THEN_SCALE,
+    RM_SPLIT_CHOSEN, SCALE_THEN_NORMALIZE, SFT_DATA,
 };
 use validate::toml_field;
 

@@ -1,7 +1,7 @@
 //! The tables of a run config (`[world]`, `[sft]`, `[rm]`, `[pg]`, ...) with the
 //! paper's defaults.
 
-use crate::stages::pg::{PgAlgorithm, PgOptions};
+use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -47,6 +47,13 @@ pub struct ToyWorldConfig {
     /// Longest sequence.
     #[serde(default = "d_pos")]
     pub max_position_embeddings: usize,
+    /// Off-policy quality gap between topic families, in [0, 1) (0: the same quality
+    /// distribution, uniform in [0, 1], for every prompt; `g`: uniform in [0, 1 - g]
+    /// for even topics and in [g, 1] for odd ones, so the policy is far better than the
+    /// off-policy data on some prompts and worse on others). See
+    /// [`crate::toy::ToyGenerator::preference_pair_with_gap`].
+    #[serde(default)]
+    pub offpolicy_gap: f64,
 }
 
 fn llama() -> String {
@@ -261,7 +268,16 @@ impl Default for SampleConfig {
     }
 }
 
-/// `[low_variance]`: the ground truth scaled on a fixed share of RLHF prompts.
+/// `low_variance.order` of the authors' code: scale the raw ground truth on the chosen
+/// prompts, fit the normalisation on that mixture, and multiply the normalised reward
+/// by `scale` on the chosen prompts.
+pub const SCALE_THEN_NORMALIZE: &str = "scale_then_normalize";
+/// `low_variance.order`: normalise with the ground truth's own constants, then
+/// multiply by `scale` on the chosen prompts.
+pub const NORMALIZE_THEN_SCALE: &str = "normalize_then_scale";
+
+/// `[low_variance]`: the ground truth scaled on a fixed share of RLHF prompts, chosen
+/// by index (`round(n * fraction)` rows of a seeded permutation of the RLHF rows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LowVarianceConfig {
@@ -271,6 +287,11 @@ pub struct LowVarianceConfig {
     pub fraction: f64,
     /// Factor on their normalised rewards (0.001).
     pub scale: f64,
+    /// Where the normalisation is fitted: `scale_then_normalize` (the authors' code:
+    /// on the initial-policy rewards with the chosen prompts' raw rewards already
+    /// scaled; the default) or `normalize_then_scale` (the ground truth's own
+    /// constants). Both orders' Table 1 variance is recorded in `rm_eval.json`.
+    pub order: String,
 }
 
 impl Default for LowVarianceConfig {
@@ -279,6 +300,7 @@ impl Default for LowVarianceConfig {
             enabled: true,
             fraction: 0.5,
             scale: 1e-3,
+            order: SCALE_THEN_NORMALIZE.into(),
         }
     }
 }
@@ -311,6 +333,10 @@ pub struct PgConfig {
     pub checkpoint_every: u64,
     /// Train on these rewards only (`None`: every RM, the low-variance reward, `gt`).
     pub rewards: Option<Vec<String>>,
+    /// GRPO's `k3` KL term: `rollout` (the authors' code: from the rollout-time
+    /// log-probabilities, no gradient) or `differentiable` (TRL: from the current
+    /// policy, with gradient). Ignored by RLOO.
+    pub grpo_kl: String,
 }
 
 impl Default for PgConfig {
@@ -329,6 +355,7 @@ impl Default for PgConfig {
             seeds: vec![0, 1, 2],
             checkpoint_every: d.checkpoint_every,
             rewards: None,
+            grpo_kl: "rollout".into(),
         }
     }
 }
@@ -347,8 +374,22 @@ impl PgConfig {
                 ))
             }
         };
+        let grpo_kl = match self.grpo_kl.as_str() {
+            "rollout" => GrpoKl::Rollout,
+            "differentiable" => GrpoKl::Differentiable,
+            other => {
+                return Err(Error::config(
+                    "<run config>",
+                    "pg.grpo_kl",
+                    format!(
+                        "unknown `{other}`; use \"rollout\" (the authors') or \"differentiable\""
+                    ),
+                ))
+            }
+        };
         Ok(PgOptions {
             algorithm,
+            grpo_kl,
             k: self.k,
             beta: self.beta,
             lr: self.lr,

@@ -1,7 +1,10 @@
 //! Validation of a run config: every value a stage would reject later is reported
 //! up front, naming the file, the dotted field and the fix.
 
-use super::{RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN, SFT_DATA};
+use super::{
+    RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, RM_SPLIT_CHOSEN,
+    SCALE_THEN_NORMALIZE, SFT_DATA,
+};
 use crate::{Error, Result};
 
 impl RunConfig {
@@ -93,6 +96,16 @@ impl RunConfig {
         }
         if !(lv.scale.is_finite() && lv.scale > 0.0) {
             return bad("low_variance.scale", "must be finite and positive (0.001)");
+        }
+        if ![SCALE_THEN_NORMALIZE, NORMALIZE_THEN_SCALE].contains(&lv.order.as_str()) {
+            return bad(
+                "low_variance.order",
+                &format!(
+                    "unknown `{}`; use \"{SCALE_THEN_NORMALIZE}\" (the authors' order) or \
+                     \"{NORMALIZE_THEN_SCALE}\"",
+                    lv.order
+                ),
+            );
         }
         let pg = &self.pg;
         let o = pg.options(0).map_err(|e| rename(e, file))?;
@@ -210,6 +223,13 @@ impl ToyWorldConfig {
                 file,
                 "world.toy.train_prefs",
                 "must be at least 10 (both the RM and the RLHF split need pairs)",
+            ));
+        }
+        if !(self.offpolicy_gap >= 0.0 && self.offpolicy_gap < 1.0) {
+            return Err(Error::config(
+                file,
+                "world.toy.offpolicy_gap",
+                "must lie in [0, 1) (0: the same off-policy quality for every prompt)",
             ));
         }
         if self.hidden_size % (2 * self.num_attention_heads) != 0 {
