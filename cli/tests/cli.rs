@@ -75,14 +75,14 @@ fn verify_negative_controls_all_fail_and_exit_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("negative controls: 9 of 9 checks fail as they must"),
+        stdout.contains("negative controls: 12 of 12 checks fail as they must"),
         "{stdout}"
     );
     let controls: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("negative-controls.json")).unwrap())
             .unwrap();
     let controls = controls.as_array().unwrap();
-    assert_eq!(controls.len(), 9);
+    assert_eq!(controls.len(), 12);
     assert!(controls.iter().all(|c| c["failed_as_required"] == true));
     // The table carries the paper's constant beside the tightest one found.
     let table = std::fs::read_to_string(dir.join("verify.md")).unwrap();
