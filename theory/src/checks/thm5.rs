@@ -11,7 +11,10 @@
 //! 1. the realised accuracies equal the requested ones (measured with `rmteach::metrics`);
 //! 2. under `r_RM` (accuracy `alpha`, values in `(0, 1/T)`): `t_gamma(r_G) >= 2|S|(1-e^(-gamma/2)) T`;
 //! 3. under `r'_RM` (accuracy `alpha'`, `y_g` first): `t_gamma(r_G) <= 4|S|/(1-rho)^4 (1/pi_0(y_g) - 1/rho)`;
-//! 4. `t_gamma(r_G)` under `r_RM` against `T` over three decades (slope 1; exact when `lambda = 0`);
+//! 4. `t_gamma(r_G)` under `r_RM` against `T` over three decades: slope 1 exactly when
+//!    `lambda = 0` (judged to 0.02); reported only when `lambda > 0`, where
+//!    `t_gamma(T) = T s(lambda T)` and the theorem bounds `t_gamma / T`, not its growth
+//!    (every sweep point is judged against the bound of 2.);
 //! 5. `t_gamma(r_G)` under `r'_RM` against `pi_0(y_g)` over three decades (`O(1/pi_0(y_g))`);
 //!
 //! and Theorem 2: `D` uniform, `alpha = 1` against the teacher that gets every pair wrong
@@ -799,7 +802,7 @@ fn fit_sweeps(
             .collect();
         let slopes: Vec<f64> = fits.iter().map(|f| f.1.fitted).collect();
         // lambda = 0: the exact law, judged on the sweep farthest from 1; lambda > 0: the
-        // one-sided claim (slope >= 1), judged on the smallest slope.
+        // smallest slope is the one shown.
         let worst = |f: &(usize, Slope, usize)| {
             if lambda_zero {
                 (f.1.fitted - 1.0).abs()
@@ -815,8 +818,9 @@ fn fit_sweeps(
                 "integrator sanity check (an identity: r_RM in (0, 1/T) scales as 1/T, which at lambda = 0 \
                  rescales time by T), farthest from 1"
             } else {
-                "non-identity (lambda = lambda_max fixed while r_RM ~ 1/T; the bound claims slope >= 1, judged \
-                 as >= 1 - 0.02 over the finite range), smallest"
+                "reported, not judged (lambda = lambda_max fixed while r_RM ~ 1/T, so t_gamma(T) = T s(lambda T) \
+                 with s the crossing time of the unscaled reward in time t/T; the theorem claims t_gamma >= \
+                 2|S|(1-e^(-gamma/2)) T, judged at every sweep point, not that s grows with lambda T), smallest"
             };
             let what = format!(
                 "log t_gamma(r_G) vs log T under r_RM (alpha=1), {lam}, {kind} of {} sweeps (|Y|={}, {}, |S|={})",
@@ -825,8 +829,10 @@ fn fit_sweeps(
                 st.d.describe(),
                 sw.num_prompts
             );
-            let fit = Slope::fit(&what, &x, &y, 1.0, Some(0.02));
-            tally.slope(if lambda_zero { fit } else { fit.at_least() });
+            // lambda = 0: an identity, judged to 0.02. lambda > 0: the slope is
+            // 1 + d log s / d log(lambda T), which the theorem does not bound (s need not
+            // grow with the KL weight), so it is reported only; its claim is the bound.
+            tally.slope(Slope::fit(&what, &x, &y, 1.0, lambda_zero.then_some(0.02)));
             tally.note(format!(
                 "T sweeps (T = 1..1000), {lam}: slopes min {:.4} median {:.4} max {:.4}; {missing} points beyond the horizon (left out of the fits), {unfit} sweeps with fewer than 2 crossings (left out)",
                 min(&slopes),
