@@ -53,7 +53,12 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     let mut times = Vec::new();
     let t = Instant::now();
     let theory_dir = out.join("theory");
-    let code = verify(args.quick, 20250319, &theory_dir, args.solver.config())?;
+    let code = verify(
+        args.quick,
+        rmteach_theory::checks::DEFAULT_SEED,
+        &theory_dir,
+        args.solver.config(),
+    )?;
     times.push(("theory verify", t.elapsed().as_secs_f64()));
     let verdict = if code == 0 {
         "every check passed"

@@ -84,7 +84,7 @@ pub enum TheoryCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         search_scale: u32,
         /// Seed of every random instance.
-        #[arg(long, default_value_t = 20250319)]
+        #[arg(long, default_value_t = rmteach_theory::checks::DEFAULT_SEED)]
         seed: u64,
         /// Directory for verify.md, verify.csv, verify.json.
         #[arg(long, default_value = "runs/theory")]

@@ -155,7 +155,7 @@ fn landscape(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf>> {
 fn t_gamma_vs_variance(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf>> {
     let mut pv = Vec::new();
     let (mut pt, mut pb) = (Vec::new(), Vec::new());
-    for p in prop3::scaling_sweep(20250319, 8, solver) {
+    for p in prop3::scaling_sweep(crate::checks::DEFAULT_SEED, 8, solver) {
         let p = p?;
         if let Some(t) = p.t_gamma.time() {
             pv.push(p.var);

@@ -1,8 +1,6 @@
 //! Right-hand sides `dy/dt = F(y)` of the flows we integrate.
 
 use super::kernels::tabular_kl_stage;
-use crate::objective::KlObjective;
-use crate::policy::Policy;
 use crate::{Result, TheoryError};
 
 /// An autonomous vector field on `R^dim`.
@@ -31,19 +29,9 @@ pub trait VectorField: Sync {
     }
 }
 
-/// Gradient flow in parameter space (Eq. 4): `d theta/dt = grad phi(theta)`.
-impl<P: Policy> VectorField for KlObjective<'_, P> {
-    fn dim(&self) -> usize {
-        self.policy().num_params()
-    }
-    fn eval(&self, y: &[f64], dy: &mut [f64]) {
-        self.gradient(y, dy);
-    }
-}
-
 /// The tabular KL-regularised flow in logit space (Lemma 7), fused: the same field as
-/// [`KlObjective`] with a [`crate::policy::TabularPolicy`] (build it with
-/// [`KlObjective::tabular_field`]), evaluated in one allocation-free kernel per column
+/// the objective's gradient with a tabular policy (`crate::objective::KlObjective`
+/// builds it with `tabular_field`), evaluated in one allocation-free kernel per column
 /// with a single `exp` per entry instead of the generic objective's three, plus
 /// temporaries; a Runge-Kutta stage's state is formed inside the same kernel
 /// ([`VectorField::eval_combined`]), never written to memory.
@@ -188,39 +176,6 @@ impl VectorField for ProbabilityFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::TabularPolicy;
-
-    #[test]
-    fn fused_tabular_field_equals_the_objective_gradient() {
-        let (n, s) = (9, 3);
-        let policy = TabularPolicy::new(n, s);
-        let theta0: Vec<f64> = (0..n * s)
-            .map(|i| ((i * 37) % 11) as f64 * 0.3 - 1.5)
-            .collect();
-        let reward: Vec<Vec<f64>> = (0..s)
-            .map(|x| {
-                (0..n)
-                    .map(|y| (((x + 2) * (y + 5)) % 7) as f64 / 3.5 - 1.0)
-                    .collect()
-            })
-            .collect();
-        let obj = KlObjective::new(&policy, reward, 0.08, &theta0)
-            .unwrap()
-            .with_total_prompts(5)
-            .unwrap();
-        let field = obj.tabular_field();
-        let theta: Vec<f64> = theta0
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t + 0.1 * (i % 4) as f64)
-            .collect();
-        let (mut a, mut b) = (vec![0.0; n * s], vec![0.0; n * s]);
-        obj.gradient(&theta, &mut a);
-        field.eval(&theta, &mut b);
-        for (u, v) in a.iter().zip(&b) {
-            assert!((u - v).abs() <= 1e-15, "{u} vs {v}");
-        }
-    }
 
     /// `num_outputs x cols` columns of logits whose block maxima grow (a rescaling at
     /// every block), fall, or jump by more than exp's range.
