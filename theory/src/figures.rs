@@ -15,12 +15,12 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::best_of_n::best_of_n_value;
-use crate::checks::{prop3, thm4};
 use crate::constructions::{
     realise, thm5_rewards, thm6_policy, thm6_reward, wrong_except_top, PairDistribution,
 };
 use crate::flow::{integrate_to, SolverConfig};
 use crate::instance::TabularInstance;
+use crate::measure::{autoregressive, sample, scaling};
 use crate::objective::KlObjective;
 use crate::policy::{AutoregressivePolicy, LinearFeatures, Policy, TabularPolicy};
 use crate::{Result, TheoryError};
@@ -155,7 +155,7 @@ fn landscape(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf>> {
 fn t_gamma_vs_variance(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf>> {
     let mut pv = Vec::new();
     let (mut pt, mut pb) = (Vec::new(), Vec::new());
-    for p in prop3::scaling_sweep(crate::checks::DEFAULT_SEED, 8, solver) {
+    for p in scaling::scaling_sweep(crate::checks::DEFAULT_SEED, 8, solver) {
         let p = p?;
         if let Some(t) = p.t_gamma.time() {
             pv.push(p.var);
@@ -180,20 +180,20 @@ fn t_gamma_vs_variance(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf
         len,
         prompts,
     );
-    let theta0: Vec<f64> = crate::checks::sample_logits(&mut rng, policy.num_params(), 0.5);
+    let theta0: Vec<f64> = sample::logits(&mut rng, policy.num_params(), 0.5);
     let n_out = policy.num_outputs();
     let base: Vec<Vec<f64>> = (0..prompts)
-        .map(|_| crate::checks::sample_rewards(&mut rng, n_out))
+        .map(|_| sample::uniform_rewards(&mut rng, n_out))
         .collect();
     let cs: Vec<f64> = (0..=6).map(|k| 10f64.powf(-0.5 * k as f64)).collect();
-    let points: Vec<Result<thm4::Measured>> = cs
+    let points: Vec<Result<autoregressive::Measured>> = cs
         .par_iter()
         .map(|&c| {
             let r_rm: Vec<Vec<f64>> = base
                 .iter()
                 .map(|r| r.iter().map(|v| c * v).collect())
                 .collect();
-            thm4::measure(&policy, &theta0, &base, &r_rm, 0.0, 0, 50.0 / c, solver)
+            autoregressive::measure(&policy, &theta0, &base, &r_rm, 0.0, 0, 50.0 / c, solver)
         })
         .collect();
     let (mut tv, mut tt, mut tb) = (Vec::new(), Vec::new(), Vec::new());
@@ -351,8 +351,8 @@ fn thm6_curves(stem: &Path, solver: &SolverConfig) -> Result<Vec<PathBuf>> {
 fn best_of_n_curves(stem: &Path) -> Result<Vec<PathBuf>> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let n = 10;
-    let r_g = crate::checks::sample_rewards(&mut rng, n);
-    let pi = softmax(&crate::checks::sample_logits(&mut rng, n, 1.0));
+    let r_g = sample::uniform_rewards(&mut rng, n);
+    let pi = softmax(&sample::logits(&mut rng, n, 1.0));
     let ns: Vec<u32> = vec![1, 2, 3, 5, 8, 13, 20, 32, 50, 80, 128];
     let mut plot = LinePlot::new(
         "Proposition 1: Best-of-N with reward models of different accuracy (|Y| = 10)",

@@ -5,7 +5,8 @@
 //! gradient ([`objective`]). The gradient flow integrated with `ode_solvers`, with
 //! `t_gamma` located by event detection ([`flow`]). The paper's bounds with every
 //! constant ([`bounds`]), the instances that realise its constructions
-//! ([`constructions`]), Best-of-N ([`best_of_n`]), and one check per result
+//! ([`constructions`]), Best-of-N ([`best_of_n`]), the measurements that checks,
+//! tightness searches and figures share ([`measure`]), and one check per result
 //! ([`checks`]), run together by `rmteach theory verify`.
 
 pub mod best_of_n;
@@ -18,6 +19,7 @@ pub mod fixed_point;
 pub mod flow;
 pub mod instance;
 pub mod json;
+pub mod measure;
 pub mod objective;
 pub mod policy;
 pub mod tightness;

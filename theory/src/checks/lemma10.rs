@@ -6,10 +6,10 @@
 //! (the same inequality; its margin is the ratio of the exponents, which is not 1 at
 //! `T -> 0` by construction as the ratio `pi_T / bound` is).
 
-use super::sample::{logits, pick, rewards, rng};
 use super::{CheckConfig, CheckReport, Tally};
 use crate::bounds::lemma10_mass_bound;
 use crate::flow::integrate_with_events;
+use crate::measure::sample::{logits, pick, rewards, rng};
 use crate::objective::KlObjective;
 use crate::policy::TabularPolicy;
 use rmteach::metrics::softmax;

@@ -24,9 +24,9 @@
 use rand::Rng;
 use rand_distr::{Distribution, Gamma};
 
-use super::sample::{pick, rng};
 use super::{CheckConfig, CheckReport, Tally};
 use crate::bounds::lambda_denominator;
+use crate::measure::sample::{pick, rng};
 
 /// `min_p p^2 ln p = -1/(2e)`, the constant of ingredient (a).
 const HALF_OVER_E: f64 = 1.0 / (2.0 * std::f64::consts::E);

@@ -1,9 +1,9 @@
 //! Lemma 8: `||grad_{theta[:,x]} phi(theta;x)||_1 <= sqrt(Var_{y~pi}[r_KL(x,y;theta)])` for
 //! tabular policies, at random parameters, rewards and KL coefficients.
 
-use super::sample::{logits, pick, rewards, rng};
 use super::{CheckConfig, CheckReport, Tally};
 use crate::bounds::lemma8_gradient_bound;
+use crate::measure::sample::{logits, pick, rewards, rng};
 use crate::objective::KlObjective;
 use crate::policy::TabularPolicy;
 use rmteach::metrics::reward_variance;

@@ -23,9 +23,9 @@
 
 use rayon::prelude::*;
 
-use super::sample::{logits, pick, rewards, rng};
 use super::{CheckConfig, CheckReport, Tally};
 use crate::flow::{integrate_to, ProbabilityFlow, SolverConfig, VectorField};
+use crate::measure::sample::{logits, pick, rewards, rng};
 use crate::objective::KlObjective;
 use crate::policy::{Policy, TabularPolicy};
 

@@ -15,19 +15,12 @@ mod prop1;
 mod prop2;
 pub(crate) mod prop3;
 pub(crate) mod prop4;
-mod sample;
 pub(crate) mod thm4;
 mod thm4_kl;
 mod thm5;
 mod thm6;
 
 pub use fit::{log_log_slope, Slope, SlopeDirection};
-pub(crate) use sample::{logits as sample_logits, rewards as sample_rewards_in, rng as sample_rng};
-
-/// `n` rewards uniform in `[-1, 1]` from `rng`.
-pub(crate) fn sample_rewards<R: rand::Rng>(rng: &mut R, n: usize) -> Vec<f64> {
-    sample_rewards_in(rng, n, -1.0, 1.0)
-}
 
 use rayon::prelude::*;
 use serde::Serialize;

@@ -124,9 +124,9 @@ impl Draw<'_> {
         group: &mut [&mut Worst],
     ) {
         let n = policy.num_params();
-        let theta0 = crate::checks::sample_logits(rng, n, self.theta_scale);
+        let theta0 = crate::measure::sample::logits(rng, n, self.theta_scale);
         let pert_scale = self.theta_scale * [0.1, 0.5, 1.0][rng.random_range(0..3)];
-        let pert = crate::checks::sample_logits(rng, n, pert_scale);
+        let pert = crate::measure::sample::logits(rng, n, pert_scale);
         let theta: Vec<f64> = theta0.iter().zip(&pert).map(|(a, b)| a + b).collect();
         let label = format!(
             "instance {}: {model}, |V| = {}, L = {}, |S| = {}, theta0 ~ N(0, {}^2), lambda = {}, rewards {}",

@@ -4,9 +4,9 @@
 
 use rayon::prelude::*;
 
-use super::sample::{logits, pick, rewards, rng};
 use super::{CheckConfig, CheckReport, Slope, Tally};
 use crate::instance::TabularInstance;
+use crate::measure::sample::{logits, pick, rewards, rng};
 
 /// Runs the check.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
@@ -72,63 +72,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     tally.finish()
 }
 
-/// One point of the reward-scaling sweep: `r_RM = c r_G`, `lambda = 0`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SweepPoint {
-    /// The scale `c`.
-    pub c: f64,
-    /// `Var_{pi_0}[r_RM]`.
-    pub var: f64,
-    /// Proposition 3's bound.
-    pub bound: f64,
-    /// `t_gamma(r_G)`.
-    pub t_gamma: crate::flow::Crossing,
-}
-
-/// With `lambda = 0`, training on `c * r` is the flow of `r` with time scaled by `1/c`, so
-/// `t_gamma(r_G) ∝ 1/c ∝ Var^(-1/2)`: the exponent of the bound is attained.
-/// `points + 1` scales `c = 10^(-k/2)`.
-pub(crate) fn scaling_sweep(
-    seed: u64,
-    points: usize,
-    solver: &crate::flow::SolverConfig,
-) -> Vec<crate::Result<SweepPoint>> {
-    let mut rng = rng(seed, 33);
-    let n = 8;
-    let base = rewards(&mut rng, n, -1.0, 1.0);
-    let theta0 = logits(&mut rng, n, 1.0);
-    let v0 = rmteach::metrics::expected_reward(&rmteach::metrics::softmax(&theta0), &base)
-        .unwrap_or(0.0);
-    let gamma = 0.5 * (base.iter().copied().fold(f64::NEG_INFINITY, f64::max) - v0);
-    let cs: Vec<f64> = (0..=points).map(|k| 10f64.powf(-0.5 * k as f64)).collect();
-    cs.par_iter()
-        .map(|&c| {
-            let inst = TabularInstance {
-                num_prompts: 1,
-                lambda: 0.0,
-                gamma,
-                logits: Some(theta0.clone()),
-                probs: None,
-                r_rm: base.iter().map(|r| c * r).collect(),
-                r_g: base.clone(),
-                horizon: 100.0 / c,
-            };
-            // The horizon grows until the crossing is inside it (it must exist: at
-            // lambda = 0 the flow converges to argmax r_RM = argmax r_G).
-            let (r, _) = super::horizon::run_growing(&inst, solver)?;
-            Ok(SweepPoint {
-                c,
-                var: r.var_rm0,
-                bound: r.prop3_bound_g,
-                t_gamma: r.t_gamma_g,
-            })
-        })
-        .collect()
-}
-
 fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
     let (mut vars, mut times) = (Vec::new(), Vec::new());
-    for (k, p) in scaling_sweep(cfg.seed, cfg.size(3, 8), &cfg.solver)
+    for (k, p) in crate::measure::scaling::scaling_sweep(cfg.seed, cfg.size(3, 8), &cfg.solver)
         .into_iter()
         .enumerate()
     {
@@ -148,7 +94,7 @@ fn scaling_law(cfg: &CheckConfig, tally: &mut Tally) {
                              (the lambda = 0 flow converges to argmax r_G, so the crossing exists)",
                             p.c,
                             p.t_gamma,
-                            super::horizon::GROWTH.powi(super::horizon::MAX_GROWTHS as i32)
+                            crate::measure::horizon::GROWTH.powi(crate::measure::horizon::MAX_GROWTHS as i32)
                         )
                     }),
                 }

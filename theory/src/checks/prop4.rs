@@ -12,10 +12,10 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::sample::{logits, pick, rng};
 use super::{CheckConfig, CheckReport, Tally};
 use crate::bounds::{prop4_terms, Prop4Terms};
 use crate::instance::TabularInstance;
+use crate::measure::sample::{logits, pick, rng};
 use rmteach::metrics::{expected_reward, softmax};
 
 /// A Proposition 4 instance with its constants.

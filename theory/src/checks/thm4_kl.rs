@@ -76,7 +76,7 @@ fn measure<P: Policy>(
     let jac = (0..policy.num_prompts())
         .map(|x| policy.jacobian_norm(theta0, x))
         .fold(0.0, f64::max);
-    let m = super::thm4::measure(
+    let m = crate::measure::autoregressive::measure(
         policy,
         theta0,
         r_g,
@@ -140,7 +140,7 @@ fn instance(
     let (label, outcomes) = match index % 3 {
         0 => {
             let p = AutoregressivePolicy::new(PrefixTable::new(vocab, len, prompts), len, prompts);
-            let theta0 = super::sample_logits(rng, p.num_params(), theta_scale);
+            let theta0 = crate::measure::sample::logits(rng, p.num_params(), theta_scale);
             (
                 "PrefixTable".to_string(),
                 run_all(&|k| measure(&p, &theta0, &r_g, &r_rm, k, solver)),
@@ -153,7 +153,7 @@ fn instance(
                 len,
                 prompts,
             );
-            let theta0 = super::sample_logits(rng, p.num_params(), theta_scale);
+            let theta0 = crate::measure::sample::logits(rng, p.num_params(), theta_scale);
             (
                 format!("LinearFeatures(K = {dim})"),
                 run_all(&|k| measure(&p, &theta0, &r_g, &r_rm, k, solver)),
@@ -165,7 +165,7 @@ fn instance(
                 len,
                 prompts,
             );
-            let theta0 = super::sample_logits(rng, p.num_params(), theta_scale);
+            let theta0 = crate::measure::sample::logits(rng, p.num_params(), theta_scale);
             (
                 "TanhFeatures(K = 4, H = 3)".to_string(),
                 run_all(&|k| measure(&p, &theta0, &r_g, &r_rm, k, solver)),

@@ -22,12 +22,12 @@
 
 use rayon::prelude::*;
 
-use super::sample::{logits, pick, rewards, rng};
 use super::{CheckConfig, CheckReport, Slope, Tally};
 use crate::bounds;
 use crate::constructions::{self, PairDistribution, Ranking};
 use crate::flow::Crossing;
 use crate::instance::TabularInstance;
+use crate::measure::sample::{logits, pick, rewards, rng};
 use rmteach::metrics::{accuracy_uniform, expected_reward, softmax};
 
 /// Output-set sizes.

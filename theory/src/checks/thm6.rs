@@ -16,12 +16,12 @@
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::sample::{rewards, rng};
 use super::{CheckConfig, CheckReport, Slope, Tally};
 use crate::bounds;
 use crate::constructions::{self, Thm6Policy};
 use crate::flow::Crossing;
 use crate::instance::TabularInstance;
+use crate::measure::sample::{rewards, rng};
 
 /// Output-set sizes.
 const SIZES: [usize; 3] = [4, 6, 10];

@@ -12,9 +12,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{sigmoid, BoundTightness, Budget, Side, Spec};
 use crate::bounds;
-use crate::checks::{exceeds, sample_logits, CheckConfig};
+use crate::checks::{exceeds, CheckConfig};
 use crate::flow::{integrate_with_events, SolverConfig};
 use crate::instance::TabularInstance;
+use crate::measure::sample::logits as sample_logits;
 use crate::objective::KlObjective;
 use crate::policy::{AutoregressivePolicy, Policy, PrefixTable, TabularPolicy};
 use rmteach::metrics::{expected_reward, softmax};
@@ -264,7 +265,7 @@ pub fn thm4(cfg: &CheckConfig) -> BoundTightness {
             let r_rm = tanh_all(&z[2 + p..2 + p + k]);
             let r_g = tanh_all(&z[2 + p + k..2 + p + 2 * k]);
             let lambda = z[2 + p + 2 * k].min(3.0).exp();
-            let Ok(m) = crate::checks::thm4::measure(
+            let Ok(m) = crate::measure::autoregressive::measure(
                 &policy,
                 theta0,
                 std::slice::from_ref(&r_g),

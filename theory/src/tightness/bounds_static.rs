@@ -5,7 +5,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{BoundTightness, Budget, Side, Spec};
 use crate::bounds::{lemma8_gradient_bound, prop2_gradient_bound};
-use crate::checks::{sample_logits, CheckConfig};
+use crate::checks::CheckConfig;
+use crate::measure::sample::logits as sample_logits;
 use crate::objective::KlObjective;
 use crate::policy::{AutoregressivePolicy, Policy, PrefixTable, TabularPolicy};
 use rmteach::metrics::reward_variance;

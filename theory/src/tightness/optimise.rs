@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use crate::checks::sample_rng;
+use crate::measure::sample::rng as sample_rng;
 
 /// How many restarts and how many hill-climbing steps after each.
 #[derive(Debug, Clone, Copy)]

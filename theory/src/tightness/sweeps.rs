@@ -10,8 +10,11 @@
 //! `log t_gamma` against `log Var` is at most `-a` (a = 1/2 for Proposition 3, 1/3 for
 //! Theorem 4). It may be steeper; it must not be flatter.
 
-use crate::checks::{sample_logits, sample_rewards_in, sample_rng, CheckConfig, Slope};
+use crate::checks::{CheckConfig, Slope};
 use crate::instance::TabularInstance;
+use crate::measure::sample::{
+    logits as sample_logits, rewards as sample_rewards_in, rng as sample_rng,
+};
 use crate::policy::{AutoregressivePolicy, PrefixTable};
 
 /// The extra slope claims of check `key` (empty for checks without one).
@@ -70,7 +73,7 @@ fn concentrating(cfg: &CheckConfig, target: Target) -> Slope {
             Target::Thm4 => {
                 let policy = AutoregressivePolicy::new(PrefixTable::new(n, 1, 1), 1, 1);
                 // `measure` takes gamma as half the room; the room here is top - V(0).
-                crate::checks::thm4::measure(
+                crate::measure::autoregressive::measure(
                     &policy,
                     &theta0,
                     std::slice::from_ref(&r),

@@ -1,4 +1,5 @@
-//! Random ingredients of check instances, all drawn from one seeded generator.
+//! Random ingredients of instances (checks, tightness searches, figures), each drawn
+//! from one seeded generator.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -28,4 +29,9 @@ pub fn rewards<R: Rng>(rng: &mut R, n: usize, lo: f64, hi: f64) -> Vec<f64> {
 /// One element of `options`, uniformly.
 pub fn pick<R: Rng, T: Copy>(rng: &mut R, options: &[T]) -> T {
     options[rng.random_range(0..options.len())]
+}
+
+/// `n` rewards uniform in `[-1, 1]`.
+pub fn uniform_rewards<R: Rng>(rng: &mut R, n: usize) -> Vec<f64> {
+    rewards(rng, n, -1.0, 1.0)
 }
