@@ -110,25 +110,70 @@ fn row(coefs: impl IntoIterator<Item = (usize, f64)>) -> Row {
     coefs.into_iter().filter(|(_, a)| *a != 0.0).collect()
 }
 
-/// Per-method constants, read once from the tableau.
-struct Scheme {
-    /// Stage rows `a(s, .)` for `s = 2..=stages` (index `s - 2`), incl. Dopri5's 7th
-    /// stage (its new state) and, for Dop853, the dense stages 14-16 (index 12-14).
+/// How a pair turns its error sums into the error norm the controller judges.
+#[derive(Debug, Clone, Copy)]
+enum ErrorNorm {
+    /// `sqrt(sum (h e_j k_j / sc)^2 / n)` (Dopri5).
+    Single,
+    /// Hairer's blend of the 5th- and 3rd-order estimates (Dop853):
+    /// `|h| err / sqrt(n (err + 0.01 err2))`.
+    Blend53,
+}
+
+/// The step-size controller's parameters (`ode_solvers`' [`Controller`]).
+#[derive(Debug, Clone, Copy)]
+struct ControllerParams {
+    alpha: f64,
+    beta: f64,
+    fac_max: f64,
+    fac_min: f64,
+    safety: f64,
+}
+
+/// A method as data: its Butcher tableau read once into stage rows, its error estimate,
+/// dense output, stiffness test and controller parameters. The [`Stepper`] is generic
+/// over it and never asks which method it runs.
+struct Tableau {
+    /// Order of the propagated solution (sets the initial step).
+    order: f64,
+    /// Stage rows `a(s, .)` for `s = 2..=last_stage`, then the dense stages (index
+    /// `last_stage - 1` onwards).
     a: Vec<Row>,
+    /// The last stage of a trial step (its evaluations: `last_stage - 1`).
+    last_stage: usize,
+    /// Dense-output stages evaluated only when an event is located: `(row, stage)`.
+    dense_stages: Vec<(usize, usize)>,
     /// The step's end: per column `j`, the solution weight `b_j`, the error weight
     /// `e_j` and (Dop853) the second error estimate's weight `b_j - bhh_j`.
     fin: Vec<(usize, f64, f64, f64)>,
-    /// Dense-output rows: Dopri5 one (`d`), Dop853 four (`d(4..=7, .)`).
+    /// How the error sums become the error norm the controller judges.
+    error: ErrorNorm,
+    /// Slot of `F` at the new point (first same as last).
+    fsal: usize,
+    /// Whether `F` at the new point is evaluated after acceptance (Dop853's column 13)
+    /// rather than being the last stage's (Dopri5's stage 7).
+    fsal_after_accept: bool,
+    /// Stage slots (incl. the new point's and dense stages).
+    slots: usize,
+    /// Dense-output rows: Dopri5 one (`d`), Dop853 four (`d(4..=7, .)`); the dense
+    /// coefficients are three fixed ones plus one per row.
     d: Vec<Row>,
+    /// The stiffness test: slots `(f_a, f_b)` whose difference it measures (against
+    /// the states they were evaluated at) and the threshold of `h lambda`.
+    stiffness: (usize, usize, f64),
+    controller: ControllerParams,
 }
 
-impl Scheme {
+impl Tableau {
     fn new(method: Method) -> Self {
         match method {
             Method::Dopri5 => Self {
+                order: 5.0,
                 a: (2..=7)
                     .map(|s| row((1..s).map(|j| (j, dopri54::a(s, j)))))
                     .collect(),
+                last_stage: 7,
+                dense_stages: Vec::new(),
                 fin: (1..=7)
                     .map(|j| {
                         let b = if j < 7 { dopri54::a(7, j) } else { 0.0 };
@@ -136,13 +181,29 @@ impl Scheme {
                     })
                     .filter(|(_, b, e, _)| *b != 0.0 || *e != 0.0)
                     .collect(),
+                error: ErrorNorm::Single,
+                fsal: 6,
+                fsal_after_accept: false,
+                slots: 7,
                 d: vec![row((1..=7).map(|j| (j, dopri54::d(j))))],
+                stiffness: (6, 5, 3.25),
+                // alpha = 0.2 - 0.75 beta, beta 0.04, fac_max 10, fac_min 0.2, safety 0.9.
+                controller: ControllerParams {
+                    alpha: 0.2 - 0.04 * 0.75,
+                    beta: 0.04,
+                    fac_max: 10.0,
+                    fac_min: 0.2,
+                    safety: 0.9,
+                },
             },
             Method::Dop853 => Self {
+                order: 8.0,
                 a: (2..=12)
                     .chain(14..=16)
                     .map(|s| row((1..s).map(|j| (j, dopri853::a(s, j)))))
                     .collect(),
+                last_stage: 12,
+                dense_stages: (14..=16).map(|s| (s - 3, s)).collect(),
                 fin: (1..=12)
                     .map(|j| {
                         let b = dopri853::b(j);
@@ -157,11 +218,32 @@ impl Scheme {
                     })
                     .filter(|(_, b, e, g)| *b != 0.0 || *e != 0.0 || *g != 0.0)
                     .collect(),
+                error: ErrorNorm::Blend53,
+                fsal: 12,
+                fsal_after_accept: true,
+                slots: 16,
                 d: (4..=7)
                     .map(|i| row((1..=16).map(|j| (j, dopri853::d(i, j)))))
                     .collect(),
+                stiffness: (12, 11, 6.1),
+                // alpha = 1/8 - 0.2 beta, beta 0, fac_max 6, fac_min 0.333, safety 0.9.
+                controller: ControllerParams {
+                    alpha: 1.0 / 8.0,
+                    beta: 0.0,
+                    fac_max: 6.0,
+                    fac_min: 0.333,
+                    safety: 0.9,
+                },
             },
         }
+    }
+
+    /// The controller for a run whose largest step is `h_max` in direction `posneg`.
+    fn controller(&self, h_max: f64, posneg: f64) -> Controller<f64> {
+        let c = self.controller;
+        Controller::new(
+            c.alpha, c.beta, c.fac_max, c.fac_min, h_max, c.safety, posneg,
+        )
     }
 }
 
@@ -176,8 +258,7 @@ const NON_STIFF_RESET_COUNT: u32 = 6;
 /// its stages, so [`Stepper::dense_at`] can interpolate inside it.
 pub(crate) struct Stepper<'f> {
     field: &'f dyn VectorField,
-    method: Method,
-    scheme: Scheme,
+    tableau: Tableau,
     rtol: f64,
     atol: f64,
     max_steps: u32,
@@ -227,28 +308,14 @@ impl<'f> Stepper<'f> {
     ) -> Result<Self> {
         cfg.validate()?;
         let n = y0.len();
-        let method = cfg.method;
-        let scheme = Scheme::new(method);
+        let tableau = Tableau::new(cfg.method);
         let h_max = t1 - t0;
         let posneg = if h_max > 0.0 { 1.0 } else { -1.0 };
-        let (slots, dense, controller) = match method {
-            Method::Dopri5 => (
-                7,
-                4,
-                // alpha = 0.2 - 0.75 beta, beta 0.04, fac_max 10, fac_min 0.2, safety 0.9.
-                Controller::new(0.2 - 0.04 * 0.75, 0.04, 10.0, 0.2, h_max, 0.9, posneg),
-            ),
-            Method::Dop853 => (
-                16,
-                7,
-                // alpha = 1/8 - 0.2 beta, beta 0, fac_max 6, fac_min 0.333, safety 0.9.
-                Controller::new(1.0 / 8.0, 0.0, 6.0, 0.333, h_max, 0.9, posneg),
-            ),
-        };
+        let (slots, dense) = (tableau.slots, 3 + tableau.d.len());
+        let controller = tableau.controller(h_max, posneg);
         let mut s = Self {
             field,
-            method,
-            scheme,
+            tableau,
             rtol: cfg.rtol,
             atol: cfg.atol,
             max_steps: cfg.max_steps,
@@ -317,10 +384,7 @@ impl<'f> Stepper<'f> {
             d2 += ((b - a) / sc) * ((b - a) / sc);
         }
         d2 = d2.sqrt() / h0;
-        let order = match self.method {
-            Method::Dopri5 => 5.0,
-            Method::Dop853 => 8.0,
-        };
+        let order = self.tableau.order;
         let h1 = if d1.sqrt().max(d2.abs()) <= 1e-15 {
             1e-6f64.max(h0.abs() * 1e-3)
         } else {
@@ -346,16 +410,9 @@ impl<'f> Stepper<'f> {
     /// computation). Costs nothing.
     pub fn f(&self) -> &[f64] {
         if self.advanced {
-            &self.k[self.fsal_slot()]
+            &self.k[self.tableau.fsal]
         } else {
             &self.k[0]
-        }
-    }
-    /// The slot holding `F` at the end of the last accepted step.
-    fn fsal_slot(&self) -> usize {
-        match self.method {
-            Method::Dopri5 => 6,
-            Method::Dop853 => 12,
         }
     }
     /// Consumes the stepper: final state and evaluations.
@@ -387,7 +444,7 @@ impl<'f> Stepper<'f> {
     /// ([`VectorField::eval_combined`]; `y_stage` is then its scratch), else the state
     /// into `y_stage` and [`VectorField::eval`] on it.
     fn stage(&mut self, r: usize, s: usize, h: f64) {
-        let row = &self.scheme.a[r];
+        let row = &self.tableau.a[r];
         // The row reads columns j < s (slots below s - 1) and writes slot s - 1.
         let (done, rest) = self.k.split_at_mut(s - 1);
         let mut terms: [(f64, &[f64]); 16] = [(0.0, &[]); 16];
@@ -407,7 +464,7 @@ impl<'f> Stepper<'f> {
     /// `y = y_old + h sum b_j k_j` and the two error sums of the step (see [`finish_step`]).
     fn finish(&mut self, h: f64, eh: f64) -> (f64, f64) {
         let mut terms: [(f64, f64, f64, &[f64]); 16] = [(0.0, 0.0, 0.0, &[]); 16];
-        let fin = &self.scheme.fin;
+        let fin = &self.tableau.fin;
         for (t, (j, b, e, g)) in terms.iter_mut().zip(fin) {
             *t = (*b, *e, *g, &self.k[j - 1][..]);
         }
@@ -421,32 +478,30 @@ impl<'f> Stepper<'f> {
         )
     }
 
-    /// One Dopri5 trial step of size `h`: six evaluations; the error norm.
-    fn try_dopri5(&mut self, h: f64) -> f64 {
-        // Stage 7's state is the new point: its derivative (slot 6) is evaluated like
-        // any stage's, and `finish` then writes that state into `y` (the same sums in
-        // the same order: b_j = a_7j, the extra b_7 = 0 term adds exactly 0).
-        for s in 2..=7 {
+    /// One trial step of size `h`: the stages after the first (Dopri5's last one is the
+    /// new point, whose state `finish` then writes into `y` by the same sums in the same
+    /// order: `b_j = a_7j`, the extra `b_7 = 0` term adds exactly 0); the error norm.
+    fn try_step(&mut self, h: f64) -> f64 {
+        let last = self.tableau.last_stage;
+        for s in 2..=last {
             self.stage(s - 2, s, h);
         }
-        self.rhs_evals += 6;
-        // y and the error h sum e_j k_j.
-        let (e, _) = self.finish(h, h);
-        (e / self.y.len() as f64).sqrt()
-    }
-
-    /// One Dop853 trial step of size `h`: eleven evaluations; the error norm.
-    fn try_dop853(&mut self, h: f64) -> f64 {
-        for s in 2..=12 {
-            self.stage(s - 2, s, h);
+        self.rhs_evals += (last - 1) as u64;
+        let n = self.y.len() as f64;
+        match self.tableau.error {
+            ErrorNorm::Single => {
+                let (e, _) = self.finish(h, h);
+                (e / n).sqrt()
+            }
+            ErrorNorm::Blend53 => {
+                let (err, err2) = self.finish(h, 1.0);
+                let mut deno = err + 0.01 * err2;
+                if deno <= 0.0 {
+                    deno = 1.0;
+                }
+                h.abs() * err * (1.0 / (deno * n)).sqrt()
+            }
         }
-        self.rhs_evals += 11;
-        let (err, err2) = self.finish(h, 1.0);
-        let mut deno = err + 0.01 * err2;
-        if deno <= 0.0 {
-            deno = 1.0;
-        }
-        h.abs() * err * (1.0 / (deno * self.y.len() as f64)).sqrt()
     }
 
     /// `ode_solvers`' stiffness test after an accepted step (every `N_STIFF` steps, and
@@ -457,10 +512,7 @@ impl<'f> Stepper<'f> {
             return;
         }
         // (f_new - f_prev_stage) against (y_new - y_prev_stage).
-        let (fa, fb, threshold) = match self.method {
-            Method::Dopri5 => (6, 5, 3.25),
-            Method::Dop853 => (12, 11, 6.1),
-        };
+        let (fa, fb, threshold) = self.tableau.stiffness;
         // The state of stage fb + 1 (row fb - 1), which the fused stages never write:
         // formed again from the step's stages (the same bits `stage` would form).
         Self::combine_row(
@@ -468,7 +520,7 @@ impl<'f> Stepper<'f> {
             &mut self.y_stage,
             Some(&self.y_old),
             h,
-            &self.scheme.a[fb - 1],
+            &self.tableau.a[fb - 1],
         );
         let num: f64 = self.k[fa]
             .iter()
@@ -509,8 +561,7 @@ impl<'f> Stepper<'f> {
         if self.advanced {
             // First same as last: the new point's derivative becomes stage 1, the new
             // point the base.
-            let fsal = self.fsal_slot();
-            self.k.swap(0, fsal);
+            self.k.swap(0, self.tableau.fsal);
             std::mem::swap(&mut self.y_old, &mut self.y);
             self.advanced = false;
         } else {
@@ -541,10 +592,7 @@ impl<'f> Stepper<'f> {
             }
             self.n_step += 1;
             let h = self.h;
-            let err = match self.method {
-                Method::Dopri5 => self.try_dopri5(h),
-                Method::Dop853 => self.try_dop853(h),
-            };
+            let err = self.try_step(h);
             let mut h_new = 0.0;
             if !self.controller.accept(err, h, &mut h_new) {
                 last = false;
@@ -552,9 +600,9 @@ impl<'f> Stepper<'f> {
                 continue;
             }
             self.accepted += 1;
-            if self.method == Method::Dop853 {
-                // The new point's derivative (column 13).
-                self.field.eval(&self.y, &mut self.k[12]);
+            if self.tableau.fsal_after_accept {
+                // The new point's derivative (Dop853's column 13).
+                self.field.eval(&self.y, &mut self.k[self.tableau.fsal]);
                 self.rhs_evals += 1;
             }
             self.stiffness_check(h);
@@ -582,13 +630,12 @@ impl<'f> Stepper<'f> {
             return;
         }
         let h = self.h_old;
-        if self.method == Method::Dop853 {
-            for s in 14..=16 {
-                self.stage(s - 3, s, h);
-            }
-            self.rhs_evals += 3;
+        for i in 0..self.tableau.dense_stages.len() {
+            let (r, s) = self.tableau.dense_stages[i];
+            self.stage(r, s, h);
         }
-        let f_new = self.fsal_slot();
+        self.rhs_evals += self.tableau.dense_stages.len() as u64;
+        let f_new = self.tableau.fsal;
         {
             let [r1, r2, r3, ..] = &mut self.rcont[..] else {
                 unreachable!("at least four dense coefficients")
@@ -602,7 +649,7 @@ impl<'f> Stepper<'f> {
                 r3[i] = ydiff - h * kn[i] - bspl;
             }
         }
-        for (r, d) in self.rcont[3..].iter_mut().zip(&self.scheme.d) {
+        for (r, d) in self.rcont[3..].iter_mut().zip(&self.tableau.d) {
             Self::combine_row(&self.k, r, None, h, d);
         }
         self.dense_ready = true;
@@ -614,20 +661,16 @@ impl<'f> Stepper<'f> {
         let th = (t - self.t_old) / self.h_old;
         let th1 = 1.0 - th;
         let r = &self.rcont;
-        match self.method {
-            Method::Dopri5 => {
-                for i in 0..out.len() {
-                    out[i] = self.y_old[i]
-                        + th * (r[0][i] + th1 * (r[1][i] + th * (r[2][i] + th1 * r[3][i])));
-                }
+        // Hairer's nested form: y_old + th (r0 + th1 (r1 + th (r2 + th1 inner))) with
+        // inner = r3 + th (r4 + th1 (r5 + th (r6 ...))), factors alternating from r3 on.
+        for i in 0..out.len() {
+            let mut inner = r[r.len() - 1][i];
+            for k in (3..r.len() - 1).rev() {
+                let f = if (k - 3) % 2 == 0 { th } else { th1 };
+                inner = r[k][i] + f * inner;
             }
-            Method::Dop853 => {
-                for i in 0..out.len() {
-                    let inner = r[3][i] + th * (r[4][i] + th1 * (r[5][i] + th * r[6][i]));
-                    out[i] = self.y_old[i]
-                        + th * (r[0][i] + th1 * (r[1][i] + th * (r[2][i] + th1 * inner)));
-                }
-            }
+            out[i] =
+                self.y_old[i] + th * (r[0][i] + th1 * (r[1][i] + th * (r[2][i] + th1 * inner)));
         }
     }
 }
