@@ -336,7 +336,7 @@ impl Builder<'_> {
     }
 }
 
-/// Runs the check.
+/// Runs the check: build every reward model and flow, integrate, judge.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
     let mut tally = Tally::new(
         "Theorem 5",
@@ -344,24 +344,81 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
          r'_RM (acc alpha') gives t_gamma <= 4|S|/(1-rho)^4 (1/pi0(y_g) - 1/rho); Theorem 2: alpha=1 vs alpha'<=2/|Y|",
     );
     let settings = settings(cfg);
-    let grid_k = cfg.size(3, 7);
-    let ts_grid: Vec<f64> = if cfg.quick {
-        vec![10.0]
-    } else {
-        vec![1.0, 10.0, 100.0, 1000.0]
-    };
-    let ts_sweep = logspace(0.0, 3.0, cfg.size(4, 7));
-    let mut sweeps_t: Vec<Sweep> = Vec::new();
-    let mut sweeps_pi: Vec<Sweep> = Vec::new();
+    let mut plan = build(cfg, &settings, &mut tally);
+    let results = integrate(&mut plan.jobs, cfg, &mut tally);
+    judge(&plan, &results, &settings, &mut tally);
+    tally.finish()
+}
+
+/// The sizes of one run's grids and sweeps.
+struct Sizes {
+    /// Accuracies picked from each attainable grid.
+    grid_k: usize,
+    /// `T` of the accuracy grid.
+    ts_grid: Vec<f64>,
+    /// `T` of the slow-side sweeps.
+    ts_sweep: Vec<f64>,
+    /// `pi_0(y_g)` of the fast-side sweeps.
+    ps_sweep: Vec<f64>,
+    /// Every how many settings the realised grids are noted.
+    note_every: usize,
+}
+
+impl Sizes {
+    fn new(cfg: &CheckConfig) -> Self {
+        Self {
+            grid_k: cfg.size(3, 7),
+            ts_grid: if cfg.quick {
+                vec![10.0]
+            } else {
+                vec![1.0, 10.0, 100.0, 1000.0]
+            },
+            ts_sweep: logspace(0.0, 3.0, cfg.size(4, 7)),
+            ps_sweep: logspace(-1.0, -4.0, cfg.size(4, 7)),
+            note_every: cfg.size(1, 6),
+        }
+    }
+}
+
+/// Everything the check integrates, with what judging it needs to know.
+struct Plan {
+    jobs: Vec<Job>,
+    sweeps_t: Vec<Sweep>,
+    sweeps_pi: Vec<Sweep>,
+    realised_notes: Vec<String>,
+    /// Theorem 2's weak teacher accuracy per `|Y|`.
+    thm2_alphas: Vec<(usize, f64)>,
+    /// `pi_0(y_g)` sweeps skipped (`r_G(y_g)` not above the other outputs' mean).
+    skipped_pi: usize,
+}
+
+/// Builds the reward models and flows of every setting (items 1-5 and Theorem 2).
+fn build(cfg: &CheckConfig, settings: &[Setting], tally: &mut Tally) -> Plan {
     let mut b = Builder {
-        settings: &settings,
+        settings,
         jobs: Vec::new(),
-        tally: &mut tally,
+        tally,
     };
-    let mut realised_notes = Vec::new();
-    let mut thm2_alphas = Vec::new();
-    let mut skipped_pi = 0usize;
-    for (s, st) in settings.iter().enumerate() {
+    let sizes = Sizes::new(cfg);
+    let mut plan = Plan {
+        jobs: Vec::new(),
+        sweeps_t: Vec::new(),
+        sweeps_pi: Vec::new(),
+        realised_notes: Vec::new(),
+        thm2_alphas: Vec::new(),
+        skipped_pi: 0,
+    };
+    for s in 0..settings.len() {
+        b.setting(s, &sizes, &mut plan);
+    }
+    plan.jobs = std::mem::take(&mut b.jobs);
+    plan
+}
+
+impl Builder<'_> {
+    /// The grid, the sweeps and Theorem 2 of setting `s`.
+    fn setting(&mut self, s: usize, sizes: &Sizes, plan: &mut Plan) {
+        let st = &self.settings[s];
         let grids = (
             constructions::attainable_grid(&st.r_g, &st.d, None),
             constructions::attainable_grid(&st.r_g, &st.d, Some(st.y_g)),
@@ -369,51 +426,22 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         let (grid, grid_top) = match grids {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
-                b.tally
+                self.tally
                     .require(false, || format!("attainable grid: {e}: {}", st.describe()));
-                continue;
+                return;
             }
         };
-        // (1) Realise the requested accuracies through `realise` and keep the orders.
-        let pick_orders = |grid: &[constructions::Attainable],
-                           top: Option<usize>,
-                           tally: &mut Tally|
-         -> Vec<(f64, Ranking)> {
-            spread(grid, grid_k)
-                .into_iter()
-                .filter_map(
-                    |a| match constructions::realise(&st.r_g, &st.d, a.alpha, top) {
-                        Ok(r) => {
-                            tally.require(st.d.same(r.realised, r.requested), || {
-                                format!(
-                                    "requested alpha {} realised {}: {}",
-                                    r.requested,
-                                    r.realised,
-                                    st.describe()
-                                )
-                            });
-                            Some((r.requested, r.ranking))
-                        }
-                        Err(e) => {
-                            tally.require(false, || {
-                                format!("realise({}): {e}: {}", a.alpha, st.describe())
-                            });
-                            None
-                        }
-                    },
-                )
-                .collect()
-        };
-        let slow_orders = pick_orders(&grid, None, b.tally);
-        let fast_orders = pick_orders(&grid_top, Some(st.y_g), b.tally);
-        if s % cfg.size(1, 6) == 0 {
+        // (1) Realise the requested accuracies and keep the orders.
+        let slow_orders = self.orders(s, &grid, None, sizes.grid_k);
+        let fast_orders = self.orders(s, &grid_top, Some(st.y_g), sizes.grid_k);
+        if s % sizes.note_every == 0 {
             let fmt = |v: &[(f64, Ranking)]| {
                 v.iter()
                     .map(|(a, _)| format!("{a:.4}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            realised_notes.push(format!(
+            plan.realised_notes.push(format!(
                 "|Y|={} D={}: alpha grid [{}] of {} attainable, alpha' grid (y_g first) [{}] of {}",
                 st.n,
                 st.d.describe(),
@@ -427,12 +455,12 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             for lambda in st.lambdas() {
                 // (2), (3): the grid.
                 for (alpha, ranking) in &slow_orders {
-                    for &t in &ts_grid {
-                        b.slow(s, Group::Grid, ranking, *alpha, t, num_prompts, lambda);
+                    for &t in &sizes.ts_grid {
+                        self.slow(s, Group::Grid, ranking, *alpha, t, num_prompts, lambda);
                     }
                 }
                 for (alpha, ranking) in &fast_orders {
-                    b.fast(
+                    self.fast(
                         s,
                         Group::Grid,
                         ranking,
@@ -444,141 +472,221 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                     );
                 }
                 // (4): T sweep of the slow side with the ground-truth order (alpha = 1).
-                let gt = &grid[0];
-                sweeps_t.push(Sweep {
-                    setting: s,
-                    lambda_zero: lambda.0,
-                    num_prompts,
-                });
-                let id = sweeps_t.len() - 1;
-                for &t in &ts_sweep {
-                    b.slow(
-                        s,
-                        Group::SweepT(id),
-                        &gt.ranking,
-                        gt.alpha,
-                        t,
-                        num_prompts,
-                        lambda,
-                    );
-                }
-                // Push the horizon of the sweep far enough to see the crossing.
-                for job in b.jobs.iter_mut().filter(|j| j.group == Group::SweepT(id)) {
-                    job.inst.horizon = job.inst.horizon.max(1e5 * num_prompts as f64 * job.x);
-                }
+                self.t_sweep(s, &grid[0], sizes, num_prompts, lambda, plan);
                 // (5): pi_0(y_g) sweep of the fast side with the least accurate r'_RM.
                 let weakest = grid_top.last().expect("non-empty grid");
-                let others: Vec<f64> = (0..st.n)
-                    .filter(|&y| y != st.y_g)
-                    .map(|y| st.logits[y])
-                    .collect();
-                let lse = others.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let lse = lse + others.iter().map(|l| (l - lse).exp()).sum::<f64>().ln();
-                let ps = logspace(-1.0, -4.0, cfg.size(4, 7));
-                let thetas: Vec<Vec<f64>> = ps
-                    .iter()
-                    .map(|p| {
-                        let mut th = st.logits.clone();
-                        th[st.y_g] = (p / (1.0 - p)).ln() + lse;
-                        th
-                    })
-                    .collect();
-                let gaps: Vec<f64> = thetas
-                    .iter()
-                    .map(|th| {
-                        st.r_g[st.y_g]
-                            - expected_reward(&softmax(th), &st.r_g).expect("valid policy")
-                    })
-                    .collect();
-                let min_gap = gaps.iter().copied().fold(f64::INFINITY, f64::min);
-                if min_gap <= 0.0 {
-                    // r_G(y_g) must beat the other outputs' mean; skipped (noted below).
-                    skipped_pi += 1;
-                    continue;
-                }
-                sweeps_pi.push(Sweep {
-                    setting: s,
-                    lambda_zero: lambda.0,
-                    num_prompts,
-                });
-                let id = sweeps_pi.len() - 1;
-                for th in &thetas {
-                    b.fast(
-                        s,
-                        Group::SweepPi(id),
-                        &weakest.ranking,
-                        weakest.alpha,
-                        th,
-                        0.5 * min_gap,
-                        num_prompts,
-                        lambda.0,
-                    );
-                }
+                self.pi_sweep(s, weakest, sizes, num_prompts, lambda.0, plan);
             }
         }
-        // Theorem 2: uniform D, alpha = 1 against the teacher wrong on every pair but
-        // (y_g, y) with r_G(y) < r_G(y_g).
         if st.d == PairDistribution::Uniform {
-            let weak = match constructions::wrong_except_top(&st.r_g, st.y_g) {
-                Ok(w) => w,
-                Err(e) => {
-                    b.tally.require(false, || {
-                        format!("Theorem 2 teacher: {e}: {}", st.describe())
-                    });
-                    continue;
-                }
-            };
-            let alpha_w = accuracy_uniform(&weak.scores(), &st.r_g).unwrap_or(f64::NAN);
-            let pairs = (st.n * (st.n - 1) / 2) as f64;
-            let below = st.r_g.iter().filter(|&&v| v < st.r_g[st.y_g]).count() as f64;
-            b.tally.require(
-                alpha_w == below / pairs && alpha_w <= 2.0 / st.n as f64,
-                || {
-                    format!(
-                        "Theorem 2: alpha' = {alpha_w}, expected {below}/{pairs} <= 2/|Y|: {}",
-                        st.describe()
-                    )
-                },
-            );
-            thm2_alphas.push((st.n, alpha_w));
-            let perfect = constructions::realise(&st.r_g, &st.d, 1.0, None);
-            let weak_r = constructions::realise(&st.r_g, &st.d, alpha_w, Some(st.y_g));
-            match (perfect, weak_r) {
-                (Ok(p), Ok(w)) => {
-                    b.tally
-                        .require(p.realised == 1.0 && w.realised == alpha_w, || {
+            self.thm2(s, sizes, plan);
+        }
+    }
+
+    /// Realises `k` accuracies spread over `grid` (with `top` kept first): the requested
+    /// accuracy and the order that attains it.
+    fn orders(
+        &mut self,
+        s: usize,
+        grid: &[constructions::Attainable],
+        top: Option<usize>,
+        k: usize,
+    ) -> Vec<(f64, Ranking)> {
+        let st = &self.settings[s];
+        spread(grid, k)
+            .into_iter()
+            .filter_map(
+                |a| match constructions::realise(&st.r_g, &st.d, a.alpha, top) {
+                    Ok(r) => {
+                        self.tally.require(st.d.same(r.realised, r.requested), || {
                             format!(
-                                "Theorem 2 realisation: {} / {}: {}",
-                                p.realised,
-                                w.realised,
+                                "requested alpha {} realised {}: {}",
+                                r.requested,
+                                r.realised,
                                 st.describe()
                             )
                         });
-                    for &num_prompts in &PROMPTS {
-                        for lambda in st.lambdas() {
-                            for &t in &ts_grid {
-                                b.slow(s, Group::Thm2, &p.ranking, 1.0, t, num_prompts, lambda);
-                            }
-                            b.fast(
-                                s,
-                                Group::Thm2,
-                                &weak,
-                                alpha_w,
-                                &st.logits,
-                                st.gamma,
-                                num_prompts,
-                                lambda.0,
-                            );
-                        }
+                        Some((r.requested, r.ranking))
                     }
-                }
-                (Err(e), _) | (_, Err(e)) => b.tally.require(false, || {
+                    Err(e) => {
+                        self.tally.require(false, || {
+                            format!("realise({}): {e}: {}", a.alpha, st.describe())
+                        });
+                        None
+                    }
+                },
+            )
+            .collect()
+    }
+
+    /// (4) The slow side over `T` with the order `gt`, horizons long enough to see
+    /// the crossing.
+    fn t_sweep(
+        &mut self,
+        s: usize,
+        gt: &constructions::Attainable,
+        sizes: &Sizes,
+        num_prompts: usize,
+        lambda: (bool, f64),
+        plan: &mut Plan,
+    ) {
+        plan.sweeps_t.push(Sweep {
+            setting: s,
+            lambda_zero: lambda.0,
+            num_prompts,
+        });
+        let id = plan.sweeps_t.len() - 1;
+        for &t in &sizes.ts_sweep {
+            self.slow(
+                s,
+                Group::SweepT(id),
+                &gt.ranking,
+                gt.alpha,
+                t,
+                num_prompts,
+                lambda,
+            );
+        }
+        for job in self
+            .jobs
+            .iter_mut()
+            .filter(|j| j.group == Group::SweepT(id))
+        {
+            job.inst.horizon = job.inst.horizon.max(1e5 * num_prompts as f64 * job.x);
+        }
+    }
+
+    /// (5) The fast side with the order `weakest` over `pi_0(y_g)` (the other logits
+    /// kept), with `gamma` half the smallest gap `r_G(y_g) - V_G(0)` along the sweep;
+    /// skipped (counted) where that gap is not positive.
+    fn pi_sweep(
+        &mut self,
+        s: usize,
+        weakest: &constructions::Attainable,
+        sizes: &Sizes,
+        num_prompts: usize,
+        lambda_zero: bool,
+        plan: &mut Plan,
+    ) {
+        let st = &self.settings[s];
+        let others: Vec<f64> = (0..st.n)
+            .filter(|&y| y != st.y_g)
+            .map(|y| st.logits[y])
+            .collect();
+        let lse = others.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = lse + others.iter().map(|l| (l - lse).exp()).sum::<f64>().ln();
+        let thetas: Vec<Vec<f64>> = sizes
+            .ps_sweep
+            .iter()
+            .map(|p| {
+                let mut th = st.logits.clone();
+                th[st.y_g] = (p / (1.0 - p)).ln() + lse;
+                th
+            })
+            .collect();
+        let min_gap = thetas
+            .iter()
+            .map(|th| {
+                st.r_g[st.y_g] - expected_reward(&softmax(th), &st.r_g).expect("valid policy")
+            })
+            .fold(f64::INFINITY, f64::min);
+        if min_gap <= 0.0 {
+            plan.skipped_pi += 1;
+            return;
+        }
+        plan.sweeps_pi.push(Sweep {
+            setting: s,
+            lambda_zero,
+            num_prompts,
+        });
+        let id = plan.sweeps_pi.len() - 1;
+        for th in &thetas {
+            self.fast(
+                s,
+                Group::SweepPi(id),
+                &weakest.ranking,
+                weakest.alpha,
+                th,
+                0.5 * min_gap,
+                num_prompts,
+                lambda_zero,
+            );
+        }
+    }
+
+    /// Theorem 2: uniform `D`, `alpha = 1` against the teacher wrong on every pair but
+    /// `(y_g, y)` with `r_G(y) < r_G(y_g)`.
+    fn thm2(&mut self, s: usize, sizes: &Sizes, plan: &mut Plan) {
+        let st = &self.settings[s];
+        let weak = match constructions::wrong_except_top(&st.r_g, st.y_g) {
+            Ok(w) => w,
+            Err(e) => {
+                self.tally.require(false, || {
+                    format!("Theorem 2 teacher: {e}: {}", st.describe())
+                });
+                return;
+            }
+        };
+        let alpha_w = accuracy_uniform(&weak.scores(), &st.r_g).unwrap_or(f64::NAN);
+        let pairs = (st.n * (st.n - 1) / 2) as f64;
+        let below = st.r_g.iter().filter(|&&v| v < st.r_g[st.y_g]).count() as f64;
+        self.tally.require(
+            alpha_w == below / pairs && alpha_w <= 2.0 / st.n as f64,
+            || {
+                format!(
+                    "Theorem 2: alpha' = {alpha_w}, expected {below}/{pairs} <= 2/|Y|: {}",
+                    st.describe()
+                )
+            },
+        );
+        plan.thm2_alphas.push((st.n, alpha_w));
+        let perfect = constructions::realise(&st.r_g, &st.d, 1.0, None);
+        let weak_r = constructions::realise(&st.r_g, &st.d, alpha_w, Some(st.y_g));
+        let (p, w) = match (perfect, weak_r) {
+            (Ok(p), Ok(w)) => (p, w),
+            (Err(e), _) | (_, Err(e)) => {
+                return self.tally.require(false, || {
                     format!("Theorem 2 realisation: {e}: {}", st.describe())
-                }),
+                })
+            }
+        };
+        self.tally
+            .require(p.realised == 1.0 && w.realised == alpha_w, || {
+                format!(
+                    "Theorem 2 realisation: {} / {}: {}",
+                    p.realised,
+                    w.realised,
+                    st.describe()
+                )
+            });
+        for &num_prompts in &PROMPTS {
+            for lambda in st.lambdas() {
+                for &t in &sizes.ts_grid {
+                    self.slow(s, Group::Thm2, &p.ranking, 1.0, t, num_prompts, lambda);
+                }
+                self.fast(
+                    s,
+                    Group::Thm2,
+                    &weak,
+                    alpha_w,
+                    &st.logits,
+                    st.gamma,
+                    num_prompts,
+                    lambda.0,
+                );
             }
         }
     }
-    let mut jobs = std::mem::take(&mut b.jobs);
+}
+
+/// Integrates every job in parallel; sweep points whose crossing lies beyond the
+/// horizon are rerun with a growing horizon (a crossing that must exist and is still
+/// missing fails the check).
+fn integrate(
+    jobs: &mut [Job],
+    cfg: &CheckConfig,
+    tally: &mut Tally,
+) -> Vec<crate::Result<crate::instance::TabularFlowResult>> {
     let mut results: Vec<_> = jobs
         .par_iter()
         .map(|j| j.inst.run(&cfg.solver, false))
@@ -589,14 +697,46 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         .filter(|(j, _)| matches!(j.group, Group::SweepT(_) | Group::SweepPi(_)))
         .map(|(j, r)| (&mut j.inst, r))
         .collect();
-    let note = super::horizon::regrow(todo, &cfg.solver, &mut tally, &|inst| {
+    let note = super::horizon::regrow(todo, &cfg.solver, tally, &|inst| {
         format!(
             "sweep point lambda={:.3e} |S|={} (T or pi0(y_g) sweep)",
             inst.lambda, inst.num_prompts
         )
     });
     tally.note(note);
+    results
+}
 
+/// Judges every job against its bound (items 2, 3), notes the worst margins, then the
+/// accuracy-order counts and the sweeps' slopes (items 4, 5).
+fn judge(
+    plan: &Plan,
+    results: &[crate::Result<crate::instance::TabularFlowResult>],
+    settings: &[Setting],
+    tally: &mut Tally,
+) {
+    let crossings = judge_bounds(plan, results, settings, tally);
+    more_accurate_slower(&plan.jobs, &crossings, tally);
+    fit_sweeps(
+        &plan.jobs,
+        &crossings,
+        &plan.sweeps_t,
+        &plan.sweeps_pi,
+        settings,
+        tally,
+    );
+}
+
+/// Items 1-3 per job: the realised accuracy, and `t_gamma` against the slow side's
+/// lower or the fast side's upper bound; the notes on the worst margins. Returns each
+/// job's crossing (`None` where the integration failed).
+fn judge_bounds(
+    plan: &Plan,
+    results: &[crate::Result<crate::instance::TabularFlowResult>],
+    settings: &[Setting],
+    tally: &mut Tally,
+) -> Vec<Option<Crossing>> {
+    let jobs = &plan.jobs;
     // Tally every job.
     let mut worst = [
         (f64::INFINITY, String::new()),
@@ -606,7 +746,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     let mut worst_finite_slow = (f64::INFINITY, String::new());
     let mut crossings: Vec<Option<Crossing>> = Vec::with_capacity(jobs.len());
     let mut max_acc_err = 0.0_f64;
-    for (i, (job, res)) in jobs.iter().zip(&results).enumerate() {
+    for (i, (job, res)) in jobs.iter().zip(results).enumerate() {
         let st = &settings[job.setting];
         let what = || {
             format!(
@@ -675,15 +815,16 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             worst_finite_slow = (margin, at());
         }
     }
-    for note in realised_notes {
-        tally.note(note);
+    for note in &plan.realised_notes {
+        tally.note(note.clone());
     }
     tally.note(format!(
         "{} reward models built; max |realised - requested accuracy| = {max_acc_err:.1e} (uniform D: exact, weighted: <= 1e-12)",
         jobs.len()
     ));
-    if !thm2_alphas.is_empty() {
-        let s: Vec<String> = thm2_alphas
+    if !plan.thm2_alphas.is_empty() {
+        let s: Vec<String> = plan
+            .thm2_alphas
             .iter()
             .map(|(n, a)| format!("|Y|={n}: {a:.4} (2/|Y|={:.4})", 2.0 / *n as f64))
             .collect();
@@ -704,14 +845,13 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         "fast side (r'_RM): worst bound/t_gamma = {:.3} at {}",
         worst[1].0, worst[1].1
     ));
-    if skipped_pi > 0 {
-        tally.note(format!("{skipped_pi} pi0(y_g) sweeps skipped: r_G(y_g) does not exceed the other outputs' mean"));
+    if plan.skipped_pi > 0 {
+        tally.note(format!(
+            "{} pi0(y_g) sweeps skipped: r_G(y_g) does not exceed the other outputs' mean",
+            plan.skipped_pi
+        ));
     }
-    more_accurate_slower(&jobs, &crossings, &mut tally);
-    fit_sweeps(
-        &jobs, &crossings, &sweeps_t, &sweeps_pi, &settings, &mut tally,
-    );
-    tally.finish()
+    crossings
 }
 
 /// Counts grid pairs with `alpha > alpha'` where the more accurate `r_RM` was slower, per `T`.
