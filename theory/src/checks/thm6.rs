@@ -113,7 +113,7 @@ struct Job {
     inst: TabularInstance,
 }
 
-/// Runs the check.
+/// Runs the check: build the families and flows, integrate, judge.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
     let mut tally = Tally::new(
         "Theorem 6",
@@ -123,6 +123,23 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     let settings = settings(cfg);
     let prompts: &[usize] = if cfg.quick { &PROMPTS[..1] } else { &PROMPTS };
     let ts: &[f64] = if cfg.quick { &TS[..5] } else { &TS };
+    let (mut jobs, families) = build(&settings, prompts, ts, &mut tally);
+    let results = integrate(&mut jobs, cfg, &mut tally);
+    note_families(&families, &mut tally);
+    note_settings(&settings, ts, &mut tally);
+    let crossings = judge_bounds(&jobs, &results, &settings, &mut tally);
+    fit_slow_side(&jobs, &crossings, &settings, &mut tally);
+    tally.finish()
+}
+
+/// The policies of `Pi` and `Pi'` for every setting, `T` and `c`, each with its fast
+/// (`r_RM` favouring it) and slow (`r'_RM`) flow per `|S|` and `lambda`.
+fn build(
+    settings: &[Setting],
+    prompts: &[usize],
+    ts: &[f64],
+    tally: &mut Tally,
+) -> (Vec<Job>, Vec<Thm6Policy>) {
     let mut jobs = Vec::new();
     let mut families: Vec<Thm6Policy> = Vec::new();
     for (s, st) in settings.iter().enumerate() {
@@ -202,6 +219,16 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             }
         }
     }
+    (jobs, families)
+}
+
+/// Integrates every job in parallel; the slow-side points of the `T` fits get horizons
+/// that grow until they cross.
+fn integrate(
+    jobs: &mut [Job],
+    cfg: &CheckConfig,
+    tally: &mut Tally,
+) -> Vec<crate::Result<crate::instance::TabularFlowResult>> {
     let mut results: Vec<_> = jobs
         .par_iter()
         .map(|j| j.inst.run(&cfg.solver, false))
@@ -213,7 +240,7 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         .filter(|(j, _)| j.side == Side::Slow && in_fit(j))
         .map(|(j, r)| (&mut j.inst, r))
         .collect();
-    let note = super::horizon::regrow(todo, &cfg.solver, &mut tally, &|inst| {
+    let note = super::horizon::regrow(todo, &cfg.solver, tally, &|inst| {
         format!(
             "slow-side T sweep point lambda={:.3e} |S|={}",
             inst.lambda, inst.num_prompts
@@ -221,13 +248,24 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     });
     tally.note(note);
 
+    results
+}
+
+/// Every job's `t_gamma` against its bound, and the worst margins. Returns each job's
+/// crossing (`None` where the integration failed).
+fn judge_bounds(
+    jobs: &[Job],
+    results: &[crate::Result<crate::instance::TabularFlowResult>],
+    settings: &[Setting],
+    tally: &mut Tally,
+) -> Vec<Option<Crossing>> {
     let mut worst = [
         (f64::INFINITY, String::new()),
         (f64::INFINITY, String::new()),
     ];
     let mut beyond_slow = 0usize;
     let mut crossings: Vec<Option<Crossing>> = Vec::with_capacity(jobs.len());
-    for (i, (job, res)) in jobs.iter().zip(&results).enumerate() {
+    for (i, (job, res)) in jobs.iter().zip(results).enumerate() {
         let st = &settings[job.setting];
         let label = || {
             format!(
@@ -278,6 +316,19 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         }
     }
 
+    tally.note(format!(
+        "fast side: worst bound/t_gamma = {:.3} at {}",
+        worst[0].0, worst[0].1
+    ));
+    tally.note(format!(
+        "slow side: worst t_gamma/bound = {:.3} at {}; {beyond_slow} slow runs beyond the horizon (counted as t_gamma >= horizon >= bound)",
+        worst[1].0, worst[1].1
+    ));
+    crossings
+}
+
+/// How closely the constructed families meet their constraints.
+fn note_families(families: &[Thm6Policy], tally: &mut Tally) {
     // Residuals of the constructed families.
     let max_mean = families
         .iter()
@@ -305,6 +356,10 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
          (pi(suppressed) = min(T^-2, (1-c)/4): the cap binds only at T = 1)",
         families.len()
     ));
+}
+
+/// The ranges of `V0` and `gamma` the settings cover.
+fn note_settings(settings: &[Setting], ts: &[f64], tally: &mut Tally) {
     let range = |f: &dyn Fn(&Setting) -> f64| {
         let v: Vec<f64> = settings.iter().map(f).collect();
         (
@@ -318,16 +373,6 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
         "{} settings (|Y| in {SIZES:?}, T in {ts:?}, c in {CS:?}): V0 in [{v_lo:.4}, {v_hi:.4}], gamma in [{g_lo:.4}, {g_hi:.4}]",
         settings.len()
     ));
-    tally.note(format!(
-        "fast side: worst bound/t_gamma = {:.3} at {}",
-        worst[0].0, worst[0].1
-    ));
-    tally.note(format!(
-        "slow side: worst t_gamma/bound = {:.3} at {}; {beyond_slow} slow runs beyond the horizon (counted as t_gamma >= horizon >= bound)",
-        worst[1].0, worst[1].1
-    ));
-    fit_slow_side(&jobs, &crossings, &settings, &mut tally);
-    tally.finish()
 }
 
 /// Whether a job's `T` enters the slope fit: its suppressed mass is exactly `T^-2`.
