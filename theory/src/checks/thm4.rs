@@ -163,35 +163,58 @@ fn centre_logs(groups: &[Vec<f64>]) -> Vec<f64> {
 }
 
 /// Runs Theorem 4's check.
+/// Runs the check: build the scaled runs, integrate, judge.
 pub fn run(cfg: &CheckConfig) -> CheckReport {
     let mut tally = Tally::new(
         "Theorem 4",
         "t_gamma >= min{1-e^(-gamma/9), 1-e^(-7/(3 lambda))} / (8 L^2 J^2) * E Var_{pi_0}[r_RM]^(-1/3) (autoregressive)",
     );
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5448_4d34);
-    let bases = cfg.size(2, 40);
+    let bases: Vec<Base> = (0..cfg.size(2, 40))
+        .map(|b| random_base(b, &mut rng))
+        .collect();
     let scales: Vec<f64> = (0..cfg.size(4, SCALE_STEPS))
         .map(|k| 10f64.powf(-0.5 * k as f64))
         .collect();
-    // Per lambda = 0 base instance with every r_G crossing inside the horizon: the sweep.
-    let mut sweeps_g: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
-    let mut sweeps_rm: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
-    let (mut min_ratio, mut max_ratio) = ([f64::INFINITY; 2], [0.0f64; 2]);
-    // Indexed [lambda][reward]: runs whose threshold was reached / not reached.
-    let (mut crossed, mut beyond, mut integrations) = ([[0usize; 2]; 2], [[0usize; 2]; 2], 0usize);
-    let mut min_horizon_ratio = f64::INFINITY; // horizon / bound over runs beyond the horizon
-    let mut max_rescale_dev = 0.0f64; // lambda = 0: |c t_gamma(c) / t_gamma(1) - 1|
-    let (mut var_lo, mut var_hi) = (f64::INFINITY, 0.0f64);
-    let mut errors = Vec::new();
-    // Largest J_{t_gamma} / J(0) seen (1 for the linear models; moves for TanhFeatures).
-    let mut jac_growth: f64 = 1.0;
-    for b in 0..bases {
-        let base = random_base(b, &mut rng);
+    let runs = build(&bases, &scales);
+    let measured: Vec<Result<Measured>> = runs
+        .iter()
+        .map(|r| {
+            let base = &bases[r.base];
+            base.policy.measure(
+                &base.theta0,
+                &base.r_g,
+                &r.r_rm,
+                LAMBDAS[r.lambda],
+                PROMPT,
+                r.hint,
+                &cfg.solver,
+            )
+        })
+        .collect();
+    let stats = judge_bounds(&bases, &runs, &measured, scales.len(), &mut tally);
+    fit_sweeps(&stats, scales.len(), &mut tally);
+    note_stats(&stats, bases.len(), &scales, &mut tally);
+    tally.finish()
+}
+
+/// One integration: base instance, KL coefficient (index into [`LAMBDAS`]), reward
+/// scale `c` and the scaled reward, and the horizon hint.
+struct Run {
+    base: usize,
+    lambda: usize,
+    c: f64,
+    r_rm: Vec<Vec<f64>>,
+    hint: f64,
+}
+
+/// Every base instance under every KL coefficient and reward scale, in that order.
+fn build(bases: &[Base], scales: &[f64]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (b, base) in bases.iter().enumerate() {
         let jac0 = base.policy.jacobian_sup(&base.theta0);
         for (li, &lambda) in LAMBDAS.iter().enumerate() {
-            let mut sweep: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
-            let mut all_crossed = [true; 2];
-            for &c in &scales {
+            for &c in scales {
                 let r_rm: Vec<Vec<f64>> = base
                     .base
                     .iter()
@@ -200,84 +223,148 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
                 // lambda = 0: time rescales exactly by 1/c. lambda > 0: the KL pull sets
                 // the time scale once c < lambda.
                 let hint = BASE_HORIZON / (jac0 * jac0) / c.max(lambda);
-                integrations += 1;
-                let m = match base.policy.measure(
-                    &base.theta0,
-                    &base.r_g,
-                    &r_rm,
-                    lambda,
-                    PROMPT,
+                runs.push(Run {
+                    base: b,
+                    lambda: li,
+                    c,
+                    r_rm,
                     hint,
-                    &cfg.solver,
-                ) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        errors.push(format!("{}, lambda {lambda}, c {c:.3e}: {e}", base.label));
-                        tally.require(false, || {
-                            format!(
-                                "{}, lambda {lambda}, c {c:.3e}: integration failed: {e}",
-                                base.label
-                            )
-                        });
-                        continue;
-                    }
-                };
-                var_lo = var_lo.min(m.mean_var);
-                var_hi = var_hi.max(m.mean_var);
-                for j in m.jac {
-                    jac_growth = jac_growth.max(j / jac0);
-                }
-                for (k, name) in ["r_G", "r_RM"].iter().enumerate() {
-                    let t = m.t_gamma[k].lower_bound();
-                    match m.t_gamma[k] {
-                        Crossing::At(_) => {
-                            crossed[li][k] += 1;
-                            min_ratio[k] = min_ratio[k].min(t / m.bound[k]);
-                            max_ratio[k] = max_ratio[k].max(t / m.bound[k]);
-                            sweep[k].push((m.mean_var, t));
-                        }
-                        Crossing::BeyondHorizon(h) => {
-                            beyond[li][k] += 1;
-                            min_horizon_ratio = min_horizon_ratio.min(h / m.bound[k]);
-                            all_crossed[k] = false;
-                        }
-                    }
-                    tally.lower(t, m.bound[k], || {
+                });
+            }
+        }
+    }
+    runs
+}
+
+/// What judging the runs gathered for the slope fits and the notes.
+struct Stats {
+    /// Per `lambda = 0` base instance with every crossing of that reward inside the
+    /// horizon: `(E Var, t_gamma)` over the scales, for `r_G` and `r_RM`.
+    sweeps: [Vec<(Vec<f64>, Vec<f64>)>; 2],
+    /// Smallest and largest `t_gamma / bound` of runs that crossed, per reward.
+    min_ratio: [f64; 2],
+    max_ratio: [f64; 2],
+    /// Indexed `[lambda][reward]`: runs whose threshold was reached / not reached.
+    crossed: [[usize; 2]; 2],
+    beyond: [[usize; 2]; 2],
+    integrations: usize,
+    /// `horizon / bound` over runs beyond the horizon.
+    min_horizon_ratio: f64,
+    /// `lambda = 0`: `|c t_gamma(c) / t_gamma(1) - 1|`.
+    max_rescale_dev: f64,
+    var_lo: f64,
+    var_hi: f64,
+    errors: Vec<String>,
+    /// Largest `J_{t_gamma} / J(0)` seen (1 for the linear models).
+    jac_growth: f64,
+}
+
+/// Every run's `t_gamma` against its bound, for `r_G` and `r_RM`; gathers the sweeps
+/// and the figures the notes report. `runs` come in blocks of `num_scales` (one base
+/// instance and `lambda`).
+fn judge_bounds(
+    bases: &[Base],
+    runs: &[Run],
+    measured: &[Result<Measured>],
+    num_scales: usize,
+    tally: &mut Tally,
+) -> Stats {
+    let mut st = Stats {
+        sweeps: [Vec::new(), Vec::new()],
+        min_ratio: [f64::INFINITY; 2],
+        max_ratio: [0.0; 2],
+        crossed: [[0; 2]; 2],
+        beyond: [[0; 2]; 2],
+        integrations: 0,
+        min_horizon_ratio: f64::INFINITY,
+        max_rescale_dev: 0.0,
+        var_lo: f64::INFINITY,
+        var_hi: 0.0,
+        errors: Vec::new(),
+        jac_growth: 1.0,
+    };
+    for (block_runs, block) in runs.chunks(num_scales).zip(measured.chunks(num_scales)) {
+        let base = &bases[block_runs[0].base];
+        let li = block_runs[0].lambda;
+        let lambda = LAMBDAS[li];
+        let jac0 = base.policy.jacobian_sup(&base.theta0);
+        let mut sweep: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        let mut all_crossed = [true; 2];
+        for (run, m) in block_runs.iter().zip(block) {
+            let (c, r_rm) = (run.c, &run.r_rm);
+            st.integrations += 1;
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    st.errors
+                        .push(format!("{}, lambda {lambda}, c {c:.3e}: {e}", base.label));
+                    tally.require(false, || {
                         format!(
-                            "{}, lambda = {lambda}, c = {c:.4e}, reward {name}: t_gamma = {}, gamma = {:.6e}, \
-                             J = {:.6}, E Var_pi0[r_RM] = {:.6e}, horizon = {:.4e}; theta0 = {:?}, r_G = {:?}, \
-                             r_RM = {:?}",
-                            base.label,
-                            m.t_gamma[k],
-                            m.gamma[k],
-                            m.jac[k],
-                            m.mean_var,
-                            m.horizon,
-                            base.theta0,
-                            base.r_g,
-                            r_rm
+                            "{}, lambda {lambda}, c {c:.3e}: integration failed: {e}",
+                            base.label
                         )
                     });
+                    continue;
                 }
+            };
+            st.var_lo = st.var_lo.min(m.mean_var);
+            st.var_hi = st.var_hi.max(m.mean_var);
+            for j in m.jac {
+                st.jac_growth = st.jac_growth.max(j / jac0);
             }
-            if lambda == 0.0 {
-                for k in 0..2 {
-                    if all_crossed[k] && sweep[k].len() == scales.len() {
-                        let (v, t): (Vec<f64>, Vec<f64>) = sweep[k].iter().copied().unzip();
-                        for (ti, c) in t.iter().zip(&scales) {
-                            max_rescale_dev = max_rescale_dev.max((c * ti / t[0] - 1.0).abs());
-                        }
-                        if k == 0 {
-                            sweeps_g.push((v, t));
-                        } else {
-                            sweeps_rm.push((v, t));
-                        }
+            for (k, name) in ["r_G", "r_RM"].iter().enumerate() {
+                let t = m.t_gamma[k].lower_bound();
+                match m.t_gamma[k] {
+                    Crossing::At(_) => {
+                        st.crossed[li][k] += 1;
+                        st.min_ratio[k] = st.min_ratio[k].min(t / m.bound[k]);
+                        st.max_ratio[k] = st.max_ratio[k].max(t / m.bound[k]);
+                        sweep[k].push((m.mean_var, t));
                     }
+                    Crossing::BeyondHorizon(h) => {
+                        st.beyond[li][k] += 1;
+                        st.min_horizon_ratio = st.min_horizon_ratio.min(h / m.bound[k]);
+                        all_crossed[k] = false;
+                    }
+                }
+                tally.lower(t, m.bound[k], || {
+                    format!(
+                        "{}, lambda = {lambda}, c = {c:.4e}, reward {name}: t_gamma = {}, gamma = {:.6e}, \
+                         J = {:.6}, E Var_pi0[r_RM] = {:.6e}, horizon = {:.4e}; theta0 = {:?}, r_G = {:?}, \
+                         r_RM = {:?}",
+                        base.label,
+                        m.t_gamma[k],
+                        m.gamma[k],
+                        m.jac[k],
+                        m.mean_var,
+                        m.horizon,
+                        base.theta0,
+                        base.r_g,
+                        r_rm
+                    )
+                });
+            }
+        }
+        if lambda == 0.0 {
+            for k in 0..2 {
+                if all_crossed[k] && sweep[k].len() == num_scales {
+                    let (v, t): (Vec<f64>, Vec<f64>) = sweep[k].iter().copied().unzip();
+                    for (ti, run) in t.iter().zip(block_runs) {
+                        st.max_rescale_dev =
+                            st.max_rescale_dev.max((run.c * ti / t[0] - 1.0).abs());
+                    }
+                    st.sweeps[k].push((v, t));
                 }
             }
         }
     }
-    for (k, sweeps) in [(0, &sweeps_g), (1, &sweeps_rm)] {
+    st
+}
+
+/// The `lambda = 0` scaling sweeps' slopes (an identity: slope -1/2 against the bound's
+/// exponent -1/3), reported.
+fn fit_sweeps(stats: &Stats, num_scales: usize, tally: &mut Tally) {
+    for (k, sweeps) in stats.sweeps.iter().enumerate() {
         let name = ["r_G", "r_RM"][k];
         let per: Vec<f64> = sweeps
             .iter()
@@ -309,10 +396,27 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
             slope.fitted,
             slope.decades,
             sweeps.len(),
-            scales.len()
+            num_scales
         ));
         tally.slope(slope);
     }
+}
+
+/// What the runs covered: counts, variance range, rescaling deviation, horizons, `J`.
+fn note_stats(st: &Stats, bases: usize, scales: &[f64], tally: &mut Tally) {
+    let Stats {
+        integrations,
+        var_lo,
+        var_hi,
+        max_rescale_dev,
+        crossed,
+        beyond,
+        min_ratio,
+        max_ratio,
+        min_horizon_ratio,
+        jac_growth,
+        ..
+    } = st;
     tally.note(format!(
         "{integrations} integrations ({bases} base instances x lambda in {LAMBDAS:?} x c in 10^{{0..-{:.1}}}), \
          E Var_pi0[r_RM] in [{var_lo:.3e}, {var_hi:.3e}]; lambda = 0 rescaling check: max |c t_gamma(c) / \
@@ -340,10 +444,9 @@ pub fn run(cfg: &CheckConfig) -> CheckReport {
     tally.note(format!(
         "J_{{t_gamma}} tracked along the trajectory for the non-linear TanhFeatures policies: largest J_{{t_gamma}} / J(0) = {jac_growth:.4}"
     ));
-    for e in errors {
+    for e in &st.errors {
         tally.note(format!("integration error: {e}"));
     }
-    tally.finish()
 }
 
 #[cfg(test)]
