@@ -49,22 +49,42 @@ pub fn interaction_contrast(
         let m = mean(c);
         c.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (c.len() - 1) as f64
     };
-    let combine = |m: [f64; 4]| (m[0] - m[1]) - (m[2] - m[3]);
-    let value = combine(cells.map(mean));
+    let combine = |m: &[f64]| (m[0] - m[1]) - (m[2] - m[3]);
+    let value = combine(&cells.map(mean));
     let se = cells
         .iter()
         .map(|c| var(c) / c.len() as f64)
         .sum::<f64>()
         .sqrt();
-    let mut rs = Resampler::new(seed);
-    let reps: Vec<f64> = (0..BOOTSTRAP_REPLICATES)
-        .map(|_| combine(cells.map(|c| mean_at(c, &rs.indices(c.len())))))
-        .collect();
     Some(Contrast {
         value,
         se,
-        ci: percentile_interval(&reps),
+        ci: cells_interval(&cells, combine, seed),
     })
+}
+
+/// The 95% percentile-bootstrap interval of `combine` applied to the cell means,
+/// each cell's values resampled on its own (independent cells, e.g. runs with their
+/// own seeds); `None` when a cell is empty.
+pub fn cells_interval(
+    cells: &[&[f64]],
+    combine: impl Fn(&[f64]) -> f64,
+    seed: u64,
+) -> Option<Interval> {
+    if cells.iter().any(|c| c.is_empty()) {
+        return None;
+    }
+    let mut rs = Resampler::new(seed);
+    let reps: Vec<f64> = (0..BOOTSTRAP_REPLICATES)
+        .map(|_| {
+            let means: Vec<f64> = cells
+                .iter()
+                .map(|c| mean_at(c, &rs.indices(c.len())))
+                .collect();
+            combine(&means)
+        })
+        .collect();
+    percentile_interval(&reps)
 }
 
 /// The ground-truth increase at `epoch` of every seed of reward `name` in `data`

@@ -38,7 +38,8 @@ pub use figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyInc
 pub use increase::{seed_increases, summarize, EpochSummary, Increase, MeanStd};
 pub use increase_table::increase_table;
 pub use interaction::{
-    contrast_section, interaction_contrast, seed_gt_increases, Contrast, PolicyContrast,
+    cells_interval, contrast_section, interaction_contrast, seed_gt_increases, Contrast,
+    PolicyContrast,
 };
 pub use load::{load_run, RunData, SeedRun};
 pub use records::{
