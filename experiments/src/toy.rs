@@ -19,7 +19,7 @@ mod tokenizer;
 mod world;
 
 pub use configs::{gpt_neox_config, llama_config, ToyModelSize, ToyTokenIds};
-pub use generate::{ResponseStyle, ToyGenerator};
+pub use generate::{ResponseStyle, SftStyle, ToyGenerator};
 pub use language::{ToyTask, COUNT_WORDS, FILLER_WORDS, PROMPT_WORDS, TOPICS};
 pub use reward::{GroundTruth, ToyReward};
 pub use tokenizer::{toy_tokenizer, toy_vocabulary, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN};

@@ -3,7 +3,9 @@
 //! that the numbers do not say; the numbers are quoted with each sentence.
 
 use super::bootstrap::{percentile_interval, Interval};
-use super::increase::at_epoch;
+use super::increase::{at_epoch, EpochSummary};
+use super::interaction::{cells_interval, seed_gt_increases};
+use super::records::RmEvalRecord;
 use super::report::RunSummary;
 use super::table10::default_table10_epoch;
 use super::table2::{Correlation, Table2, TABLE2_ROWS};
@@ -146,12 +148,51 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
     out
 }
 
+/// ` ahead of <runner-up> by d [lo, hi]` (the bootstrap interval of the difference of
+/// the seed means, each reward's seeds resampled on its own) and whether the interval
+/// lies above 0; empty text and `false` without a runner-up or interval.
+fn best_margin(
+    run: &RunSummary,
+    rms: &[(&RmEvalRecord, &Vec<EpochSummary>)],
+    best: &str,
+    e: u32,
+) -> (String, bool) {
+    let runner_up = rms
+        .iter()
+        .filter(|(r, _)| r.name != best)
+        .filter_map(|(r, s)| at_epoch(s, e).map(|a| (a.ground_truth.mean, r.name.as_str())))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let Some((_, second)) = runner_up else {
+        return (String::new(), false);
+    };
+    let seeds = |name: &str| seed_gt_increases(&run.data, name, e).unwrap_or_default();
+    let (a, b) = (seeds(best), seeds(second));
+    let diff = |m: &[f64]| m[0] - m[1];
+    match cells_interval(&[&a, &b], diff, 7) {
+        Some(ci) => {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            (
+                format!(
+                    "; ahead of {second} by {:.3} {}",
+                    mean(&a) - mean(&b),
+                    ci.text()
+                ),
+                ci.above_zero(),
+            )
+        }
+        None => (String::new(), false),
+    }
+}
+
 /// Section 4.2 findings across policies: the best teacher (largest mean
-/// ground-truth increase at each policy's Table 10 epoch) and the most accurate
-/// reward model on-policy, per policy.
+/// ground-truth increase at each policy's Table 10 epoch, with its margin over the
+/// runner-up and that margin's 95% interval) and the most accurate reward model
+/// on-policy, per policy; "as in the paper" for different best teachers only when
+/// every policy's best is ahead of its runner-up beyond the interval.
 pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
     let mut out = Vec::new();
     let mut bests = Vec::new();
+    let mut unresolved = Vec::new();
     for run in runs {
         let Some(e) = default_table10_epoch(&run.data, &run.summaries) else {
             continue;
@@ -173,9 +214,10 @@ pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
             .map(|(r, _)| (r.on_policy_accuracy, r.name.as_str()))
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let (Some((g, b)), Some((acc, a))) = (best, accurate) {
+            let (margin, resolved) = best_margin(run, &rms, b, e);
             out.push(format!(
-                "{}: best teacher {b} (ground-truth increase {g:.3} after epoch {e}); most \
-                 accurate on-policy {a} ({acc:.3}){}.",
+                "{}: best teacher {b} (ground-truth increase {g:.3} after epoch {e}{margin}); \
+                 most accurate on-policy {a} ({acc:.3}){}.",
                 run.data.policy,
                 if a == b {
                     ", the same"
@@ -184,16 +226,27 @@ pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
                 }
             ));
             bests.push(b.to_string());
+            if !resolved {
+                unresolved.push(run.data.policy.clone());
+            }
         }
     }
     if bests.len() > 1 {
         let mut distinct = bests.clone();
         distinct.sort();
         distinct.dedup();
-        out.push(if distinct.len() > 1 {
+        out.push(if distinct.len() > 1 && unresolved.is_empty() {
             format!(
-                "The best reward model differs across policies ({}), as in the paper.",
+                "The best reward model differs across policies ({}), as in the paper \
+                 (each ahead of its runner-up with a 95% interval above 0).",
                 distinct.join(", ")
+            )
+        } else if distinct.len() > 1 {
+            format!(
+                "The best reward model differs across policies ({}), but inconclusive: \
+                 for {} the best is not ahead of the runner-up beyond its 95% interval.",
+                distinct.join(", "),
+                unresolved.join(", ")
             )
         } else {
             format!(

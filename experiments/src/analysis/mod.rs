@@ -24,6 +24,7 @@ pub mod figures;
 pub mod findings;
 pub mod increase;
 pub mod increase_table;
+pub mod interaction;
 pub mod load;
 pub mod records;
 pub mod report;
@@ -36,6 +37,10 @@ pub use error::{AnalysisError, Result};
 pub use figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
 pub use increase::{seed_increases, summarize, EpochSummary, Increase, MeanStd};
 pub use increase_table::increase_table;
+pub use interaction::{
+    cells_interval, contrast_section, interaction_contrast, seed_gt_increases, Contrast,
+    PolicyContrast,
+};
 pub use load::{load_run, RunData, SeedRun};
 pub use records::{
     eval_line, read_eval_log, read_prompt_means, read_rm_eval, write_rm_eval, EvalRecord,

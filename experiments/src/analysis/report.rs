@@ -10,6 +10,7 @@ use super::error::{io_err, Result};
 use super::figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
 use super::increase::{summarize, EpochSummary};
 use super::increase_table::increase_table;
+use super::interaction::{contrast_section, PolicyContrast};
 use super::load::{load_run, RunData};
 use super::table1::table1;
 use super::table10::{default_table10_epoch, table10};
@@ -246,6 +247,7 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
 pub fn write_policies_report(
     run_dirs: &[PathBuf],
     epoch: Option<u32>,
+    contrasts: &[PolicyContrast],
     out_dir: &Path,
 ) -> Result<ReportFiles> {
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
@@ -293,6 +295,10 @@ pub fn write_policies_report(
         let _ = writeln!(md, "- {f}");
     }
     md.push('\n');
+    for c in contrasts {
+        md.push_str(&contrast_section(&runs, c));
+        md.push('\n');
+    }
     let stem = "gt_increase_bars_policies";
     let paths = gt_increase_bars(&groups, &out_dir.join(stem))?;
     link_figure(

@@ -15,14 +15,19 @@
 //! ```
 //!
 //! Every (policy, algorithm) becomes the run `<runs>/<name>/<policy>-<algorithm>/`,
-//! laid out as a Section 4.1 run. Runs of one policy differ only in `pg`, so a later
-//! algorithm's run starts from the finished stages before policy gradient of the first
-//! (hard-linked, copied where links fail). The report compares the policies per
+//! laid out as a Section 4.1 run. A run that differs from an earlier one only in `pg`
+//! (another algorithm, or a policy entry that overrides only `pg`) starts from that
+//! run's finished stages before policy gradient (hard-linked, copied where links
+//! fail). Every run's stages up to `prefdata` run first, then up to `rms`, then the
+//! rest, so runs may use each other's pairs (`rm.union_with`) and reward models
+//! (`[[rm.external]]` `from_run`). A policy may name its own reward model
+//! (`teacher = "rm-x"`), and `contrasts = [["a", "b"]]` asks the report for the
+//! interaction contrast of policies `a` and `b` with their teachers. The report compares the policies per
 //! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
 
 use super::config::RunConfig;
-use super::run::{run_with, RunOptions, RunSummary};
-use crate::analysis::write_policies_report;
+use super::run::{run_with, RunOptions, RunSummary, StageTime};
+use crate::analysis::{write_policies_report, PolicyContrast};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -44,6 +49,11 @@ pub struct ExperimentConfig {
     pub name: String,
     /// Every run, grouped by policy, algorithms in the file's order.
     pub runs: Vec<ExperimentRun>,
+    /// Each policy's own reward model (its optional `teacher` key), by policy name.
+    pub teachers: Vec<(String, String)>,
+    /// Pairs of policies (top-level `contrasts = [["a", "b"], ...]`, both with a
+    /// `teacher`) whose interaction contrast the report computes.
+    pub contrasts: Vec<(String, String)>,
 }
 
 /// Whether TOML text is an experiment file (it has `[[policies]]`).
@@ -99,7 +109,9 @@ impl ExperimentConfig {
                 .ok_or_else(|| bad("algorithms", "must list strings, e.g. [\"rloo\", \"grpo\"]"))?,
             Some(_) => return Err(bad("algorithms", "must list at least one algorithm")),
         };
+        let contrasts = parse_contrasts(base.remove("contrasts"), file)?;
         let mut runs = Vec::new();
+        let mut teachers = Vec::new();
         let mut seen = Vec::new();
         for (i, p) in policies.into_iter().enumerate() {
             let field = format!("policies[{i}]");
@@ -114,6 +126,16 @@ impl ExperimentConfig {
                 return Err(bad(&format!("{field}.name"), "policy names must differ"));
             }
             seen.push(policy.clone());
+            match overrides.remove("teacher") {
+                None => {}
+                Some(toml::Value::String(t)) => teachers.push((policy.clone(), t)),
+                Some(_) => {
+                    return Err(bad(
+                        &format!("{field}.teacher"),
+                        "must name a reward model (a string)",
+                    ))
+                }
+            }
             for algorithm in &algorithms {
                 let mut t = base.clone();
                 merge(&mut t, overrides.clone());
@@ -142,7 +164,49 @@ impl ExperimentConfig {
                 });
             }
         }
-        Ok(Self { name, runs })
+        for (i, (a, b)) in contrasts.iter().enumerate() {
+            for p in [a, b] {
+                if !teachers.iter().any(|(q, _)| q == p) {
+                    return Err(bad(
+                        &format!("contrasts[{i}]"),
+                        &format!("policy `{p}` is not a [[policies]] entry with a `teacher`"),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            name,
+            runs,
+            teachers,
+            contrasts,
+        })
+    }
+
+    /// The contrasts of the runs of `algorithm`, as indices into those runs.
+    fn policy_contrasts(&self, algorithm: &str) -> Vec<PolicyContrast> {
+        let runs: Vec<&ExperimentRun> = self
+            .runs
+            .iter()
+            .filter(|r| r.algorithm == algorithm)
+            .collect();
+        let index = |p: &str| runs.iter().position(|r| r.policy == p);
+        let teacher = |p: &str| {
+            self.teachers
+                .iter()
+                .find(|(q, _)| q == p)
+                .map(|(_, t)| t.clone())
+        };
+        self.contrasts
+            .iter()
+            .filter_map(|(a, b)| {
+                Some(PolicyContrast {
+                    a: index(a)?,
+                    b: index(b)?,
+                    rm_a: teacher(a)?,
+                    rm_b: teacher(b)?,
+                })
+            })
+            .collect()
     }
 
     /// The algorithms, in the file's order.
@@ -155,6 +219,43 @@ impl ExperimentConfig {
         }
         out
     }
+}
+
+/// The top-level `contrasts` value: a list of two-policy lists.
+fn parse_contrasts(v: Option<toml::Value>, file: &str) -> Result<Vec<(String, String)>> {
+    let Some(v) = v else {
+        return Ok(Vec::new());
+    };
+    let err = || {
+        Error::config(
+            file,
+            "contrasts",
+            "must list pairs of policy names, e.g. [[\"topic\", \"length\"]]",
+        )
+    };
+    let toml::Value::Array(pairs) = v else {
+        return Err(err());
+    };
+    pairs
+        .iter()
+        .map(|p| match p.as_array().map(Vec::as_slice) {
+            Some([toml::Value::String(a), toml::Value::String(b)]) if a != b => {
+                Ok((a.clone(), b.clone()))
+            }
+            _ => Err(err()),
+        })
+        .collect()
+}
+
+/// Whether two runs differ at most in their name and `pg` (so they share every
+/// stage before policy gradient).
+fn same_before_pg(a: &RunConfig, b: &RunConfig) -> bool {
+    let strip = |c: &RunConfig| RunConfig {
+        name: String::new(),
+        pg: Default::default(),
+        ..c.clone()
+    };
+    strip(a) == strip(b)
 }
 
 /// Overlays `over` onto `base`: tables merge key by key, anything else replaces.
@@ -188,18 +289,34 @@ pub fn run_experiment(
     opts: &RunOptions,
 ) -> Result<ExperimentSummary> {
     let dir = runs_root.join(&exp.name);
-    let mut summaries = Vec::new();
-    for (i, r) in exp.runs.iter().enumerate() {
-        if let Some(first) = exp.runs[..i].iter().find(|f| f.policy == r.policy) {
-            for stage in SHARED_STAGES {
-                let from = dir.join(&first.config.name).join(stage);
-                let to = dir.join(&r.config.name).join(stage);
-                if from.join(super::DONE_FILE).exists() && !to.exists() {
-                    link_tree(&from, &to)?;
-                }
+    // Every run's stages up to prefdata, then up to rms, then the rest: a run may train
+    // a reward model on another run's pairs (`rm.union_with`) or use another run's
+    // reward model (`[[rm.external]]` `from_run`). A run stopped on request skips this.
+    let mut early_times: Vec<Vec<StageTime>> = vec![Vec::new(); exp.runs.len()];
+    if opts.stop_after.is_none() {
+        for stop in ["prefdata", "rms"] {
+            let early = RunOptions {
+                stop_after: Some(stop.into()),
+                ..opts.clone()
+            };
+            for (i, times) in early_times.iter_mut().enumerate() {
+                share_stages(exp, i, &dir)?;
+                let s = run_with(&exp.runs[i].config, &dir, &early)?;
+                times.extend(s.stages.into_iter().filter(|t| !t.skipped));
             }
         }
-        let s = run_with(&r.config, &dir, opts)?;
+    }
+    let mut summaries = Vec::new();
+    for (i, r) in exp.runs.iter().enumerate() {
+        share_stages(exp, i, &dir)?;
+        let mut s = run_with(&r.config, &dir, opts)?;
+        // Stages an earlier pass ran count as run, with their time.
+        for t in &mut s.stages {
+            if let Some(e) = early_times[i].iter().find(|e| e.stage == t.stage) {
+                s.total_seconds += e.seconds;
+                *t = e.clone();
+            }
+        }
         let finished = s.finished;
         summaries.push(s);
         if !finished {
@@ -217,14 +334,39 @@ pub fn run_experiment(
             .filter(|r| r.algorithm == algorithm)
             .map(|r| dir.join(&r.config.name))
             .collect();
-        write_policies_report(&dirs, None, &dir.join("report").join(&algorithm))
-            .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))?;
+        let contrasts = exp.policy_contrasts(&algorithm);
+        write_policies_report(
+            &dirs,
+            None,
+            &contrasts,
+            &dir.join("report").join(&algorithm),
+        )
+        .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))?;
     }
     Ok(ExperimentSummary {
         dir,
         runs: summaries,
         finished: true,
     })
+}
+
+/// Links the finished shared stages of the first earlier run that differs from run
+/// `i` only in `pg` into run `i`'s directory.
+fn share_stages(exp: &ExperimentConfig, i: usize, dir: &Path) -> Result<()> {
+    let r = &exp.runs[i];
+    if let Some(first) = exp.runs[..i]
+        .iter()
+        .find(|f| same_before_pg(&f.config, &r.config))
+    {
+        for stage in SHARED_STAGES {
+            let from = dir.join(&first.config.name).join(stage);
+            let to = dir.join(&r.config.name).join(stage);
+            if from.join(super::DONE_FILE).exists() && !to.exists() {
+                link_tree(&from, &to)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Recreates the tree `from` at `to` with hard links (copies where linking fails).

@@ -1,5 +1,6 @@
 //! One experiment run of Section 4.1, from a [`RunConfig`] to `runs/<name>/`:
-//! `world/` (toy only) -> `sft/` -> `prefdata/` -> `rms/rm-<p>/` (one per mix) ->
+//! `world/` (toy only) -> `sft/` -> `prefdata/` -> `rms/rm-<p>/` (one per mix; and
+//! `rms/rm-union/` with `rm.union_with`) ->
 //! `normalize/` -> `rm_eval/` -> `baseline/` (one evaluation of the initial policy,
 //! shared by every reward and seed) -> `pg/<reward>/seed<k>/` for every training
 //! reward and seed (with `eval.jsonl`: the shared initial evaluation as epoch 0, then
@@ -36,7 +37,7 @@ use crate::stages::rewards::{
 use crate::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
 use crate::stages::sft::{run_sft_with_dtype, SftOptions};
 use crate::text::TextTokenizer;
-use crate::toy::{write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
+use crate::toy::{write_toy_world, SftStyle, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
@@ -269,6 +270,12 @@ struct Runner<'a> {
 impl Runner<'_> {
     /// Every stage; false when stopped early.
     fn all(&mut self) -> Result<bool> {
+        // External reward models are needed from `normalize` on; a run stopped before
+        // it (an experiment's first passes, which train them) does not need them yet.
+        let early = ["world", "sft", "prefdata", "rms"];
+        if !early.contains(&self.opts.stop_after.as_deref().unwrap_or("")) {
+            self.check_external()?;
+        }
         let world = self.world()?;
         let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
         let dtype = c.dtype()?;
@@ -333,10 +340,13 @@ impl Runner<'_> {
         if self.stop("prefdata") {
             return Ok(false);
         }
-        for &p in &c.rm.mixes {
-            let name = format!("rms/{}", RunConfig::rm_name(p));
-            let stage = self.dir.stage(&name)?;
-            self.timed(&name, stage.is_complete(), || {
+        let union = (!c.rm.union_with.is_empty()).then(|| (UNION_RM.to_string(), None));
+        let trained = c.rm.mixes.iter().map(|&p| (RunConfig::rm_name(p), Some(p)));
+        for (name, mix) in trained.chain(union) {
+            let stage_name = format!("rms/{name}");
+            let stage = self.dir.stage(&stage_name)?;
+            let runs_root = self.runs_root.clone();
+            self.timed(&stage_name, stage.is_complete(), || {
                 let rm = &c.rm;
                 let o = RmTrainOptions {
                     lr: rm.lr,
@@ -347,7 +357,10 @@ impl Runner<'_> {
                     head_seed: c.seed,
                     ..RmTrainOptions::default()
                 };
-                let pairs = mix_pairs(&pref, p)?;
+                let pairs = match mix {
+                    Some(p) => mix_pairs(&pref, p)?,
+                    None => union_pairs(&pref, &runs_root, &rm.union_with)?,
+                };
                 run_rm_train_with_dtype(&policy_dir, &stage, &pairs, &o, &device, dtype).map(drop)
             })?;
         }
@@ -438,7 +451,7 @@ impl Runner<'_> {
                 sft_data: p.sft_data.clone(),
                 train_prefs: p.train_prefs.clone(),
                 ground_truth: Some(p.ground_truth.clone()),
-                external: self.external()?,
+                external: self.external(),
             });
         }
         let t = c.world.toy.as_ref().ok_or_else(|| {
@@ -467,6 +480,7 @@ impl Runner<'_> {
                     max_position_embeddings: t.max_position_embeddings,
                 },
                 offpolicy_gap_permille: (t.offpolicy_gap * 1000.0).round() as u32,
+                sft_style: SftStyle::parse(&t.sft_style).unwrap_or_default(),
             };
             write_toy_world(stage.path(), &spec)?;
             let config = ModelConfig::from_file(&policy.join("config.json"))?;
@@ -488,13 +502,22 @@ impl Runner<'_> {
             sft_data: paths.sft,
             train_prefs: paths.train_prefs,
             ground_truth: None,
-            external: self.external()?,
+            external: self.external(),
         })
     }
 
-    /// The `[[rm.external]]` directories, each checked to hold a model.
-    fn external(&self) -> Result<BTreeMap<String, PathBuf>> {
-        let mut out = BTreeMap::new();
+    /// The `[[rm.external]]` directories by name (see [`Self::check_external`]).
+    fn external(&self) -> BTreeMap<String, PathBuf> {
+        self.c
+            .rm
+            .external
+            .iter()
+            .map(|e| (e.name.clone(), e.resolve(&self.runs_root)))
+            .collect()
+    }
+
+    /// Checks that every `[[rm.external]]` directory holds a model.
+    fn check_external(&self) -> Result<()> {
         for (i, e) in self.c.rm.external.iter().enumerate() {
             let dir = e.resolve(&self.runs_root);
             if !dir.join("config.json").exists() {
@@ -513,9 +536,8 @@ impl Runner<'_> {
                     format!("{} holds no config.json; {hint}", dir.display()),
                 ));
             }
-            out.insert(e.name.clone(), dir);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The low-variance reward's fixed share of RLHF prompts, chosen by index.
@@ -776,6 +798,35 @@ fn load_reward(
     }
     let model = load_reward_checkpoint(&dir, dtype, device)?.model;
     Ok(scorer(model, codec, batch_size, device))
+}
+
+/// Name of the reward model that `rm.union_with` trains (under `rms/`).
+pub const UNION_RM: &str = "rm-union";
+
+/// This run's on-policy RM pairs (mix 100) followed by those of each run in `others`
+/// (paths under `runs_root`), for `rms/rm-union`.
+fn union_pairs(
+    pref: &super::rundir::StageDir,
+    runs_root: &Path,
+    others: &[PathBuf],
+) -> Result<Vec<PreferencePair>> {
+    let mut pairs = mix_pairs(pref, 100)?;
+    for (i, other) in others.iter().enumerate() {
+        let stage = RunDir::open(runs_root.join(other))?.stage("prefdata")?;
+        if !stage.is_complete() {
+            return Err(Error::config(
+                "<run config>",
+                &format!("rm.union_with[{i}]"),
+                format!(
+                    "{} is not done; run that run's stages up to prefdata first \
+                     (an experiment does this for its own runs)",
+                    stage.path().display()
+                ),
+            ));
+        }
+        pairs.extend(mix_pairs(&stage, 100)?);
+    }
+    Ok(pairs)
 }
 
 /// A boxed [`RewardModelScorer`] of `model`.

@@ -20,6 +20,34 @@ pub enum ResponseStyle {
     OffPolicy,
 }
 
+/// How the SFT data varies in quality (Section 4.2: policies that differ on
+/// non-overlapping axes of the ground truth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SftStyle {
+    /// Quality uniform in [0.4, 0.9] on every axis at once ([`ToyGenerator::response`]).
+    #[default]
+    Mixed,
+    /// Exactly `count` words, all distinct; each word on topic with probability `q`,
+    /// `q` uniform in [0.4, 1]: only on-topic-ness varies.
+    Topic,
+    /// Always on topic, distinct words while the topic has unused ones; the length
+    /// misses the count by `round(u * count)` words (either side, at least one word),
+    /// `u` uniform in [0, 1]: only length varies.
+    Length,
+}
+
+impl SftStyle {
+    /// Parses `mixed`, `topic` or `length`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mixed" => Some(Self::Mixed),
+            "topic" => Some(Self::Topic),
+            "length" => Some(Self::Length),
+            _ => None,
+        }
+    }
+}
+
 /// A generator of toy data, deterministic given its seed.
 #[derive(Debug, Clone)]
 pub struct ToyGenerator {
@@ -160,6 +188,52 @@ impl ToyGenerator {
         }
     }
 
+    /// An SFT example of `style` ([`SftStyle::Mixed`] is [`Self::sft_example`]).
+    pub fn sft_example_styled(&mut self, style: SftStyle) -> SftExample {
+        if style == SftStyle::Mixed {
+            return self.sft_example();
+        }
+        let (task, prompt) = self.prompt();
+        let (len, on_topic) = match style {
+            SftStyle::Topic => (task.count, 0.4 + 0.6 * self.unit()),
+            _ => {
+                let miss = (self.unit() * task.count as f64).round() as usize;
+                let len = if self.unit() < 0.5 {
+                    task.count.saturating_sub(miss)
+                } else {
+                    task.count + miss
+                };
+                (len.clamp(1, MAX_RESPONSE_WORDS), 1.0)
+            }
+        };
+        let mut unused: Vec<&str> = task.topic_words().to_vec();
+        let mut others: Vec<&str> = TOPICS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != task.topic)
+            .flat_map(|(_, (_, words))| words.iter().copied())
+            .collect();
+        let mut words = Vec::with_capacity(len);
+        for _ in 0..len {
+            let word = if self.unit() < on_topic {
+                if unused.is_empty() {
+                    self.pick(task.topic_words())
+                } else {
+                    let i = self.below(unused.len());
+                    unused.swap_remove(i)
+                }
+            } else {
+                let i = self.below(others.len());
+                others.swap_remove(i)
+            };
+            words.push(word);
+        }
+        SftExample {
+            response: words.join(" "),
+            prompt,
+        }
+    }
+
     /// A pretraining document: a prompt followed by a response of random quality.
     pub fn pretrain_text(&mut self) -> String {
         let (task, prompt) = self.prompt();
@@ -201,5 +275,54 @@ mod tests {
             mean(&odd),
             mean(&even)
         );
+    }
+}
+
+#[cfg(test)]
+mod style_tests {
+    use super::*;
+    use crate::toy::reward::{GroundTruth, ToyReward};
+    use std::collections::HashSet;
+
+    /// (mean ground truth, on-topic fractions, length misses) of `n` examples.
+    fn stats(style: SftStyle, n: usize) -> (f64, Vec<f64>, Vec<usize>) {
+        let (r, mut g) = (ToyReward::default(), ToyGenerator::new(5));
+        let (mut gt, mut topic, mut miss) = (0.0, Vec::new(), Vec::new());
+        for _ in 0..n {
+            let e = g.sft_example_styled(style);
+            let task = ToyTask::parse(&e.prompt).unwrap();
+            let words: Vec<&str> = e.response.split_whitespace().collect();
+            let on = words
+                .iter()
+                .filter(|w| task.topic_words().contains(w))
+                .count();
+            topic.push(on as f64 / words.len() as f64);
+            miss.push(words.len().abs_diff(task.count));
+            gt += r.score(&e.prompt, &e.response);
+        }
+        (gt / n as f64, topic, miss)
+    }
+
+    #[test]
+    fn topic_and_length_styles_vary_on_disjoint_axes_with_matched_ground_truth() {
+        let (gt_topic, topic_a, miss_a) = stats(SftStyle::Topic, 3000);
+        let (gt_length, topic_b, miss_b) = stats(SftStyle::Length, 3000);
+        // Policy A: always the exact length, on-topic-ness varies.
+        assert!(miss_a.iter().all(|&m| m == 0));
+        let distinct: HashSet<u64> = topic_a.iter().map(|t| (t * 1000.0) as u64).collect();
+        assert!(distinct.len() > 10, "on-topic fraction should vary");
+        // Policy B: always on topic, length varies.
+        assert!(topic_b.iter().all(|&t| t == 1.0));
+        assert!(miss_b.iter().filter(|&&m| m > 0).count() > 2000);
+        // Matched initial expected ground truth.
+        assert!(
+            (gt_topic - gt_length).abs() < 0.03,
+            "topic {gt_topic:.3} vs length {gt_length:.3}"
+        );
+        // Mixed is the plain SFT example.
+        let (mut a, mut b) = (ToyGenerator::new(2), ToyGenerator::new(2));
+        assert_eq!(a.sft_example(), b.sft_example_styled(SftStyle::Mixed));
+        assert_eq!(SftStyle::parse("length"), Some(SftStyle::Length));
+        assert_eq!(SftStyle::parse("len"), None);
     }
 }

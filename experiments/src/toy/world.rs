@@ -4,7 +4,7 @@
 //! AlpacaFarm-style SFT, UltraFeedback-style preference splits, prompts).
 
 use super::configs::{gpt_neox_config, llama_config, ToyModelSize, ToyTokenIds};
-use super::generate::ToyGenerator;
+use super::generate::{SftStyle, ToyGenerator};
 use super::reward::ToyReward;
 use super::tokenizer::toy_tokenizer;
 use crate::data::{alpaca_row, prompt_row, ultrafeedback_row, write_jsonl, PromptRecord};
@@ -34,6 +34,8 @@ pub struct ToyWorldSpec {
     /// topics, [g/1000, 1] for odd ones; see
     /// [`ToyGenerator::preference_pair_with_gap`]).
     pub offpolicy_gap_permille: u32,
+    /// How the SFT data varies ([`SftStyle::Mixed`]: the plain world).
+    pub sft_style: SftStyle,
 }
 
 impl Default for ToyWorldSpec {
@@ -49,6 +51,7 @@ impl Default for ToyWorldSpec {
             prompts: 500,
             model: ToyModelSize::default(),
             offpolicy_gap_permille: 0,
+            sft_style: SftStyle::Mixed,
         }
     }
 }
@@ -145,7 +148,7 @@ pub fn write_toy_world(root: &Path, spec: &ToyWorldSpec) -> Result<ToyWorldPaths
     let mut g = ToyGenerator::new(stream_seed(spec.seed, SFT_STREAM));
     write_jsonl(
         &paths.sft,
-        (0..spec.sft).map(|_| alpaca_row(&g.sft_example())),
+        (0..spec.sft).map(|_| alpaca_row(&g.sft_example_styled(spec.sft_style))),
     )?;
     for (path, n, stream) in [
         (&paths.train_prefs, spec.train_prefs, TRAIN_PREFS_STREAM),
@@ -175,6 +178,7 @@ pub fn write_toy_world(root: &Path, spec: &ToyWorldSpec) -> Result<ToyWorldPaths
             "test_prefs": spec.test_prefs, "prompts": spec.prompts
         },
         "vocab_size": ids.vocab_size,
+        "sft_style": format!("{:?}", spec.sft_style).to_lowercase(),
         "offpolicy_quality": if spec.offpolicy_gap_permille == 0 {
             "uniform in [0, 1] for every prompt".to_string()
         } else {

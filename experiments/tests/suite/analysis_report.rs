@@ -317,7 +317,7 @@ fn policies_report_stitches_table10_and_bars() {
     fake_run(&a, ON_ACC);
     fake_run(&b, [0.6, 0.8, 0.7, 1.0]);
     let out = root.path().join("sec42");
-    let files = write_policies_report(&[a, b], Some(2), &out).unwrap();
+    let files = write_policies_report(&[a, b], Some(2), &[], &out).unwrap();
     assert!(out.join("table10_0.csv").is_file() && out.join("table10_1.json").is_file());
     assert!(out.join("gt_increase_bars_policies.png").is_file());
     assert!(files.report_md.is_file());

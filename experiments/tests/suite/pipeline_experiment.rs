@@ -27,32 +27,43 @@ fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     assert_eq!(
         names,
         [
-            "llama-sft-rloo",
-            "llama-sft-grpo",
-            "neox-sft-rloo",
-            "neox-sft-grpo",
-            "llama-sft-long-rloo",
-            "llama-sft-long-grpo"
+            "topic-rloo",
+            "length-rloo",
+            "topic-beta0-rloo",
+            "length-beta0-rloo"
         ]
     );
-    assert_eq!(exp.algorithms(), ["rloo", "grpo"]);
-    let neox = &exp.runs[2].config;
-    assert_eq!(neox.world.toy.as_ref().unwrap().arch, "gpt-neox");
-    assert_eq!(neox.pg.algorithm, "rloo");
-    assert_eq!(exp.runs[3].config.pg.algorithm, "grpo");
-    // Overrides merge into tables: the other [sft] fields stay the base's.
-    let long = &exp.runs[4].config;
-    assert_eq!((long.sft.epochs, long.sft.lr), (8, 3e-3));
-    assert_eq!(exp.runs[0].config.sft.epochs, 2);
-    // Reward models of another run resolve under the runs root.
-    let e = &neox.rm.external[0];
-    assert_eq!(e.name, "rm-100@4.1");
+    assert_eq!(exp.algorithms(), ["rloo"]);
+    let (topic, length) = (&exp.runs[0].config, &exp.runs[1].config);
+    let style = |c: &RunConfig| c.world.toy.as_ref().unwrap().sft_style.clone();
+    assert_eq!(
+        (style(topic), style(length)),
+        ("topic".into(), "length".into())
+    );
+    // Overrides merge into tables: the other [pg] fields stay the base's.
+    let beta0 = &exp.runs[2].config;
+    assert_eq!((beta0.pg.beta, beta0.pg.lr), (0.0, 1e-4));
+    assert_eq!(topic.pg.beta, 0.05);
+    assert!(topic.pg.seeds.len() >= 6 && topic.pg.algorithm == "rloo");
+    // Each policy's own RM, the other's, and the union, resolved under the runs root.
+    let e = &length.rm.external[0];
+    assert_eq!(e.name, "rm-topic");
     assert_eq!(
         e.dir.as_deref(),
-        Some(Path::new("/runs/toy-4.1/rms/rm-100"))
+        Some(Path::new("/runs/toy-4.2/topic-rloo/rms/rm-100"))
     );
-    assert!(neox.rm.mixes.is_empty() && !neox.low_variance.enabled);
-    assert_eq!(neox.reward_names().last().map(String::as_str), Some("gt"));
+    assert_eq!(topic.rm.union_with, [Path::new("length-rloo")]);
+    assert_eq!(
+        exp.teachers,
+        [
+            ("topic".to_string(), "rm-topic".to_string()),
+            ("length".into(), "rm-length".into()),
+            ("topic-beta0".into(), "rm-topic".into()),
+            ("length-beta0".into(), "rm-length".into())
+        ]
+    );
+    assert_eq!(exp.contrasts.len(), 2);
+    assert_eq!(topic.pg_rewards(), ["rm-topic", "rm-length", "rm-union"]);
 }
 
 #[test]
@@ -80,6 +91,29 @@ fn bad_experiments_are_named() {
         (
             format!("{base}[[policies]]\nname = \"a\"\nsft.epochz = 1\n"),
             "sft.epochz",
+        ),
+        (
+            format!("{base}[[policies]]\nname = \"a\"\nteacher = 3\n"),
+            "policies[0].teacher",
+        ),
+        (
+            format!("contrasts = [\"a\"]\n{base}[[policies]]\nname = \"a\"\n"),
+            "contrasts",
+        ),
+        (
+            format!(
+                "contrasts = [[\"a\", \"b\"]]\n{base}[[policies]]\nname = \"a\"\n\
+                 teacher = \"rm-100\"\n[[policies]]\nname = \"b\"\n"
+            ),
+            "contrasts[0]",
+        ),
+        (
+            format!("{base}[[policies]]\nname = \"a\"\nworld.toy.sft_style = \"odd\"\n"),
+            "world.toy.sft_style",
+        ),
+        (
+            format!("{base}[[policies]]\nname = \"a\"\nrm.union_with = [\"x\"]\nrm.mixes = [0]\n"),
+            "rm.union_with",
         ),
     ];
     for (text, field) in cases {
@@ -131,7 +165,8 @@ fn tiny_42() -> String {
     let base = TINY
         .replace(
             "name = \"tiny\"",
-            "algorithms = [\"rloo\", \"grpo\"]\nname = \"tiny-42\"",
+            "algorithms = [\"rloo\", \"grpo\"]\ncontrasts = [[\"llama\", \"neox\"]]\n\
+             name = \"tiny-42\"",
         )
         .replace("mixes = [100, 0]", "mixes = []")
         .replace(
@@ -142,8 +177,8 @@ fn tiny_42() -> String {
         "{base}\n[low_variance]\nenabled = false\n\n\
          [[rm.external]]\nname = \"rm-100@tiny\"\nfrom_run = \"tiny/rms/rm-100\"\n\n\
          [[rm.external]]\nname = \"rm-0@tiny\"\nfrom_run = \"tiny/rms/rm-0\"\n\n\
-         [[policies]]\nname = \"llama\"\n\n\
-         [[policies]]\nname = \"neox\"\nworld.toy.arch = \"gpt-neox\"\n"
+         [[policies]]\nname = \"llama\"\nteacher = \"rm-100@tiny\"\n\n\
+         [[policies]]\nname = \"neox\"\nteacher = \"rm-0@tiny\"\nworld.toy.arch = \"gpt-neox\"\n"
     )
 }
 
@@ -198,6 +233,12 @@ fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
     assert!(md.contains("rm-0@tiny") && md.contains("neox-grpo"), "{md}");
     assert!(
         md.contains("## What these runs show") && md.contains("best teacher"),
+        "{md}"
+    );
+    // The 2 x 2 of the two policies and their teachers, with the contrast.
+    assert!(
+        md.contains("### Interaction: policies llama-grpo, neox-grpo")
+            && md.contains("Interaction contrast"),
         "{md}"
     );
     // A second invocation finds everything done.

@@ -29,6 +29,7 @@ fn user_files(root: &Path) {
             max_position_embeddings: 48,
         },
         offpolicy_gap_permille: 0,
+        sft_style: Default::default(),
     };
     let paths = write_toy_world(root, &spec).unwrap();
     let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();

@@ -45,6 +45,7 @@ pub(crate) fn toy(root: &Path) -> ToyWorldPaths {
         prompts: 8,
         model,
         offpolicy_gap_permille: 0,
+        sft_style: Default::default(),
     };
     let paths = write_toy_world(root, &spec).unwrap();
     let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();

@@ -54,6 +54,15 @@ pub struct ToyWorldConfig {
     /// [`crate::toy::ToyGenerator::preference_pair_with_gap`].
     #[serde(default)]
     pub offpolicy_gap: f64,
+    /// How the SFT data (hence the SFT policy) varies: `mixed` (default: every axis of
+    /// the ground truth at once), `topic` (exact length, on-topic-ness varies) or
+    /// `length` (always on topic, length varies); see [`crate::toy::SftStyle`].
+    #[serde(default = "mixed")]
+    pub sft_style: String,
+}
+
+fn mixed() -> String {
+    "mixed".into()
 }
 
 fn llama() -> String {
@@ -196,6 +205,12 @@ pub struct RmConfig {
     pub score_batch_size: usize,
     /// Reward models trained elsewhere (Section 4.2's public RMs), `[[rm.external]]`.
     pub external: Vec<ExternalRm>,
+    /// Other runs next to this one (directories under the same runs root; inside an
+    /// experiment, its run names, e.g. `length-rloo`): when given,
+    /// `rms/rm-union` is also trained, from this run's policy, on the union of this
+    /// run's on-policy RM pairs and theirs (their `prefdata/` must be done). It is used
+    /// by naming it in `[[rm.external]]` (`from_run`).
+    pub union_with: Vec<PathBuf>,
 }
 
 /// `[[rm.external]]`: a reward model this run does not train. Give exactly one of
@@ -235,6 +250,7 @@ impl Default for RmConfig {
             epochs: 1,
             score_batch_size: 64,
             external: Vec::new(),
+            union_with: Vec::new(),
         }
     }
 }

@@ -68,6 +68,13 @@ impl RunConfig {
             );
         }
         self.validate_external(file)?;
+        if !rm.union_with.is_empty() && !rm.mixes.contains(&100) {
+            return Err(Error::config(
+                file,
+                "rm.union_with",
+                "needs 100 in rm.mixes (the union is of on-policy pairs, mix 100)",
+            ));
+        }
         let mut seen = rm.mixes.clone();
         seen.sort_unstable();
         seen.dedup();
@@ -230,6 +237,16 @@ impl ToyWorldConfig {
                 file,
                 "world.toy.offpolicy_gap",
                 "must lie in [0, 1) (0: the same off-policy quality for every prompt)",
+            ));
+        }
+        if crate::toy::SftStyle::parse(&self.sft_style).is_none() {
+            return Err(Error::config(
+                file,
+                "world.toy.sft_style",
+                format!(
+                    "unknown `{}`; use \"mixed\", \"topic\" or \"length\"",
+                    self.sft_style
+                ),
             ));
         }
         if self.hidden_size % (2 * self.num_attention_heads) != 0 {
