@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// A prompt counts as "cannot tell apart" when the standard deviation of the RM's
 /// normalised rewards of its samples is at most this (in units of the RM's standard
-/// deviation over all the policy's samples): its group's GRPO advantages vanish.
-pub const ZERO_STD_TOLERANCE: f64 = 1e-6;
+/// deviation over all the policy's samples): the tolerance of the policy-gradient
+/// stage's zero-std groups, whose GRPO advantages vanish.
+pub use crate::stages::advantages::ZERO_STD_TOLERANCE;
 
 /// Seed of the bootstrap intervals over prompts.
 const BOOTSTRAP_SEED: u64 = 0x7EAC;
