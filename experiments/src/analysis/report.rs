@@ -226,9 +226,10 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
                 &mut md,
                 &mut files,
             ),
-            None => files
-                .notes
-                .push("no metrics.jsonl logged the reward spread: its figure skipped".into()),
+            // Logs written before the spread existed (or fixtures without them).
+            None => md.push_str(
+                "(No `metrics.jsonl` logged the reward spread: its figure is skipped.)\n\n",
+            ),
         }
     }
     for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
