@@ -1,6 +1,7 @@
 //! What `rmteach teacher` is given: policies, reward sources, prompts, preference
 //! pairs, sampling settings, and where to write.
 
+use super::cache::{prompts_digest, SampleSettings};
 use super::GROUND_TRUTH;
 use crate::data::{alpaca_user_content, read_records, PreferencePair};
 use crate::stages::evaluate::EvalOptions;
@@ -83,6 +84,21 @@ pub struct TeacherInputs {
 }
 
 impl TeacherInputs {
+    /// What the samples depend on (`settings.json`).
+    pub fn settings(&self) -> SampleSettings {
+        let o = &self.sampling;
+        SampleSettings {
+            samples_per_prompt: o.samples_per_prompt,
+            max_new_tokens: o.max_new_tokens,
+            seed: o.seed,
+            temperature: o.temperature,
+            top_k: o.top_k,
+            batch_size: o.batch_size,
+            prompts: self.prompts.len(),
+            prompts_digest: prompts_digest(&self.prompts),
+        }
+    }
+
     /// Checks names and counts before any model is loaded.
     pub fn validate(&self) -> Result<()> {
         if self.policies.is_empty() {

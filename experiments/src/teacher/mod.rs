@@ -8,6 +8,7 @@
 //! `teacher.md`, `teacher.csv` and the figure; [`run`] ties the steps together.
 
 pub mod cache;
+pub mod evidence;
 pub mod inputs;
 pub mod output;
 pub mod run;

@@ -1,6 +1,6 @@
 //! The whole `rmteach teacher` run: sample, score, summarise, write.
 
-use super::cache::{prompts_digest, SampleCache, SampleSettings};
+use super::cache::SampleCache;
 use super::inputs::TeacherInputs;
 use super::output::{write_outputs, PolicyReport, TeacherReport};
 use super::scoring::{missing, sample_policy, score_lines, PrefsCache};
@@ -15,17 +15,7 @@ pub fn run_teacher(inputs: &TeacherInputs) -> Result<TeacherReport> {
     inputs.validate()?;
     let o = &inputs.sampling;
     let s = o.samples_per_prompt;
-    let settings = SampleSettings {
-        samples_per_prompt: s,
-        max_new_tokens: o.max_new_tokens,
-        seed: o.seed,
-        temperature: o.temperature,
-        top_k: o.top_k,
-        batch_size: o.batch_size,
-        prompts: inputs.prompts.len(),
-        prompts_digest: prompts_digest(&inputs.prompts),
-    };
-    let mut cache = SampleCache::open(&inputs.out, &settings)?;
+    let mut cache = SampleCache::open(&inputs.out, &inputs.settings())?;
     let mut rewards: Vec<(&str, &super::RewardSource)> = inputs
         .rms
         .iter()
