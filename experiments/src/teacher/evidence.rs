@@ -20,6 +20,9 @@ use std::fmt::Write as _;
 /// Seed of the bootstrap.
 const EVIDENCE_SEED: u64 = 0x07EA_CE1D;
 
+/// Interval ends within this of zero are zero (Spearman of ranks carries rounding).
+const ROUNDING: f64 = 1e-9;
+
 /// The predictors correlated, in report order.
 pub const PREDICTORS: [&str; 3] = ["teacher score", "on-policy accuracy", "reward variance"];
 
@@ -205,9 +208,10 @@ impl Evidence {
              |---|---|---|---|\n",
         );
         for (name, (rho, ci)) in PREDICTORS.iter().zip(&self.spearman) {
+            // A rank correlation of a few points that is 0 up to rounding counts as 0.
             let reading = match ci {
-                Some(i) if i.above_zero() => "predicts the order (interval above 0)",
-                Some(i) if i.below_zero() => "predicts the reverse order (interval below 0)",
+                Some(i) if i.lo > ROUNDING => "predicts the order (interval above 0)",
+                Some(i) if i.hi < -ROUNDING => "predicts the reverse order (interval below 0)",
                 Some(_) => "inconclusive (interval includes 0)",
                 None => "no interval",
             };
