@@ -32,7 +32,7 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    fn resolve(&self) -> Result<(Device, DType)> {
+    pub(crate) fn resolve(&self) -> Result<(Device, DType)> {
         let dtype = match self.dtype.as_str() {
             "f32" => DType::F32,
             "bf16" => DType::BF16,

@@ -9,6 +9,8 @@ mod exp;
 mod process;
 #[cfg(feature = "lm")]
 mod reproduce;
+#[cfg(feature = "lm")]
+mod teacher;
 mod theory;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +40,11 @@ enum Command {
     /// <out>/report.md, linking every table and figure.
     #[cfg(feature = "lm")]
     Reproduce(reproduce::ReproduceArgs),
+    /// Which reward model will teach this policy best? Samples from each policy once,
+    /// scores the samples with every RM (and the ground truth), and ranks the RMs by
+    /// the teacher score: accuracy and reward variance under the policy.
+    #[cfg(feature = "lm")]
+    Teacher(teacher::TeacherArgs),
 }
 
 fn main() {
@@ -49,6 +56,8 @@ fn main() {
         Command::Exp(cmd) => exp::run(cmd),
         #[cfg(feature = "lm")]
         Command::Reproduce(args) => reproduce::reproduce(&args),
+        #[cfg(feature = "lm")]
+        Command::Teacher(args) => teacher::teacher(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -20,6 +20,7 @@ pub mod reward_load;
 pub mod reward_model;
 pub mod sample;
 pub mod stages;
+pub mod teacher;
 pub mod text;
 pub mod toy;
 

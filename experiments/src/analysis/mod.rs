@@ -28,6 +28,7 @@ pub mod interaction;
 pub mod load;
 pub mod records;
 pub mod report;
+pub mod spread;
 pub mod table1;
 pub mod table10;
 pub mod table2;

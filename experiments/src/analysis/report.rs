@@ -217,6 +217,21 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
         let stem = "reward_increase_vs_kl";
         let paths = increase_vs_kl(data, summaries, &out_dir.join(stem))?;
         link_figure(paths, "Reward increase vs KL", stem, &mut md, &mut files);
+        let stem = "reward_spread";
+        match super::spread::reward_spread(data, &out_dir.join(stem))? {
+            Some(paths) => link_figure(
+                paths,
+                "Reward spread during policy gradient (within-group std, zero-std groups, \
+                 batch variance)",
+                stem,
+                &mut md,
+                &mut files,
+            ),
+            // Logs written before the spread existed (or fixtures without them).
+            None => md.push_str(
+                "(No `metrics.jsonl` logged the reward spread: its figure is skipped.)\n\n",
+            ),
+        }
     }
     for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
         if seeds.is_empty() {

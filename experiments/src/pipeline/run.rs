@@ -20,20 +20,15 @@ use super::prefdata::{
 };
 use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
 use super::{read_json, write_json, RunDir};
-use crate::armorm::load_armorm;
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
 };
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::models::{Model, ModelConfig, SeededVarMap};
-use crate::reward_load::load_reward_backbone_checkpoint;
-use crate::reward_model::load_reward_checkpoint;
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
 use crate::stages::pg::{run_pg_with_dtype, PgOptions, PgOutcome};
-use crate::stages::rewards::{
-    GroundTruthReward, Normalized, RewardFn, RewardModelScorer, ScoreBatch,
-};
+use crate::stages::rewards::{load_reward_dir, GroundTruthReward, Normalized, RewardFn};
 use crate::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
 use crate::stages::sft::{run_sft_with_dtype, SftOptions};
 use crate::text::TextTokenizer;
@@ -780,24 +775,7 @@ fn load_reward(
             None => root.join("rms").join(rm),
         },
     };
-    let config = read_config_json(&dir)?;
-    let dtype = c.dtype()?;
-    let codec = ChatCodec::from_dir(&dir)?;
-    let batch_size = c.rm.score_batch_size;
-    if config["architectures"][0] == ARMORM_ARCHITECTURE {
-        let model = load_armorm(&dir, dtype, device)?.model;
-        return Ok(scorer(model, codec, batch_size, device));
-    }
-    if config["model_type"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("gemma"))
-    {
-        // Gemma and Gemma-2 reward models (Section 4.2's public RMs): inference only.
-        let model = load_reward_backbone_checkpoint(&dir, dtype, device)?.model;
-        return Ok(scorer(model, codec, batch_size, device));
-    }
-    let model = load_reward_checkpoint(&dir, dtype, device)?.model;
-    Ok(scorer(model, codec, batch_size, device))
+    load_reward_dir(&dir, c.dtype()?, device, c.rm.score_batch_size)
 }
 
 /// Name of the reward model that `rm.union_with` trains (under `rms/`).
@@ -828,24 +806,6 @@ fn union_pairs(
     }
     Ok(pairs)
 }
-
-/// A boxed [`RewardModelScorer`] of `model`.
-fn scorer<S: ScoreBatch + 'static>(
-    model: S,
-    codec: ChatCodec,
-    batch_size: usize,
-    device: &Device,
-) -> Box<dyn RewardFn> {
-    Box::new(RewardModelScorer {
-        model,
-        codec,
-        batch_size,
-        device: device.clone(),
-    })
-}
-
-/// ArmoRM's `architectures` entry in its `config.json`.
-const ARMORM_ARCHITECTURE: &str = "LlamaForRewardModelWithGating";
 
 /// Sampling settings of `[normalize]` / `[eval]`.
 fn sampling(s: &super::config::SampleConfig, seed: u64) -> EvalOptions {

@@ -8,6 +8,42 @@
 //! with no reward normalisation and the KL term estimated per token by `k3`.
 
 use crate::{Error, Result};
+use rmteach::metrics::{sample_variance, VarianceEstimator};
+use serde::{Deserialize, Serialize};
+
+/// A group counts as zero-std (its GRPO advantages vanish, it teaches nothing) when the
+/// standard deviation of its rewards is at most this. Rewards are normalised (unit std
+/// over the initial policy's samples), so the tolerance is in those units.
+pub const ZERO_STD_TOLERANCE: f64 = 1e-6;
+
+/// How much the rewards of a rollout batch vary, within and across prompt groups.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GroupSpread {
+    /// Mean over groups of the within-group standard deviation (unbiased variance).
+    pub group_reward_std: f64,
+    /// Share of groups whose standard deviation is at most [`ZERO_STD_TOLERANCE`].
+    pub zero_std_groups: f64,
+    /// Unbiased variance of all the batch's rewards.
+    pub batch_reward_variance: f64,
+}
+
+/// The [`GroupSpread`] of `rewards` in groups of `k` consecutive completions (`k >= 2`),
+/// with the metrics core's unbiased variance.
+pub fn group_spread(rewards: &[f64], k: usize) -> Result<GroupSpread> {
+    let var = |x: &[f64]| {
+        sample_variance(x, VarianceEstimator::Unbiased)
+            .map_err(|e| Error::Input(format!("reward spread: {e}")))
+    };
+    let stds = groups(rewards, k)?
+        .map(|g| var(g).map(f64::sqrt))
+        .collect::<Result<Vec<f64>>>()?;
+    let n = stds.len().max(1) as f64;
+    Ok(GroupSpread {
+        group_reward_std: stds.iter().sum::<f64>() / n,
+        zero_std_groups: stds.iter().filter(|&&s| s <= ZERO_STD_TOLERANCE).count() as f64 / n,
+        batch_reward_variance: var(rewards)?,
+    })
+}
 
 /// `score - beta * kl_sum` for every completion (the RLOO reward).
 pub fn kl_penalised(scores: &[f64], kl_sums: &[f64], beta: f64) -> Result<Vec<f64>> {
@@ -130,5 +166,21 @@ mod tests {
             kl_penalised(&[1.0, 0.0], &[2.0, -1.0], 0.05).unwrap(),
             vec![0.9, 0.05]
         );
+    }
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::*;
+
+    #[test]
+    fn group_spread_counts_flat_groups_and_uses_unbiased_variance() {
+        // Two groups of 2: one flat, one with values 0 and 2 (unbiased std sqrt(2)).
+        let s = group_spread(&[1.0, 1.0, 0.0, 2.0], 2).unwrap();
+        assert_eq!(s.zero_std_groups, 0.5);
+        assert!((s.group_reward_std - 2f64.sqrt() / 2.0).abs() < 1e-12);
+        // All four: mean 1, squares 0 + 0 + 1 + 1 over n - 1 = 3.
+        assert!((s.batch_reward_variance - 2.0 / 3.0).abs() < 1e-12);
+        assert!(group_spread(&[1.0, 2.0, 3.0], 2).is_err());
     }
 }

@@ -32,7 +32,9 @@
 //! gradient norm per optimiser step; and one `(loss, clipped)` pair per update,
 //! accumulated on the device over the micro-batches.
 
-use super::advantages::{grpo_advantages, k3, kl_penalised, rloo_advantages};
+use super::advantages::{
+    group_spread, grpo_advantages, k3, kl_penalised, rloo_advantages, GroupSpread,
+};
 use super::batches::{check_batch, mix_seed, order, ChatCodec};
 use super::checkpoint::{self, TrainState};
 use super::optim::{AdamW, OptimConfig};
@@ -203,6 +205,10 @@ pub struct PgRecord {
     pub seconds: f64,
     /// Of which rollout: sampling, scoring, old and reference log-probabilities.
     pub rollout_seconds: f64,
+    /// Spread of the reward function's scores: mean within-group std, share of
+    /// zero-std groups, batch variance (absent in logs written before it existed).
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<GroupSpread>,
 }
 
 impl Stepped for PgRecord {
@@ -482,6 +488,7 @@ impl<'a> Trainer<'a> {
             optimizer_step: self.opt.step_count(),
             seconds: start.elapsed().as_secs_f64(),
             rollout_seconds,
+            spread: Some(group_spread(&scores, o.k)?),
         })
     }
 

@@ -7,15 +7,18 @@
 //! a set of prompt strings would scale more rows than the configured fraction.
 
 use super::batches::ChatCodec;
-use crate::armorm::ArmoRm;
+use crate::armorm::{load_armorm, ArmoRm};
+use crate::hf::read_config_json;
 use crate::logprobs::SequenceBatch;
 use crate::models::{CausalLm, Model};
-use crate::reward_model::RewardModel;
+use crate::reward_load::load_reward_backbone_checkpoint;
+use crate::reward_model::{load_reward_checkpoint, RewardModel};
 use crate::toy::GroundTruth;
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use rmteach::metrics::Normalizer;
 use std::collections::HashSet;
+use std::path::Path;
 
 /// Scores responses to prompts (raw prompt text, not chat-rendered; response text
 /// without special tokens). One score per pair, in order.
@@ -160,6 +163,52 @@ impl<S: ScoreBatch> RewardFn for RewardModelScorer<S> {
         }
         Ok(out)
     }
+}
+
+/// `architectures[0]` of ArmoRM's `config.json`.
+const ARMORM_ARCHITECTURE: &str = "LlamaForRewardModelWithGating";
+
+/// Loads the reward model in `dir` (weights of `dtype` on `device`) as a scorer of
+/// `batch_size` rows per pass, whatever its kind: ArmoRM (`architectures[0]` is
+/// `LlamaForRewardModelWithGating`), a Gemma or Gemma-2 sequence classifier
+/// (inference only), or our Llama / GPT-NeoX sequence classifier. The exchange is
+/// rendered with the chat template of the tokenizer in `dir`.
+pub fn load_reward_dir(
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+    batch_size: usize,
+) -> Result<Box<dyn RewardFn>> {
+    let config = read_config_json(dir)?;
+    let codec = ChatCodec::from_dir(dir)?;
+    if config["architectures"][0] == ARMORM_ARCHITECTURE {
+        let model = load_armorm(dir, dtype, device)?.model;
+        return Ok(scorer(model, codec, batch_size, device));
+    }
+    if config["model_type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("gemma"))
+    {
+        let model = load_reward_backbone_checkpoint(dir, dtype, device)?.model;
+        return Ok(scorer(model, codec, batch_size, device));
+    }
+    let model = load_reward_checkpoint(dir, dtype, device)?.model;
+    Ok(scorer(model, codec, batch_size, device))
+}
+
+/// A boxed [`RewardModelScorer`] of `model`.
+fn scorer<S: ScoreBatch + 'static>(
+    model: S,
+    codec: ChatCodec,
+    batch_size: usize,
+    device: &Device,
+) -> Box<dyn RewardFn> {
+    Box::new(RewardModelScorer {
+        model,
+        codec,
+        batch_size,
+        device: device.clone(),
+    })
 }
 
 /// `normalizer.apply(inner)`, multiplied by `scale` on the prompts whose key is in

@@ -1,0 +1,246 @@
+//! `rmteach teacher`: which reward model will teach this policy best?
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use rmteach_experiments::data::load_pairs;
+use rmteach_experiments::stages::evaluate::EvalOptions;
+use rmteach_experiments::teacher::{
+    load_prompt_texts, run_teacher, RewardSource, TeacherInputs, PROPOSITION3_READING,
+    TEACHER_SCORE_DEFINITION,
+};
+
+use crate::exp::DeviceArgs;
+
+/// The text after `--help`: what the score is and how to read it.
+fn help_text() -> String {
+    format!(
+        "Definition: {TEACHER_SCORE_DEFINITION}.\n\n{PROPOSITION3_READING}.\n\n\
+         Outputs in --out: teacher.json, teacher.md, teacher.csv, teacher.png/.svg and \
+         samples.jsonl (every sample with its raw scores; a killed run resumes from it, and \
+         adding an --rm later reuses the samples).\n\n\
+         Example (toy world): rmteach exp toy-world --out w; then \
+         rmteach teacher --policy SFT_DIR --rm a=RM_DIR --gt toy:w --prompts w/data/prompts.jsonl \
+         --out t"
+    )
+}
+
+/// Flags of `rmteach teacher`.
+#[derive(Args, Debug)]
+#[command(after_help = help_text())]
+pub struct TeacherArgs {
+    /// A policy (causal LM directory with its tokenizer and chat template); repeat for
+    /// several.
+    #[arg(long = "policy", required = true)]
+    policies: Vec<PathBuf>,
+    /// A reward model, NAME=DIR (sequence-classification Llama / GPT-NeoX / Gemma /
+    /// Gemma-2, or ArmoRM); repeat for several.
+    #[arg(long = "rm", required = true)]
+    rms: Vec<String>,
+    /// Prompts: JSONL, JSON or parquet with a `prompt` column (generic, UltraFeedback)
+    /// or AlpacaFarm's `instruction` (+ `input`).
+    #[arg(long)]
+    prompts: PathBuf,
+    /// Ground truth: a reward-model directory, or toy:WORLD_DIR for the toy world's
+    /// programmatic reward. Gives on-policy accuracy.
+    #[arg(long)]
+    gt: Option<String>,
+    /// Preference pairs (`prompt`, `chosen`, `rejected`; UltraFeedback works) for
+    /// off-policy accuracy; the first --max-prompts pairs are used.
+    #[arg(long)]
+    prefs: Option<PathBuf>,
+    /// Responses sampled per prompt per policy (at least 2).
+    #[arg(long, default_value_t = 10)]
+    samples: usize,
+    /// Use only the first N prompts (and pairs).
+    #[arg(long)]
+    max_prompts: Option<usize>,
+    /// Longest response in tokens.
+    #[arg(long, default_value_t = 512)]
+    max_new_tokens: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Rows per generation or scoring pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Output directory (samples.jsonl, teacher.json/.md/.csv, the figure).
+    #[arg(long)]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Parses `NAME=DIR`.
+fn parse_rm(text: &str) -> Result<(String, RewardSource)> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), RewardSource::parse(dir)))
+        }
+        _ => bail!("--rm `{text}`: give NAME=DIR, e.g. --rm skywork=models/Skywork-RM"),
+    }
+}
+
+/// Runs the command.
+pub fn teacher(args: &TeacherArgs) -> Result<i32> {
+    let (device, dtype) = args.device.resolve()?;
+    let rms = args
+        .rms
+        .iter()
+        .map(|r| parse_rm(r))
+        .collect::<Result<Vec<_>>>()?;
+    let cap = args.max_prompts.unwrap_or(usize::MAX);
+    let mut prompts = load_prompt_texts(&args.prompts)
+        .with_context(|| format!("--prompts {}", args.prompts.display()))?;
+    prompts.truncate(cap);
+    let mut prefs = match &args.prefs {
+        Some(p) => load_pairs(p).with_context(|| format!("--prefs {}", p.display()))?,
+        None => Vec::new(),
+    };
+    prefs.truncate(cap);
+    let inputs = TeacherInputs {
+        policies: args.policies.clone(),
+        rms,
+        gt: args.gt.as_deref().map(RewardSource::parse),
+        prompts,
+        prefs,
+        sampling: EvalOptions {
+            samples_per_prompt: args.samples,
+            max_new_tokens: args.max_new_tokens,
+            batch_size: args.batch_size,
+            seed: args.seed,
+            ..EvalOptions::default()
+        },
+        device,
+        dtype,
+        out: args.out.clone(),
+        progress: !args.quiet,
+    };
+    let report = run_teacher(&inputs)?;
+    if !args.quiet {
+        for p in &report.policies {
+            println!("{}:", p.policy);
+            for r in &p.rms {
+                println!(
+                    "  {}. {:<20} teacher score {}  reward variance {:.4}  zero-variance prompts {:.3}",
+                    r.rank,
+                    r.name,
+                    r.teacher_score
+                        .map(|s| format!("{s:.4}"))
+                        .unwrap_or_else(|| "-".into()),
+                    r.reward_variance,
+                    r.zero_variance_prompts
+                );
+            }
+        }
+        println!("wrote {}", args.out.join("teacher.md").display());
+    }
+    Ok(0)
+}
+
+/// Seed of the main job's teacher samples (not the normalisation stage's, so that they
+/// are a fresh draw from the same policy).
+const EVIDENCE_SAMPLE_SEED: u64 = 0x7EAC;
+
+/// The main job's check of the teacher score on a finished toy Section 4.1 run: runs
+/// `teacher` on the run's SFT policy with its RMs (`rms/rm-*`), the toy ground truth and
+/// the run's RLHF prompts (`prefdata/rlhf_pairs.jsonl`, also the off-policy pairs), as
+/// the normalisation stage samples (10 per prompt, 16 tokens, top-k 50, another seed),
+/// then correlates the teacher score with the ground-truth increases the run measured.
+/// Returns the report section (markdown; links relative to `root`).
+pub fn evidence_section(
+    run_dir: &std::path::Path,
+    root: &std::path::Path,
+    quiet: bool,
+) -> Result<String> {
+    use rmteach_experiments::analysis::load_run;
+    use rmteach_experiments::pipeline::prefdata::rlhf_pairs;
+    use rmteach_experiments::pipeline::RunDir;
+    use rmteach_experiments::teacher::evidence::teacher_vs_increase;
+    use std::fmt::Write as _;
+
+    let rms_dir = run_dir.join("rms");
+    let mut rms: Vec<String> = std::fs::read_dir(&rms_dir)
+        .with_context(|| format!("reading {}", rms_dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("config.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    rms.sort();
+    let rlhf = rlhf_pairs(&RunDir::open(run_dir)?.stage("prefdata")?)?;
+    let out = run_dir.join("teacher");
+    let inputs = TeacherInputs {
+        policies: vec![run_dir.join("sft")],
+        rms: rms
+            .iter()
+            .map(|n| (n.clone(), RewardSource::Dir(rms_dir.join(n))))
+            .collect(),
+        gt: Some(RewardSource::Toy(run_dir.join("world"))),
+        prompts: rlhf.iter().map(|l| l.pair.prompt.clone()).collect(),
+        prefs: rlhf.into_iter().map(|l| l.pair).collect(),
+        sampling: EvalOptions {
+            samples_per_prompt: 10,
+            max_new_tokens: 16,
+            seed: EVIDENCE_SAMPLE_SEED,
+            ..EvalOptions::default()
+        },
+        device: candle_core::Device::Cpu,
+        dtype: candle_core::DType::F32,
+        out: out.clone(),
+        progress: !quiet,
+    };
+    let report = run_teacher(&inputs)?;
+    let data =
+        load_run(run_dir).with_context(|| format!("reading the run {}", run_dir.display()))?;
+    let lines = rmteach_experiments::teacher::SampleCache::open(&out, &inputs.settings())?;
+    let policy = inputs.policies[0].display().to_string();
+    let mine = lines.policy_lines(&policy);
+    let rel = out.strip_prefix(root).unwrap_or(&out).display().to_string();
+    let mut md = format!(
+        "`rmteach teacher` on the run's SFT policy, its {} RMs and the toy ground truth, \
+         with a fresh draw of 10 samples for each of the {} RLHF prompt rows \
+         ([{rel}/teacher.md]({rel}/teacher.md), [{rel}/teacher.png]({rel}/teacher.png)). \
+         Does its ranking predict the ground-truth increase the run measured? Spearman \
+         across the RMs; the 95% intervals resample the teacher's prompts and the run's \
+         seeds together ({} replicates). With {} RMs a rank correlation is coarse: read \
+         the interval.\n\n",
+        rms.len(),
+        inputs.prompts.len(),
+        rmteach_experiments::analysis::bootstrap::BOOTSTRAP_REPLICATES,
+        rms.len()
+    );
+    let epochs: Vec<u32> = {
+        let mut e: Vec<u32> = data
+            .seeds
+            .iter()
+            .flatten()
+            .flat_map(|s| s.records.iter().map(|r| r.epoch))
+            .filter(|&e| e > 0)
+            .collect();
+        e.sort_unstable();
+        e.dedup();
+        e
+    };
+    for epoch in epochs {
+        match teacher_vs_increase(&data, &mine, &rms, 10, epoch) {
+            Ok(ev) => {
+                md.push_str(&ev.markdown());
+                let _ = writeln!(
+                    md,
+                    "The teacher score's top RM ({}) {} the largest ground-truth increase after epoch {epoch}.\n",
+                    report.policies[0].rms[0].name,
+                    if ev.top_pick_is_best() { "has" } else { "does not have" }
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(md, "Epoch {epoch}: not computed ({e}).\n");
+            }
+        }
+    }
+    Ok(md)
+}
