@@ -20,7 +20,7 @@
 //! (hard-linked, copied where links fail). The report compares the policies per
 //! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
 
-use super::config::RunConfig;
+use super::config::{check_dir_name, RunConfig};
 use super::run::{run_with, RunOptions, RunSummary};
 use crate::analysis::write_policies_report;
 use crate::{Error, Result};
@@ -76,6 +76,7 @@ impl ExperimentConfig {
             .and_then(toml::Value::as_str)
             .ok_or_else(|| bad("name", "give the experiment a name"))?
             .to_string();
+        check_dir_name(file, "name", &name, "")?;
         let policies = match base.remove("policies") {
             Some(toml::Value::Array(p)) if !p.is_empty() => p,
             _ => {
@@ -110,6 +111,7 @@ impl ExperimentConfig {
                 Some(toml::Value::String(n)) => n,
                 _ => return Err(bad(&format!("{field}.name"), "give each policy a name")),
             };
+            check_dir_name(file, &format!("{field}.name"), &policy, "")?;
             if seen.contains(&policy) {
                 return Err(bad(&format!("{field}.name"), "policy names must differ"));
             }
@@ -187,6 +189,7 @@ pub fn run_experiment(
     runs_root: &Path,
     opts: &RunOptions,
 ) -> Result<ExperimentSummary> {
+    check_dir_name("<experiment>", "name", &exp.name, "")?;
     let dir = runs_root.join(&exp.name);
     let mut summaries = Vec::new();
     for (i, r) in exp.runs.iter().enumerate() {

@@ -11,18 +11,7 @@ impl RunConfig {
     /// Checks every value a stage would reject later, naming the field and the fix.
     pub fn validate(&self, file: &str) -> Result<()> {
         let bad = |field: &str, msg: &str| Err(Error::config(file, field, msg));
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !self.name.starts_with('.');
-        if !name_ok {
-            return bad(
-                "name",
-                "must be a non-empty directory name of letters, digits, `-`, `_`, `.`",
-            );
-        }
+        check_dir_name(file, "name", &self.name, "")?;
         self.device_ordinal()
             .map_err(|e| Error::config(file, "device", e.to_string()))?;
         self.dtype()
@@ -162,18 +151,7 @@ impl RunConfig {
         let mut seen = Vec::new();
         for (i, e) in self.rm.external.iter().enumerate() {
             let field = |f: &str| format!("rm.external[{i}].{f}");
-            let name_ok = !e.name.is_empty()
-                && e.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-                && !e.name.starts_with('.');
-            if !name_ok {
-                return Err(Error::config(
-                    file,
-                    &field("name"),
-                    "must be a directory name of letters, digits, `-`, `_`, `.`, `@`",
-                ));
-            }
+            check_dir_name(file, &field("name"), &e.name, "@")?;
             if taken.contains(&e.name)
                 || [GROUND_TRUTH, LOW_VARIANCE].contains(&e.name.as_str())
                 || seen.contains(&&e.name)
@@ -241,6 +219,31 @@ impl ToyWorldConfig {
         }
         Ok(())
     }
+}
+
+/// Checks that `name` is one plain directory name under the runs root: non-empty,
+/// not starting with `.` (so neither `.` nor `..`), and made of ASCII letters, digits,
+/// `-`, `_`, `.` and the characters of `extra` (no `/`, `\`, or absolute paths), so
+/// nothing it names can lie outside `--runs`.
+pub(crate) fn check_dir_name(file: &str, field: &str, name: &str, extra: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(c));
+    if ok {
+        return Ok(());
+    }
+    let extra: String = extra.chars().map(|c| format!(", `{c}`")).collect();
+    Err(Error::config(
+        file,
+        field,
+        format!(
+            "`{name}` is not a directory name: use a non-empty name of letters, digits, \
+             `-`, `_`, `.`{extra}, not starting with `.` (no `/`, so nothing is written \
+             outside --runs)"
+        ),
+    ))
 }
 
 /// Renames the `<run config>` file label of an error to `file`.
