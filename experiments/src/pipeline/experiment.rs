@@ -191,6 +191,21 @@ pub fn run_experiment(
 ) -> Result<ExperimentSummary> {
     check_dir_name("<experiment>", "name", &exp.name, "")?;
     let dir = runs_root.join(&exp.name);
+    // Every run's config and every path it reads is checked before the first run
+    // writes anything (reward models this experiment trains itself excepted).
+    for r in &exp.runs {
+        let label = format!(
+            "<experiment {}> (policy `{}`, {})",
+            exp.name, r.policy, r.algorithm
+        );
+        r.config.validate(&label)?;
+        let mut outside = r.config.clone();
+        outside
+            .rm
+            .external
+            .retain(|e| !e.resolve(runs_root).starts_with(&dir));
+        outside.check_paths(&label, runs_root)?;
+    }
     let mut summaries = Vec::new();
     for (i, r) in exp.runs.iter().enumerate() {
         if let Some(first) = exp.runs[..i].iter().find(|f| f.policy == r.policy) {

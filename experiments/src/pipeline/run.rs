@@ -122,6 +122,7 @@ pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
 /// [`run`] with [`RunOptions`].
 pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
     config.validate("<run config>")?;
+    config.check_paths("<run config>", runs_root)?;
     let device = config.device()?;
     let dir = RunDir::open(runs_root.join(&config.name))?;
     check_same_config(&dir, config)?;
@@ -226,15 +227,60 @@ fn check_same_config(dir: &RunDir, config: &RunConfig) -> Result<()> {
         let before: RunConfig = read_json(&path)?;
         let before = serde_json::to_value(before).map_err(|e| Error::Input(e.to_string()))?;
         if before != now {
+            let mut changed = Vec::new();
+            json_diff("", &before, &now, &mut changed);
+            let shown = changed.len().min(8);
+            let more = if changed.len() > shown {
+                format!("; and {} more", changed.len() - shown)
+            } else {
+                String::new()
+            };
             return Err(Error::Input(format!(
-                "{} was made by a different config; rerun with the same config, \
-                 another `name`, or delete the directory",
-                dir.root().display()
+                "{} was made by a different config (its config.json); changed: {}{more}. \
+                 Rerun with the config it was made by, give the changed config another \
+                 `name`, or delete the directory to start over",
+                dir.root().display(),
+                changed[..shown].join("; "),
             )));
         }
         return Ok(());
     }
     write_json(&path, &now)
+}
+
+/// Appends `path: before -> now` for every leaf where two JSON values differ (dotted
+/// paths; list elements as `[i]`).
+fn json_diff(
+    path: &str,
+    before: &serde_json::Value,
+    now: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (before, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                let (x, y) = (a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null));
+                json_diff(&join(k), x, y, out);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                json_diff(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("`{path}`: {a} -> {b}")),
+        _ => {}
+    }
 }
 
 /// Where the initial model, data and ground truth are.
@@ -419,26 +465,13 @@ impl Runner<'_> {
     fn world(&mut self) -> Result<World> {
         let c = self.c;
         if let Some(p) = &c.world.paper {
-            for (field, path) in [
-                ("world.paper.model", &p.model),
-                ("world.paper.sft_data", &p.sft_data),
-                ("world.paper.train_prefs", &p.train_prefs),
-                ("world.paper.ground_truth", &p.ground_truth),
-            ] {
-                if !path.exists() {
-                    return Err(Error::config(
-                        "<run config>",
-                        field,
-                        format!("{} does not exist; fill in the local path", path.display()),
-                    ));
-                }
-            }
+            // The paths were checked by `check_paths` before anything was written.
             return Ok(World {
                 policy: p.model.clone(),
                 sft_data: p.sft_data.clone(),
                 train_prefs: p.train_prefs.clone(),
                 ground_truth: Some(p.ground_truth.clone()),
-                external: self.external()?,
+                external: self.external(),
             });
         }
         let t = c.world.toy.as_ref().ok_or_else(|| {
@@ -488,34 +521,16 @@ impl Runner<'_> {
             sft_data: paths.sft,
             train_prefs: paths.train_prefs,
             ground_truth: None,
-            external: self.external()?,
+            external: self.external(),
         })
     }
 
-    /// The `[[rm.external]]` directories, each checked to hold a model.
-    fn external(&self) -> Result<BTreeMap<String, PathBuf>> {
-        let mut out = BTreeMap::new();
-        for (i, e) in self.c.rm.external.iter().enumerate() {
-            let dir = e.resolve(&self.runs_root);
-            if !dir.join("config.json").exists() {
-                let (field, hint) = if e.from_run.is_some() {
-                    ("from_run", "run the experiment that trains it first")
-                } else {
-                    (
-                        "dir",
-                        "fill in the local path of the reward model (another run's \
-                         reward model: run that run first)",
-                    )
-                };
-                return Err(Error::config(
-                    "<run config>",
-                    &format!("rm.external[{i}].{field}"),
-                    format!("{} holds no config.json; {hint}", dir.display()),
-                ));
-            }
-            out.insert(e.name.clone(), dir);
-        }
-        Ok(out)
+    /// The `[[rm.external]]` directories by name.
+    fn external(&self) -> BTreeMap<String, PathBuf> {
+        // The directories were checked by `check_paths` before anything was written.
+        let out = self.c.rm.external.iter();
+        out.map(|e| (e.name.clone(), e.resolve(&self.runs_root)))
+            .collect()
     }
 
     /// The low-variance reward's fixed share of RLHF prompts, chosen by index.

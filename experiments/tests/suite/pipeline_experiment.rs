@@ -204,7 +204,8 @@ fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
         e.contains("rm.external[0]") && e.contains("tiny/rms/rm-100"),
         "{e}"
     );
-    std::fs::remove_dir_all(root.path().join("tiny-42")).unwrap();
+    // ... before anything was written.
+    assert!(!root.path().join("tiny-42").exists());
 
     let first = run(
         &RunConfig::from_toml_str(TINY, "tiny.toml").unwrap(),

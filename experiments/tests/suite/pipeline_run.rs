@@ -165,6 +165,11 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
     other.pg.lr = 5e-4;
     let e = run(&other, root.path()).unwrap_err().to_string();
     assert!(e.contains("different config"), "{e}");
+    // ... naming the field that differs, both values and the way out.
+    assert!(
+        e.contains("`pg.lr`: 0.001 -> 0.0005") && e.contains("another `name`"),
+        "{e}"
+    );
 }
 
 #[test]

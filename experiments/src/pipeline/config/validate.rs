@@ -6,6 +6,7 @@ use super::{
     SCALE_THEN_NORMALIZE, SFT_DATA,
 };
 use crate::{Error, Result};
+use std::path::Path;
 
 impl RunConfig {
     /// Checks every value a stage would reject later, naming the field and the fix.
@@ -29,6 +30,12 @@ impl RunConfig {
             );
         }
         positive(file, "data.max_tokens", d.max_tokens)?;
+        if d.max_sft_examples == Some(0) {
+            return bad(
+                "data.max_sft_examples",
+                "must be at least 1, or left out (all SFT examples)",
+            );
+        }
         if ![SFT_DATA, RM_SPLIT_CHOSEN].contains(&self.sft.source.as_str()) {
             return bad(
                 "sft.source",
@@ -42,6 +49,7 @@ impl RunConfig {
         positive(file, "sft.epochs", self.sft.epochs)?;
         micro(file, "sft", self.sft.batch_size, self.sft.micro_batch_size)?;
         rate(file, "sft.lr", self.sft.lr)?;
+        clip_norm(file, "sft.max_grad_norm", self.sft.max_grad_norm)?;
         positive(
             file,
             "prefdata.max_new_tokens",
@@ -141,6 +149,49 @@ impl RunConfig {
                     &format!("unknown reward `{x}`; known: {}", known.join(", ")),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Checks every path the run reads before anything is written: the files of a
+    /// `[world.paper]` exist, and every `[[rm.external]]` directory (`from_run` under
+    /// `runs_root`) holds a `config.json`.
+    pub fn check_paths(&self, file: &str, runs_root: &Path) -> Result<()> {
+        if let Some(p) = &self.world.paper {
+            for (field, path) in [
+                ("world.paper.model", &p.model),
+                ("world.paper.sft_data", &p.sft_data),
+                ("world.paper.train_prefs", &p.train_prefs),
+                ("world.paper.ground_truth", &p.ground_truth),
+            ] {
+                if !path.exists() {
+                    return Err(Error::config(
+                        file,
+                        field,
+                        format!("{} does not exist; fill in the local path", path.display()),
+                    ));
+                }
+            }
+        }
+        for (i, e) in self.rm.external.iter().enumerate() {
+            let dir = e.resolve(runs_root);
+            if dir.join("config.json").exists() {
+                continue;
+            }
+            let (field, hint) = if e.from_run.is_some() {
+                ("from_run", "run the experiment that trains it first")
+            } else {
+                (
+                    "dir",
+                    "fill in the local path of the reward model (another run's \
+                     reward model: run that run first)",
+                )
+            };
+            return Err(Error::config(
+                file,
+                &format!("rm.external[{i}].{field}"),
+                format!("{} holds no config.json; {hint}", dir.display()),
+            ));
         }
         Ok(())
     }
@@ -266,6 +317,17 @@ fn rate(file: &str, field: &str, v: f64) -> Result<()> {
         return Err(Error::config(file, field, "must be finite and >= 0"));
     }
     Ok(())
+}
+
+fn clip_norm(file: &str, field: &str, v: Option<f64>) -> Result<()> {
+    match v {
+        Some(c) if !(c.is_finite() && c > 0.0) => Err(Error::config(
+            file,
+            field,
+            format!("{c} is out of range: must be finite and > 0 (1.0), or left out (no clipping)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn micro(file: &str, table: &str, batch: usize, m: Option<usize>) -> Result<()> {
