@@ -71,6 +71,9 @@ pub enum ExpCommand {
         /// Seed of the data and of the weights.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Overwrite a toy world already in --out (else it is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Architecture, parameter count, stored dtype, tokenizer and chat template of a
     /// Hugging Face model directory.
@@ -107,8 +110,8 @@ pub enum ExpCommand {
         /// Use the prompt as is, without the chat template.
         #[arg(long)]
         raw: bool,
-        /// Number of samples.
-        #[arg(long, default_value_t = 1)]
+        /// Number of samples (at least 1).
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         n: usize,
         /// Temperature (0 = greedy).
         #[arg(long, default_value_t = 1.0)]
@@ -171,7 +174,7 @@ pub enum ExpCommand {
 /// Runs an experiment subcommand; returns the exit code.
 pub fn run(cmd: ExpCommand) -> Result<i32> {
     match cmd {
-        ExpCommand::ToyWorld { out, seed } => toy_world(&out, seed),
+        ExpCommand::ToyWorld { out, seed, force } => toy_world(&out, seed, force),
         ExpCommand::Inspect { model } => inspect(&model),
         ExpCommand::Logits {
             model,
@@ -284,7 +287,15 @@ pub fn run_config(
     Ok(summary.dir.join("report"))
 }
 
-fn toy_world(out: &Path, seed: u64) -> Result<i32> {
+fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
+    let nonempty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+    if nonempty && !force {
+        bail!(
+            "{} is not empty (an earlier toy world?); pass --force to overwrite it, or \
+             choose another --out",
+            out.display()
+        );
+    }
     let spec = ToyWorldSpec {
         seed,
         ..Default::default()
@@ -326,6 +337,37 @@ fn toy_world(out: &Path, seed: u64) -> Result<i32> {
     println!("  data     {}", paths.root.join("data").display());
     println!("try: rmteach exp inspect --model {}", paths.llama.display());
     Ok(0)
+}
+
+/// Parses a count of at least 1 (`--n 0` would silently mean one sample).
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses a `*ForSequenceClassification` directory where a causal LM belongs.
+fn require_causal_lm(dir: &Path) -> Result<()> {
+    let json = read_config_json(dir)?;
+    let classes = json["architectures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(c) = classes
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| c.ends_with("ForSequenceClassification"))
+    {
+        bail!(
+            "{}: a reward model (config.json architectures: {c}), not a causal LM; score \
+             with `rmteach exp score --rm {}`",
+            dir.join("config.json").display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn tokenizer(dir: &Path) -> Result<TextTokenizer> {
@@ -392,8 +434,14 @@ fn logits(
     dev: &DeviceArgs,
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
+    require_causal_lm(dir)?;
+    let vocab = ModelConfig::from_file(&dir.join("config.json"))?.vocab_size();
     let ids = match (text, ids) {
-        (Some(t), None) => tokenizer(dir)?.encode(&t)?,
+        (Some(t), None) => {
+            let tok = tokenizer(dir)?;
+            tok.check_fits(dir, vocab)?;
+            tok.encode(&t)?
+        }
         (None, Some(ids)) => ids,
         _ => bail!("give --text or --ids"),
     };
@@ -401,7 +449,6 @@ fn logits(
         bail!("the input has no tokens");
     }
     let ckpt = load_checkpoint(dir, dtype, &device)?;
-    let vocab = ckpt.config.vocab_size();
     if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
         bail!("--ids: token {bad} is outside the vocabulary (size {vocab})");
     }
@@ -453,7 +500,12 @@ fn generate_cmd(
     dev: &DeviceArgs,
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
+    require_causal_lm(dir)?;
     let tok = tokenizer(dir)?;
+    tok.check_fits(
+        dir,
+        ModelConfig::from_file(&dir.join("config.json"))?.vocab_size(),
+    )?;
     let text = if raw {
         prompt.to_string()
     } else {
@@ -477,7 +529,7 @@ fn generate_cmd(
         cfg = cfg.with_top_p(p);
     }
     let ckpt = load_checkpoint(dir, dtype, &device)?;
-    let prompts = vec![ids; o.n.max(1)];
+    let prompts = vec![ids; o.n];
     let out = generate(&ckpt.model, &prompts, &cfg, &device)?;
     for (i, (resp, why)) in out.responses.iter().zip(&out.finish_reasons).enumerate() {
         println!("--- sample {i} ({} tokens, {why:?})", resp.len());

@@ -89,8 +89,7 @@ impl MetricsLog {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::Input(format!("{}: line {}: {e}", path.display(), i + 1)))
+                super::rundir::parse_json(l, &format!("{}: line {}", path.display(), i + 1))
             })
             .collect()
     }

@@ -111,5 +111,55 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+    parse_json(&text, &path.display().to_string())
+}
+
+/// Parses JSON `text` into `T`; a type error names the field path (`stages[2].seconds`)
+/// and `label` (the file, or the file and line).
+pub fn parse_json<T: DeserializeOwned>(text: &str, label: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Error::Input(format!("{label}: {inner}"))
+        } else {
+            Error::Input(format!("{label}: field `{path}`: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::Input(format!("{label}: {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Inner {
+        #[allow(dead_code)]
+        seconds: f64,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Outer {
+        #[allow(dead_code)]
+        stages: Vec<Inner>,
+    }
+
+    #[test]
+    fn json_type_errors_name_the_file_and_the_field_path() {
+        let text = r#"{"stages": [{"seconds": 1.0}, {"seconds": "0.3"}]}"#;
+        let e = parse_json::<Outer>(text, "summary.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("summary.json") && e.contains("stages[1].seconds") && e.contains("\"0.3\""),
+            "{e}"
+        );
+        let e = parse_json::<Outer>("{\"stages\": []} x", "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.json") && e.contains("trailing"), "{e}");
+    }
 }
