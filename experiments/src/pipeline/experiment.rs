@@ -235,8 +235,12 @@ pub fn run_experiment(
             .filter(|r| r.algorithm == algorithm)
             .map(|r| dir.join(&r.config.name))
             .collect();
-        write_policies_report(&dirs, None, &dir.join("report").join(&algorithm))
-            .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))?;
+        let out = dir.join("report").join(&algorithm);
+        super::rundir::rewrite_stage(&out, || {
+            write_policies_report(&dirs, None, &out)
+                .map(drop)
+                .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))
+        })?;
     }
     Ok(ExperimentSummary {
         dir,

@@ -18,6 +18,7 @@ use super::prefdata::{
     mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
 };
 use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
+use super::rundir::rewrite_stage;
 use super::{read_json, write_json, RunDir};
 use crate::armorm::load_armorm;
 use crate::data::{
@@ -137,7 +138,8 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
     };
     let finished = r.all()?;
     if finished {
-        write_run_report(r.dir.root())?;
+        let root = r.dir.root().to_path_buf();
+        rewrite_stage(&root.join("report"), || write_run_report(&root))?;
     }
     let summary = RunSummary {
         name: config.name.clone(),
@@ -146,8 +148,33 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
         total_seconds: r.start.elapsed().as_secs_f64(),
         finished,
     };
-    write_json(&summary.dir.join("summary.json"), &summary)?;
+    let path = summary.dir.join("summary.json");
+    let before: Option<RunSummary> = path.exists().then(|| read_json(&path)).transpose()?;
+    write_json(&path, &keep_stage_times(before, &summary))?;
     Ok(summary)
+}
+
+/// The summary to keep on disk: a stage this call skipped keeps the time of the call
+/// that ran it (from the `before` summary), and the total is the sum of those times
+/// when any stage was skipped.
+fn keep_stage_times(before: Option<RunSummary>, now: &RunSummary) -> RunSummary {
+    let Some(before) = before else {
+        return now.clone();
+    };
+    let mut out = now.clone();
+    for t in &mut out.stages {
+        let ran_before = before
+            .stages
+            .iter()
+            .find(|b| b.stage == t.stage && !b.skipped);
+        if let (true, Some(b)) = (t.skipped, ran_before) {
+            *t = b.clone();
+        }
+    }
+    if now.stages.iter().any(|t| t.skipped) {
+        out.total_seconds = out.stages.iter().map(|t| t.seconds).sum();
+    }
+    out
 }
 
 /// Writes `<run>/rm_eval.json` in the analysis format (from the rm_eval stage's table,

@@ -89,6 +89,53 @@ impl StageDir {
     }
 }
 
+/// Regenerates a stage that is rewritten on every call (the reports) in `dir`: its
+/// `DONE.json` is removed first, temporaries a killed writer left behind
+/// (`.<file>.<pid>.<n>.tmp`) are deleted, `write` runs, and `DONE.json` is written
+/// last, so a directory without it holds an incomplete stage.
+pub fn rewrite_stage(dir: &Path, write: impl FnOnce() -> Result<()>) -> Result<()> {
+    let done = dir.join(DONE_FILE);
+    match std::fs::remove_file(&done) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Io {
+                path: done,
+                source: e,
+            })
+        }
+        _ => {}
+    }
+    remove_stale_temporaries(dir)?;
+    write()?;
+    write_json(&done, &serde_json::json!({ "complete": true }))
+}
+
+/// Deletes, under `dir` (recursively), the hidden `.tmp` files of interrupted atomic
+/// writes; returns how many. A missing `dir` holds none.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().map_err(io(&path))?.is_dir() {
+            removed += remove_stale_temporaries(&path)?;
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `value` as pretty JSON to `path` atomically (temp file in the same directory,
 /// then rename), so a reader never sees half a file.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
