@@ -150,8 +150,19 @@ pub enum ExpCommand {
     /// Section 4.1: SFT, preference data, reward models, normalisation, Table 1
     /// reward-model evaluation, policy gradient per reward and seed, report. A config
     /// with [[policies]] is a Section 4.2 experiment: one such run per policy and
-    /// algorithm, and a report across policies. Complete stages are skipped, so
-    /// rerunning a killed run continues where it stopped.
+    /// algorithm, and a report across policies.
+    ///
+    /// Resume: every stage directory gets DONE.json when it finishes, and policy
+    /// gradient checkpoints every pg.checkpoint_every updates, so rerunning the same
+    /// command after a kill skips the complete stages and continues from the last
+    /// checkpoint (the logs keep their records up to it). Rerunning a finished run only
+    /// rewrites its report; summary.json keeps the times of the call that ran each stage.
+    ///
+    /// Config changes: the whole config (and every path it reads) is checked before
+    /// anything is written, and <runs>/<name>/config.json records it. A rerun with a
+    /// different config in the same directory is refused, listing the fields that
+    /// differ: change them back, give the new config another `name`, or delete the run
+    /// directory to start over.
     Run {
         /// The run config, e.g. experiments/configs/toy-4.1.toml.
         config: PathBuf,

@@ -181,6 +181,31 @@ fn silent_accepts_are_refused_with_the_file_and_the_fix() {
 }
 
 #[test]
+fn help_lists_every_subcommand_and_explains_resume() {
+    let help = ok(&rmteach(&["--help"]));
+    for c in ["toy-world", "run", "bench"] {
+        assert!(help.contains(c), "rmteach --help lacks {c}: {help}");
+    }
+    let exp = ok(&rmteach(&["exp", "--help"]));
+    for c in [
+        "toy-world",
+        "inspect",
+        "logits",
+        "generate",
+        "score",
+        "run",
+        "bench",
+    ] {
+        assert!(exp.contains(c), "exp --help lacks {c}: {exp}");
+    }
+    let run = ok(&rmteach(&["exp", "run", "--help"]));
+    assert!(
+        run.contains("DONE.json") && run.contains("config.json") && run.contains("another `name`"),
+        "{run}"
+    );
+}
+
+#[test]
 fn missing_model_directory_is_a_clear_error() {
     let out = rmteach(&["exp", "inspect", "--model", "/nonexistent/model"]);
     assert_eq!(out.status.code(), Some(2));

@@ -26,6 +26,7 @@ use crate::data::{
 };
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::progress::Reporter;
 use crate::reward_load::load_reward_backbone_checkpoint;
 use crate::reward_model::load_reward_checkpoint;
 use crate::stages::batches::{mix_seed, ChatCodec};
@@ -41,11 +42,10 @@ use crate::toy::{write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWor
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How to run (not part of the experiment's definition).
 #[derive(Debug, Clone, Default)]
@@ -746,28 +746,22 @@ impl Runner<'_> {
 
     /// Runs `f` as stage `name` (or records it as skipped when `done`).
     fn timed(&mut self, name: &str, done: bool, f: impl FnOnce() -> Result<()>) -> Result<()> {
-        let bar = if self.opts.progress {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(250));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
         let start = Instant::now();
+        let reporter = self.opts.progress.then(|| Reporter::start(name));
         if done {
-            bar.finish_with_message(format!("{name}: complete, skipped"));
+            if let Some(r) = reporter {
+                r.finish("complete, skipped");
+            }
         } else {
-            bar.set_message(format!("{name}: running"));
             let result = f();
-            match &result {
-                Ok(()) => bar.finish_with_message(format!(
-                    "{name}: done in {:.1} s",
-                    start.elapsed().as_secs_f64()
-                )),
-                Err(e) => bar.abandon_with_message(format!("{name}: failed: {e}")),
+            if let Some(r) = reporter {
+                match &result {
+                    Ok(()) => {
+                        let message = format!("done in {:.1} s", r.elapsed());
+                        r.finish(&message);
+                    }
+                    Err(e) => r.finish(&format!("failed: {e}")),
+                }
             }
             result?;
         }
