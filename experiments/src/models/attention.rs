@@ -187,6 +187,29 @@ impl KvCache {
     }
 }
 
+/// Refuses inputs that reach past the model's `max_position_embeddings` (the
+/// `config.json` field): the rotary tables would extrapolate without a word.
+pub(crate) fn check_positions(inputs: &AttentionInputs, max: usize) -> Result<()> {
+    // Fast path: no more keys (cached and new, pads included) than positions.
+    if inputs.mask.dim(3)? <= max {
+        return Ok(());
+    }
+    let last = inputs
+        .positions
+        .max_all()?
+        .to_dtype(DType::U32)?
+        .to_scalar::<u32>()? as usize;
+    if last >= max {
+        return Err(Error::Input(format!(
+            "{} positions (prompt and generated tokens) exceed the model's \
+             max_position_embeddings = {max} (config.json); shorten the input or lower \
+             max_new_tokens",
+            last + 1
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,27 +233,4 @@ mod tests {
         let last = k.narrow(2, 2, 1).unwrap().flatten_all().unwrap();
         assert_eq!(last.to_vec1::<f32>().unwrap(), vec![3.0; 8]);
     }
-}
-
-/// Refuses inputs that reach past the model's `max_position_embeddings` (the
-/// `config.json` field): the rotary tables would extrapolate without a word.
-pub(crate) fn check_positions(inputs: &AttentionInputs, max: usize) -> Result<()> {
-    // Fast path: no more keys (cached and new, pads included) than positions.
-    if inputs.mask.dim(3)? <= max {
-        return Ok(());
-    }
-    let last = inputs
-        .positions
-        .max_all()?
-        .to_dtype(DType::U32)?
-        .to_scalar::<u32>()? as usize;
-    if last >= max {
-        return Err(Error::Input(format!(
-            "{} positions (prompt and generated tokens) exceed the model's \
-             max_position_embeddings = {max} (config.json); shorten the input or lower \
-             max_new_tokens",
-            last + 1
-        )));
-    }
-    Ok(())
 }
