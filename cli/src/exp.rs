@@ -71,6 +71,9 @@ pub enum ExpCommand {
         /// Seed of the data and of the weights.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Overwrite a toy world already in --out (else it is refused).
+        #[arg(long)]
+        force: bool,
     },
     /// Architecture, parameter count, stored dtype, tokenizer and chat template of a
     /// Hugging Face model directory.
@@ -107,8 +110,8 @@ pub enum ExpCommand {
         /// Use the prompt as is, without the chat template.
         #[arg(long)]
         raw: bool,
-        /// Number of samples.
-        #[arg(long, default_value_t = 1)]
+        /// Number of samples (at least 1).
+        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
         n: usize,
         /// Temperature (0 = greedy).
         #[arg(long, default_value_t = 1.0)]
@@ -147,8 +150,19 @@ pub enum ExpCommand {
     /// Section 4.1: SFT, preference data, reward models, normalisation, Table 1
     /// reward-model evaluation, policy gradient per reward and seed, report. A config
     /// with [[policies]] is a Section 4.2 experiment: one such run per policy and
-    /// algorithm, and a report across policies. Complete stages are skipped, so
-    /// rerunning a killed run continues where it stopped.
+    /// algorithm, and a report across policies.
+    ///
+    /// Resume: every stage directory gets DONE.json when it finishes, and policy
+    /// gradient checkpoints every pg.checkpoint_every updates, so rerunning the same
+    /// command after a kill skips the complete stages and continues from the last
+    /// checkpoint (the logs keep their records up to it). Rerunning a finished run only
+    /// rewrites its report; summary.json keeps the times of the call that ran each stage.
+    ///
+    /// Config changes: the whole config (and every path it reads) is checked before
+    /// anything is written, and <runs>/<name>/config.json records it. A rerun with a
+    /// different config in the same directory is refused, listing the fields that
+    /// differ: change them back, give the new config another `name`, or delete the run
+    /// directory to start over.
     Run {
         /// The run config, e.g. experiments/configs/toy-4.1.toml.
         config: PathBuf,
@@ -171,7 +185,7 @@ pub enum ExpCommand {
 /// Runs an experiment subcommand; returns the exit code.
 pub fn run(cmd: ExpCommand) -> Result<i32> {
     match cmd {
-        ExpCommand::ToyWorld { out, seed } => toy_world(&out, seed),
+        ExpCommand::ToyWorld { out, seed, force } => toy_world(&out, seed, force),
         ExpCommand::Inspect { model } => inspect(&model),
         ExpCommand::Logits {
             model,
@@ -284,7 +298,15 @@ pub fn run_config(
     Ok(summary.dir.join("report"))
 }
 
-fn toy_world(out: &Path, seed: u64) -> Result<i32> {
+fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
+    let nonempty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+    if nonempty && !force {
+        bail!(
+            "{} is not empty (an earlier toy world?); pass --force to overwrite it, or \
+             choose another --out",
+            out.display()
+        );
+    }
     let spec = ToyWorldSpec {
         seed,
         ..Default::default()
@@ -326,6 +348,37 @@ fn toy_world(out: &Path, seed: u64) -> Result<i32> {
     println!("  data     {}", paths.root.join("data").display());
     println!("try: rmteach exp inspect --model {}", paths.llama.display());
     Ok(0)
+}
+
+/// Parses a count of at least 1 (`--n 0` would silently mean one sample).
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refuses a `*ForSequenceClassification` directory where a causal LM belongs.
+fn require_causal_lm(dir: &Path) -> Result<()> {
+    let json = read_config_json(dir)?;
+    let classes = json["architectures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(c) = classes
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| c.ends_with("ForSequenceClassification"))
+    {
+        bail!(
+            "{}: a reward model (config.json architectures: {c}), not a causal LM; score \
+             with `rmteach exp score --rm {}`",
+            dir.join("config.json").display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn tokenizer(dir: &Path) -> Result<TextTokenizer> {
@@ -392,8 +445,14 @@ fn logits(
     dev: &DeviceArgs,
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
+    require_causal_lm(dir)?;
+    let vocab = ModelConfig::from_file(&dir.join("config.json"))?.vocab_size();
     let ids = match (text, ids) {
-        (Some(t), None) => tokenizer(dir)?.encode(&t)?,
+        (Some(t), None) => {
+            let tok = tokenizer(dir)?;
+            tok.check_fits(dir, vocab)?;
+            tok.encode(&t)?
+        }
         (None, Some(ids)) => ids,
         _ => bail!("give --text or --ids"),
     };
@@ -401,7 +460,6 @@ fn logits(
         bail!("the input has no tokens");
     }
     let ckpt = load_checkpoint(dir, dtype, &device)?;
-    let vocab = ckpt.config.vocab_size();
     if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
         bail!("--ids: token {bad} is outside the vocabulary (size {vocab})");
     }
@@ -453,7 +511,12 @@ fn generate_cmd(
     dev: &DeviceArgs,
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
+    require_causal_lm(dir)?;
     let tok = tokenizer(dir)?;
+    tok.check_fits(
+        dir,
+        ModelConfig::from_file(&dir.join("config.json"))?.vocab_size(),
+    )?;
     let text = if raw {
         prompt.to_string()
     } else {
@@ -477,7 +540,7 @@ fn generate_cmd(
         cfg = cfg.with_top_p(p);
     }
     let ckpt = load_checkpoint(dir, dtype, &device)?;
-    let prompts = vec![ids; o.n.max(1)];
+    let prompts = vec![ids; o.n];
     let out = generate(&ckpt.model, &prompts, &cfg, &device)?;
     for (i, (resp, why)) in out.responses.iter().zip(&out.finish_reasons).enumerate() {
         println!("--- sample {i} ({} tokens, {why:?})", resp.len());

@@ -30,8 +30,9 @@ enum Command {
     /// theorems numerically, draw its figures, or integrate your own instance.
     #[command(subcommand)]
     Theory(theory::TheoryCommand),
-    /// Language models: inspect a checkpoint, print logits, sample, score with a
-    /// reward model.
+    /// Language models: write the toy world (toy-world), inspect a checkpoint, print
+    /// logits, sample (generate), score with a reward model, run the Section 4.1 / 4.2
+    /// experiments from a config (run), benchmark against PyTorch (bench).
     #[cfg(feature = "lm")]
     #[command(subcommand)]
     Exp(exp::ExpCommand),

@@ -154,6 +154,58 @@ fn score_prints_one_finite_number() {
 }
 
 #[test]
+fn silent_accepts_are_refused_with_the_file_and_the_fix() {
+    let err = |args: &[&str]| {
+        let out = rmteach(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let rm = model("llama-toy-rm");
+    let e = err(&["exp", "generate", "--model", &rm, "--prompt", "hi"]);
+    assert!(e.contains("reward model") && e.contains("exp score"), "{e}");
+    let e = err(&["exp", "logits", "--model", &rm, "--ids", "1,2"]);
+    assert!(e.contains("reward model"), "{e}");
+    let llama = model("llama-toy");
+    let e = err(&[
+        "exp", "generate", "--model", &llama, "--prompt", "hi", "--n", "0",
+    ]);
+    assert!(e.contains("--n") && e.contains("at least 1"), "{e}");
+    // Past max_position_embeddings (the toy models': 256).
+    let long = vec!["1"; 300].join(",");
+    let e = err(&["exp", "logits", "--model", &llama, "--ids", &long]);
+    assert!(e.contains("max_position_embeddings"), "{e}");
+    // An existing toy world is not overwritten without --force.
+    let dir = world().display().to_string();
+    let e = err(&["exp", "toy-world", "--out", &dir]);
+    assert!(e.contains("--force") && e.contains(&dir), "{e}");
+}
+
+#[test]
+fn help_lists_every_subcommand_and_explains_resume() {
+    let help = ok(&rmteach(&["--help"]));
+    for c in ["toy-world", "run", "bench"] {
+        assert!(help.contains(c), "rmteach --help lacks {c}: {help}");
+    }
+    let exp = ok(&rmteach(&["exp", "--help"]));
+    for c in [
+        "toy-world",
+        "inspect",
+        "logits",
+        "generate",
+        "score",
+        "run",
+        "bench",
+    ] {
+        assert!(exp.contains(c), "exp --help lacks {c}: {exp}");
+    }
+    let run = ok(&rmteach(&["exp", "run", "--help"]));
+    assert!(
+        run.contains("DONE.json") && run.contains("config.json") && run.contains("another `name`"),
+        "{run}"
+    );
+}
+
+#[test]
 fn missing_model_directory_is_a_clear_error() {
     let out = rmteach(&["exp", "inspect", "--model", "/nonexistent/model"]);
     assert_eq!(out.status.code(), Some(2));

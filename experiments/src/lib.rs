@@ -16,6 +16,7 @@ pub mod logprobs;
 pub mod models;
 pub mod ops;
 pub mod pipeline;
+pub mod progress;
 pub mod reward_load;
 pub mod reward_model;
 pub mod sample;

@@ -80,7 +80,7 @@ pub fn load_reward_backbone_checkpoint(
 }
 
 /// Rejects a `num_labels` / `id2label` asking for more than one output.
-fn check_single_label(path: &Path) -> Result<()> {
+pub(crate) fn check_single_label(path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -89,16 +89,16 @@ fn check_single_label(path: &Path) -> Result<()> {
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::config(&file, "<document>", format!("invalid JSON: {e}")))?;
     let labels = match (value.get("num_labels"), value.get("id2label")) {
-        (Some(n), _) if n.is_u64() => n.as_u64(),
-        (_, Some(serde_json::Value::Object(m))) => Some(m.len() as u64),
+        (Some(n), _) if n.is_u64() => n.as_u64().map(|n| ("num_labels", n)),
+        (_, Some(serde_json::Value::Object(m))) => Some(("id2label", m.len() as u64)),
         _ => None,
     };
     match labels {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(Error::config(
+        None | Some((_, 1)) => Ok(()),
+        Some((field, n)) => Err(Error::config(
             &file,
-            "id2label",
-            format!("{n} labels; a reward model needs exactly one"),
+            field,
+            format!("{n} labels; a reward model needs exactly one (a scalar score head)"),
         )),
     }
 }

@@ -219,6 +219,7 @@ pub fn load_reward_checkpoint(
     device: &Device,
 ) -> Result<RewardCheckpoint> {
     let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    crate::reward_load::check_single_label(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let varmap = VarMap::new();
     // Every kept variable is overwritten by the load: the initial values never matter.

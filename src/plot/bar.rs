@@ -7,8 +7,8 @@ use plotters::prelude::*;
 
 use super::error::{DataError, PlotError};
 use super::{
-    check_finite, check_len, draw_err, fmt_tick, palette_color, render_figure, text, DrawResult,
-    Figure, TickedAxis, DESC_SIZE, FIGURE_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE,
+    axis_formatter, check_finite, check_len, draw_err, palette_color, render_figure, text,
+    DrawResult, Figure, TickedAxis, DESC_SIZE, FIGURE_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 
 /// One set of bars of a [`BarPlot`]: one value per group, drawn in one colour.
@@ -190,7 +190,7 @@ impl Figure for Bars<'_> {
                 String::new()
             }
         };
-        let value_fmt = |v: &f64| fmt_tick(*v);
+        let value_fmt = axis_formatter(self.y_range.0, self.y_range.1, false);
         chart
             .configure_mesh()
             .disable_x_mesh()

@@ -8,8 +8,8 @@ use plotters::prelude::*;
 
 use super::error::{DataError, PlotError};
 use super::{
-    check_finite, check_len, draw_err, fmt_tick, render_figure, text, DrawResult, Grid, Panel,
-    Single, DESC_SIZE, TICK_SIZE, TITLE_SIZE,
+    axis_formatter, check_finite, check_len, draw_err, fmt_tick, render_figure, text, DrawResult,
+    Grid, Panel, Single, DESC_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 
 /// A filled colour map of `z` over the grid `x × y` (viridis colours) with
@@ -266,19 +266,22 @@ fn draw_map<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &PreparedMap<'
         }))
         .map_err(draw_err)?;
 
-    // Markers: an outlined dot with a boxed label beside it, flipped to the
-    // other side near the right / top edges so it stays inside the map.
+    // Markers: an outlined dot with a boxed label beside it. Each label takes the
+    // first place beside its dot (right or left, above or below, then further away)
+    // that stays inside the map and overlaps neither an earlier label nor a dot.
     let label_style = text(DESC_SIZE - 2.0);
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let dots: Vec<Boxed> = m
+        .markers
+        .iter()
+        .map(|(mx, my, _)| {
+            let (px, py) = chart.backend_coord(&(*mx, *my));
+            (px - 9, py - 9, px + 9, py + 9)
+        })
+        .collect();
+    let mut taken: Vec<Boxed> = Vec::new();
     for (k, (mx, my, label)) in m.markers.iter().enumerate() {
         let fill = MARKER_FILLS[k % MARKER_FILLS.len()];
-        let (tw, th) = area
-            .estimate_text_size(label, &label_style)
-            .map_err(draw_err)?;
-        let (tw, th) = (tw as i32, th as i32);
-        let fx = (mx - xe[0]) / (xe[xe.len() - 1] - xe[0]);
-        let fy = (my - ye[0]) / (ye[ye.len() - 1] - ye[0]);
-        let dx = if fx > 0.7 { -14 - tw } else { 14 };
-        let dy = if fy > 0.85 { 10 } else { -10 - th };
         let at = (*mx, *my);
         chart
             .draw_series(std::iter::once(
@@ -287,17 +290,34 @@ fn draw_map<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &PreparedMap<'
                     + Circle::new((0, 0), 8, BLACK.stroke_width(2)),
             ))
             .map_err(draw_err)?;
-        if !label.is_empty() {
-            let (bx0, by0, bx1, by1) = (dx - 5, dy - 3, dx + tw + 5, dy + th + 4);
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at(at)
-                        + Rectangle::new([(bx0, by0), (bx1, by1)], WHITE.mix(0.88).filled())
-                        + Rectangle::new([(bx0, by0), (bx1, by1)], BLACK.mix(0.5))
-                        + Text::new(label.clone(), (dx, dy), label_style.clone()),
-                ))
-                .map_err(draw_err)?;
+        if label.is_empty() {
+            continue;
         }
+        let (tw, th) = area
+            .estimate_text_size(label, &label_style)
+            .map_err(draw_err)?;
+        let (tw, th) = (tw as i32, th as i32);
+        let (px, py) = chart.backend_coord(&at);
+        let fx = (mx - xe[0]) / (xe[xe.len() - 1] - xe[0]);
+        let fy = (my - ye[0]) / (ye[ye.len() - 1] - ye[0]);
+        let (dx, dy) = label_offset(
+            (px, py),
+            (tw, th),
+            (fx > 0.7, fy > 0.85),
+            (&xr, &yr),
+            &dots,
+            &taken,
+        );
+        let (bx0, by0, bx1, by1) = (dx - 5, dy - 3, dx + tw + 5, dy + th + 4);
+        taken.push((px + bx0, py + by0, px + bx1, py + by1));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at(at)
+                    + Rectangle::new([(bx0, by0), (bx1, by1)], WHITE.mix(0.88).filled())
+                    + Rectangle::new([(bx0, by0), (bx1, by1)], BLACK.mix(0.5))
+                    + Text::new(label.clone(), (dx, dy), label_style.clone()),
+            ))
+            .map_err(draw_err)?;
     }
 
     // Colour bar aligned with the plotting area of the map.
@@ -314,7 +334,7 @@ fn draw_map<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &PreparedMap<'
         .disable_mesh()
         .disable_x_axis()
         .label_style(text(TICK_SIZE))
-        .y_label_formatter(&tick_fmt)
+        .y_label_formatter(&axis_formatter(z0, z1, false))
         .axis_style(BLACK.mix(0.8))
         .draw()
         .map_err(draw_err)?;
@@ -334,4 +354,52 @@ fn draw_map<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &PreparedMap<'
     )))
     .map_err(draw_err)?;
     Ok(())
+}
+
+/// A pixel box `(x0, y0, x1, y1)`.
+type Boxed = (i32, i32, i32, i32);
+
+/// Offset of a `size` label from its dot at pixel `at`: the first candidate (the
+/// side preferred by `flip` = (left, below) first, then the other sides, then
+/// further away) whose box stays inside `area` and overlaps no box of `dots` other
+/// than its own dot's, nor any of `taken`; the preferred spot when none is free.
+fn label_offset(
+    at: (i32, i32),
+    size: (i32, i32),
+    flip: (bool, bool),
+    area: (&std::ops::Range<i32>, &std::ops::Range<i32>),
+    dots: &[Boxed],
+    taken: &[Boxed],
+) -> (i32, i32) {
+    let ((px, py), (tw, th)) = (at, size);
+    let overlaps = |a: &Boxed, b: &Boxed| a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
+    let own = (px - 9, py - 9, px + 9, py + 9);
+    let offset = |left: bool, below: bool, step: i32| {
+        let dx = if left { -14 - tw } else { 14 };
+        let away = step * (th + 10);
+        let dy = if below { 10 + away } else { -10 - th - away };
+        (dx, dy)
+    };
+    let preferred = offset(flip.0, flip.1, 0);
+    for step in 0..6 {
+        for (left, below) in [
+            (flip.0, flip.1),
+            (!flip.0, flip.1),
+            (flip.0, !flip.1),
+            (!flip.0, !flip.1),
+        ] {
+            let (dx, dy) = offset(left, below, step);
+            let b = (px + dx - 5, py + dy - 3, px + dx + tw + 5, py + dy + th + 4);
+            let inside = b.0 >= area.0.start
+                && b.2 <= area.0.end
+                && b.1 >= area.1.start
+                && b.3 <= area.1.end;
+            let free = !taken.iter().any(|t| overlaps(t, &b))
+                && !dots.iter().any(|d| *d != own && overlaps(d, &b));
+            if inside && free {
+                return (dx, dy);
+            }
+        }
+    }
+    preferred
 }

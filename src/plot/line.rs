@@ -9,9 +9,9 @@ use plotters::prelude::*;
 
 use super::error::{DataError, PlotError};
 use super::{
-    check_finite, check_len, draw_err, fmt_tick, log_ticks, padded_range, palette_color,
-    render_figure, snap_zero, text, DrawResult, Grid, Panel, Single, DESC_SIZE, LEGEND_SIZE,
-    TICK_SIZE, TITLE_SIZE,
+    axis_formatter, check_finite, check_len, draw_err, integer_ticks, log_ticks, padded_range,
+    palette_color, render_figure, text, DrawResult, Grid, Panel, Single, TickedAxis, DESC_SIZE,
+    LEGEND_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 
 /// How a [`Series`] is drawn.
@@ -328,7 +328,19 @@ fn draw_panel<DB: DrawingBackend>(
 ) -> DrawResult {
     let (x0, x1) = p.x_range;
     let (y0, y1) = p.y_range;
+    // Integer data on a linear x axis (epochs, steps): integer ticks only.
+    let integer_x = !p.plot.log_x
+        && p.series
+            .iter()
+            .all(|s| s.pts.iter().all(|&(x, _)| x.fract() == 0.0));
+    let int_axis = || TickedAxis {
+        lo: x0,
+        hi: x1,
+        ticks: integer_ticks(x0, x1),
+    };
     match (p.plot.log_x, p.plot.log_y) {
+        (false, false) if integer_x => draw_chart(area, p, int_axis(), y0..y1),
+        (false, true) if integer_x => draw_chart(area, p, int_axis(), log_axis(y0, y1)),
         (false, false) => draw_chart(area, p, x0..x1, y0..y1),
         (true, false) => draw_chart(area, p, log_axis(x0, x1), y0..y1),
         (false, true) => draw_chart(area, p, x0..x1, log_axis(y0, y1)),
@@ -408,11 +420,9 @@ where
         builder.caption(&p.plot.title, text(TITLE_SIZE));
     }
     let mut chart = builder.build_cartesian_2d(x, y).map_err(draw_err)?;
-    // Linear axes: a tick that is zero up to rounding of the tick arithmetic prints as 0.
-    let span = |log: bool, (lo, hi): (f64, f64)| if log { 0.0 } else { hi - lo };
-    let (x_span, y_span) = (span(p.plot.log_x, p.x_range), span(p.plot.log_y, p.y_range));
-    let x_fmt = |v: &f64| fmt_tick(snap_zero(*v, x_span));
-    let y_fmt = |v: &f64| fmt_tick(snap_zero(*v, y_span));
+    // One notation per axis; on linear axes a tick that is zero up to rounding is 0.
+    let x_fmt = axis_formatter(p.x_range.0, p.x_range.1, p.plot.log_x);
+    let y_fmt = axis_formatter(p.y_range.0, p.y_range.1, p.plot.log_y);
     chart
         .configure_mesh()
         .x_desc(p.plot.x_label.as_str())

@@ -383,17 +383,69 @@ pub(crate) fn fmt_tick(v: f64) -> String {
     }
     let a = v.abs();
     if !(1e-3..1e5).contains(&a) {
-        let s = format!("{v:.1e}");
-        // "2.0e-4" -> "2e-4"
-        return s.replacen(".0e", "e", 1);
+        return fmt_sci(v);
     }
-    let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+    fmt_fixed(v)
+}
+
+/// `2e-4`, `1.5e6`.
+fn fmt_sci(v: f64) -> String {
+    let s = format!("{v:.1e}");
+    // "2.0e-4" -> "2e-4"
+    s.replacen(".0e", "e", 1)
+}
+
+/// `0.25`, `12.5`, `3000`, `0.0005`: the digits a tick needs, no trailing zeros.
+fn fmt_fixed(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
     }
+}
+
+/// The tick formatter of an axis over `[lo, hi]`: one notation for every tick of
+/// the axis, so `1e5` never sits beside `10000` (scientific when a linear axis'
+/// largest magnitude is at least 1e5 or below 1e-3, or when a log axis reaches
+/// below 1e-3 or up to 1e5; else plain), and on a linear axis a tick that is zero
+/// up to the rounding of the tick arithmetic prints as `0` (not `-2.8e-17`).
+pub(crate) fn axis_formatter(lo: f64, hi: f64, log: bool) -> impl Fn(&f64) -> String {
+    let (small, big) = (lo.abs().min(hi.abs()), lo.abs().max(hi.abs()));
+    let sci = if log {
+        small < 1e-3 || big >= 1e5
+    } else {
+        !(1e-3..1e5).contains(&big)
+    };
+    let span = if log { 0.0 } else { hi - lo };
+    move |v: &f64| {
+        let v = snap_zero(*v, span);
+        if !v.is_finite() {
+            format!("{v}")
+        } else if v == 0.0 {
+            "0".into()
+        } else if sci {
+            fmt_sci(v)
+        } else {
+            fmt_fixed(v)
+        }
+    }
+}
+
+/// Integer tick positions over `[lo, hi]` (for counts such as epochs): the nice
+/// linear ticks when they are all integers, else every integer in the range.
+pub(crate) fn integer_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let nice = linear_ticks(lo, hi, 5);
+    if nice.iter().all(|v| v.fract() == 0.0) {
+        return nice;
+    }
+    (lo.ceil() as i64..=hi.floor() as i64)
+        .map(|i| i as f64)
+        .collect()
 }
 
 #[cfg(test)]

@@ -368,3 +368,50 @@ fn write_demo_figure() {
         .unwrap();
     println!("{files:?}");
 }
+
+#[test]
+fn axis_ticks_use_one_notation_and_print_zero_as_zero() {
+    // Rounding residue of the tick arithmetic on a linear axis.
+    let f = axis_formatter(-0.3, 0.5, false);
+    assert_eq!(f(&-2.8e-17), "0");
+    assert_eq!(f(&0.25), "0.25");
+    // An axis reaching 1e5 labels every tick in scientific notation.
+    let f = axis_formatter(0.0, 2e5, false);
+    assert_eq!(
+        (f(&1e4), f(&1e5), f(&1.5e5)),
+        ("1e4".into(), "1e5".into(), "1.5e5".into())
+    );
+    let f = axis_formatter(10.0, 1e6, true);
+    assert_eq!((f(&100.0), f(&1e5)), ("1e2".into(), "1e5".into()));
+    // A log axis reaching down to 1e-8 never prints a small tick as 0.
+    let f = axis_formatter(1e-8, 0.5, true);
+    assert_eq!((f(&1e-7), f(&0.1)), ("1e-7".into(), "1e-1".into()));
+    let f = axis_formatter(1.0, 200.0, true);
+    assert_eq!((f(&1.0), f(&100.0)), ("1".into(), "100".into()));
+    // Below 1e5 everything is plain.
+    let f = axis_formatter(0.0, 5e4, false);
+    assert_eq!((f(&1e4), f(&0.0)), ("10000".into(), "0".into()));
+}
+
+#[test]
+fn integer_axes_get_integer_ticks() {
+    assert_eq!(integer_ticks(-0.1, 2.1), [0.0, 1.0, 2.0]);
+    assert_eq!(integer_ticks(0.0, 6.0), [0.0, 2.0, 4.0, 6.0]);
+    assert!(integer_ticks(0.0, 40.0).iter().all(|v| v.fract() == 0.0));
+    // A line plot over epochs labels whole epochs only.
+    let dir = temp_dir("epochs");
+    let stem = dir.join("epochs");
+    let plot = LinePlot::new("epochs")
+        .x_label("epoch")
+        .y_label("increase")
+        .with_series(Series::new("a", vec![0.0, 1.0, 2.0], vec![0.0, 0.1, -0.05]));
+    let files = plot.render(&stem).unwrap();
+    let svg = svg_text(&files[1]);
+    let labels: Vec<&str> = svg.lines().map(str::trim).collect();
+    assert!(
+        !labels.contains(&"0.5") && !labels.contains(&"1.5"),
+        "fractional epoch tick"
+    );
+    assert!(labels.contains(&"1") && labels.contains(&"2"), "{svg}");
+    cleanup(&dir);
+}

@@ -74,7 +74,10 @@ pub fn increase_vs_epoch(
     summaries: &[Vec<EpochSummary>],
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let title = format!("Reward increase during policy gradient ({})", data.policy);
+    let title = format!(
+        "Reward increase during policy gradient ({}; lines: mean over seeds, bands: ± 1 std)",
+        data.policy
+    );
     Ok(GridPlot::new(title, 2)
         .with_panel(panel(data, summaries, Panel::Proxy, false))
         .with_panel(panel(data, summaries, Panel::GroundTruth, false))
@@ -91,7 +94,10 @@ pub fn increase_vs_kl(
     summaries: &[Vec<EpochSummary>],
     stem: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let title = format!("Reward increase vs KL ({})", data.policy);
+    let title = format!(
+        "Reward increase vs KL ({}; mean over seeds, bands: ± 1 std of the increase)",
+        data.policy
+    );
     Ok(GridPlot::new(title, 2)
         .with_panel(panel(data, summaries, Panel::Proxy, true))
         .with_panel(panel(data, summaries, Panel::GroundTruth, true))
@@ -144,13 +150,15 @@ pub fn gt_increase_bars(policies: &[PolicyIncrease], stem: &Path) -> Result<Vec<
             }
         }
     }
-    let mut plot = BarPlot::new("Ground truth reward increase per reward model")
-        .y_label("increase in ground truth reward")
-        .groups(
-            policies
-                .iter()
-                .map(|p| format!("{} (epoch {})", p.policy, p.epoch)),
-        );
+    let mut plot = BarPlot::new(
+        "Ground truth reward increase per reward model (bars: mean over seeds, whiskers: ± 1 std)",
+    )
+    .y_label("increase in ground truth reward")
+    .groups(
+        policies
+            .iter()
+            .map(|p| format!("{} (epoch {})", p.policy, p.epoch)),
+    );
     for rm in rms {
         let cells: Vec<Option<MeanStd>> = policies
             .iter()

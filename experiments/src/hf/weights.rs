@@ -86,6 +86,10 @@ pub fn load_into_varmap(varmap: &VarMap, files: &[PathBuf]) -> Result<LoadReport
                     ),
                 });
             }
+            check_float_and_finite(&name, &tensor).map_err(|message| Error::Weights {
+                file: label.clone(),
+                message,
+            })?;
             let value = tensor.to_dtype(var.dtype())?.to_device(var.device())?;
             var.set(&value)?;
             pending.remove(name.as_str());
@@ -110,6 +114,33 @@ pub fn load_into_varmap(varmap: &VarMap, files: &[PathBuf]) -> Result<LoadReport
     }
     report.unexpected.sort();
     Ok(report)
+}
+
+/// Refuses a stored tensor that is not floating point (an integer tensor would be
+/// converted to huge weights) or holds a NaN or an infinity (the model would output
+/// NaN logits).
+fn check_float_and_finite(name: &str, t: &candle_core::Tensor) -> std::result::Result<(), String> {
+    let dtype = t.dtype();
+    if !dtype.is_float() {
+        return Err(format!(
+            "tensor `{name}` is stored as {dtype:?}, not a float type (f32, f16, bf16, f64); \
+             re-export the checkpoint with floating-point weights"
+        ));
+    }
+    // x - x is 0 for every finite x and NaN for NaN and +-inf.
+    let probe = t
+        .sub(t)
+        .and_then(|d| d.sum_all())
+        .and_then(|s| s.to_dtype(candle_core::DType::F32))
+        .and_then(|s| s.to_scalar::<f32>())
+        .map_err(|e| format!("tensor `{name}`: {e}"))?;
+    if probe != 0.0 {
+        return Err(format!(
+            "tensor `{name}` holds NaN or infinite values; the checkpoint is corrupt \
+             (re-export or re-train it)"
+        ));
+    }
+    Ok(())
 }
 
 /// Writes every variable of `varmap` to the safetensors file `path` under its name,

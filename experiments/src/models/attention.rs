@@ -187,6 +187,29 @@ impl KvCache {
     }
 }
 
+/// Refuses inputs that reach past the model's `max_position_embeddings` (the
+/// `config.json` field): the rotary tables would extrapolate without a word.
+pub(crate) fn check_positions(inputs: &AttentionInputs, max: usize) -> Result<()> {
+    // Fast path: no more keys (cached and new, pads included) than positions.
+    if inputs.mask.dim(3)? <= max {
+        return Ok(());
+    }
+    let last = inputs
+        .positions
+        .max_all()?
+        .to_dtype(DType::U32)?
+        .to_scalar::<u32>()? as usize;
+    if last >= max {
+        return Err(Error::Input(format!(
+            "{} positions (prompt and generated tokens) exceed the model's \
+             max_position_embeddings = {max} (config.json); shorten the input or lower \
+             max_new_tokens",
+            last + 1
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

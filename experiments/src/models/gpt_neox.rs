@@ -3,7 +3,7 @@
 //! of each head, parallel (or sequential) residual, LayerNorm with bias, exact GELU,
 //! untied (or tied) `embed_out`.
 
-use super::attention::{attend, AttentionInputs, KvCache};
+use super::attention::{attend, check_positions, AttentionInputs, KvCache};
 use super::config::GptNeoxConfig;
 use super::layers::{Embedding, LayerNorm, Linear};
 use super::rotary::Rotary;
@@ -232,6 +232,7 @@ impl CausalLm for GptNeox {
         inputs: &AttentionInputs,
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
+        check_positions(inputs, self.config.max_position_embeddings)?;
         let mut x = self.embed_in.forward(input_ids)?;
         let cos_sin = self.rotary.tables(&inputs.positions, x.dtype())?;
         for (i, layer) in self.layers.iter().enumerate() {

@@ -2,7 +2,7 @@
 //! names: RMSNorm, grouped-query attention, rotary embedding with optional Llama 3
 //! scaling, SwiGLU MLP, tied or untied `lm_head`.
 
-use super::attention::{attend, repeat_kv, AttentionInputs, KvCache};
+use super::attention::{attend, check_positions, repeat_kv, AttentionInputs, KvCache};
 use super::config::LlamaConfig;
 use super::layers::{Embedding, Linear, RmsNorm};
 use super::rotary::Rotary;
@@ -238,6 +238,7 @@ impl CausalLm for Llama {
         inputs: &AttentionInputs,
         mut cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
+        check_positions(inputs, self.config.max_position_embeddings)?;
         let mut x = self.embed_tokens.forward(input_ids)?;
         let cos_sin = self.rotary.tables(&inputs.positions, x.dtype())?;
         for (i, layer) in self.layers.iter().enumerate() {

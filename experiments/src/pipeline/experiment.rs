@@ -25,7 +25,7 @@
 //! interaction contrast of policies `a` and `b` with their teachers. The report compares the policies per
 //! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
 
-use super::config::RunConfig;
+use super::config::{check_dir_name, RunConfig};
 use super::run::{run_with, RunOptions, RunSummary, StageTime};
 use crate::analysis::{write_policies_report, PolicyContrast};
 use crate::{Error, Result};
@@ -86,6 +86,7 @@ impl ExperimentConfig {
             .and_then(toml::Value::as_str)
             .ok_or_else(|| bad("name", "give the experiment a name"))?
             .to_string();
+        check_dir_name(file, "name", &name, "")?;
         let policies = match base.remove("policies") {
             Some(toml::Value::Array(p)) if !p.is_empty() => p,
             _ => {
@@ -122,6 +123,7 @@ impl ExperimentConfig {
                 Some(toml::Value::String(n)) => n,
                 _ => return Err(bad(&format!("{field}.name"), "give each policy a name")),
             };
+            check_dir_name(file, &format!("{field}.name"), &policy, "")?;
             if seen.contains(&policy) {
                 return Err(bad(&format!("{field}.name"), "policy names must differ"));
             }
@@ -288,7 +290,23 @@ pub fn run_experiment(
     runs_root: &Path,
     opts: &RunOptions,
 ) -> Result<ExperimentSummary> {
+    check_dir_name("<experiment>", "name", &exp.name, "")?;
     let dir = runs_root.join(&exp.name);
+    // Every run's config and every path it reads is checked before the first run
+    // writes anything (reward models this experiment trains itself excepted).
+    for r in &exp.runs {
+        let label = format!(
+            "<experiment {}> (policy `{}`, {})",
+            exp.name, r.policy, r.algorithm
+        );
+        r.config.validate(&label)?;
+        let mut outside = r.config.clone();
+        outside
+            .rm
+            .external
+            .retain(|e| !e.resolve(runs_root).starts_with(&dir));
+        outside.check_paths(&label, runs_root)?;
+    }
     // Every run's stages up to prefdata, then up to rms, then the rest: a run may train
     // a reward model on another run's pairs (`rm.union_with`) or use another run's
     // reward model (`[[rm.external]]` `from_run`). A run stopped on request skips this.
@@ -335,13 +353,12 @@ pub fn run_experiment(
             .map(|r| dir.join(&r.config.name))
             .collect();
         let contrasts = exp.policy_contrasts(&algorithm);
-        write_policies_report(
-            &dirs,
-            None,
-            &contrasts,
-            &dir.join("report").join(&algorithm),
-        )
-        .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))?;
+        let out = dir.join("report").join(&algorithm);
+        super::rundir::rewrite_stage(&out, || {
+            write_policies_report(&dirs, None, &contrasts, &out)
+                .map(drop)
+                .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))
+        })?;
     }
     Ok(ExperimentSummary {
         dir,

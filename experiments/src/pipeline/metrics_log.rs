@@ -40,22 +40,24 @@ impl MetricsLog {
         path: &Path,
         keep_through: Option<u64>,
     ) -> Result<(Self, Vec<T>)> {
-        let kept: Vec<T> = match std::fs::read_to_string(path) {
-            Ok(text) => text
-                .lines()
-                .map_while(|l| serde_json::from_str::<T>(l).ok())
-                .filter(|r| keep_through.is_none_or(|s| r.step() <= s))
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        let old = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(io(path)(e)),
         };
+        // Kept lines are copied byte for byte (a reserialised float may change in
+        // its last digit).
+        let mut kept = Vec::new();
         let mut text = String::new();
-        for r in &kept {
-            text.push_str(
-                &serde_json::to_string(r)
-                    .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?,
-            );
-            text.push('\n');
+        let parsed = old
+            .lines()
+            .map_while(|l| serde_json::from_str::<T>(l).ok().map(|r| (l, r)));
+        for (line, r) in parsed {
+            if keep_through.is_none_or(|s| r.step() <= s) {
+                text.push_str(line);
+                text.push('\n');
+                kept.push(r);
+            }
         }
         super::rundir::write_atomic(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
@@ -89,9 +91,41 @@ impl MetricsLog {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::Input(format!("{}: line {}: {e}", path.display(), i + 1)))
+                super::rundir::parse_json(l, &format!("{}: line {}", path.display(), i + 1))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize)]
+    struct R {
+        step: u64,
+        x: f64,
+    }
+    impl Stepped for R {
+        fn step(&self) -> u64 {
+            self.step
+        }
+    }
+
+    #[test]
+    fn resume_keeps_kept_lines_byte_for_byte_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        // Spellings serde_json would not write back as they are.
+        let kept = "{\"step\":1,\"x\":1.00000000000000001}\n{\"x\":2e0,  \"step\":2}\n";
+        let text = format!("{kept}{{\"step\":3,\"x\":3.0}}\n{{\"step\":4,\"x\":");
+        std::fs::write(&path, text).unwrap();
+        let (mut log, records) = MetricsLog::resume::<R>(&path, Some(2)).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), kept);
+        log.append(&R { step: 3, x: 0.5 }).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(after, format!("{kept}{{\"step\":3,\"x\":0.5}}\n"));
     }
 }

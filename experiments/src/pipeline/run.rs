@@ -19,12 +19,14 @@ use super::prefdata::{
     mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
 };
 use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
+use super::rundir::rewrite_stage;
 use super::{read_json, write_json, RunDir};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
 };
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::progress::Reporter;
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
 use crate::stages::pg::{run_pg_with_dtype, PgOptions, PgOutcome};
@@ -36,11 +38,10 @@ use crate::toy::{write_toy_world, SftStyle, ToyModelSize, ToyReward, ToyWorldPat
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How to run (not part of the experiment's definition).
 #[derive(Debug, Clone, Default)]
@@ -118,6 +119,13 @@ pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
 /// [`run`] with [`RunOptions`].
 pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
     config.validate("<run config>")?;
+    config.check_paper_paths("<run config>")?;
+    // External reward models are needed from `normalize` on; a run stopped before it
+    // (an experiment's first passes, which train them) does not need them yet.
+    let early = ["world", "sft", "prefdata", "rms"];
+    if !early.contains(&opts.stop_after.as_deref().unwrap_or("")) {
+        config.check_external_paths("<run config>", runs_root)?;
+    }
     let device = config.device()?;
     let dir = RunDir::open(runs_root.join(&config.name))?;
     check_same_config(&dir, config)?;
@@ -132,7 +140,8 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
     };
     let finished = r.all()?;
     if finished {
-        write_run_report(r.dir.root())?;
+        let root = r.dir.root().to_path_buf();
+        rewrite_stage(&root.join("report"), || write_run_report(&root))?;
     }
     let summary = RunSummary {
         name: config.name.clone(),
@@ -141,8 +150,33 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
         total_seconds: r.start.elapsed().as_secs_f64(),
         finished,
     };
-    write_json(&summary.dir.join("summary.json"), &summary)?;
+    let path = summary.dir.join("summary.json");
+    let before: Option<RunSummary> = path.exists().then(|| read_json(&path)).transpose()?;
+    write_json(&path, &keep_stage_times(before, &summary))?;
     Ok(summary)
+}
+
+/// The summary to keep on disk: a stage this call skipped keeps the time of the call
+/// that ran it (from the `before` summary), and the total is the sum of those times
+/// when any stage was skipped.
+fn keep_stage_times(before: Option<RunSummary>, now: &RunSummary) -> RunSummary {
+    let Some(before) = before else {
+        return now.clone();
+    };
+    let mut out = now.clone();
+    for t in &mut out.stages {
+        let ran_before = before
+            .stages
+            .iter()
+            .find(|b| b.stage == t.stage && !b.skipped);
+        if let (true, Some(b)) = (t.skipped, ran_before) {
+            *t = b.clone();
+        }
+    }
+    if now.stages.iter().any(|t| t.skipped) {
+        out.total_seconds = out.stages.iter().map(|t| t.seconds).sum();
+    }
+    out
 }
 
 /// Writes `<run>/rm_eval.json` in the analysis format (from the rm_eval stage's table,
@@ -222,15 +256,60 @@ fn check_same_config(dir: &RunDir, config: &RunConfig) -> Result<()> {
         let before: RunConfig = read_json(&path)?;
         let before = serde_json::to_value(before).map_err(|e| Error::Input(e.to_string()))?;
         if before != now {
+            let mut changed = Vec::new();
+            json_diff("", &before, &now, &mut changed);
+            let shown = changed.len().min(8);
+            let more = if changed.len() > shown {
+                format!("; and {} more", changed.len() - shown)
+            } else {
+                String::new()
+            };
             return Err(Error::Input(format!(
-                "{} was made by a different config; rerun with the same config, \
-                 another `name`, or delete the directory",
-                dir.root().display()
+                "{} was made by a different config (its config.json); changed: {}{more}. \
+                 Rerun with the config it was made by, give the changed config another \
+                 `name`, or delete the directory to start over",
+                dir.root().display(),
+                changed[..shown].join("; "),
             )));
         }
         return Ok(());
     }
     write_json(&path, &now)
+}
+
+/// Appends `path: before -> now` for every leaf where two JSON values differ (dotted
+/// paths; list elements as `[i]`).
+fn json_diff(
+    path: &str,
+    before: &serde_json::Value,
+    now: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (before, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                let (x, y) = (a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null));
+                json_diff(&join(k), x, y, out);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                json_diff(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("`{path}`: {a} -> {b}")),
+        _ => {}
+    }
 }
 
 /// Where the initial model, data and ground truth are.
@@ -265,12 +344,6 @@ struct Runner<'a> {
 impl Runner<'_> {
     /// Every stage; false when stopped early.
     fn all(&mut self) -> Result<bool> {
-        // External reward models are needed from `normalize` on; a run stopped before
-        // it (an experiment's first passes, which train them) does not need them yet.
-        let early = ["world", "sft", "prefdata", "rms"];
-        if !early.contains(&self.opts.stop_after.as_deref().unwrap_or("")) {
-            self.check_external()?;
-        }
         let world = self.world()?;
         let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
         let dtype = c.dtype()?;
@@ -427,20 +500,7 @@ impl Runner<'_> {
     fn world(&mut self) -> Result<World> {
         let c = self.c;
         if let Some(p) = &c.world.paper {
-            for (field, path) in [
-                ("world.paper.model", &p.model),
-                ("world.paper.sft_data", &p.sft_data),
-                ("world.paper.train_prefs", &p.train_prefs),
-                ("world.paper.ground_truth", &p.ground_truth),
-            ] {
-                if !path.exists() {
-                    return Err(Error::config(
-                        "<run config>",
-                        field,
-                        format!("{} does not exist; fill in the local path", path.display()),
-                    ));
-                }
-            }
+            // The paths were checked by `check_paths` before anything was written.
             return Ok(World {
                 policy: p.model.clone(),
                 sft_data: p.sft_data.clone(),
@@ -501,7 +561,7 @@ impl Runner<'_> {
         })
     }
 
-    /// The `[[rm.external]]` directories by name (see [`Self::check_external`]).
+    /// The `[[rm.external]]` directories by name (checked by `check_external_paths`).
     fn external(&self) -> BTreeMap<String, PathBuf> {
         self.c
             .rm
@@ -509,30 +569,6 @@ impl Runner<'_> {
             .iter()
             .map(|e| (e.name.clone(), e.resolve(&self.runs_root)))
             .collect()
-    }
-
-    /// Checks that every `[[rm.external]]` directory holds a model.
-    fn check_external(&self) -> Result<()> {
-        for (i, e) in self.c.rm.external.iter().enumerate() {
-            let dir = e.resolve(&self.runs_root);
-            if !dir.join("config.json").exists() {
-                let (field, hint) = if e.from_run.is_some() {
-                    ("from_run", "run the experiment that trains it first")
-                } else {
-                    (
-                        "dir",
-                        "fill in the local path of the reward model (another run's \
-                         reward model: run that run first)",
-                    )
-                };
-                return Err(Error::config(
-                    "<run config>",
-                    &format!("rm.external[{i}].{field}"),
-                    format!("{} holds no config.json; {hint}", dir.display()),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// The low-variance reward's fixed share of RLHF prompts, chosen by index.
@@ -721,28 +757,22 @@ impl Runner<'_> {
 
     /// Runs `f` as stage `name` (or records it as skipped when `done`).
     fn timed(&mut self, name: &str, done: bool, f: impl FnOnce() -> Result<()>) -> Result<()> {
-        let bar = if self.opts.progress {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(250));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
         let start = Instant::now();
+        let reporter = self.opts.progress.then(|| Reporter::start(name));
         if done {
-            bar.finish_with_message(format!("{name}: complete, skipped"));
+            if let Some(r) = reporter {
+                r.finish("complete, skipped");
+            }
         } else {
-            bar.set_message(format!("{name}: running"));
             let result = f();
-            match &result {
-                Ok(()) => bar.finish_with_message(format!(
-                    "{name}: done in {:.1} s",
-                    start.elapsed().as_secs_f64()
-                )),
-                Err(e) => bar.abandon_with_message(format!("{name}: failed: {e}")),
+            if let Some(r) = reporter {
+                match &result {
+                    Ok(()) => {
+                        let message = format!("done in {:.1} s", r.elapsed());
+                        r.finish(&message);
+                    }
+                    Err(e) => r.finish(&format!("failed: {e}")),
+                }
             }
             result?;
         }

@@ -89,6 +89,53 @@ impl StageDir {
     }
 }
 
+/// Regenerates a stage that is rewritten on every call (the reports) in `dir`: its
+/// `DONE.json` is removed first, temporaries a killed writer left behind
+/// (`.<file>.<pid>.<n>.tmp`) are deleted, `write` runs, and `DONE.json` is written
+/// last, so a directory without it holds an incomplete stage.
+pub fn rewrite_stage(dir: &Path, write: impl FnOnce() -> Result<()>) -> Result<()> {
+    let done = dir.join(DONE_FILE);
+    match std::fs::remove_file(&done) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Io {
+                path: done,
+                source: e,
+            })
+        }
+        _ => {}
+    }
+    remove_stale_temporaries(dir)?;
+    write()?;
+    write_json(&done, &serde_json::json!({ "complete": true }))
+}
+
+/// Deletes, under `dir` (recursively), the hidden `.tmp` files of interrupted atomic
+/// writes; returns how many. A missing `dir` holds none.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().map_err(io(&path))?.is_dir() {
+            removed += remove_stale_temporaries(&path)?;
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `value` as pretty JSON to `path` atomically (temp file in the same directory,
 /// then rename), so a reader never sees half a file.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -111,5 +158,55 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", path.display())))
+    parse_json(&text, &path.display().to_string())
+}
+
+/// Parses JSON `text` into `T`; a type error names the field path (`stages[2].seconds`)
+/// and `label` (the file, or the file and line).
+pub fn parse_json<T: DeserializeOwned>(text: &str, label: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Error::Input(format!("{label}: {inner}"))
+        } else {
+            Error::Input(format!("{label}: field `{path}`: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::Input(format!("{label}: {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Inner {
+        #[allow(dead_code)]
+        seconds: f64,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Outer {
+        #[allow(dead_code)]
+        stages: Vec<Inner>,
+    }
+
+    #[test]
+    fn json_type_errors_name_the_file_and_the_field_path() {
+        let text = r#"{"stages": [{"seconds": 1.0}, {"seconds": "0.3"}]}"#;
+        let e = parse_json::<Outer>(text, "summary.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("summary.json") && e.contains("stages[1].seconds") && e.contains("\"0.3\""),
+            "{e}"
+        );
+        let e = parse_json::<Outer>("{\"stages\": []} x", "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.json") && e.contains("trailing"), "{e}");
+    }
 }

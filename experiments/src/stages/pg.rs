@@ -298,8 +298,10 @@ pub fn run_pg_with_dtype(
     let (mut log, kept) =
         MetricsLog::resume::<PgRecord>(&stage.file("metrics.jsonl"), Some(start))?;
     let mut last = kept.last().cloned();
+    crate::progress::set_length(total, start);
     for u in start..total {
         let record = t.update(u)?;
+        crate::progress::inc();
         log.append(&record)?;
         let n = prompts.len() as u64;
         let ended: Vec<u64> = (u * o.batch_size as u64 / n + 1..=record.completions / n)

@@ -111,12 +111,15 @@ pub fn train_reward_model_with_optimizer(
     let device = model_device(varmap);
     let start = Instant::now();
     let (mut losses, mut accuracies, mut correct) = (Vec::new(), Vec::new(), 0usize);
+    let per_epoch = pairs.len().div_ceil(o.batch_size.max(1)) as u64;
+    crate::progress::set_length(per_epoch * o.epochs as u64, 0);
     for epoch in 0..o.epochs {
         let idx = order(
             pairs.len(),
             o.shuffle_seed.map(|s| s.wrapping_add(epoch as u64)),
         );
         for batch in idx.chunks(o.batch_size) {
+            crate::progress::inc();
             // Loss and correct-pair count of the batch, summed on the device.
             let mut sums: Option<Tensor> = None;
             for chunk in batch.chunks(micro) {

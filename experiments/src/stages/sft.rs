@@ -96,12 +96,15 @@ pub fn train_sft_with_optimizer(
     )?;
     let device = model_device(varmap);
     let (start, mut losses) = (Instant::now(), Vec::new());
+    let per_epoch = data.len().div_ceil(o.batch_size.max(1)) as u64;
+    crate::progress::set_length(per_epoch * o.epochs as u64, 0);
     for epoch in 0..o.epochs {
         let idx = order(
             data.len(),
             o.shuffle_seed.map(|s| s.wrapping_add(epoch as u64)),
         );
         for batch in idx.chunks(o.batch_size) {
+            crate::progress::inc();
             let encoded = batch
                 .iter()
                 .map(|&i| {

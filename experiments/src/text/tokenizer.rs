@@ -178,6 +178,26 @@ impl TextTokenizer {
         self.tokenizer.get_vocab_size(true).max(max_added)
     }
 
+    /// Refuses a tokenizer (of the model directory `dir`) with ids the model's
+    /// `model_vocab` embedding rows (`vocab_size` of its `config.json`) cannot hold:
+    /// such an id would fail deep inside the model, or read another token's row.
+    pub fn check_fits(&self, dir: &Path, model_vocab: usize) -> Result<(), TextError> {
+        let needed = self.vocab_size();
+        if needed <= model_vocab {
+            return Ok(());
+        }
+        Err(TextError::config(
+            &dir.join("tokenizer.json").display().to_string(),
+            "model.vocab",
+            format!(
+                "the tokenizer has ids up to {} but config.json's vocab_size is \
+                 {model_vocab}; use the tokenizer the model was trained with, or a model \
+                 whose vocab_size is at least {needed}",
+                needed - 1
+            ),
+        ))
+    }
+
     /// The configuration.
     pub fn config(&self) -> &TokenizerConfig {
         &self.config

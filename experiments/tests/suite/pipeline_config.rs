@@ -98,6 +98,9 @@ fn bad_fields_are_named() {
         "rm.micro_batch_size",
     );
     refused("[sft]\nlr = -1.0\n", "sft.lr");
+    refused("[sft]\nmax_grad_norm = -1.0\n", "sft.max_grad_norm");
+    refused("[sft]\nmax_grad_norm = nan\n", "sft.max_grad_norm");
+    refused("[data]\nmax_sft_examples = 0\n", "data.max_sft_examples");
     refused("[normalize]\nsamples = 1\n", "normalize.samples");
     refused("[eval]\nprompts = 0\n", "eval.prompts");
     refused("[data]\nrm_fraction = 1.0\n", "data.rm_fraction");
@@ -137,4 +140,37 @@ fn bad_fields_are_named() {
     assert!(e.contains("exactly one"), "{e}");
     assert!(err("not toml at all = = ").contains("test.toml"));
     assert!(RunConfig::from_file(Path::new("/nonexistent/run.toml")).is_err());
+}
+
+#[test]
+fn a_refused_config_or_a_missing_path_writes_nothing() {
+    use rmteach_experiments::pipeline::{run::run_with, RunOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs");
+    let opts = RunOptions::default();
+    // Values a stage would refuse only later, set past the parser.
+    let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
+    c.sft.max_grad_norm = Some(-1.0);
+    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
+    assert!(e.contains("sft.max_grad_norm") && e.contains("> 0"), "{e}");
+    let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
+    c.data.max_sft_examples = Some(0);
+    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
+    assert!(e.contains("data.max_sft_examples"), "{e}");
+    // A paper world whose files are missing.
+    let text = "name = \"p\"\n[world.paper]\nmodel = \"no-model\"\nsft_data = \"s.jsonl\"\n\
+                train_prefs = \"t.jsonl\"\nground_truth = \"gt\"\n";
+    let mut c = RunConfig::from_toml_str(text, "p.toml").unwrap();
+    c.resolve_relative(tmp.path());
+    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("world.paper.model") && e.contains("no-model"),
+        "{e}"
+    );
+    // An external reward model that is not there.
+    let text = format!("{MINIMAL}[[rm.external]]\nname = \"a\"\nfrom_run = \"other/rms/rm-100\"\n");
+    let c = RunConfig::from_toml_str(&text, "x.toml").unwrap();
+    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
+    assert!(e.contains("rm.external[0].from_run"), "{e}");
+    assert!(!runs.exists(), "nothing written before the checks pass");
 }

@@ -123,6 +123,51 @@ fn bad_experiments_are_named() {
 }
 
 #[test]
+fn experiment_and_policy_names_cannot_leave_the_runs_root() {
+    let runs = Path::new("/runs");
+    for bad in [
+        "../escape",
+        "/abs/path",
+        "",
+        ".",
+        "..",
+        "a/b",
+        ".hidden",
+        "a\\b",
+    ] {
+        let exp = format!("name = {bad:?}\n[world.toy]\n[[policies]]\nname = \"a\"\n");
+        let e = parse(&exp, runs).unwrap_err();
+        assert!(
+            e.contains("exp.toml") && e.contains("`name`") && e.contains("--runs"),
+            "experiment name {bad:?}: {e}"
+        );
+        let pol = format!("name = \"e\"\n[world.toy]\n[[policies]]\nname = {bad:?}\n");
+        let e = parse(&pol, runs).unwrap_err();
+        assert!(
+            e.contains("exp.toml") && e.contains("policies[0].name"),
+            "policy name {bad:?}: {e}"
+        );
+    }
+    // A hand-built experiment with a bad name writes nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("runs");
+    let ok = parse(
+        "name = \"e\"\n[world.toy]\n[[policies]]\nname = \"a\"\n",
+        &root,
+    )
+    .unwrap();
+    for bad in ["../escape", ""] {
+        let exp = ExperimentConfig {
+            name: bad.into(),
+            ..ok.clone()
+        };
+        let e = run_experiment(&exp, &root, &RunOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("`name`"), "{e}");
+    }
+    assert!(!root.exists() && !tmp.path().join("escape").exists());
+}
+
+#[test]
 fn external_reward_models_are_checked() {
     let base = "name = \"x\"\n[world.toy]\n[rm]\nmixes = []\n";
     let refused = |extra: &str, field: &str| {
@@ -194,7 +239,8 @@ fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
         e.contains("rm.external[0]") && e.contains("tiny/rms/rm-100"),
         "{e}"
     );
-    std::fs::remove_dir_all(root.path().join("tiny-42")).unwrap();
+    // ... before anything was written.
+    assert!(!root.path().join("tiny-42").exists());
 
     let first = run(
         &RunConfig::from_toml_str(TINY, "tiny.toml").unwrap(),

@@ -154,7 +154,17 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
         "{table1}"
     );
 
+    // The report stage is marked complete last; a killed report's temporaries go.
+    assert!(dir.join("report/DONE.json").is_file());
+    let stale = dir.join("report/.table1.md.999.0.tmp");
+    std::fs::write(&stale, "half").unwrap();
+
     let second = run(&config(), root.path()).unwrap();
+    assert!(!stale.exists() && dir.join("report/DONE.json").is_file());
+    // summary.json keeps the times of the call that ran each stage.
+    let kept: rmteach_experiments::pipeline::run::RunSummary =
+        read_json(&dir.join("summary.json")).unwrap();
+    assert_eq!(kept.stages, first.stages);
     assert!(second.finished);
     assert_eq!(second.stages.len(), first.stages.len());
     assert!(second.stages.iter().all(|s| s.skipped), "{second:?}");
@@ -165,6 +175,11 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
     other.pg.lr = 5e-4;
     let e = run(&other, root.path()).unwrap_err().to_string();
     assert!(e.contains("different config"), "{e}");
+    // ... naming the field that differs, both values and the way out.
+    assert!(
+        e.contains("`pg.lr`: 0.001 -> 0.0005") && e.contains("another `name`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -125,12 +125,49 @@ fn missing_and_misshapen_tensors_are_named() {
         "embed_out.weight".into(),
         Tensor::zeros((3, 3), DType::F32, &Device::Cpu).unwrap(),
     );
-    safetensors::tensor::serialize_to_file(tensors, None, &path).unwrap();
+    safetensors::tensor::serialize_to_file(tensors.clone(), None, &path).unwrap();
     let err = load_into_varmap(&varmap, std::slice::from_ref(&path))
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("embed_out.weight") && err.contains("shape"),
+        "{err}"
+    );
+
+    // Non-finite and integer weights are refused, naming the file and the tensor.
+    let good = varmap.data().lock().unwrap()["embed_out.weight"]
+        .as_tensor()
+        .clone();
+    let dims = good.dims().to_vec();
+    let n: usize = dims.iter().product();
+    for (bad, what) in [(f32::NAN, "NaN"), (f32::INFINITY, "NaN or infinite")] {
+        let mut v = vec![0.1f32; n];
+        v[n / 2] = bad;
+        tensors.insert(
+            "embed_out.weight".into(),
+            Tensor::from_vec(v, dims.as_slice(), &Device::Cpu).unwrap(),
+        );
+        safetensors::tensor::serialize_to_file(tensors.clone(), None, &path).unwrap();
+        let err = load_into_varmap(&varmap, std::slice::from_ref(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("partial.safetensors")
+                && err.contains("embed_out.weight")
+                && err.contains(what),
+            "{err}"
+        );
+    }
+    tensors.insert(
+        "embed_out.weight".into(),
+        Tensor::zeros(dims.as_slice(), DType::I64, &Device::Cpu).unwrap(),
+    );
+    safetensors::tensor::serialize_to_file(tensors.clone(), None, &path).unwrap();
+    let err = load_into_varmap(&varmap, std::slice::from_ref(&path))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("embed_out.weight") && err.contains("not a float type"),
         "{err}"
     );
 

@@ -18,6 +18,7 @@ pub use tables::{
     RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, NORMALIZE_THEN_SCALE,
     RM_SPLIT_CHOSEN, SCALE_THEN_NORMALIZE, SFT_DATA,
 };
+pub(crate) use validate::check_dir_name;
 use validate::toml_field;
 
 /// A whole run.

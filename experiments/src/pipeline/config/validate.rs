@@ -6,23 +6,13 @@ use super::{
     SCALE_THEN_NORMALIZE, SFT_DATA,
 };
 use crate::{Error, Result};
+use std::path::Path;
 
 impl RunConfig {
     /// Checks every value a stage would reject later, naming the field and the fix.
     pub fn validate(&self, file: &str) -> Result<()> {
         let bad = |field: &str, msg: &str| Err(Error::config(file, field, msg));
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !self.name.starts_with('.');
-        if !name_ok {
-            return bad(
-                "name",
-                "must be a non-empty directory name of letters, digits, `-`, `_`, `.`",
-            );
-        }
+        check_dir_name(file, "name", &self.name, "")?;
         self.device_ordinal()
             .map_err(|e| Error::config(file, "device", e.to_string()))?;
         self.dtype()
@@ -40,6 +30,12 @@ impl RunConfig {
             );
         }
         positive(file, "data.max_tokens", d.max_tokens)?;
+        if d.max_sft_examples == Some(0) {
+            return bad(
+                "data.max_sft_examples",
+                "must be at least 1, or left out (all SFT examples)",
+            );
+        }
         if ![SFT_DATA, RM_SPLIT_CHOSEN].contains(&self.sft.source.as_str()) {
             return bad(
                 "sft.source",
@@ -53,6 +49,7 @@ impl RunConfig {
         positive(file, "sft.epochs", self.sft.epochs)?;
         micro(file, "sft", self.sft.batch_size, self.sft.micro_batch_size)?;
         rate(file, "sft.lr", self.sft.lr)?;
+        clip_norm(file, "sft.max_grad_norm", self.sft.max_grad_norm)?;
         positive(
             file,
             "prefdata.max_new_tokens",
@@ -163,24 +160,68 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Checks every path the run reads before anything is written: the files of a
+    /// `[world.paper]` exist, and every `[[rm.external]]` directory (`from_run` under
+    /// `runs_root`) holds a `config.json`.
+    pub fn check_paths(&self, file: &str, runs_root: &Path) -> Result<()> {
+        self.check_paper_paths(file)?;
+        self.check_external_paths(file, runs_root)
+    }
+
+    /// Checks that the files of a `[world.paper]` exist.
+    pub fn check_paper_paths(&self, file: &str) -> Result<()> {
+        if let Some(p) = &self.world.paper {
+            for (field, path) in [
+                ("world.paper.model", &p.model),
+                ("world.paper.sft_data", &p.sft_data),
+                ("world.paper.train_prefs", &p.train_prefs),
+                ("world.paper.ground_truth", &p.ground_truth),
+            ] {
+                if !path.exists() {
+                    return Err(Error::config(
+                        file,
+                        field,
+                        format!("{} does not exist; fill in the local path", path.display()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every `[[rm.external]]` directory (`from_run` under `runs_root`)
+    /// holds a `config.json`.
+    pub fn check_external_paths(&self, file: &str, runs_root: &Path) -> Result<()> {
+        for (i, e) in self.rm.external.iter().enumerate() {
+            let dir = e.resolve(runs_root);
+            if dir.join("config.json").exists() {
+                continue;
+            }
+            let (field, hint) = if e.from_run.is_some() {
+                ("from_run", "run the experiment that trains it first")
+            } else {
+                (
+                    "dir",
+                    "fill in the local path of the reward model (another run's \
+                     reward model: run that run first)",
+                )
+            };
+            return Err(Error::config(
+                file,
+                &format!("rm.external[{i}].{field}"),
+                format!("{} holds no config.json; {hint}", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks `[[rm.external]]`: names unique and free, exactly one of `dir`/`from_run`.
     fn validate_external(&self, file: &str) -> Result<()> {
         let taken: Vec<String> = self.rm.mixes.iter().map(|&p| Self::rm_name(p)).collect();
         let mut seen = Vec::new();
         for (i, e) in self.rm.external.iter().enumerate() {
             let field = |f: &str| format!("rm.external[{i}].{f}");
-            let name_ok = !e.name.is_empty()
-                && e.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-                && !e.name.starts_with('.');
-            if !name_ok {
-                return Err(Error::config(
-                    file,
-                    &field("name"),
-                    "must be a directory name of letters, digits, `-`, `_`, `.`, `@`",
-                ));
-            }
+            check_dir_name(file, &field("name"), &e.name, "@")?;
             if taken.contains(&e.name)
                 || [GROUND_TRUTH, LOW_VARIANCE].contains(&e.name.as_str())
                 || seen.contains(&&e.name)
@@ -260,6 +301,31 @@ impl ToyWorldConfig {
     }
 }
 
+/// Checks that `name` is one plain directory name under the runs root: non-empty,
+/// not starting with `.` (so neither `.` nor `..`), and made of ASCII letters, digits,
+/// `-`, `_`, `.` and the characters of `extra` (no `/`, `\`, or absolute paths), so
+/// nothing it names can lie outside `--runs`.
+pub(crate) fn check_dir_name(file: &str, field: &str, name: &str, extra: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c) || extra.contains(c));
+    if ok {
+        return Ok(());
+    }
+    let extra: String = extra.chars().map(|c| format!(", `{c}`")).collect();
+    Err(Error::config(
+        file,
+        field,
+        format!(
+            "`{name}` is not a directory name: use a non-empty name of letters, digits, \
+             `-`, `_`, `.`{extra}, not starting with `.` (no `/`, so nothing is written \
+             outside --runs)"
+        ),
+    ))
+}
+
 /// Renames the `<run config>` file label of an error to `file`.
 fn rename(e: Error, file: &str) -> Error {
     match e {
@@ -280,6 +346,17 @@ fn rate(file: &str, field: &str, v: f64) -> Result<()> {
         return Err(Error::config(file, field, "must be finite and >= 0"));
     }
     Ok(())
+}
+
+fn clip_norm(file: &str, field: &str, v: Option<f64>) -> Result<()> {
+    match v {
+        Some(c) if !(c.is_finite() && c > 0.0) => Err(Error::config(
+            file,
+            field,
+            format!("{c} is out of range: must be finite and > 0 (1.0), or left out (no clipping)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn micro(file: &str, table: &str, batch: usize, m: Option<usize>) -> Result<()> {
