@@ -137,7 +137,9 @@ impl PolicyIncrease {
 
 /// Grouped bars: one group per policy, one bar per reward model (in order of first
 /// appearance), height = mean GT increase, error bar = std over seeds. A reward
-/// model missing for a policy is drawn as a zero-height bar.
+/// model missing for a policy is drawn as a zero-height bar; one with no increase
+/// under any policy (e.g. a run's own RM that it trains but does not teach with) is
+/// left out rather than drawn as zeros.
 ///
 /// # Errors
 /// [`AnalysisError::Plot`](super::AnalysisError::Plot), e.g. with no policies.
@@ -150,6 +152,10 @@ pub fn gt_increase_bars(policies: &[PolicyIncrease], stem: &Path) -> Result<Vec<
             }
         }
     }
+    // Reward models with no increase anywhere are left out, unless none has one.
+    let any_data = policies
+        .iter()
+        .any(|p| p.gt_increase.iter().any(|(_, m)| m.is_some()));
     let mut plot = BarPlot::new(
         "Ground truth reward increase per reward model (bars: mean over seeds, whiskers: ± 1 std)",
     )
@@ -169,6 +175,9 @@ pub fn gt_increase_bars(policies: &[PolicyIncrease], stem: &Path) -> Result<Vec<
                     .and_then(|(_, m)| *m)
             })
             .collect();
+        if cells.iter().all(Option::is_none) && any_data {
+            continue;
+        }
         let values = cells.iter().map(|m| m.map_or(0.0, |m| m.mean)).collect();
         let err = cells
             .iter()
