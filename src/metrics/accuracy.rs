@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{MetricsError, Result};
-use super::groups::mean_over_groups;
+use super::groups::{mean_over_groups, per_group};
 use super::order::cmp_f64;
 use super::validate;
 
@@ -248,6 +248,18 @@ where
     mean_over_groups("groups", groups, |(rm, g)| accuracy_uniform(rm, g))
 }
 
+/// Each group's on-policy accuracy (what [`on_policy_accuracy`] averages), in group
+/// order.
+///
+/// # Errors
+/// As [`on_policy_accuracy`], the failing group named by its index.
+pub fn prompt_on_policy_accuracies<'a, I>(groups: I) -> Result<Vec<f64>>
+where
+    I: IntoIterator<Item = (&'a [f64], &'a [f64])>,
+{
+    per_group("groups", groups, |(rm, g)| accuracy_uniform(rm, g))
+}
+
 /// Off-policy accuracy: the fraction of prompts whose single preference pair
 /// the reward model ranks like the ground truth.
 ///
@@ -406,6 +418,13 @@ mod tests {
             on_policy_accuracy([(&r[..], &r[..]), (&r[..1], &r[..1])]),
             Err(InGroup { index: 1, .. })
         ));
+        assert!(matches!(
+            prompt_on_policy_accuracies([(&r[..], &r[..]), (&r[..1], &r[..1])]),
+            Err(InGroup { index: 1, .. })
+        ));
+        let flipped: Vec<f64> = r.iter().map(|v| -v).collect();
+        let per = prompt_on_policy_accuracies([(&r[..], &r[..]), (&flipped[..], &r[..])]).unwrap();
+        assert_eq!(per, vec![1.0, 0.0]);
         assert!(matches!(off_policy_accuracy(&[]), Err(Empty { .. })));
         let nan = ScoredPair {
             rm_chosen: f64::NAN,

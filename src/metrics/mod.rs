@@ -40,7 +40,7 @@ mod variance;
 
 pub use accuracy::{
     accuracy_uniform, accuracy_uniform_quadratic, accuracy_weighted, off_policy_accuracy,
-    on_policy_accuracy, pair_agrees, ScoredPair, WeightedPair,
+    on_policy_accuracy, pair_agrees, prompt_on_policy_accuracies, ScoredPair, WeightedPair,
 };
 pub use correlation::{average_ranks, pearson, spearman};
 pub use crossing::{first_crossing, t_gamma};
@@ -50,5 +50,6 @@ pub use normalize::{Normalizer, DEFAULT_NORMALIZER_EPS};
 pub use softmax::{log_softmax, softmax, try_log_softmax, try_softmax};
 pub use validate::PROBABILITY_SUM_TOLERANCE;
 pub use variance::{
-    expected_reward, mean_prompt_variance, reward_variance, sample_variance, VarianceEstimator,
+    expected_reward, mean_prompt_variance, prompt_variances, reward_variance, sample_variance,
+    VarianceEstimator,
 };

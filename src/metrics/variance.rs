@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(doc)]
 use super::error::MetricsError;
 use super::error::Result;
-use super::groups::mean_over_groups;
+use super::groups::{mean_over_groups, per_group};
 use super::validate;
 
 /// Checks a distribution and a matching reward vector; returns the distribution's total.
@@ -134,6 +134,19 @@ where
     I: IntoIterator<Item = &'a [f64]>,
 {
     mean_over_groups("groups", groups, |g| sample_variance(g, estimator))
+}
+
+/// Each group's variance (what [`mean_prompt_variance`] averages), in group order: the
+/// per-prompt values that bootstrap intervals resample and zero-variance prompts are
+/// counted from.
+///
+/// # Errors
+/// As [`mean_prompt_variance`], the failing group named by its index.
+pub fn prompt_variances<'a, I>(groups: I, estimator: VarianceEstimator) -> Result<Vec<f64>>
+where
+    I: IntoIterator<Item = &'a [f64]>,
+{
+    per_group("groups", groups, |g| sample_variance(g, estimator))
 }
 
 #[cfg(test)]
@@ -272,6 +285,27 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, InGroup { index: 1, .. }));
         assert!(err.to_string().starts_with("group 1: "));
+    }
+
+    #[test]
+    fn prompt_variances_are_what_the_mean_averages() {
+        use MetricsError::{Empty, InGroup};
+        let groups: [&[f64]; 3] = [&[1.0, 2.0, 4.0], &[0.5, 0.5], &[-1.0, 3.0]];
+        let per = prompt_variances(groups, VarianceEstimator::Unbiased).unwrap();
+        assert_eq!(per.len(), 3);
+        for (v, g) in per.iter().zip(groups) {
+            assert_eq!(*v, sample_variance(g, VarianceEstimator::Unbiased).unwrap());
+        }
+        let mean = mean_prompt_variance(groups, VarianceEstimator::Unbiased).unwrap();
+        assert_eq!(per.iter().sum::<f64>() / 3.0, mean);
+        let err = prompt_variances([&[1.0, 2.0][..], &[3.0][..]], VarianceEstimator::Unbiased)
+            .unwrap_err();
+        assert!(matches!(err, InGroup { index: 1, .. }));
+        let none: [&[f64]; 0] = [];
+        assert!(matches!(
+            prompt_variances(none, VarianceEstimator::Unbiased),
+            Err(Empty { what: "groups" })
+        ));
     }
 
     proptest! {

@@ -20,8 +20,8 @@ use crate::analysis::bootstrap::mean_interval;
 use crate::analysis::{PerPrompt, Table1Intervals};
 use crate::{Error, Result};
 use rmteach::metrics::{
-    mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, Normalizer, ScoredPair,
-    VarianceEstimator,
+    mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, prompt_on_policy_accuracies,
+    prompt_variances, Normalizer, ScoredPair, VarianceEstimator,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -310,15 +310,8 @@ fn entry(
         })
         .collect();
     let per_prompt = PerPrompt {
-        reward_variance: z
-            .chunks(s)
-            .map(|g| mean_prompt_variance([g], VarianceEstimator::Unbiased))
-            .collect::<std::result::Result<_, _>>()?,
-        on_policy_accuracy: z
-            .chunks(s)
-            .zip(gt_z.chunks(s))
-            .map(|pair| on_policy_accuracy([pair]))
-            .collect::<std::result::Result<_, _>>()?,
+        reward_variance: prompt_variances(z.chunks(s), VarianceEstimator::Unbiased)?,
+        on_policy_accuracy: prompt_on_policy_accuracies(z.chunks(s).zip(gt_z.chunks(s)))?,
         off_policy_accuracy: pairs
             .iter()
             .map(|p| off_policy_accuracy(std::slice::from_ref(p)))

@@ -13,7 +13,7 @@ use crate::analysis::bootstrap::{percentile_interval, Interval, Resampler, BOOTS
 use crate::analysis::{seed_increases, RunData};
 use crate::{Error, Result};
 use rmteach::metrics::{
-    mean_prompt_variance, on_policy_accuracy, spearman, Normalizer, VarianceEstimator,
+    prompt_on_policy_accuracies, prompt_variances, spearman, Normalizer, VarianceEstimator,
 };
 use std::fmt::Write as _;
 
@@ -105,17 +105,8 @@ fn per_prompt(lines: &[&SampleLine], rm: &str, s: usize) -> Result<PerPrompt> {
     let fail = |e: rmteach::metrics::MetricsError| Error::Input(format!("RM `{rm}`: {e}"));
     let z = Normalizer::fit(&raw).map_err(fail)?.apply_slice(&raw);
     Ok(PerPrompt {
-        variance: z
-            .chunks(s)
-            .map(|g| mean_prompt_variance([g], VarianceEstimator::Unbiased))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(fail)?,
-        accuracy: z
-            .chunks(s)
-            .zip(gt.chunks(s))
-            .map(|p| on_policy_accuracy([p]))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(fail)?,
+        variance: prompt_variances(z.chunks(s), VarianceEstimator::Unbiased).map_err(fail)?,
+        accuracy: prompt_on_policy_accuracies(z.chunks(s).zip(gt.chunks(s))).map_err(fail)?,
     })
 }
 

@@ -5,8 +5,8 @@
 use crate::analysis::bootstrap::{mean_interval, Interval};
 use crate::{Error, Result};
 use rmteach::metrics::{
-    mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, Normalizer, ScoredPair,
-    VarianceEstimator,
+    mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, prompt_on_policy_accuracies,
+    prompt_variances, Normalizer, ScoredPair, VarianceEstimator,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,11 +70,7 @@ pub fn rm_stats(
     }
     let normalizer = Normalizer::fit(raw).map_err(fail)?;
     let z = normalizer.apply_slice(raw);
-    let per_prompt: Vec<f64> = z
-        .chunks(s)
-        .map(|g| mean_prompt_variance([g], VarianceEstimator::Unbiased))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(fail)?;
+    let per_prompt = prompt_variances(z.chunks(s), VarianceEstimator::Unbiased).map_err(fail)?;
     let reward_variance =
         mean_prompt_variance(z.chunks(s), VarianceEstimator::Unbiased).map_err(fail)?;
     let tol = ZERO_STD_TOLERANCE * ZERO_STD_TOLERANCE;
@@ -88,12 +84,7 @@ pub fn rm_stats(
                     raw.len()
                 )));
             }
-            let per: Vec<f64> = z
-                .chunks(s)
-                .zip(g.chunks(s))
-                .map(|pair| on_policy_accuracy([pair]))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(fail)?;
+            let per = prompt_on_policy_accuracies(z.chunks(s).zip(g.chunks(s))).map_err(fail)?;
             let all = on_policy_accuracy(z.chunks(s).zip(g.chunks(s))).map_err(fail)?;
             (Some(all), mean_interval(&per, BOOTSTRAP_SEED))
         }
