@@ -1,17 +1,11 @@
 //! End-to-end runs of `rmteach exp ...` on the toy world the program writes itself.
 #![cfg(feature = "lm")]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod common;
 
-fn rmteach(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmteach"))
-        .env("RAYON_NUM_THREADS", "1")
-        .args(args)
-        .output()
-        .expect("runs")
-}
+use common::{ok, rmteach};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// One toy world shared by the tests of this file.
 fn world() -> &'static PathBuf {
@@ -38,15 +32,6 @@ fn world() -> &'static PathBuf {
 
 fn model(name: &str) -> String {
     world().join("models").join(name).display().to_string()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -1,29 +1,15 @@
 //! End-to-end runs of `rmteach teacher` on a toy world the program writes itself.
 #![cfg(feature = "lm")]
 
+mod common;
+
+use common::{ok, rmteach};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use candle_core::{Device, Tensor};
 use rmteach::metrics::{on_policy_accuracy, Normalizer};
 use serde_json::Value;
-
-fn rmteach(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmteach"))
-        .env("RAYON_NUM_THREADS", "1")
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A fresh toy world in a directory of its own, with a copy of its reward model whose
 /// head is zero (it scores every response 0).
