@@ -1,0 +1,22 @@
+//! Helpers shared by the end-to-end tests of the language-model commands.
+
+use std::process::{Command, Output};
+
+/// Runs the `rmteach` binary with `args` on one thread (candle's pool busy-waits).
+pub fn rmteach(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rmteach"))
+        .env("RAYON_NUM_THREADS", "1")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+/// Its standard output, after asserting it succeeded (its standard error otherwise).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
