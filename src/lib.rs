@@ -9,6 +9,7 @@
 //! The same function computes a quantity for a 10-output tabular policy and for
 //! 5,000 sampled language-model responses: there are no twin implementations.
 
+pub mod fuzz;
 pub mod metrics;
 pub mod plot;
 pub mod report;

@@ -5,6 +5,7 @@
 //! with language models (see `rmteach exp --help`).
 
 #[cfg(feature = "lm")]
+mod evidence;
 mod exp;
 mod process;
 #[cfg(feature = "lm")]

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use rmteach::report::write_atomic;
 
+use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
-use crate::teacher::evidence_section as teacher_section;
 use crate::theory::{verify, SolverArgs};
 
 /// The built-in toy Section 4.1 preset (experiments/configs/toy-4.1.toml).
@@ -104,8 +104,22 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
         md.push_str(
             "## Does the teacher score predict the Section 4.1 outcome? (`rmteach teacher`)\n\n",
         );
-        md.push_str(&teacher_section(&runs.join("toy-4.1"), out, args.quiet)?);
+        md.push_str(&evidence::section_41(
+            &runs.join("toy-4.1"),
+            out,
+            args.quiet,
+        )?);
         times.push(("teacher on toy-4.1", t.elapsed().as_secs_f64()));
+        let t = Instant::now();
+        md.push_str(
+            "## Does the teacher score name each Section 4.2 policy's best RM? (`rmteach teacher`)\n\n",
+        );
+        md.push_str(&evidence::section_42(
+            &runs.join("toy-4.2"),
+            out,
+            args.quiet,
+        )?);
+        times.push(("teacher on toy-4.2", t.elapsed().as_secs_f64()));
     }
     md.push_str("## Wall time\n\n| step | seconds |\n|---|---|\n");
     for (step, s) in &times {

@@ -9,7 +9,9 @@
 use super::cache::SampleLine;
 use super::stats::teacher_score;
 use super::GROUND_TRUTH;
-use crate::analysis::bootstrap::{percentile_interval, Interval, Resampler, BOOTSTRAP_REPLICATES};
+use crate::analysis::bootstrap::{
+    mean_interval, percentile_interval, Interval, Resampler, BOOTSTRAP_REPLICATES,
+};
 use crate::analysis::{seed_increases, RunData};
 use crate::{Error, Result};
 use rmteach::metrics::{
@@ -47,6 +49,45 @@ pub struct Evidence {
     pub gt_increase: Vec<f64>,
     /// Per predictor: Spearman with the increase (`None` when undefined) and interval.
     pub spearman: Vec<(Option<f64>, Option<Interval>)>,
+    /// Per RM, per seed (in `seeds` order): the ground-truth increase.
+    pub gt_by_seed: Vec<Vec<f64>>,
+}
+
+/// The teacher score's pick against the RM that raised the ground truth most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PickVsBest {
+    /// Index (into [`Evidence::rms`]) of the RM with the highest teacher score.
+    pub pick: usize,
+    /// Index of the RM with the largest mean ground-truth increase.
+    pub best: usize,
+    /// The RM the gap is taken against: the pick when it is not the best, else the RM
+    /// with the second-largest increase (`None` with a single RM).
+    pub other: Option<usize>,
+    /// Mean over seeds of increase(best) - increase(other) (0 without `other`).
+    pub gap: f64,
+    /// 95% percentile bootstrap interval of the gap, resampling seeds (paired: both
+    /// RMs trained from the same seeds); `None` without `other` or with < 2 seeds.
+    pub interval: Option<Interval>,
+}
+
+impl PickVsBest {
+    /// One phrase: whether the pick is the best (and resolved from the runner-up), not
+    /// distinguishable from the best, or worse.
+    pub fn reading(&self) -> &'static str {
+        let resolved = self.interval.map(|i| i.lo > ROUNDING);
+        match (self.pick == self.best, resolved) {
+            (true, Some(true)) => "the pick is the best, ahead of the runner-up (interval above 0)",
+            (true, Some(false)) => {
+                "the pick has the largest mean, not resolved from the runner-up (interval includes 0)"
+            }
+            (true, None) => "the pick has the largest mean (no interval)",
+            (false, Some(true)) => "the pick is worse than the best (interval above 0)",
+            (false, Some(false)) => {
+                "the pick is not the best but not distinguishable from it (interval includes 0)"
+            }
+            (false, None) => "the pick is not the best (no interval: too few seeds)",
+        }
+    }
 }
 
 /// Per RM, per seed (in `seeds` order): the ground-truth increase at `epoch`.
@@ -172,7 +213,20 @@ pub fn teacher_vs_increase(
             .collect(),
         predictors: point,
         gt_increase,
+        gt_by_seed: inc,
     })
+}
+
+/// Index of the largest finite value (the first of ties).
+fn argmax(v: &[f64]) -> Option<usize> {
+    v.iter()
+        .enumerate()
+        .filter(|x| x.1.is_finite())
+        .fold(None, |best: Option<(usize, f64)>, (i, &x)| match best {
+            Some((_, b)) if b >= x => best,
+            _ => Some((i, x)),
+        })
+        .map(|x| x.0)
 }
 
 impl Evidence {
@@ -219,13 +273,52 @@ impl Evidence {
 
     /// Whether the RM ranked first by the teacher score has the largest increase.
     pub fn top_pick_is_best(&self) -> bool {
-        let argmax = |v: &[f64]| {
-            v.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|x| x.0)
-        };
         argmax(&self.predictors[0]) == argmax(&self.gt_increase)
+    }
+
+    /// The teacher score's pick against the measured best RM, with the seed-paired
+    /// bootstrap interval of the gap in ground-truth increase between the best and the
+    /// pick (or, when the pick is the best, the runner-up); `None` when no RM has a
+    /// finite score or increase.
+    pub fn pick_vs_best(&self) -> Option<PickVsBest> {
+        let (pick, best) = (argmax(&self.predictors[0])?, argmax(&self.gt_increase)?);
+        let other = if pick != best {
+            Some(pick)
+        } else {
+            let rest: Vec<f64> = (0..self.gt_increase.len())
+                .map(|i| {
+                    if i == best {
+                        f64::NAN
+                    } else {
+                        self.gt_increase[i]
+                    }
+                })
+                .collect();
+            argmax(&rest)
+        };
+        let (gap, interval) = match other {
+            Some(o) => {
+                let diff: Vec<f64> = self.gt_by_seed[best]
+                    .iter()
+                    .zip(&self.gt_by_seed[o])
+                    .map(|(b, p)| b - p)
+                    .collect();
+                let interval = if diff.len() < 2 {
+                    None
+                } else {
+                    mean_interval(&diff, EVIDENCE_SEED)
+                };
+                (self.gt_increase[best] - self.gt_increase[o], interval)
+            }
+            None => (0.0, None),
+        };
+        Some(PickVsBest {
+            pick,
+            best,
+            other,
+            gap,
+            interval,
+        })
     }
 }
 
@@ -309,6 +402,33 @@ mod tests {
         // The reversed RM scores 0, the perfect one highest: the rank order matches.
         assert_eq!(ev.spearman[1].0, Some(1.0));
         assert!(ev.top_pick_is_best());
+        // The pick is the best; the runner-up `half` trails by 0.4 - 0.15 = 0.25, per
+        // seed by 0.1 and 0.4: with two seeds the interval is [0.1, 0.4].
+        let pv = ev.pick_vs_best().unwrap();
+        assert_eq!((pv.pick, pv.best, pv.other), (0, 0, Some(1)));
+        assert!((pv.gap - 0.25).abs() < 1e-12);
+        assert_eq!(
+            pv.reading(),
+            "the pick is the best, ahead of the runner-up (interval above 0)"
+        );
+        // Swap the measured outcomes of `good` and `half`: the pick is no longer the
+        // best, by 0.4 - 0.15 on average; with two seeds the interval is [0.1, 0.4].
+        let mut swapped = data.clone();
+        swapped.seeds.swap(0, 1);
+        let ev = teacher_vs_increase(&swapped, &refs, &rms, 3, 1).unwrap();
+        assert!(!ev.top_pick_is_best());
+        let pv = ev.pick_vs_best().unwrap();
+        assert_eq!((pv.pick, pv.best, pv.other), (0, 1, Some(0)));
+        assert!((pv.gap - 0.25).abs() < 1e-12);
+        let i = pv.interval.unwrap();
+        assert!(
+            (i.lo - 0.1).abs() < 1e-9 && (i.hi - 0.4).abs() < 1e-9,
+            "{i:?}"
+        );
+        assert_eq!(
+            pv.reading(),
+            "the pick is worse than the best (interval above 0)"
+        );
         // No seed reached epoch 2: an error, not a number.
         assert!(teacher_vs_increase(&data, &refs, &rms, 3, 2).is_err());
     }

@@ -8,6 +8,7 @@ mod config_parsing;
 mod data_loaders;
 mod data_split_filter;
 mod dtype_device;
+mod fuzz_parsers;
 mod gemma_reference;
 mod generation_cache;
 mod gradients;
