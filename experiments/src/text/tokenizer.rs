@@ -324,10 +324,89 @@ impl TextTokenizer {
     }
 }
 
-/// Reads a `tokenizer.json`, naming the file in errors.
+/// Reads a `tokenizer.json`, naming the file in errors. An added token that the
+/// tokenizers library loads under another id than the file declares is an error that
+/// explains why (the library numbers added tokens after the vocabulary's size, so a
+/// vocabulary whose ids have gaps shifts them).
 fn load_tokenizer_json(path: &Path) -> Result<Tokenizer, TextError> {
     let bytes = std::fs::read(path).map_err(|e| TextError::io(path, e))?;
-    Tokenizer::from_bytes(bytes).map_err(|e| TextError::tokenizer(path.display().to_string(), e))
+    let label = path.display().to_string();
+    let raw: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let tokenizer =
+        Tokenizer::from_bytes(bytes).map_err(|e| TextError::tokenizer(label.clone(), e))?;
+    if let Some(raw) = raw {
+        check_added_token_ids(&raw, &tokenizer, &label)?;
+    }
+    Ok(tokenizer)
+}
+
+/// Ids declared by `model.vocab` (a token -> id object, or Unigram's list of
+/// `[token, score]` numbered by position).
+fn vocab_ids(raw: &Value) -> Vec<u64> {
+    match &raw["model"]["vocab"] {
+        Value::Object(m) => m.values().filter_map(Value::as_u64).collect(),
+        Value::Array(a) => (0..a.len() as u64).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every `added_tokens[i]` of the raw `tokenizer.json` must load under its declared id.
+fn check_added_token_ids(raw: &Value, tokenizer: &Tokenizer, label: &str) -> Result<(), TextError> {
+    let Some(added) = raw["added_tokens"].as_array() else {
+        return Ok(());
+    };
+    for (i, token) in added.iter().enumerate() {
+        let (Some(declared), Some(content)) = (token["id"].as_u64(), token["content"].as_str())
+        else {
+            continue;
+        };
+        let loaded = tokenizer.token_to_id(content);
+        if loaded.map(u64::from) == Some(declared) {
+            continue;
+        }
+        let mut ids = vocab_ids(raw);
+        ids.sort_unstable();
+        ids.dedup();
+        let n = ids.len() as u64;
+        let missing: Vec<String> = {
+            let mut next = 0u64;
+            let mut out = Vec::new();
+            for &id in &ids {
+                while next < id && out.len() < 10 {
+                    out.push(next.to_string());
+                    next += 1;
+                }
+                next = id + 1;
+            }
+            out
+        };
+        let why = if ids.last().is_some_and(|&m| m + 1 != n) {
+            format!(
+                "model.vocab's ids are not contiguous ({n} entries, largest id {}; missing \
+                 {}{}), and the tokenizers library numbers added tokens from the vocabulary's \
+                 size, not from the ids in the file. Renumber model.vocab to 0..{} (and the \
+                 added tokens after it), or fill the gaps",
+                ids.last().copied().unwrap_or(0),
+                missing.join(", "),
+                if missing.len() == 10 { ", ..." } else { "" },
+                n.saturating_sub(1)
+            )
+        } else {
+            "the tokenizers library assigned another id on load (an added token must follow \
+             the vocabulary, without gaps or duplicates among the added tokens); renumber \
+             added_tokens"
+                .to_string()
+        };
+        return Err(TextError::config(
+            label,
+            &format!("added_tokens[{i}]"),
+            format!(
+                "token `{content}` declares id {declared} but loads as {}: {why}",
+                loaded.map_or_else(|| "no id".into(), |x| x.to_string())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Walks a serialized pre-tokenizer (recursing into `Sequence`s); returns whether a

@@ -240,3 +240,33 @@ fn chat_template_list_picks_default_or_named() {
     let single = TokenizerConfig::from_json_str(r#"{"chat_template": "S"}"#, "cfg").unwrap();
     assert_eq!(single.to_json()["chat_template"], json!("S"));
 }
+
+#[test]
+fn a_vocabulary_with_gaps_is_explained_not_blamed_on_the_config() {
+    // tokenizer.json's vocabulary misses id 100, so the tokenizers library renumbers
+    // the added token that both files put at 256. The error must say so (the file, the
+    // token, the declared and the loaded id, the missing id), not that the two files
+    // disagree.
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), false);
+    let path = dir.path().join("tokenizer.json");
+    let mut raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let vocab = raw["model"]["vocab"].as_object_mut().unwrap();
+    let gap = vocab
+        .iter()
+        .find(|(_, id)| id.as_u64() == Some(100))
+        .map(|(t, _)| t.clone())
+        .unwrap();
+    vocab.remove(&gap);
+    std::fs::write(&path, raw.to_string()).unwrap();
+    let msg = TextTokenizer::from_dir(dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("tokenizer.json"), "{msg}");
+    assert!(msg.contains("`added_tokens[0]`"), "{msg}");
+    assert!(msg.contains("declares id 256"), "{msg}");
+    assert!(
+        msg.contains("not contiguous") && msg.contains("100"),
+        "{msg}"
+    );
+    assert!(!msg.contains("make the two files agree"), "{msg}");
+}
