@@ -15,7 +15,7 @@ use rmteach_experiments::hf::{
 use rmteach_experiments::models::{CausalLm, Model, ModelConfig, SeededVarMap};
 use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model};
 use rmteach_experiments::sample::{generate, SamplingConfig};
-use rmteach_experiments::text::TextTokenizer;
+use rmteach_experiments::text::{TextError, TextTokenizer};
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
 #[path = "bench.rs"]
 mod bench;
@@ -415,7 +415,8 @@ fn inspect(dir: &Path) -> Result<i32> {
             );
             match t.chat_template() {
                 Ok(tpl) => println!("template:     {}", tpl.render_exchange("PROMPT", "RESPONSE")?.escape_debug()),
-                Err(_) => println!("template:     none (the paper's <|user|>/<|assistant|> fallback will be added)"),
+                Err(TextError::NoChatTemplate(_)) => println!("template:     none (the paper's <|user|>/<|assistant|> fallback will be added)"),
+                Err(e) => println!("template:     broken ({e})"),
             }
         }
         Err(e) => println!("tokenizer:    unavailable ({e})"),
@@ -447,22 +448,25 @@ fn logits(
     let (device, dtype) = dev.resolve()?;
     require_causal_lm(dir)?;
     let vocab = ModelConfig::from_file(&dir.join("config.json"))?.vocab_size();
-    let ids = match (text, ids) {
+    // Errors name the flag the tokens came from.
+    let (flag, ids) = match (text, ids) {
         (Some(t), None) => {
             let tok = tokenizer(dir)?;
             tok.check_fits(dir, vocab)?;
-            tok.encode(&t)?
+            ("--text", tok.encode(&t)?)
         }
-        (None, Some(ids)) => ids,
+        (None, Some(ids)) => ("--ids", ids),
         _ => bail!("give --text or --ids"),
     };
     if ids.is_empty() {
-        bail!("the input has no tokens");
+        bail!("{flag}: the input has no tokens");
+    }
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+        bail!(
+            "{flag}: token {bad} is outside the vocabulary (config.json's vocab_size is {vocab})"
+        );
     }
     let ckpt = load_checkpoint(dir, dtype, &device)?;
-    if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-        bail!("--ids: token {bad} is outside the vocabulary (size {vocab})");
-    }
     let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
     let logits = ckpt
         .model
@@ -520,14 +524,13 @@ fn generate_cmd(
     let text = if raw {
         prompt.to_string()
     } else {
-        tok.chat_template()
-            .with_context(|| {
-                format!(
-                    "{}: no chat template (pass --raw to use the prompt as is)",
-                    dir.display()
-                )
-            })?
-            .render_prompt(prompt)?
+        match tok.chat_template() {
+            Err(TextError::NoChatTemplate(_)) => bail!(
+                "{}: no chat template (pass --raw to use the prompt as is)",
+                dir.display()
+            ),
+            t => t?.render_prompt(prompt)?,
+        }
     };
     let ids = tok.encode(&text)?;
     let eos = tok.require_eos_token_id()?;
@@ -552,10 +555,12 @@ fn generate_cmd(
 fn score(dir: &Path, prompt: &str, response: &str, dev: &DeviceArgs) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
     let tok = tokenizer(dir)?;
-    let text = tok
-        .chat_template()
-        .with_context(|| format!("{}: the reward model has no chat template", dir.display()))?
-        .render_exchange(prompt, response)?;
+    let text = match tok.chat_template() {
+        Err(TextError::NoChatTemplate(_)) => {
+            bail!("{}: the reward model has no chat template", dir.display())
+        }
+        t => t?.render_exchange(prompt, response)?,
+    };
     let ids = tok.encode(&text)?;
     let rm = load_reward_checkpoint(dir, dtype, &device)?;
     let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;

@@ -29,6 +29,8 @@ const TEMPLATE_FILE: &str = "chat_template.jinja";
 pub struct TextTokenizer {
     tokenizer: Tokenizer,
     config: TokenizerConfig,
+    /// The file the chat templates came from (named when one does not compile).
+    template_file: String,
 }
 
 impl TextTokenizer {
@@ -44,12 +46,17 @@ impl TextTokenizer {
             TokenizerConfig::default()
         };
         let template_path = dir.join(TEMPLATE_FILE);
-        if config.chat_templates.is_empty() && template_path.exists() {
+        let from_jinja = config.chat_templates.is_empty() && template_path.exists();
+        if from_jinja {
             let template = std::fs::read_to_string(&template_path)
                 .map_err(|e| TextError::io(&template_path, e))?;
             config.chat_templates.insert("default".into(), template);
         }
-        Self::from_parts(tokenizer, config, &config_path.display().to_string())
+        let mut tok = Self::from_parts(tokenizer, config, &config_path.display().to_string())?;
+        if from_jinja {
+            tok.template_file = template_path.display().to_string();
+        }
+        Ok(tok)
     }
 
     /// Combines a tokenizer and a config. Tokens listed in `added_tokens_decoder` but
@@ -78,7 +85,11 @@ impl TextTokenizer {
                 ));
             }
         }
-        Ok(Self { tokenizer, config })
+        Ok(Self {
+            tokenizer,
+            config,
+            template_file: config_label.to_string(),
+        })
     }
 
     /// Token ids of `text`, no special tokens added.
@@ -256,12 +267,28 @@ impl TextTokenizer {
         self.named_chat_template(None)
     }
 
-    /// The chat template `name` (the default one for `None`), compiled.
+    /// The chat template `name` (the default one for `None`), compiled. A template
+    /// that does not compile is an error naming its file, the template and minijinja's
+    /// line (not "no chat template").
     pub fn named_chat_template(&self, name: Option<&str>) -> Result<ChatTemplate, TextError> {
         let source = self.config.chat_template(name).ok_or_else(|| {
             TextError::NoChatTemplate(name.map(|n| format!(" named `{n}`")).unwrap_or_default())
         })?;
-        ChatTemplate::new(source, &self.config)
+        ChatTemplate::new(source, &self.config).map_err(|e| match e {
+            TextError::Template(message) => TextError::config(
+                &self.template_file,
+                &match name {
+                    Some(n) => format!("chat_template.{n}"),
+                    None => "chat_template".to_string(),
+                },
+                format!(
+                    "the Jinja template does not compile: {message} (lines count from the \
+                     template's first line); fix the template or remove it to use the \
+                     paper's fallback"
+                ),
+            ),
+            other => other,
+        })
     }
 
     /// Installs the paper's fallback template when the tokenizer has no chat template:

@@ -270,3 +270,38 @@ fn a_vocabulary_with_gaps_is_explained_not_blamed_on_the_config() {
     );
     assert!(!msg.contains("make the two files agree"), "{msg}");
 }
+
+#[test]
+fn a_broken_chat_template_names_its_file_and_line_not_a_missing_template() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), false);
+    let config = json!({
+        "eos_token": "<|endoftext|>",
+        "chat_template": "{% for m in messages %}\n{{ m['content'] }\n{% endfor %}"
+    });
+    std::fs::write(dir.path().join("tokenizer_config.json"), config.to_string()).unwrap();
+    let tok = TextTokenizer::from_dir(dir.path()).unwrap();
+    let err = tok.chat_template().unwrap_err();
+    assert!(!matches!(err, TextError::NoChatTemplate(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("tokenizer_config.json"), "{msg}");
+    assert!(msg.contains("`chat_template`"), "{msg}");
+    assert!(msg.contains(":2"), "no line 2 in: {msg}");
+    // The same template from chat_template.jinja names that file.
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        json!({"eos_token": "<|endoftext|>"}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        "{% for m in messages %}\n{{ m['content'] }\n{% endfor %}",
+    )
+    .unwrap();
+    let msg = TextTokenizer::from_dir(dir.path())
+        .unwrap()
+        .chat_template()
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("chat_template.jinja"), "{msg}");
+}
