@@ -74,6 +74,15 @@ def python_with_scipy():
     return py
 
 
+def peer_versions(py):
+    """SciPy's and NumPy's versions in the peer's interpreter, for the table's header
+    (their solve times moved between runs of this harness)."""
+    out = subprocess.check_output([py, "-c", "import scipy, numpy, sys; "
+                                   "print(scipy.__version__, numpy.__version__, sys.version.split()[0])"], text=True)
+    scipy_v, numpy_v, python_v = out.split()
+    return f"SciPy {scipy_v}, NumPy {numpy_v}, Python {python_v}"
+
+
 def build():
     # A target directory of its own: the theory-only binary must not replace the full
     # CLI in target/release.
@@ -176,6 +185,7 @@ def main():
     a = ap.parse_args()
     binary = a.bin or build()
     py = python_with_scipy()
+    versions = peer_versions(py)
     tmp = tempfile.mkdtemp()
     cores = os.cpu_count() or 1
     work = {
@@ -229,7 +239,7 @@ def main():
             f"Measured by `python3 benches/theory/run.py --write-readme` on {platform.machine()}, "
             f"{cores} cores ({platform.platform()}), {time.strftime('%Y-%m-%d')}; rtol {a.rtol}, atol {a.atol}; "
             f"medians of {a.reps} rmteach runs and {a.scipy_reps} (a) / {a.reps} (b) SciPy runs, alternating. "
-            "SciPy: `solve_ivp`, one thread, its solves only. rmteach: whole processes (start-up, JSON in and out), "
+            f"SciPy: `solve_ivp` ({versions}), one thread, its solves only. rmteach: whole processes (start-up, JSON in and out), "
             "and their solve time alone: whole process minus the same input with horizon 1e-9 (like for like with SciPy's). "
             f"Targets: (a) >= {TARGETS['a']:.0f}x, (b) >= {TARGETS['b']:.0f}x SciPy, t_gamma within {AGREE:g} relative.",
             "",
