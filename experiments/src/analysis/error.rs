@@ -13,6 +13,9 @@ pub enum AnalysisError {
         /// What it should hold and which stage writes it.
         what: String,
     },
+    /// A record file of the run is missing or malformed.
+    #[error(transparent)]
+    Record(#[from] crate::records::RecordError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

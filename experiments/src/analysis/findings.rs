@@ -5,7 +5,7 @@
 use super::bootstrap::{percentile_interval, Interval};
 use super::increase::{at_epoch, EpochSummary};
 use super::interaction::{cells_interval, seed_gt_increases};
-use super::records::RmEvalRecord;
+use super::load::RewardColumn;
 use super::report::RunSummary;
 use super::table10::default_table10_epoch;
 use super::table2::{Correlation, Table2, TABLE2_ROWS};
@@ -89,7 +89,7 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
     }
     // The perfectly accurate, low-variance reward against the others.
     let last = default_table10_epoch(&run.data, &run.summaries);
-    let rewards = &run.data.rm_eval.rewards;
+    let rewards = &run.data.rewards;
     let low = rewards.iter().position(|r| r.name == "gt-low-variance");
     if let (Some(e), Some(low)) = (last, low) {
         let others: Vec<usize> = (0..rewards.len())
@@ -153,7 +153,7 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
 /// lies above 0; empty text and `false` without a runner-up or interval.
 fn best_margin(
     run: &RunSummary,
-    rms: &[(&RmEvalRecord, &Vec<EpochSummary>)],
+    rms: &[(&RewardColumn, &Vec<EpochSummary>)],
     best: &str,
     e: u32,
 ) -> (String, bool) {
@@ -199,7 +199,6 @@ pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
         };
         let rms: Vec<_> = run
             .data
-            .rm_eval
             .rewards
             .iter()
             .zip(&run.summaries)
@@ -211,7 +210,7 @@ pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
             .max_by(|a, b| a.0.total_cmp(&b.0));
         let accurate = rms
             .iter()
-            .map(|(r, _)| (r.on_policy_accuracy, r.name.as_str()))
+            .map(|(r, _)| (r.entry.on_policy_accuracy, r.name.as_str()))
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let (Some((g, b)), Some((acc, a))) = (best, accurate) {
             let (margin, resolved) = best_margin(run, &rms, b, e);

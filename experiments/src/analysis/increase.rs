@@ -4,7 +4,7 @@ use rmteach::metrics::{sample_variance, VarianceEstimator};
 
 use super::error::{AnalysisError, Result};
 use super::load::SeedRun;
-use super::records::EvalRecord;
+use crate::records::EvalRecord;
 
 /// Mean and standard deviation of one quantity over seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,8 +67,8 @@ pub fn seed_increases(records: &[EvalRecord]) -> Result<Vec<Increase>> {
         .iter()
         .map(|r| Increase {
             epoch: r.epoch,
-            proxy: r.proxy - base.proxy,
-            ground_truth: r.ground_truth - base.ground_truth,
+            proxy: r.proxy.mean - base.proxy.mean,
+            ground_truth: r.ground_truth.mean - base.ground_truth.mean,
             kl: r.kl,
         })
         .collect())

@@ -91,7 +91,7 @@ pub fn cells_interval(
 /// (seeds that did not reach `epoch` left out; `None` when `name` is not a reward of
 /// the run).
 pub fn seed_gt_increases(data: &RunData, name: &str, epoch: u32) -> Option<Vec<f64>> {
-    let i = data.rm_eval.rewards.iter().position(|r| r.name == name)?;
+    let i = data.rewards.iter().position(|r| r.name == name)?;
     Some(
         data.seeds[i]
             .iter()

@@ -47,7 +47,6 @@ pub struct RunSummary {
 pub fn summarize_run(run_dir: &Path) -> Result<RunSummary> {
     let data = load_run(run_dir)?;
     let summaries = data
-        .rm_eval
         .rewards
         .iter()
         .zip(&data.seeds)
@@ -88,7 +87,7 @@ fn link_figure(
 /// The seeds section: how many seeds each number averages.
 fn seeds_section(run: &RunSummary) -> String {
     let mut md = String::from("## Seeds\n\nEvery increase is the mean over seeds; ± is the sample standard deviation (divisor n - 1) over the same seeds.\n\n");
-    let rewards = run.data.rm_eval.rewards.iter().zip(&run.data.seeds);
+    let rewards = run.data.rewards.iter().zip(&run.data.seeds);
     for ((r, seeds), summary) in rewards.zip(&run.summaries) {
         let ids: Vec<String> = seeds.iter().map(|s| s.seed.to_string()).collect();
         let epochs = summary
@@ -113,7 +112,7 @@ fn seeds_section(run: &RunSummary) -> String {
     md
 }
 
-/// Reads `run_dir` (see [`super::records`] for the file formats) and writes into
+/// Reads `run_dir` (see [`crate::records`] for the file formats) and writes into
 /// `out_dir` (normally `<run>/report/`): `table1`, `reward_increase`, `table2`,
 /// `table10` (each `.md`, `.csv`, `.json`), figures `reward_increase_vs_epoch`,
 /// `reward_increase_vs_kl`, `gt_increase_bars` (each `.png`, `.svg`), and
@@ -138,13 +137,13 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
     );
     md.push_str(&seeds_section(&run));
     emit(
-        &table1(&data.rm_eval)?,
+        &table1(&data.rewards)?,
         out_dir,
         "table1",
         &mut md,
         &mut files,
     )?;
-    for note in &data.rm_eval.notes {
+    for note in &data.notes {
         let _ = writeln!(md, "{note}\n");
     }
     if summaries.iter().all(Vec::is_empty) {
@@ -233,7 +232,7 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
             ),
         }
     }
-    for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
+    for (r, seeds) in data.rewards.iter().zip(&data.seeds) {
         if seeds.is_empty() {
             files
                 .notes
@@ -282,7 +281,6 @@ pub fn write_policies_report(
             })?;
         let seeds: Vec<String> = run
             .data
-            .rm_eval
             .rewards
             .iter()
             .zip(&run.data.seeds)

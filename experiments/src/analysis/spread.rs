@@ -61,7 +61,7 @@ pub fn reward_spread(data: &RunData, stem: &Path) -> Result<Option<Vec<PathBuf>>
         .map(|(t, y)| LinePlot::new(*t).x_label("epoch").y_label(*y))
         .collect();
     let mut any = false;
-    for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
+    for (r, seeds) in data.rewards.iter().zip(&data.seeds) {
         let Some(seed) = seeds.first() else { continue };
         let path = data
             .root

@@ -54,7 +54,6 @@ fn increases(data: &RunData, rms: &[String], epoch: u32) -> Result<(Vec<u64>, Ve
     let mut per_rm = Vec::new();
     for name in rms {
         let i = data
-            .rm_eval
             .rewards
             .iter()
             .position(|r| &r.name == name)
@@ -232,7 +231,8 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{EvalRecord, RmEvalFile, SeedRun};
+    use crate::analysis::{RewardColumn, SeedRun};
+    use crate::records::{EvalRecord, RewardStats, RmEvalEntry};
     use std::collections::BTreeMap;
 
     fn line(prompt_index: usize, rm: &[(&str, f64)]) -> SampleLine {
@@ -248,16 +248,26 @@ mod tests {
     }
 
     fn seed(seed: u64, gain: f64) -> SeedRun {
+        let stats = |mean| RewardStats {
+            mean,
+            variance: 1.0,
+            on_policy_accuracy: 0.5,
+        };
         let rec = |epoch, g| EvalRecord {
             epoch,
-            proxy: 0.0,
-            ground_truth: g,
+            update: 0,
+            proxy: stats(0.0),
+            ground_truth: stats(g),
             kl: 0.0,
+            train_kl: None,
+            kl_eval_topk: None,
+            proxy_per_prompt: Vec::new(),
+            gt_per_prompt: Vec::new(),
+            seconds: 0.0,
         };
         SeedRun {
             seed,
             records: vec![rec(0, 0.1), rec(1, 0.1 + gain)],
-            prompt_means: Vec::new(),
         }
     }
 
@@ -281,19 +291,25 @@ mod tests {
             })
             .collect();
         let refs: Vec<&SampleLine> = lines.iter().collect();
-        let rewards: Vec<serde_json::Value> = ["good", "half", "bad"]
+        let rewards: Vec<RewardColumn> = ["good", "half", "bad"]
             .iter()
-            .map(|n| {
-                serde_json::json!({"name": n, "reward_variance": 1.0,
-                    "on_policy_accuracy": 0.5, "off_policy_accuracy": 0.5})
+            .map(|n| RewardColumn {
+                name: n.to_string(),
+                ground_truth: false,
+                entry: RmEvalEntry {
+                    reward_variance: 1.0,
+                    on_policy_accuracy: 0.5,
+                    off_policy_accuracy: 0.5,
+                    intervals: None,
+                    per_prompt: None,
+                },
             })
             .collect();
-        let rm_eval: RmEvalFile =
-            serde_json::from_value(serde_json::json!({ "rewards": rewards })).unwrap();
         let data = RunData {
             root: std::path::PathBuf::new(),
             policy: "p".into(),
-            rm_eval,
+            rewards,
+            notes: Vec::new(),
             seeds: vec![
                 vec![seed(0, 0.3), seed(1, 0.5)],
                 vec![seed(0, 0.2), seed(1, 0.1)],
