@@ -95,7 +95,7 @@ pub fn seed_gt_increases(data: &RunData, name: &str, epoch: u32) -> Option<Vec<f
     Some(
         data.seeds[i]
             .iter()
-            .filter_map(|s| seed_increases(&s.records).ok())
+            .filter_map(|s| seed_increases(&s.records))
             .filter_map(|inc| {
                 inc.iter()
                     .find(|x| x.epoch == epoch)

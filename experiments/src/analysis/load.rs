@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{io_err, AnalysisError, Result};
+use super::error::{io_err, Result};
 use super::table1::low_variance_note;
 use crate::records::{
-    read_eval_log, read_rm_eval, EvalRecord, RmEvalEntry, EVAL_LOG_FILE, GROUND_TRUTH,
+    read_eval_log, read_rm_eval, EvalRecord, RecordError, RmEvalEntry, EVAL_LOG_FILE, GROUND_TRUTH,
 };
 
 /// One seed's evaluation log.
@@ -114,13 +114,14 @@ fn load_seeds(dir: &Path) -> Result<Vec<SeedRun>> {
     }
     seeds.sort_by_key(|s| s.seed);
     if seeds.is_empty() {
-        return Err(AnalysisError::MissingFile {
+        return Err(RecordError::Missing {
             path: dir.join("seed0").join(EVAL_LOG_FILE),
             what: format!(
                 "{} exists but holds no seed<k>/{EVAL_LOG_FILE}",
                 dir.display()
             ),
-        });
+        }
+        .into());
     }
     Ok(seeds)
 }

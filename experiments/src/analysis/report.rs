@@ -42,7 +42,7 @@ pub struct RunSummary {
 /// Loads `run_dir` and summarises every reward's seeds.
 ///
 /// # Errors
-/// [`AnalysisError::MissingFile`](super::AnalysisError::MissingFile) naming a missing
+/// [`AnalysisError::Record`](super::AnalysisError::Record) naming a missing
 /// input, parse errors naming file and line, or a seed without an epoch-0 record.
 pub fn summarize_run(run_dir: &Path) -> Result<RunSummary> {
     let data = load_run(run_dir)?;
@@ -256,7 +256,7 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
 /// increases are taken at `epoch`, or at its [`default_table10_epoch`].
 ///
 /// # Errors
-/// As [`write_report`]; also [`AnalysisError::Invalid`](super::AnalysisError::Invalid)
+/// As [`write_report`]; also [`AnalysisError::NoPolicyGradient`](super::AnalysisError::NoPolicyGradient)
 /// when a run has no policy-gradient data.
 pub fn write_policies_report(
     run_dirs: &[PathBuf],
@@ -273,12 +273,7 @@ pub fn write_policies_report(
         let run = summarize_run(dir)?;
         let e = epoch
             .or_else(|| default_table10_epoch(&run.data, &run.summaries))
-            .ok_or_else(|| {
-                super::AnalysisError::Invalid(format!(
-                    "{}: no policy-gradient runs under pg/",
-                    dir.display()
-                ))
-            })?;
+            .ok_or_else(|| super::AnalysisError::NoPolicyGradient { run: dir.clone() })?;
         let seeds: Vec<String> = run
             .data
             .rewards

@@ -128,8 +128,7 @@ fn keep_stage_times(before: Option<RunSummary>, now: &RunSummary) -> RunSummary 
 /// Writes the report under `<run>/report/` (Tables 1 and 2, reward increase,
 /// figures) from the run's records.
 fn write_run_report(root: &Path) -> Result<()> {
-    crate::analysis::write_report(root, &root.join("report"))
-        .map_err(|e| Error::Input(format!("report of {}: {e}", root.display())))?;
+    crate::analysis::write_report(root, &root.join("report"))?;
     Ok(())
 }
 

@@ -60,7 +60,12 @@ fn increases(data: &RunData, rms: &[String], epoch: u32) -> Result<(Vec<u64>, Ve
             .ok_or_else(|| Error::Input(format!("run has no reward `{name}` in rm_eval.json")))?;
         let mut by_seed = Vec::new();
         for s in &data.seeds[i] {
-            let inc = seed_increases(&s.records).map_err(|e| Error::Input(e.to_string()))?;
+            let inc = seed_increases(&s.records).ok_or_else(|| {
+                Error::Input(format!(
+                    "pg/{name}/seed{}/eval.jsonl: no epoch-0 (initial policy) record",
+                    s.seed
+                ))
+            })?;
             if let Some(x) = inc.iter().find(|x| x.epoch == epoch) {
                 by_seed.push((s.seed, x.ground_truth));
             }
