@@ -10,11 +10,11 @@
 //! in each difference.
 
 use super::bootstrap::{mean_at, percentile_interval, Interval, Resampler, BOOTSTRAP_REPLICATES};
-use super::findings::verdict;
 use super::increase::{seed_increases, MeanStd};
 use super::load::RunData;
-use super::report::RunSummary;
+use super::summary::SummarizedRun;
 use super::table10::{default_table10_epoch, mean_std_text};
+use super::verdict::verdict;
 
 /// The interaction contrast with its uncertainty.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,7 +123,7 @@ pub struct PolicyContrast {
 /// increases (mean ± std, seeds) at the last epoch every cell's seeds reached, the
 /// contrast, its standard error and interval, and the verdict; a sentence saying
 /// why when it cannot be computed.
-pub fn contrast_section(runs: &[RunSummary], contrast: &PolicyContrast) -> String {
+pub fn contrast_section(runs: &[SummarizedRun], contrast: &PolicyContrast) -> String {
     let (Some(a), Some(b)) = (runs.get(contrast.a), runs.get(contrast.b)) else {
         return "Interaction contrast: a policy index is out of range.\n".into();
     };
@@ -136,7 +136,7 @@ pub fn contrast_section(runs: &[RunSummary], contrast: &PolicyContrast) -> Strin
     let Some(e) = epoch else {
         return format!("Interaction contrast {pa} x {pb}: no policy-gradient data.\n");
     };
-    let cell = |r: &RunSummary, rm: &str| seed_gt_increases(&r.data, rm, e).unwrap_or_default();
+    let cell = |r: &SummarizedRun, rm: &str| seed_gt_increases(&r.data, rm, e).unwrap_or_default();
     let cells = [cell(a, ra), cell(a, rb), cell(b, ra), cell(b, rb)];
     let text = |c: &[f64]| match MeanStd::of(c) {
         Ok(m) => format!("{} ({} seeds)", mean_std_text(&m), c.len()),

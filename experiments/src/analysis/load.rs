@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{io_err, Result};
-use super::table1::low_variance_note;
 use crate::records::{
-    read_eval_log, read_rm_eval, EvalRecord, RecordError, RmEvalEntry, EVAL_LOG_FILE, GROUND_TRUTH,
+    read_eval_log, read_rm_eval, EvalRecord, LowVarianceRecord, RecordError, RmEvalEntry,
+    EVAL_LOG_FILE, GROUND_TRUTH,
 };
 
 /// One seed's evaluation log.
@@ -50,9 +50,10 @@ pub struct RunData {
     pub policy: String,
     /// The rewards in `rm_eval.json`'s column order.
     pub rewards: Vec<RewardColumn>,
-    /// Sentences the report prints under Table 1 (what the low-variance reward
-    /// scaled, as realised).
-    pub notes: Vec<String>,
+    /// Prompts the Table 1 numbers average over.
+    pub table1_prompts: usize,
+    /// What the low-variance reward scaled, as realised (when it is a column).
+    pub low_variance: Option<LowVarianceRecord>,
     /// Per reward (same order as `rewards`): its seeds, sorted by seed; empty when
     /// `pg/<reward>/` does not exist (no policy gradient run yet).
     pub seeds: Vec<Vec<SeedRun>>,
@@ -86,7 +87,8 @@ pub fn load_run(run_dir: &Path) -> Result<RunData> {
         root: run_dir.to_path_buf(),
         policy,
         rewards,
-        notes: low_variance_note(&table).into_iter().collect(),
+        table1_prompts: table.prompts,
+        low_variance: table.low_variance,
         seeds,
     })
 }

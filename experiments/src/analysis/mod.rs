@@ -28,10 +28,12 @@ pub mod interaction;
 pub mod load;
 pub mod report;
 pub mod spread;
+pub mod summary;
 pub mod table1;
 pub mod table10;
 pub mod table2;
 pub mod uncertainty;
+pub mod verdict;
 
 pub use error::{AnalysisError, Result};
 pub use figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
@@ -42,7 +44,8 @@ pub use interaction::{
     PolicyContrast,
 };
 pub use load::{load_run, RewardColumn, RunData, SeedRun};
-pub use report::{summarize_run, write_policies_report, write_report, ReportFiles, RunSummary};
+pub use report::{write_policies_report, write_report, ReportFiles};
+pub use summary::{summarize_run, SummarizedRun};
 pub use table1::{table1, TABLE1_ROWS};
 pub use table10::{default_table10_epoch, mean_std_text, table10, TABLE10_ROWS};
 pub use table2::{

@@ -8,11 +8,10 @@ use rmteach::report::{write_atomic, Table};
 
 use super::error::{io_err, Result};
 use super::figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
-use super::increase::{summarize, EpochSummary};
 use super::increase_table::increase_table;
 use super::interaction::{contrast_section, PolicyContrast};
-use super::load::{load_run, RunData};
-use super::table1::table1;
+use super::summary::{summarize_run, SummarizedRun};
+use super::table1::{low_variance_note, table1};
 use super::table10::{default_table10_epoch, table10};
 use super::table2::{table2, CombinedAccuracy, Table2Options};
 
@@ -27,32 +26,6 @@ pub struct ReportFiles {
     pub report_md: PathBuf,
     /// What was skipped and why (also written into `report.md`).
     pub notes: Vec<String>,
-}
-
-/// A run loaded and summarised: the input of every table and figure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
-    /// The run's files.
-    pub data: RunData,
-    /// Per reward (in `rm_eval.json` order): mean ± std over seeds per epoch;
-    /// empty for a reward without policy-gradient runs.
-    pub summaries: Vec<Vec<EpochSummary>>,
-}
-
-/// Loads `run_dir` and summarises every reward's seeds.
-///
-/// # Errors
-/// [`AnalysisError::Record`](super::AnalysisError::Record) naming a missing
-/// input, parse errors naming file and line, or a seed without an epoch-0 record.
-pub fn summarize_run(run_dir: &Path) -> Result<RunSummary> {
-    let data = load_run(run_dir)?;
-    let summaries = data
-        .rewards
-        .iter()
-        .zip(&data.seeds)
-        .map(|(r, seeds)| summarize(&r.name, seeds))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RunSummary { data, summaries })
 }
 
 /// Writes one table (`.md`, `.csv`, `.json`) and appends it to the report text.
@@ -85,7 +58,7 @@ fn link_figure(
 }
 
 /// The seeds section: how many seeds each number averages.
-fn seeds_section(run: &RunSummary) -> String {
+fn seeds_section(run: &SummarizedRun) -> String {
     let mut md = String::from("## Seeds\n\nEvery increase is the mean over seeds; ± is the sample standard deviation (divisor n - 1) over the same seeds.\n\n");
     let rewards = run.data.rewards.iter().zip(&run.data.seeds);
     for ((r, seeds), summary) in rewards.zip(&run.summaries) {
@@ -143,7 +116,8 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
         &mut md,
         &mut files,
     )?;
-    for note in &data.notes {
+    if let Some(l) = &data.low_variance {
+        let note = low_variance_note(l, data.table1_prompts);
         let _ = writeln!(md, "{note}\n");
     }
     if summaries.iter().all(Vec::is_empty) {

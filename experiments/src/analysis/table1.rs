@@ -7,7 +7,7 @@ use rmteach::report::{Cell, Table};
 use super::error::Result;
 use super::load::RewardColumn;
 use crate::records::{
-    Interval, RmEvalEntry, RmEvalTable, Table1Intervals, LOW_VARIANCE, NORMALIZE_THEN_SCALE,
+    Interval, LowVarianceRecord, RmEvalEntry, Table1Intervals, LOW_VARIANCE, NORMALIZE_THEN_SCALE,
     SCALE_THEN_NORMALIZE,
 };
 
@@ -59,15 +59,14 @@ pub fn table1(rewards: &[RewardColumn]) -> Result<Table> {
 }
 
 /// The sentence the report prints under Table 1 on what the low-variance reward
-/// scaled, as realised (none when the table has no low-variance column).
-pub fn low_variance_note(table: &RmEvalTable) -> Option<String> {
-    let l = table.low_variance.as_ref()?;
+/// scaled (`l`), as realised, of `table1_prompts` Table 1 prompts.
+pub fn low_variance_note(l: &LowVarianceRecord, table1_prompts: usize) -> String {
     let by = |o: &str| {
         l.reward_variance_by_order
             .get(o)
             .map_or_else(|| "?".into(), |v| format!("{v:.4}"))
     };
-    Some(format!(
+    format!(
         "`{}` scales {} of {} RLHF prompts by {} (chosen by index: fraction {:.3}; \
          {} of the {} Table 1 prompts, {:.3}); normalisation order `{}` ({}). Its \
          Table 1 reward variance under `{}`: {}; under `{}`: {}.",
@@ -77,7 +76,7 @@ pub fn low_variance_note(table: &RmEvalTable) -> Option<String> {
         l.scale,
         l.scaled_fraction,
         l.table1_scaled_count,
-        table.prompts,
+        table1_prompts,
         l.table1_scaled_fraction,
         l.order,
         if l.order == SCALE_THEN_NORMALIZE {
@@ -89,5 +88,5 @@ pub fn low_variance_note(table: &RmEvalTable) -> Option<String> {
         by(SCALE_THEN_NORMALIZE),
         NORMALIZE_THEN_SCALE,
         by(NORMALIZE_THEN_SCALE),
-    ))
+    )
 }

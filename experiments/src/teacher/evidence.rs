@@ -314,7 +314,8 @@ mod tests {
             root: std::path::PathBuf::new(),
             policy: "p".into(),
             rewards,
-            notes: Vec::new(),
+            table1_prompts: 3,
+            low_variance: None,
             seeds: vec![
                 vec![seed(0, 0.3), seed(1, 0.5)],
                 vec![seed(0, 0.2), seed(1, 0.1)],
