@@ -19,6 +19,7 @@
 //!   reached, unless an epoch is given.
 
 pub mod bootstrap;
+pub mod document;
 pub mod error;
 pub mod figures;
 pub mod findings;
