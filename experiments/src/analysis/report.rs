@@ -104,7 +104,7 @@ fn seeds_section(run: &SummarizedRun, md: &mut Document) {
 /// listed in [`ReportFiles::notes`].
 ///
 /// # Errors
-/// A missing `rm_eval.json` or a malformed input names the file; write failures
+/// A missing `rm_eval/rm_eval.json` or a malformed input names the file; write failures
 /// name the path.
 pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
     let run = summarize_run(run_dir)?;

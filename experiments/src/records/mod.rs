@@ -7,10 +7,11 @@
 //! |---|---|---|---|
 //! | `rm_eval/rm_eval.json` (also the stage's `DONE.json`) | [`RmEvalTable`] | the rm_eval stage | analysis (Tables 1, 2, 10, figures) |
 //! | `pg/<reward>/seed<k>/eval.jsonl` | [`EvalRecord`], one per line | the per-epoch evaluation of policy gradient | analysis (reward increase), teacher evidence |
-//! | `summary.json` | [`RunSummary`] | the run (wall time per stage) | the run (keeps earlier stage times), `rmteach exp` |
+//! | `summary.json` | [`RunSummary`] | the run (wall time per stage) | the run (a rerun keeps the times of the call that ran each stage) |
 //!
-//! The formats are those of the run directories written since the per-prompt values
-//! were added (every field below is written by main at 347e9b4); see each type.
+//! The formats are exactly those main wrote at 347e9b4, so run directories made then
+//! still read (their extra `<run>/rm_eval.json`, a converted copy of the table that
+//! the analysis read before, is no longer written or read); see each type.
 
 pub mod error;
 pub mod eval;

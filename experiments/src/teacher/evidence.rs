@@ -1,5 +1,5 @@
 //! Does the teacher score predict the RLHF outcome? Given a finished Section 4.1 run
-//! (its `rm_eval.json` and `pg/<reward>/seed<k>/eval.jsonl`) and a teacher run on the
+//! (its `rm_eval/rm_eval.json` and `pg/<reward>/seed<k>/eval.jsonl`) and a teacher run on the
 //! run's initial policy with RMs named as in the run, the Spearman correlation across
 //! RMs between a predictor (teacher score; for comparison on-policy accuracy and
 //! reward variance alone) and the measured ground-truth increase after an epoch, with
@@ -57,7 +57,11 @@ fn increases(data: &RunData, rms: &[String], epoch: u32) -> Result<(Vec<u64>, Ve
             .rewards
             .iter()
             .position(|r| &r.name == name)
-            .ok_or_else(|| Error::Input(format!("run has no reward `{name}` in rm_eval.json")))?;
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "run has no reward `{name}` in rm_eval/rm_eval.json"
+                ))
+            })?;
         let mut by_seed = Vec::new();
         for s in &data.seeds[i] {
             let inc = seed_increases(&s.records).ok_or_else(|| {
