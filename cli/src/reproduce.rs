@@ -1,6 +1,9 @@
 //! `rmteach reproduce`: the main job. Verifies the theory, runs the toy Section 4.1
 //! and 4.2 experiments (built-in presets, no downloads) and writes one report that
-//! links their tables and figures.
+//! links their tables and figures. The report is assembled from data: the theory's
+//! summary table, each experiment report's blocks ([`Document`], read from the
+//! `report.json` / `report_policies.json` written beside its markdown) placed two
+//! heading levels down with their links prefixed, and the teacher section.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use rmteach::report::write_atomic;
+use rmteach_experiments::analysis::document::{Document, Placement};
 
 use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
@@ -54,12 +58,13 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     let mut times = Vec::new();
     let t = Instant::now();
     let theory_dir = out.join("theory");
-    let code = verify(
+    let verified = verify(
         args.quick,
         rmteach_theory::checks::DEFAULT_SEED,
         &theory_dir,
         args.solver.config(),
     )?;
+    let code = verified.code;
     times.push(("theory verify", t.elapsed().as_secs_f64()));
     let verdict = if code == 0 {
         "every check passed"
@@ -70,7 +75,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
         md,
         "## Theory: Theorems 1-6, Propositions 1-4 ({verdict})\n"
     );
-    md.push_str(&read_or_note(&theory_dir.join("verify.md")));
+    md.push_str(&verified.table.to_markdown());
     md.push_str(
         "\nEvery instance outcome: [theory/verify-details.json](theory/verify-details.json).\n\n",
     );
@@ -136,78 +141,39 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// The markdown reports under `report_dir` (its `report.md`, or one
-/// `report_policies.md` per algorithm sub-directory), headings demoted and links made
-/// relative to `root`.
+/// The reports under `report_dir` (its `report.json`, or one `report_policies.json`
+/// per algorithm sub-directory), each rendered two heading levels down with its links
+/// made relative to `root`, after a line linking its markdown.
 fn embed_reports(report_dir: &Path, root: &Path) -> Result<String> {
     let mut files: Vec<PathBuf> = Vec::new();
-    if report_dir.join("report.md").exists() {
-        files.push(report_dir.join("report.md"));
+    if report_dir.join("report.json").exists() {
+        files.push(report_dir.join("report.json"));
     } else {
         let mut subs: Vec<PathBuf> = std::fs::read_dir(report_dir)
             .with_context(|| format!("reading {}", report_dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("report_policies.md").exists())
+            .filter(|p| p.join("report_policies.json").exists())
             .collect();
         subs.sort();
-        files.extend(subs.into_iter().map(|p| p.join("report_policies.md")));
+        files.extend(subs.into_iter().map(|p| p.join("report_policies.json")));
     }
     let mut md = String::new();
     for f in files {
         let dir = f.parent().unwrap_or(root);
-        let rel = dir.strip_prefix(root).unwrap_or(dir);
-        let text = read_or_note(&f);
+        let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+        let doc = Document::read(&f)?;
         let _ = writeln!(
             md,
             "From [{0}]({0}):\n",
-            rel.join(f.file_name().unwrap_or_default()).display()
+            Path::new(&rel)
+                .join(f.with_extension("md").file_name().unwrap_or_default())
+                .display()
         );
-        for line in text.lines() {
-            let line = if line.starts_with('#') {
-                format!("##{line}")
-            } else {
-                line.to_string()
-            };
-            md.push_str(&relink(&line, &rel.display().to_string()));
-            md.push('\n');
-        }
+        md.push_str(&doc.render(Placement {
+            heading_offset: 2,
+            link_prefix: Some(&rel),
+        }));
         md.push('\n');
     }
     Ok(md)
-}
-
-/// Prefixes the relative targets of markdown links in `line` with `prefix/`.
-fn relink(line: &str, prefix: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("](") {
-        out.push_str(&rest[..i + 2]);
-        rest = &rest[i + 2..];
-        let absolute = rest.starts_with("http") || rest.starts_with('/') || rest.starts_with('#');
-        if !absolute {
-            out.push_str(prefix);
-            out.push('/');
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The file's text, or a note that it is missing.
-fn read_or_note(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| format!("({} not readable: {e})\n", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::relink;
-
-    #[test]
-    fn relink_prefixes_relative_targets_only() {
-        assert_eq!(
-            relink("![a](x.png) and [b](https://e.org) [c](/abs)", "runs/r"),
-            "![a](runs/r/x.png) and [b](https://e.org) [c](/abs)"
-        );
-    }
 }

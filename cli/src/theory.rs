@@ -200,7 +200,8 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
             },
             &out,
             negative_controls,
-        ),
+        )
+        .map(|v| v.code),
         TheoryCommand::Flow {
             instance,
             out,
@@ -211,10 +212,10 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
     }
 }
 
-/// Runs every check, prints the table and writes it under `out`; 1 when a check fails
-/// (the default settings; used by `reproduce`).
+/// Runs every check, prints the table and writes it under `out`; returns the table
+/// and the exit code (1 when a check fails) (the default settings; used by `reproduce`).
 #[cfg(feature = "lm")]
-pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<i32> {
+pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Result<Verified> {
     let cfg = CheckConfig {
         quick,
         seed,
@@ -224,8 +225,17 @@ pub fn verify(quick: bool, seed: u64, out: &Path, solver: SolverConfig) -> Resul
     verify_with(&cfg, out, false)
 }
 
+/// What [`verify_with`] found.
+pub struct Verified {
+    /// The exit code: 0 when every check (and every negative control asked for)
+    /// came out as it should, else 1.
+    pub code: i32,
+    /// The summary table (also `verify.{md,csv,json}`).
+    pub table: rmteach::report::Table,
+}
+
 /// [`verify`] with every setting of `cfg`, and the negative controls when `negative`.
-pub fn verify_with(cfg: &CheckConfig, out: &Path, negative: bool) -> Result<i32> {
+pub fn verify_with(cfg: &CheckConfig, out: &Path, negative: bool) -> Result<Verified> {
     cfg.solver.validate()?;
     let cfg = cfg.clone();
     let start = Instant::now();
@@ -288,11 +298,12 @@ pub fn verify_with(cfg: &CheckConfig, out: &Path, negative: bool) -> Result<i32>
         path.display()
     );
     let controls_ok = !negative || negative_controls(&cfg, &reports, out)?;
-    Ok(if failed.is_empty() && controls_ok {
+    let code = if failed.is_empty() && controls_ok {
         0
     } else {
         1
-    })
+    };
+    Ok(Verified { code, table })
 }
 
 /// Reruns every check tightened past its tightest margin, prints each outcome and

@@ -45,6 +45,16 @@ pub enum Error {
     /// A dataset file is unreadable or malformed (file, row and column named).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// Reading a run's records or writing its report failed (file and line named;
+    /// boxed, as it is large and rare).
+    #[error(transparent)]
+    Analysis(Box<crate::analysis::AnalysisError>),
+}
+
+impl From<crate::analysis::AnalysisError> for Error {
+    fn from(e: crate::analysis::AnalysisError) -> Self {
+        Error::Analysis(Box::new(e))
+    }
 }
 
 /// Result with the crate's [`Error`].

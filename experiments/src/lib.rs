@@ -17,6 +17,7 @@ pub mod models;
 pub mod ops;
 pub mod pipeline;
 pub mod progress;
+pub mod records;
 pub mod reward_load;
 pub mod reward_model;
 pub mod sample;

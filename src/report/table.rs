@@ -97,9 +97,22 @@ impl Table {
     /// show as `—`; `|`, `\` and line breaks in text are escaped.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
-        if !self.title.is_empty() {
-            out.push_str(&format!("### {}\n\n", escape_markdown(&self.title)));
+        if let Some(title) = self.markdown_title() {
+            out.push_str(&format!("### {title}\n\n"));
         }
+        out.push_str(&self.markdown_rows());
+        out
+    }
+
+    /// The title escaped for markdown (the text of [`Table::to_markdown`]'s heading),
+    /// or `None` for an untitled table.
+    pub fn markdown_title(&self) -> Option<String> {
+        (!self.title.is_empty()).then(|| escape_markdown(&self.title))
+    }
+
+    /// [`Table::to_markdown`] without the title: header, rule and rows, one line each.
+    pub fn markdown_rows(&self) -> String {
+        let mut out = String::new();
         let header: Vec<String> = self.columns.iter().map(|c| escape_markdown(c)).collect();
         out.push_str(&markdown_line(&header));
         let rule: Vec<String> = (0..self.columns.len())

@@ -4,7 +4,6 @@
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 /// Replicates per interval.
 pub const BOOTSTRAP_REPLICATES: usize = 2000;
@@ -12,31 +11,7 @@ pub const BOOTSTRAP_REPLICATES: usize = 2000;
 /// Coverage of the reported intervals.
 pub const INTERVAL_LEVEL: f64 = 0.95;
 
-/// A closed interval `[lo, hi]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    /// Lower end.
-    pub lo: f64,
-    /// Upper end.
-    pub hi: f64,
-}
-
-impl Interval {
-    /// Whether the interval lies strictly above zero.
-    pub fn above_zero(&self) -> bool {
-        self.lo > 0.0
-    }
-
-    /// Whether the interval lies strictly below zero.
-    pub fn below_zero(&self) -> bool {
-        self.hi < 0.0
-    }
-
-    /// `[lo, hi]` with three decimals.
-    pub fn text(&self) -> String {
-        format!("[{:.3}, {:.3}]", self.lo, self.hi)
-    }
-}
+pub use crate::records::Interval;
 
 /// Draws index vectors with replacement from a seeded stream.
 #[derive(Debug, Clone)]

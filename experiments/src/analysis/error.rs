@@ -5,14 +5,9 @@ use std::path::PathBuf;
 /// What can go wrong while reading a run directory or writing its report.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
-    /// A required input file does not exist.
-    #[error("{path}: missing input ({what})")]
-    MissingFile {
-        /// The file that was expected.
-        path: PathBuf,
-        /// What it should hold and which stage writes it.
-        what: String,
-    },
+    /// A record file of the run is missing or malformed.
+    #[error(transparent)]
+    Record(#[from] crate::records::RecordError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -21,19 +16,32 @@ pub enum AnalysisError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A file is not in the documented format.
-    #[error("{path}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The 1-based line of a JSONL file, if any.
-        line: Option<usize>,
-        /// What is wrong.
-        message: String,
+    /// A seed's evaluation log has no epoch-0 (initial policy) record, so no increase
+    /// can be measured.
+    #[error("pg/{reward}/seed{seed}/eval.jsonl: no epoch-0 (initial policy) record")]
+    NoInitialRecord {
+        /// The reward (its directory under `pg/`).
+        reward: String,
+        /// The seed.
+        seed: u64,
     },
-    /// The inputs are readable but inconsistent (for example no epoch 0).
-    #[error("{0}")]
-    Invalid(String),
+    /// A mean over seeds was asked of no seeds.
+    #[error("mean over zero seeds")]
+    NoSeeds,
+    /// A statistic of finite-looking inputs failed (a non-finite value).
+    #[error("{what}: {source}")]
+    Statistic {
+        /// Which statistic.
+        what: &'static str,
+        /// The metrics error.
+        source: rmteach::metrics::MetricsError,
+    },
+    /// A cross-policy report was asked of a run without policy-gradient runs.
+    #[error("{}: no policy-gradient runs under pg/", run.display())]
+    NoPolicyGradient {
+        /// The run directory.
+        run: PathBuf,
+    },
     /// Writing a table failed.
     #[error(transparent)]
     Report(#[from] rmteach::report::ReportError),

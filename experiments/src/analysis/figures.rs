@@ -41,7 +41,7 @@ fn panel(data: &RunData, summaries: &[Vec<EpochSummary>], which: Panel, vs_kl: b
             "epoch"
         })
         .y_label("reward increase");
-    for (r, summary) in data.rm_eval.rewards.iter().zip(summaries) {
+    for (r, summary) in data.rewards.iter().zip(summaries) {
         if summary.is_empty() {
             continue;
         }
@@ -120,7 +120,6 @@ impl PolicyIncrease {
     /// Collects the ground-truth increases of `data` at `epoch`.
     pub fn from_run(data: &RunData, summaries: &[Vec<EpochSummary>], epoch: u32) -> Self {
         let gt_increase = data
-            .rm_eval
             .rewards
             .iter()
             .zip(summaries)

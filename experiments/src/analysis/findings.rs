@@ -5,25 +5,13 @@
 use super::bootstrap::{percentile_interval, Interval};
 use super::increase::{at_epoch, EpochSummary};
 use super::interaction::{cells_interval, seed_gt_increases};
-use super::records::RmEvalRecord;
-use super::report::RunSummary;
+use super::load::RewardColumn;
+use super::summary::SummarizedRun;
 use super::table10::default_table10_epoch;
 use super::table2::{Correlation, Table2, TABLE2_ROWS};
 use super::uncertainty::increases;
 
-/// "as in the paper" when the 95% interval lies on the paper's side of zero
-/// (`paper_positive`: above), "opposite to the paper" when it lies on the other
-/// side, "inconclusive" when it contains zero or is unknown.
-pub fn verdict(ci: Option<Interval>, paper_positive: bool) -> &'static str {
-    match ci {
-        Some(i) if (paper_positive && i.above_zero()) || (!paper_positive && i.below_zero()) => {
-            "as in the paper"
-        }
-        Some(i) if i.above_zero() || i.below_zero() => "opposite to the paper",
-        Some(_) => "inconclusive: the 95% interval contains 0",
-        None => "inconclusive: no interval (the run logged no per-prompt values)",
-    }
-}
+pub use super::verdict::verdict;
 
 /// A coefficient with its interval, e.g. `0.94 [0.80, 0.99]`.
 fn coef(x: Option<f64>, ci: Option<Interval>) -> String {
@@ -47,7 +35,7 @@ fn both(c: &Correlation, paper_positive: bool) -> String {
 
 /// Section 4.1 findings of one run from its Table 2 (increases after epoch
 /// `t2`'s epoch) and its per-reward summaries.
-pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<String> {
+pub fn single_run_findings(run: &SummarizedRun, t2: &Table2, epoch: u32) -> Vec<String> {
     let mut out = Vec::new();
     let n = t2.rewards.len();
     let row = |name: &str| {
@@ -89,7 +77,7 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
     }
     // The perfectly accurate, low-variance reward against the others.
     let last = default_table10_epoch(&run.data, &run.summaries);
-    let rewards = &run.data.rm_eval.rewards;
+    let rewards = &run.data.rewards;
     let low = rewards.iter().position(|r| r.name == "gt-low-variance");
     if let (Some(e), Some(low)) = (last, low) {
         let others: Vec<usize> = (0..rewards.len())
@@ -152,8 +140,8 @@ pub fn single_run_findings(run: &RunSummary, t2: &Table2, epoch: u32) -> Vec<Str
 /// the seed means, each reward's seeds resampled on its own) and whether the interval
 /// lies above 0; empty text and `false` without a runner-up or interval.
 fn best_margin(
-    run: &RunSummary,
-    rms: &[(&RmEvalRecord, &Vec<EpochSummary>)],
+    run: &SummarizedRun,
+    rms: &[(&RewardColumn, &Vec<EpochSummary>)],
     best: &str,
     e: u32,
 ) -> (String, bool) {
@@ -189,7 +177,7 @@ fn best_margin(
 /// runner-up and that margin's 95% interval) and the most accurate reward model
 /// on-policy, per policy; "as in the paper" for different best teachers only when
 /// every policy's best is ahead of its runner-up beyond the interval.
-pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
+pub fn policies_findings(runs: &[SummarizedRun]) -> Vec<String> {
     let mut out = Vec::new();
     let mut bests = Vec::new();
     let mut unresolved = Vec::new();
@@ -199,7 +187,6 @@ pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
         };
         let rms: Vec<_> = run
             .data
-            .rm_eval
             .rewards
             .iter()
             .zip(&run.summaries)
@@ -211,7 +198,7 @@ pub fn policies_findings(runs: &[RunSummary]) -> Vec<String> {
             .max_by(|a, b| a.0.total_cmp(&b.0));
         let accurate = rms
             .iter()
-            .map(|(r, _)| (r.on_policy_accuracy, r.name.as_str()))
+            .map(|(r, _)| (r.entry.on_policy_accuracy, r.name.as_str()))
             .max_by(|a, b| a.0.total_cmp(&b.0));
         if let (Some((g, b)), Some((acc, a))) = (best, accurate) {
             let (margin, resolved) = best_margin(run, &rms, b, e);

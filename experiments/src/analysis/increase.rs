@@ -4,7 +4,7 @@ use rmteach::metrics::{sample_variance, VarianceEstimator};
 
 use super::error::{AnalysisError, Result};
 use super::load::SeedRun;
-use super::records::EvalRecord;
+use crate::records::EvalRecord;
 
 /// Mean and standard deviation of one quantity over seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,17 +19,22 @@ impl MeanStd {
     /// Mean and sample std of `xs` (non-empty, finite).
     ///
     /// # Errors
-    /// [`AnalysisError::Invalid`] when `xs` is empty or not finite.
+    /// [`AnalysisError::NoSeeds`] when `xs` is empty, [`AnalysisError::Statistic`]
+    /// when a value is not finite.
     pub fn of(xs: &[f64]) -> Result<Self> {
         if xs.is_empty() {
-            return Err(AnalysisError::Invalid("mean over zero seeds".into()));
+            return Err(AnalysisError::NoSeeds);
         }
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
         let std = if xs.len() < 2 {
             None
         } else {
-            let var = sample_variance(xs, VarianceEstimator::Unbiased)
-                .map_err(|e| AnalysisError::Invalid(format!("std over seeds: {e}")))?;
+            let var = sample_variance(xs, VarianceEstimator::Unbiased).map_err(|source| {
+                AnalysisError::Statistic {
+                    what: "std over seeds",
+                    source,
+                }
+            })?;
             Some(var.sqrt())
         };
         Ok(Self { mean, std })
@@ -54,24 +59,21 @@ pub struct Increase {
     pub kl: f64,
 }
 
-/// Per-epoch increases of one seed (epoch 0 included, where they are 0).
-///
-/// # Errors
-/// [`AnalysisError::Invalid`] when the seed has no epoch-0 record.
-pub fn seed_increases(records: &[EvalRecord]) -> Result<Vec<Increase>> {
-    let base = records
-        .iter()
-        .find(|r| r.epoch == 0)
-        .ok_or_else(|| AnalysisError::Invalid("no epoch-0 (initial policy) record".into()))?;
-    Ok(records
-        .iter()
-        .map(|r| Increase {
-            epoch: r.epoch,
-            proxy: r.proxy - base.proxy,
-            ground_truth: r.ground_truth - base.ground_truth,
-            kl: r.kl,
-        })
-        .collect())
+/// Per-epoch increases of one seed (epoch 0 included, where they are 0); `None` when
+/// the seed has no epoch-0 record.
+pub fn seed_increases(records: &[EvalRecord]) -> Option<Vec<Increase>> {
+    let base = records.iter().find(|r| r.epoch == 0)?;
+    Some(
+        records
+            .iter()
+            .map(|r| Increase {
+                epoch: r.epoch,
+                proxy: r.proxy.mean - base.proxy.mean,
+                ground_truth: r.ground_truth.mean - base.ground_truth.mean,
+                kl: r.kl,
+            })
+            .collect(),
+    )
 }
 
 /// Mean ± std over seeds at one epoch.
@@ -92,13 +94,14 @@ pub struct EpochSummary {
 /// The per-epoch summary of one reward's seeds, for every epoch any seed reached.
 ///
 /// # Errors
-/// [`AnalysisError::Invalid`] naming `reward` and the seed without epoch 0.
+/// [`AnalysisError::NoInitialRecord`] naming `reward` and the seed without epoch 0.
 pub fn summarize(reward: &str, seeds: &[SeedRun]) -> Result<Vec<EpochSummary>> {
     let per_seed = seeds
         .iter()
         .map(|s| {
-            seed_increases(&s.records).map_err(|e| {
-                AnalysisError::Invalid(format!("pg/{reward}/seed{}/eval.jsonl: {e}", s.seed))
+            seed_increases(&s.records).ok_or_else(|| AnalysisError::NoInitialRecord {
+                reward: reward.to_string(),
+                seed: s.seed,
             })
         })
         .collect::<Result<Vec<_>>>()?;

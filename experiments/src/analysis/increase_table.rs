@@ -31,7 +31,7 @@ pub fn increase_table(data: &RunData, summaries: &[Vec<EpochSummary>]) -> Result
         INCREASE_COLUMNS,
     );
     let pair = |m: &MeanStd| [Cell::Float(m.mean), m.std.into()];
-    for (r, summary) in data.rm_eval.rewards.iter().zip(summaries) {
+    for (r, summary) in data.rewards.iter().zip(summaries) {
         for e in summary {
             let mut row = vec![
                 Cell::from(r.name.as_str()),

@@ -10,11 +10,12 @@
 //! in each difference.
 
 use super::bootstrap::{mean_at, percentile_interval, Interval, Resampler, BOOTSTRAP_REPLICATES};
-use super::findings::verdict;
+use super::document::Block;
 use super::increase::{seed_increases, MeanStd};
 use super::load::RunData;
-use super::report::RunSummary;
+use super::summary::SummarizedRun;
 use super::table10::{default_table10_epoch, mean_std_text};
+use super::verdict::verdict;
 
 /// The interaction contrast with its uncertainty.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,11 +92,11 @@ pub fn cells_interval(
 /// (seeds that did not reach `epoch` left out; `None` when `name` is not a reward of
 /// the run).
 pub fn seed_gt_increases(data: &RunData, name: &str, epoch: u32) -> Option<Vec<f64>> {
-    let i = data.rm_eval.rewards.iter().position(|r| r.name == name)?;
+    let i = data.rewards.iter().position(|r| r.name == name)?;
     Some(
         data.seeds[i]
             .iter()
-            .filter_map(|s| seed_increases(&s.records).ok())
+            .filter_map(|s| seed_increases(&s.records))
             .filter_map(|inc| {
                 inc.iter()
                     .find(|x| x.epoch == epoch)
@@ -119,13 +120,16 @@ pub struct PolicyContrast {
     pub rm_b: String,
 }
 
-/// The markdown section of `contrast` over `runs`: the 2 x 2 of ground-truth
+/// The report section (blocks) of `contrast` over `runs`: the 2 x 2 of ground-truth
 /// increases (mean ± std, seeds) at the last epoch every cell's seeds reached, the
 /// contrast, its standard error and interval, and the verdict; a sentence saying
 /// why when it cannot be computed.
-pub fn contrast_section(runs: &[RunSummary], contrast: &PolicyContrast) -> String {
+pub fn contrast_section(runs: &[SummarizedRun], contrast: &PolicyContrast) -> Vec<Block> {
+    let text = |text: String| Block::Text { text };
     let (Some(a), Some(b)) = (runs.get(contrast.a), runs.get(contrast.b)) else {
-        return "Interaction contrast: a policy index is out of range.\n".into();
+        return vec![text(
+            "Interaction contrast: a policy index is out of range.".into(),
+        )];
     };
     let (pa, pb) = (&a.data.policy, &b.data.policy);
     let (ra, rb) = (&contrast.rm_a, &contrast.rm_b);
@@ -134,39 +138,50 @@ pub fn contrast_section(runs: &[RunSummary], contrast: &PolicyContrast) -> Strin
         .filter_map(|r| default_table10_epoch(&r.data, &r.summaries))
         .min();
     let Some(e) = epoch else {
-        return format!("Interaction contrast {pa} x {pb}: no policy-gradient data.\n");
+        return vec![text(format!(
+            "Interaction contrast {pa} x {pb}: no policy-gradient data."
+        ))];
     };
-    let cell = |r: &RunSummary, rm: &str| seed_gt_increases(&r.data, rm, e).unwrap_or_default();
+    let cell = |r: &SummarizedRun, rm: &str| seed_gt_increases(&r.data, rm, e).unwrap_or_default();
     let cells = [cell(a, ra), cell(a, rb), cell(b, ra), cell(b, rb)];
-    let text = |c: &[f64]| match MeanStd::of(c) {
+    let cell_text = |c: &[f64]| match MeanStd::of(c) {
         Ok(m) => format!("{} ({} seeds)", mean_std_text(&m), c.len()),
         Err(_) => "no seeds".into(),
     };
-    let mut md = format!(
-        "### Interaction: policies {pa}, {pb} x reward models {ra}, {rb}\n\n\
-         Ground-truth increase after epoch {e} (mean ± std over seeds):\n\n\
-         | policy | {ra} | {rb} |\n|---|---|---|\n\
-         | {pa} | {} | {} |\n| {pb} | {} | {} |\n\n",
-        text(&cells[0]),
-        text(&cells[1]),
-        text(&cells[2]),
-        text(&cells[3]),
-    );
-    match interaction_contrast(&cells[0], &cells[1], &cells[2], &cells[3], 42) {
-        Some(c) => {
-            let ci = c.ci.map_or_else(|| "none".into(), |i| i.text());
-            md.push_str(&format!(
-                "Interaction contrast [({pa},{ra}) - ({pa},{rb})] - [({pb},{ra}) - \
+    let mut md = vec![
+        Block::Heading {
+            level: 3,
+            text: format!("Interaction: policies {pa}, {pb} x reward models {ra}, {rb}"),
+        },
+        text(format!(
+            "Ground-truth increase after epoch {e} (mean ± std over seeds):"
+        )),
+        text(format!(
+            "| policy | {ra} | {rb} |\n|---|---|---|\n\
+             | {pa} | {} | {} |\n| {pb} | {} | {} |",
+            cell_text(&cells[0]),
+            cell_text(&cells[1]),
+            cell_text(&cells[2]),
+            cell_text(&cells[3]),
+        )),
+    ];
+    md.push(
+        match interaction_contrast(&cells[0], &cells[1], &cells[2], &cells[3], 42) {
+            Some(c) => {
+                let ci = c.ci.map_or_else(|| "none".into(), |i| i.text());
+                text(format!(
+                    "Interaction contrast [({pa},{ra}) - ({pa},{rb})] - [({pb},{ra}) - \
                  ({pb},{rb})] = {:.3}, standard error {:.3} (sqrt of the sum over the \
                  four independent cells of s^2/n, s the std over seeds), 95% bootstrap \
-                 interval {ci} (each cell's seeds resampled): {}.\n",
-                c.value,
-                c.se,
-                verdict(c.ci, true)
-            ));
-        }
-        None => md.push_str("Interaction contrast: a cell has fewer than two seeds.\n"),
-    }
+                 interval {ci} (each cell's seeds resampled): {}.",
+                    c.value,
+                    c.se,
+                    verdict(c.ci, true)
+                ))
+            }
+            None => text("Interaction contrast: a cell has fewer than two seeds.".into()),
+        },
+    );
     md
 }
 

@@ -1,7 +1,7 @@
 //! Analysis of a finished (or partly finished) run directory: Tables 1, 2 and 10
 //! of the paper, the reward-increase figures, and a stitched `report.md`.
 //!
-//! Inputs (formats in [`records`]): `<run>/rm_eval.json` and
+//! Inputs (formats in [`crate::records`]): `<run>/rm_eval/rm_eval.json` and
 //! `<run>/pg/<reward>/seed<k>/eval.jsonl`. Entry points: [`write_report`] for one
 //! run, [`write_policies_report`] for Section 4.2 across policies. Metrics, tables
 //! and plots come from the shared core ([`rmteach::metrics`], [`rmteach::report`],
@@ -19,6 +19,7 @@
 //!   reached, unless an epoch is given.
 
 pub mod bootstrap;
+pub mod document;
 pub mod error;
 pub mod figures;
 pub mod findings;
@@ -26,13 +27,14 @@ pub mod increase;
 pub mod increase_table;
 pub mod interaction;
 pub mod load;
-pub mod records;
 pub mod report;
 pub mod spread;
+pub mod summary;
 pub mod table1;
 pub mod table10;
 pub mod table2;
 pub mod uncertainty;
+pub mod verdict;
 
 pub use error::{AnalysisError, Result};
 pub use figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
@@ -42,12 +44,9 @@ pub use interaction::{
     cells_interval, contrast_section, interaction_contrast, seed_gt_increases, Contrast,
     PolicyContrast,
 };
-pub use load::{load_run, RunData, SeedRun};
-pub use records::{
-    eval_line, read_eval_log, read_prompt_means, read_rm_eval, write_rm_eval, EvalRecord,
-    PerPrompt, PromptMeans, RmEvalFile, RmEvalRecord, Table1Intervals, EVAL_LOG_FILE, RM_EVAL_FILE,
-};
-pub use report::{summarize_run, write_policies_report, write_report, ReportFiles, RunSummary};
+pub use load::{load_run, RewardColumn, RunData, SeedRun};
+pub use report::{write_policies_report, write_report, ReportFiles};
+pub use summary::{summarize_run, SummarizedRun};
 pub use table1::{table1, TABLE1_ROWS};
 pub use table10::{default_table10_epoch, mean_std_text, table10, TABLE10_ROWS};
 pub use table2::{

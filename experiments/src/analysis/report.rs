@@ -1,18 +1,20 @@
 //! `write_report`: every table and figure of one run directory, plus `report.md`;
 //! `write_policies_report`: Section 4.2's Table 10 and bar plot over several runs.
+//! Each report is built as a [`Document`] and written twice: rendered as markdown,
+//! and as its blocks (`report.json`, `report_policies.json`) for reports that
+//! include it.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rmteach::report::{write_atomic, Table};
 
+use super::document::{Block, Document, Placement};
 use super::error::{io_err, Result};
 use super::figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
-use super::increase::{summarize, EpochSummary};
 use super::increase_table::increase_table;
 use super::interaction::{contrast_section, PolicyContrast};
-use super::load::{load_run, RunData};
-use super::table1::table1;
+use super::summary::{summarize_run, SummarizedRun};
+use super::table1::{low_variance_note, table1};
 use super::table10::{default_table10_epoch, table10};
 use super::table2::{table2, CombinedAccuracy, Table2Options};
 
@@ -25,70 +27,53 @@ pub struct ReportFiles {
     pub figures: Vec<PathBuf>,
     /// The stitched `report.md`.
     pub report_md: PathBuf,
+    /// Its blocks (`report.json` beside it).
+    pub document: Document,
     /// What was skipped and why (also written into `report.md`).
     pub notes: Vec<String>,
 }
 
-/// A run loaded and summarised: the input of every table and figure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
-    /// The run's files.
-    pub data: RunData,
-    /// Per reward (in `rm_eval.json` order): mean ± std over seeds per epoch;
-    /// empty for a reward without policy-gradient runs.
-    pub summaries: Vec<Vec<EpochSummary>>,
-}
-
-/// Loads `run_dir` and summarises every reward's seeds.
-///
-/// # Errors
-/// [`AnalysisError::MissingFile`](super::AnalysisError::MissingFile) naming a missing
-/// input, parse errors naming file and line, or a seed without an epoch-0 record.
-pub fn summarize_run(run_dir: &Path) -> Result<RunSummary> {
-    let data = load_run(run_dir)?;
-    let summaries = data
-        .rm_eval
-        .rewards
-        .iter()
-        .zip(&data.seeds)
-        .map(|(r, seeds)| summarize(&r.name, seeds))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RunSummary { data, summaries })
-}
-
-/// Writes one table (`.md`, `.csv`, `.json`) and appends it to the report text.
+/// Writes one table (`.md`, `.csv`, `.json`) and appends it to the report.
 fn emit(
     table: &Table,
     out_dir: &Path,
     stem: &str,
-    md: &mut String,
+    md: &mut Document,
     files: &mut ReportFiles,
 ) -> Result<()> {
     files.tables.extend(table.write_all(out_dir, stem)?);
-    let _ = writeln!(
-        md,
-        "{}\n([CSV]({stem}.csv), [JSON]({stem}.json))\n",
-        table.to_markdown()
-    );
+    md.table(table, stem);
     Ok(())
 }
 
-/// Links a written figure in the report text.
+/// Links a written figure in the report.
 fn link_figure(
     paths: Vec<PathBuf>,
     caption: &str,
     stem: &str,
-    md: &mut String,
+    md: &mut Document,
     files: &mut ReportFiles,
 ) {
     files.figures.extend(paths);
-    let _ = writeln!(md, "![{caption}]({stem}.png)\n\n[{stem}.svg]({stem}.svg)\n");
+    md.figure(caption, stem);
+}
+
+/// Writes `doc` as `<stem>.md` (rendered in place) and `<stem>.json` (its blocks)
+/// into `out_dir`; returns the markdown's path.
+fn write_document(doc: &Document, out_dir: &Path, stem: &str) -> Result<PathBuf> {
+    let md = out_dir.join(format!("{stem}.md"));
+    let text = doc.render(Placement::default());
+    write_atomic(&md, text.as_bytes()).map_err(io_err(&md))?;
+    doc.write(&out_dir.join(format!("{stem}.json")))?;
+    Ok(md)
 }
 
 /// The seeds section: how many seeds each number averages.
-fn seeds_section(run: &RunSummary) -> String {
-    let mut md = String::from("## Seeds\n\nEvery increase is the mean over seeds; ± is the sample standard deviation (divisor n - 1) over the same seeds.\n\n");
-    let rewards = run.data.rm_eval.rewards.iter().zip(&run.data.seeds);
+fn seeds_section(run: &SummarizedRun, md: &mut Document) {
+    md.heading(2, "Seeds");
+    md.text("Every increase is the mean over seeds; ± is the sample standard deviation (divisor n - 1) over the same seeds.");
+    let mut items = Vec::new();
+    let rewards = run.data.rewards.iter().zip(&run.data.seeds);
     for ((r, seeds), summary) in rewards.zip(&run.summaries) {
         let ids: Vec<String> = seeds.iter().map(|s| s.seed.to_string()).collect();
         let epochs = summary
@@ -96,9 +81,8 @@ fn seeds_section(run: &RunSummary) -> String {
             .map(|e| format!("{}:{}", e.epoch, e.n_seeds))
             .collect::<Vec<_>>()
             .join(", ");
-        let _ = writeln!(
-            md,
-            "- `{}`: {} seed(s) [{}]; seeds per epoch (epoch:n) {}",
+        items.push(format!(
+            "`{}`: {} seed(s) [{}]; seeds per epoch (epoch:n) {}",
             r.name,
             seeds.len(),
             ids.join(", "),
@@ -107,13 +91,12 @@ fn seeds_section(run: &RunSummary) -> String {
             } else {
                 epochs
             }
-        );
+        ));
     }
-    md.push('\n');
-    md
+    md.list(items);
 }
 
-/// Reads `run_dir` (see [`super::records`] for the file formats) and writes into
+/// Reads `run_dir` (see [`crate::records`] for the file formats) and writes into
 /// `out_dir` (normally `<run>/report/`): `table1`, `reward_increase`, `table2`,
 /// `table10` (each `.md`, `.csv`, `.json`), figures `reward_increase_vs_epoch`,
 /// `reward_increase_vs_kl`, `gt_increase_bars` (each `.png`, `.svg`), and
@@ -121,31 +104,38 @@ fn seeds_section(run: &RunSummary) -> String {
 /// listed in [`ReportFiles::notes`].
 ///
 /// # Errors
-/// A missing `rm_eval.json` or a malformed input names the file; write failures
+/// A missing `rm_eval/rm_eval.json` or a malformed input names the file; write failures
 /// name the path.
 pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
     let run = summarize_run(run_dir)?;
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     let mut files = ReportFiles::default();
     let (data, summaries) = (&run.data, &run.summaries);
-    let mut md = format!(
-        "# Report: {}\n\nRun directory: `{}`. Policy: {}.\n\n",
-        run_dir
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+    let mut md = Document::default();
+    md.heading(
+        1,
+        format!(
+            "Report: {}",
+            run_dir
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ),
+    );
+    md.text(format!(
+        "Run directory: `{}`. Policy: {}.",
         run_dir.display(),
         data.policy
-    );
-    md.push_str(&seeds_section(&run));
+    ));
+    seeds_section(&run, &mut md);
     emit(
-        &table1(&data.rm_eval)?,
+        &table1(&data.rewards)?,
         out_dir,
         "table1",
         &mut md,
         &mut files,
     )?;
-    for note in &data.rm_eval.notes {
-        let _ = writeln!(md, "{note}\n");
+    if let Some(l) = &data.low_variance {
+        md.text(low_variance_note(l, data.table1_prompts));
     }
     if summaries.iter().all(Vec::is_empty) {
         files.notes.push(format!(
@@ -163,9 +153,8 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
         let opts = Table2Options::default();
         let t2 = table2(data, summaries, opts)?;
         emit(&t2.table, out_dir, "table2", &mut md, &mut files)?;
-        let _ = writeln!(
-            md,
-            "Correlated over: {}. Excluded: {}. \"Reward Variance & Acc.\" = (reward variance + {}) / 2, unstandardised; \"On- & Off-Policy Acc.\" = their mean. Increases are means over seeds {:?} (the seeds every reward model has) at epoch {}; intervals are 95% percentile bootstrap intervals ({} replicates) resampling the evaluation prompts, the seeds and the Table 1 prompts.\n",
+        md.text(format!(
+            "Correlated over: {}. Excluded: {}. \"Reward Variance & Acc.\" = (reward variance + {}) / 2, unstandardised; \"On- & Off-Policy Acc.\" = their mean. Increases are means over seeds {:?} (the seeds every reward model has) at epoch {}; intervals are 95% percentile bootstrap intervals ({} replicates) resampling the evaluation prompts, the seeds and the Table 1 prompts.",
             t2.rewards.join(", "),
             if t2.excluded.is_empty() { "none".to_string() } else { t2.excluded.join(", ") },
             match opts.combined_accuracy {
@@ -175,12 +164,9 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
             t2.seeds,
             opts.epoch,
             super::bootstrap::BOOTSTRAP_REPLICATES
-        );
-        md.push_str("## What this run shows\n\n");
-        for f in super::findings::single_run_findings(&run, &t2, opts.epoch) {
-            let _ = writeln!(md, "- {f}");
-        }
-        md.push('\n');
+        ));
+        md.heading(2, "What this run shows");
+        md.list(super::findings::single_run_findings(&run, &t2, opts.epoch));
         let t10_epoch = default_table10_epoch(data, summaries);
         if let Some(epoch) = t10_epoch {
             emit(
@@ -191,7 +177,7 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
                 &mut files,
             )?;
         }
-        md.push_str("## Figures\n\n");
+        md.heading(2, "Figures");
         match t10_epoch {
             Some(epoch) => {
                 let bars = gt_increase_bars(
@@ -228,12 +214,12 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
                 &mut files,
             ),
             // Logs written before the spread existed (or fixtures without them).
-            None => md.push_str(
-                "(No `metrics.jsonl` logged the reward spread: its figure is skipped.)\n\n",
-            ),
+            None => {
+                md.text("(No `metrics.jsonl` logged the reward spread: its figure is skipped.)");
+            }
         }
     }
-    for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
+    for (r, seeds) in data.rewards.iter().zip(&data.seeds) {
         if seeds.is_empty() {
             files
                 .notes
@@ -241,13 +227,14 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
         }
     }
     if !files.notes.is_empty() {
-        md.push_str("## Notes\n\n");
-        for n in &files.notes {
-            let _ = writeln!(md, "- {n}");
-        }
+        md.heading(2, "Notes");
+        md.blocks.push(Block::List {
+            items: files.notes.clone(),
+            spaced: false,
+        });
     }
-    files.report_md = out_dir.join("report.md");
-    write_atomic(&files.report_md, md.as_bytes()).map_err(io_err(&files.report_md))?;
+    files.report_md = write_document(&md, out_dir, "report")?;
+    files.document = md;
     Ok(files)
 }
 
@@ -257,7 +244,7 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
 /// increases are taken at `epoch`, or at its [`default_table10_epoch`].
 ///
 /// # Errors
-/// As [`write_report`]; also [`AnalysisError::Invalid`](super::AnalysisError::Invalid)
+/// As [`write_report`]; also [`AnalysisError::NoPolicyGradient`](super::AnalysisError::NoPolicyGradient)
 /// when a run has no policy-gradient data.
 pub fn write_policies_report(
     run_dirs: &[PathBuf],
@@ -267,34 +254,28 @@ pub fn write_policies_report(
 ) -> Result<ReportFiles> {
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     let mut files = ReportFiles::default();
-    let mut md = String::from("# Section 4.2: reward models across language models\n\n");
+    let mut md = Document::default();
+    md.heading(1, "Section 4.2: reward models across language models");
     let mut groups = Vec::new();
     let mut runs = Vec::new();
     for (i, dir) in run_dirs.iter().enumerate() {
         let run = summarize_run(dir)?;
         let e = epoch
             .or_else(|| default_table10_epoch(&run.data, &run.summaries))
-            .ok_or_else(|| {
-                super::AnalysisError::Invalid(format!(
-                    "{}: no policy-gradient runs under pg/",
-                    dir.display()
-                ))
-            })?;
+            .ok_or_else(|| super::AnalysisError::NoPolicyGradient { run: dir.clone() })?;
         let seeds: Vec<String> = run
             .data
-            .rm_eval
             .rewards
             .iter()
             .zip(&run.data.seeds)
             .filter(|(r, _)| !r.ground_truth)
             .map(|(r, s)| format!("{} {}", r.name, s.len()))
             .collect();
-        let _ = writeln!(
-            md,
-            "Run `{}`; seeds per reward model: {}.\n",
+        md.text(format!(
+            "Run `{}`; seeds per reward model: {}.",
             dir.display(),
             seeds.join(", ")
-        );
+        ));
         emit(
             &table10(&run.data, &run.summaries, e)?,
             out_dir,
@@ -305,14 +286,10 @@ pub fn write_policies_report(
         groups.push(PolicyIncrease::from_run(&run.data, &run.summaries, e));
         runs.push(run);
     }
-    md.push_str("## What these runs show\n\n");
-    for f in super::findings::policies_findings(&runs) {
-        let _ = writeln!(md, "- {f}");
-    }
-    md.push('\n');
+    md.heading(2, "What these runs show");
+    md.list(super::findings::policies_findings(&runs));
     for c in contrasts {
-        md.push_str(&contrast_section(&runs, c));
-        md.push('\n');
+        md.blocks.extend(contrast_section(&runs, c));
     }
     let stem = "gt_increase_bars_policies";
     let paths = gt_increase_bars(&groups, &out_dir.join(stem))?;
@@ -323,7 +300,7 @@ pub fn write_policies_report(
         &mut md,
         &mut files,
     );
-    files.report_md = out_dir.join("report_policies.md");
-    write_atomic(&files.report_md, md.as_bytes()).map_err(io_err(&files.report_md))?;
+    files.report_md = write_document(&md, out_dir, "report_policies")?;
+    files.document = md;
     Ok(files)
 }

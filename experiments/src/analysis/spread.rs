@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use rmteach::plot::{GridPlot, LinePlot, Series};
 use serde::Deserialize;
 
-use super::error::{io_err, AnalysisError, Result};
+use super::error::{io_err, Result};
 use super::load::RunData;
+use crate::records::RecordError;
 
 /// The fields of a `metrics.jsonl` record this figure reads.
 #[derive(Debug, Deserialize)]
@@ -29,10 +30,10 @@ fn read_spread(path: &Path) -> Result<Vec<(f64, [f64; 3])>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let r: SpreadRecord = serde_json::from_str(line).map_err(|e| AnalysisError::Parse {
+        let r: SpreadRecord = serde_json::from_str(line).map_err(|source| RecordError::Json {
             path: path.to_path_buf(),
             line: Some(i + 1),
-            message: e.to_string(),
+            source,
         })?;
         if let (Some(a), Some(b), Some(c)) = (
             r.group_reward_std,
@@ -61,7 +62,7 @@ pub fn reward_spread(data: &RunData, stem: &Path) -> Result<Option<Vec<PathBuf>>
         .map(|(t, y)| LinePlot::new(*t).x_label("epoch").y_label(*y))
         .collect();
     let mut any = false;
-    for (r, seeds) in data.rm_eval.rewards.iter().zip(&data.seeds) {
+    for (r, seeds) in data.rewards.iter().zip(&data.seeds) {
         let Some(seed) = seeds.first() else { continue };
         let path = data
             .root

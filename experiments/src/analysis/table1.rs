@@ -1,10 +1,15 @@
 //! Table 1: reward variance and on-/off-policy accuracy of every reward, and, where
-//! `rm_eval.json` has them, each number's 95% bootstrap interval over prompts.
+//! `rm_eval.json` has them, each number's 95% bootstrap interval over prompts; and
+//! the note on what the low-variance reward scaled.
 
 use rmteach::report::{Cell, Table};
 
 use super::error::Result;
-use super::records::RmEvalFile;
+use super::load::RewardColumn;
+use crate::records::{
+    Interval, LowVarianceRecord, RmEvalEntry, Table1Intervals, LOW_VARIANCE, NORMALIZE_THEN_SCALE,
+    SCALE_THEN_NORMALIZE,
+};
 
 /// Row labels of Table 1, in the paper's order.
 pub const TABLE1_ROWS: [&str; 3] = ["Reward Variance", "On-Policy Acc.", "Off-Policy Acc."];
@@ -15,33 +20,34 @@ pub const TABLE1_ROWS: [&str; 3] = ["Reward Variance", "On-Policy Acc.", "Off-Po
 ///
 /// # Errors
 /// [`AnalysisError::Report`](super::AnalysisError::Report) if two rewards share a name.
-pub fn table1(rm_eval: &RmEvalFile) -> Result<Table> {
+pub fn table1(rewards: &[RewardColumn]) -> Result<Table> {
     let mut columns = vec!["Quantity".to_string()];
-    columns.extend(rm_eval.rewards.iter().map(|r| r.name.clone()));
+    columns.extend(rewards.iter().map(|r| r.name.clone()));
     let mut table = Table::new(
         "Table 1: reward variance and accuracy under the initial policy",
         columns,
     );
-    let rows: [fn(&super::records::RmEvalRecord) -> f64; 3] = [
+    let rows: [fn(&RmEvalEntry) -> f64; 3] = [
         |r| r.reward_variance,
         |r| r.on_policy_accuracy,
         |r| r.off_policy_accuracy,
     ];
     for (label, value) in TABLE1_ROWS.iter().zip(rows) {
         let mut row = vec![Cell::from(*label)];
-        row.extend(rm_eval.rewards.iter().map(|r| Cell::Float(value(r))));
+        row.extend(rewards.iter().map(|r| Cell::Float(value(&r.entry))));
         table.push_row(row)?;
     }
-    if rm_eval.rewards.iter().any(|r| r.intervals.is_some()) {
-        let cis: [fn(&super::records::Table1Intervals) -> Option<super::bootstrap::Interval>; 3] = [
+    if rewards.iter().any(|r| r.entry.intervals.is_some()) {
+        let cis: [fn(&Table1Intervals) -> Option<Interval>; 3] = [
             |i| i.reward_variance,
             |i| i.on_policy_accuracy,
             |i| i.off_policy_accuracy,
         ];
         for (label, ci) in TABLE1_ROWS.iter().zip(cis) {
             let mut row = vec![Cell::Text(format!("{label} 95% CI"))];
-            row.extend(rm_eval.rewards.iter().map(|r| {
-                r.intervals
+            row.extend(rewards.iter().map(|r| {
+                r.entry
+                    .intervals
                     .as_ref()
                     .and_then(ci)
                     .map_or(Cell::Missing, |i| Cell::Text(i.text()))
@@ -50,4 +56,37 @@ pub fn table1(rm_eval: &RmEvalFile) -> Result<Table> {
         }
     }
     Ok(table)
+}
+
+/// The sentence the report prints under Table 1 on what the low-variance reward
+/// scaled (`l`), as realised, of `table1_prompts` Table 1 prompts.
+pub fn low_variance_note(l: &LowVarianceRecord, table1_prompts: usize) -> String {
+    let by = |o: &str| {
+        l.reward_variance_by_order
+            .get(o)
+            .map_or_else(|| "?".into(), |v| format!("{v:.4}"))
+    };
+    format!(
+        "`{}` scales {} of {} RLHF prompts by {} (chosen by index: fraction {:.3}; \
+         {} of the {} Table 1 prompts, {:.3}); normalisation order `{}` ({}). Its \
+         Table 1 reward variance under `{}`: {}; under `{}`: {}.",
+        LOW_VARIANCE,
+        l.scaled_count,
+        l.rlhf_prompts,
+        l.scale,
+        l.scaled_fraction,
+        l.table1_scaled_count,
+        table1_prompts,
+        l.table1_scaled_fraction,
+        l.order,
+        if l.order == SCALE_THEN_NORMALIZE {
+            "the authors' code"
+        } else {
+            "not the authors' order"
+        },
+        SCALE_THEN_NORMALIZE,
+        by(SCALE_THEN_NORMALIZE),
+        NORMALIZE_THEN_SCALE,
+        by(NORMALIZE_THEN_SCALE),
+    )
 }

@@ -28,8 +28,7 @@ pub fn mean_std_text(m: &MeanStd) -> String {
 /// The epoch Table 10 reports when none is asked for: the smallest, over reward
 /// models with data, of the last epoch that every one of its seeds reached.
 pub fn default_table10_epoch(data: &RunData, summaries: &[Vec<EpochSummary>]) -> Option<u32> {
-    data.rm_eval
-        .rewards
+    data.rewards
         .iter()
         .zip(summaries)
         .zip(&data.seeds)
@@ -51,7 +50,6 @@ pub fn default_table10_epoch(data: &RunData, summaries: &[Vec<EpochSummary>]) ->
 /// [`AnalysisError::Report`](super::AnalysisError::Report) on duplicate names.
 pub fn table10(data: &RunData, summaries: &[Vec<EpochSummary>], epoch: u32) -> Result<Table> {
     let rms: Vec<_> = data
-        .rm_eval
         .rewards
         .iter()
         .zip(summaries)
@@ -74,12 +72,14 @@ pub fn table10(data: &RunData, summaries: &[Vec<EpochSummary>], epoch: u32) -> R
     let rows: [Vec<Cell>; 5] = [
         increase(|e| &e.ground_truth),
         increase(|e| &e.proxy),
-        rms.iter().map(|(r, _)| r.reward_variance.into()).collect(),
         rms.iter()
-            .map(|(r, _)| r.on_policy_accuracy.into())
+            .map(|(r, _)| r.entry.reward_variance.into())
             .collect(),
         rms.iter()
-            .map(|(r, _)| r.off_policy_accuracy.into())
+            .map(|(r, _)| r.entry.on_policy_accuracy.into())
+            .collect(),
+        rms.iter()
+            .map(|(r, _)| r.entry.off_policy_accuracy.into())
             .collect(),
     ];
     for (label, cells) in TABLE10_ROWS.iter().zip(rows) {

@@ -141,7 +141,7 @@ pub struct Table2 {
 }
 
 /// Builds Table 2 from a run and its per-reward summaries (same order as
-/// `data.rm_eval.rewards`).
+/// `data.rewards`).
 ///
 /// # Errors
 /// [`AnalysisError::Report`](super::AnalysisError::Report) only on an internal
@@ -153,7 +153,7 @@ pub fn table2(
 ) -> Result<Table2> {
     let mut included = Vec::new();
     let mut excluded = Vec::new();
-    for (i, (r, summary)) in data.rm_eval.rewards.iter().zip(summaries).enumerate() {
+    for (i, (r, summary)) in data.rewards.iter().zip(summaries).enumerate() {
         if r.ground_truth {
             excluded.push(format!("{} (the ground truth itself, a baseline)", r.name));
         } else if !summary.iter().any(|s| s.epoch == opts.epoch) {
@@ -173,14 +173,14 @@ pub fn table2(
             inc.dropped_seeds, opts.epoch, inc.seeds
         ));
     }
-    let records: Vec<_> = included.iter().map(|&i| &data.rm_eval.rewards[i]).collect();
+    let records: Vec<_> = included.iter().map(|&i| &data.rewards[i]).collect();
     let rewards: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
     let mut properties = vec![Vec::new(); TABLE2_ROWS.len()];
     for r in &records {
         let row = property_row(
-            r.reward_variance,
-            r.on_policy_accuracy,
-            r.off_policy_accuracy,
+            r.entry.reward_variance,
+            r.entry.on_policy_accuracy,
+            r.entry.off_policy_accuracy,
             opts.combined_accuracy,
         );
         for (column, v) in properties.iter_mut().zip(row) {

@@ -11,8 +11,9 @@
 //! `rm_eval.json`); without them only the point estimates exist.
 
 use super::bootstrap::{mean_at, Resampler, BOOTSTRAP_REPLICATES};
+use super::load::RewardColumn;
 use super::load::RunData;
-use super::records::{PerPrompt, RmEvalRecord};
+use crate::records::PerPrompt;
 
 /// Seed of the increase bootstrap.
 const INCREASE_SEED: u64 = 0x1AC5EA5E;
@@ -38,7 +39,7 @@ pub struct Increases {
 }
 
 /// The increases at `epoch` of the rewards `rewards` (indices into
-/// `data.rm_eval.rewards`) over the seeds all of them have at the epoch, with
+/// `data.rewards`) over the seeds all of them have at the epoch, with
 /// bootstrap replicates when the logs allow.
 pub fn increases(data: &RunData, rewards: &[usize], epoch: u32) -> Increases {
     let has = |i: usize, s: u64| {
@@ -68,7 +69,10 @@ pub fn increases(data: &RunData, rewards: &[usize], epoch: u32) -> Increases {
             .iter()
             .filter_map(|r| {
                 let (e, b) = (r.at(epoch)?, r.at(0)?);
-                Some((e.proxy - b.proxy, e.ground_truth - b.ground_truth))
+                Some((
+                    e.proxy.mean - b.proxy.mean,
+                    e.ground_truth.mean - b.ground_truth.mean,
+                ))
             })
             .collect();
         let n = diffs.len().max(1) as f64;
@@ -83,12 +87,11 @@ pub fn increases(data: &RunData, rewards: &[usize], epoch: u32) -> Increases {
                 .iter()
                 .map(|r| {
                     let (e, b) = (r.prompt_means_at(epoch)?, r.prompt_means_at(0)?);
-                    let ok =
-                        e.proxy.len() == b.proxy.len() && e.proxy.len() == e.ground_truth.len();
+                    let ok = e.proxy_per_prompt.len() == b.proxy_per_prompt.len();
                     ok.then(|| {
                         (
-                            diff(&e.proxy, &b.proxy),
-                            diff(&e.ground_truth, &b.ground_truth),
+                            diff(&e.proxy_per_prompt, &b.proxy_per_prompt),
+                            diff(&e.gt_per_prompt, &b.gt_per_prompt),
                         )
                     })
                 })
@@ -149,10 +152,10 @@ pub type Properties = [f64; 3];
 /// Per replicate, per reward in `rewards`: the Table 1 numbers over resampled Table 1
 /// prompts (one draw shared by the rewards); `None` when a reward lacks per-prompt
 /// values or their lengths differ.
-pub fn property_replicates(rewards: &[&RmEvalRecord]) -> Option<Vec<Vec<Properties>>> {
+pub fn property_replicates(rewards: &[&RewardColumn]) -> Option<Vec<Vec<Properties>>> {
     let pp: Vec<&PerPrompt> = rewards
         .iter()
-        .map(|r| r.per_prompt.as_ref())
+        .map(|r| r.entry.per_prompt.as_ref())
         .collect::<Option<_>>()?;
     // One off-policy pair per prompt: a prompt is drawn with all three of its values.
     let n = pp.first()?.reward_variance.len();

@@ -355,9 +355,7 @@ pub fn run_experiment(
         let contrasts = exp.policy_contrasts(&algorithm);
         let out = dir.join("report").join(&algorithm);
         super::rundir::rewrite_stage(&out, || {
-            write_policies_report(&dirs, None, &contrasts, &out)
-                .map(drop)
-                .map_err(|e| Error::Input(format!("report of {}: {e}", dir.display())))
+            Ok(write_policies_report(&dirs, None, &contrasts, &out).map(drop)?)
         })?;
     }
     Ok(ExperimentSummary {

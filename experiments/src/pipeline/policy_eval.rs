@@ -15,40 +15,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// One evaluation of a policy during policy gradient (`eval.jsonl`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRecord {
-    /// Epoch (0: the initial policy).
-    pub epoch: u64,
-    /// Updates done.
-    pub update: u64,
-    /// The normalised training reward.
-    pub proxy: RewardStats,
-    /// The normalised ground truth.
-    pub ground_truth: RewardStats,
-    /// KL from the initial policy on samples of the policy itself (temperature 1, no
-    /// top-k): the mean summed log-ratio of the rollouts of the epoch's last quarter
-    /// of updates, as the paper measures it (0 at epoch 0).
-    pub kl: Option<f64>,
-    /// The last update's rollout KL (`None` at epoch 0).
-    pub train_kl: Option<f64>,
-    /// The same log-ratio on the top-k evaluation samples (biased by the truncation;
-    /// kept for comparison).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kl_eval_topk: Option<f64>,
-    /// Mean normalised proxy reward of each evaluation prompt.
-    #[serde(default)]
-    pub proxy_per_prompt: Vec<f64>,
-    /// Mean normalised ground truth of each evaluation prompt.
-    #[serde(default)]
-    pub gt_per_prompt: Vec<f64>,
-    /// Wall time of the evaluation.
-    pub seconds: f64,
-}
+pub use crate::records::EvalRecord;
 
 impl Stepped for EvalRecord {
     fn step(&self) -> u64 {
-        self.epoch
+        u64::from(self.epoch)
     }
 }
 
@@ -87,7 +58,7 @@ impl Baseline {
             update: 0,
             proxy: p.stats,
             ground_truth: self.ground_truth.stats,
-            kl: Some(0.0),
+            kl: 0.0,
             train_kl: None,
             kl_eval_topk: None,
             proxy_per_prompt: p.per_prompt.clone(),
@@ -142,11 +113,12 @@ impl EvalHook<'_> {
             self.device,
         )?;
         Ok(EvalRecord {
-            epoch,
+            epoch: u32::try_from(epoch)
+                .map_err(|_| Error::Input(format!("epoch {epoch} does not fit eval.jsonl")))?,
             update: record.update,
             proxy: r.proxy,
             ground_truth: r.ground_truth,
-            kl: Some(self.rollout_kl(epoch, record)?),
+            kl: self.rollout_kl(epoch, record)?,
             train_kl: Some(record.kl),
             kl_eval_topk: r.kl,
             proxy_per_prompt: r.proxy_per_prompt,

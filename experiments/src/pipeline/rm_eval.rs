@@ -6,7 +6,7 @@
 //!   samples (ties agree with ties), averaged over prompts;
 //! - off-policy accuracy: the same on each prompt's dataset pair.
 //!
-//! `rm_eval.json` ([`RmEvalTable`]): `columns` (RMs 100%..0%, `gt-low-variance`, `gt`),
+//! `rm_eval.json` ([`RmEvalTable`], documented in [`crate::records::rm_eval`]): `columns` (RMs 100%..0%, `gt-low-variance`, `gt`),
 //! `rows` (`Reward Variance`, `On-Policy Acc.`, `Off-Policy Acc.`, one value per
 //! column), `rewards` (the same numbers keyed by reward name, with each one's 95%
 //! bootstrap interval over prompts and its per-prompt values), and `low_variance`
@@ -17,85 +17,17 @@ use super::config::{GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN
 use super::normalize::{load_samples, load_scores, RawScores};
 use super::{write_json, StageDir};
 use crate::analysis::bootstrap::mean_interval;
-use crate::analysis::{PerPrompt, Table1Intervals};
+pub use crate::records::{LowVarianceRecord, RmEvalEntry, RmEvalRow, RmEvalTable};
+use crate::records::{PerPrompt, Table1Intervals};
 use crate::{Error, Result};
 use rmteach::metrics::{
     mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, prompt_on_policy_accuracies,
     prompt_variances, Normalizer, ScoredPair, VarianceEstimator,
 };
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Seed of the Table 1 bootstrap.
 const TABLE1_BOOTSTRAP_SEED: u64 = 0x7AB1E1;
-
-/// One reward's Table 1 column.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RmEvalEntry {
-    /// Mean per-prompt variance of the normalised reward.
-    pub reward_variance: f64,
-    /// Mean per-prompt on-policy accuracy.
-    pub on_policy_accuracy: f64,
-    /// Off-policy accuracy on the prompts' dataset pairs.
-    pub off_policy_accuracy: f64,
-    /// 95% bootstrap intervals (over prompts) of the three numbers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intervals: Option<Table1Intervals>,
-    /// The per-prompt values the three numbers average.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_prompt: Option<PerPrompt>,
-}
-
-/// What the low-variance reward scaled, as realised (`rm_eval.json`'s `low_variance`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LowVarianceRecord {
-    /// `scale_then_normalize` (the authors') or `normalize_then_scale`.
-    pub order: String,
-    /// The factor.
-    pub scale: f64,
-    /// RLHF prompt rows (indices) scaled.
-    pub scaled_count: usize,
-    /// RLHF prompt rows in all.
-    pub rlhf_prompts: usize,
-    /// `scaled_count / rlhf_prompts`.
-    pub scaled_fraction: f64,
-    /// Of the Table 1 (normalisation) prompts: how many are scaled, and the share.
-    pub table1_scaled_count: usize,
-    /// Share of the Table 1 prompts scaled.
-    pub table1_scaled_fraction: f64,
-    /// The normalisation used (`order`'s).
-    pub normalizer: Normalizer,
-    /// Table 1 reward variance under each order (`scale_then_normalize`,
-    /// `normalize_then_scale`).
-    pub reward_variance_by_order: BTreeMap<String, f64>,
-}
-
-/// A row of the table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RmEvalRow {
-    /// `Reward Variance`, `On-Policy Acc.` or `Off-Policy Acc.`.
-    pub metric: String,
-    /// One value per column.
-    pub values: Vec<f64>,
-}
-
-/// `rm_eval.json` (also the stage's `DONE.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RmEvalTable {
-    /// Reward names in the paper's column order.
-    pub columns: Vec<String>,
-    /// The three metric rows.
-    pub rows: Vec<RmEvalRow>,
-    /// The same numbers by reward.
-    pub rewards: BTreeMap<String, RmEvalEntry>,
-    /// Prompts evaluated.
-    pub prompts: usize,
-    /// Samples per prompt.
-    pub samples_per_prompt: usize,
-    /// The low-variance reward's realised scaling (when it is a column).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub low_variance: Option<LowVarianceRecord>,
-}
 
 /// The low-variance reward's scaled prompts (by RLHF index), factor and order.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,7 +204,7 @@ pub fn run_rm_eval(
         samples_per_prompt: s,
         low_variance: low,
     };
-    write_json(&stage.file("rm_eval.json"), &table)?;
+    write_json(&stage.file(crate::records::RM_EVAL_FILE), &table)?;
     stage.complete(&table)?;
     Ok(table)
 }

@@ -38,7 +38,6 @@ use crate::toy::{write_toy_world, SftStyle, ToyModelSize, ToyReward, ToyWorldPat
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -56,60 +55,7 @@ pub struct RunOptions {
     pub pg_stop_after: Option<u64>,
 }
 
-/// Wall time of one stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageTime {
-    /// The stage's directory under the run directory.
-    pub stage: String,
-    /// Seconds spent (loading included).
-    pub seconds: f64,
-    /// Whether it was already complete.
-    pub skipped: bool,
-}
-
-/// What [`run`] did (also `summary.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// The run's name.
-    pub name: String,
-    /// The run directory.
-    pub dir: PathBuf,
-    /// Every stage in order.
-    pub stages: Vec<StageTime>,
-    /// Wall time of the whole call.
-    pub total_seconds: f64,
-    /// False when stopped early by [`RunOptions::stop_after`].
-    pub finished: bool,
-}
-
-impl RunSummary {
-    /// A plain-text table of the stage times.
-    pub fn table(&self) -> String {
-        let mut s = format!("run {} in {}\n", self.name, self.dir.display());
-        for t in &self.stages {
-            let state = if t.skipped {
-                "skipped (complete)"
-            } else {
-                "ran"
-            };
-            s.push_str(&format!(
-                "  {:<32} {:>9.2} s  {state}\n",
-                t.stage, t.seconds
-            ));
-        }
-        s.push_str(&format!(
-            "  {:<32} {:>9.2} s  {}\n",
-            "total",
-            self.total_seconds,
-            if self.finished {
-                "finished"
-            } else {
-                "stopped early"
-            }
-        ));
-        s
-    }
-}
+pub use crate::records::{RunSummary, StageTime};
 
 /// Runs (or resumes) the whole pipeline of `config` in `runs_root/<name>/`.
 pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
@@ -150,7 +96,7 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
         total_seconds: r.start.elapsed().as_secs_f64(),
         finished,
     };
-    let path = summary.dir.join("summary.json");
+    let path = summary.dir.join(crate::records::SUMMARY_FILE);
     let before: Option<RunSummary> = path.exists().then(|| read_json(&path)).transpose()?;
     write_json(&path, &keep_stage_times(before, &summary))?;
     Ok(summary)
@@ -179,70 +125,10 @@ fn keep_stage_times(before: Option<RunSummary>, now: &RunSummary) -> RunSummary 
     out
 }
 
-/// Writes `<run>/rm_eval.json` in the analysis format (from the rm_eval stage's table,
-/// in the paper's column order; the ground truth flagged) and the report under
-/// `<run>/report/` (Tables 1 and 2, reward increase, figures).
+/// Writes the report under `<run>/report/` (Tables 1 and 2, reward increase,
+/// figures) from the run's records.
 fn write_run_report(root: &Path) -> Result<()> {
-    use crate::analysis::{write_report, write_rm_eval, RmEvalFile, RmEvalRecord};
-    let table: super::rm_eval::RmEvalTable = read_json(&root.join("rm_eval").join("rm_eval.json"))?;
-    let rewards = table
-        .columns
-        .iter()
-        .filter_map(|name| table.rewards.get(name).map(|e| (name, e)))
-        .map(|(name, e)| RmEvalRecord {
-            name: name.clone(),
-            reward_variance: e.reward_variance,
-            on_policy_accuracy: e.on_policy_accuracy,
-            off_policy_accuracy: e.off_policy_accuracy,
-            ground_truth: name == super::config::GROUND_TRUTH,
-            intervals: e.intervals,
-            per_prompt: e.per_prompt.clone(),
-        })
-        .collect();
-    let notes = table
-        .low_variance
-        .iter()
-        .map(|l| {
-            let by = |o: &str| {
-                l.reward_variance_by_order
-                    .get(o)
-                    .map_or_else(|| "?".into(), |v| format!("{v:.4}"))
-            };
-            format!(
-                "`{}` scales {} of {} RLHF prompts by {} (chosen by index: fraction {:.3}; \
-                 {} of the {} Table 1 prompts, {:.3}); normalisation order `{}` ({}). Its \
-                 Table 1 reward variance under `{}`: {}; under `{}`: {}.",
-                super::config::LOW_VARIANCE,
-                l.scaled_count,
-                l.rlhf_prompts,
-                l.scale,
-                l.scaled_fraction,
-                l.table1_scaled_count,
-                table.prompts,
-                l.table1_scaled_fraction,
-                l.order,
-                if l.order == super::config::SCALE_THEN_NORMALIZE {
-                    "the authors' code"
-                } else {
-                    "not the authors' order"
-                },
-                super::config::SCALE_THEN_NORMALIZE,
-                by(super::config::SCALE_THEN_NORMALIZE),
-                super::config::NORMALIZE_THEN_SCALE,
-                by(super::config::NORMALIZE_THEN_SCALE),
-            )
-        })
-        .collect();
-    let file = RmEvalFile {
-        policy: None,
-        rewards,
-        notes,
-    };
-    let report = |e: crate::analysis::AnalysisError| {
-        Error::Input(format!("report of {}: {e}", root.display()))
-    };
-    write_rm_eval(&root.join(crate::analysis::RM_EVAL_FILE), &file).map_err(report)?;
-    write_report(root, &root.join("report")).map_err(report)?;
+    crate::analysis::write_report(root, &root.join("report"))?;
     Ok(())
 }
 

@@ -181,16 +181,7 @@ pub fn sample(
     })
 }
 
-/// Statistics of one reward over grouped samples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RewardStats {
-    /// Mean reward over all samples.
-    pub mean: f64,
-    /// Per-prompt unbiased variance, averaged over prompts (needs 2+ samples).
-    pub variance: f64,
-    /// Pairwise ranking agreement with the ground truth per prompt, averaged.
-    pub on_policy_accuracy: f64,
-}
+pub use crate::records::RewardStats;
 
 /// [`RewardStats`] of `scores` against `ground_truth` (same grouping).
 pub fn reward_stats(scores: &[Vec<f64>], ground_truth: &[Vec<f64>]) -> Result<RewardStats> {

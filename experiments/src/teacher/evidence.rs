@@ -1,5 +1,5 @@
 //! Does the teacher score predict the RLHF outcome? Given a finished Section 4.1 run
-//! (its `rm_eval.json` and `pg/<reward>/seed<k>/eval.jsonl`) and a teacher run on the
+//! (its `rm_eval/rm_eval.json` and `pg/<reward>/seed<k>/eval.jsonl`) and a teacher run on the
 //! run's initial policy with RMs named as in the run, the Spearman correlation across
 //! RMs between a predictor (teacher score; for comparison on-policy accuracy and
 //! reward variance alone) and the measured ground-truth increase after an epoch, with
@@ -95,14 +95,22 @@ fn increases(data: &RunData, rms: &[String], epoch: u32) -> Result<(Vec<u64>, Ve
     let mut per_rm = Vec::new();
     for name in rms {
         let i = data
-            .rm_eval
             .rewards
             .iter()
             .position(|r| &r.name == name)
-            .ok_or_else(|| Error::Input(format!("run has no reward `{name}` in rm_eval.json")))?;
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "run has no reward `{name}` in rm_eval/rm_eval.json"
+                ))
+            })?;
         let mut by_seed = Vec::new();
         for s in &data.seeds[i] {
-            let inc = seed_increases(&s.records).map_err(|e| Error::Input(e.to_string()))?;
+            let inc = seed_increases(&s.records).ok_or_else(|| {
+                Error::Input(format!(
+                    "pg/{name}/seed{}/eval.jsonl: no epoch-0 (initial policy) record",
+                    s.seed
+                ))
+            })?;
             if let Some(x) = inc.iter().find(|x| x.epoch == epoch) {
                 by_seed.push((s.seed, x.ground_truth));
             }
@@ -325,7 +333,8 @@ impl Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::{EvalRecord, RmEvalFile, SeedRun};
+    use crate::analysis::{RewardColumn, SeedRun};
+    use crate::records::{EvalRecord, RewardStats, RmEvalEntry};
     use std::collections::BTreeMap;
 
     fn line(prompt_index: usize, rm: &[(&str, f64)]) -> SampleLine {
@@ -341,16 +350,26 @@ mod tests {
     }
 
     fn seed(seed: u64, gain: f64) -> SeedRun {
+        let stats = |mean| RewardStats {
+            mean,
+            variance: 1.0,
+            on_policy_accuracy: 0.5,
+        };
         let rec = |epoch, g| EvalRecord {
             epoch,
-            proxy: 0.0,
-            ground_truth: g,
+            update: 0,
+            proxy: stats(0.0),
+            ground_truth: stats(g),
             kl: 0.0,
+            train_kl: None,
+            kl_eval_topk: None,
+            proxy_per_prompt: Vec::new(),
+            gt_per_prompt: Vec::new(),
+            seconds: 0.0,
         };
         SeedRun {
             seed,
             records: vec![rec(0, 0.1), rec(1, 0.1 + gain)],
-            prompt_means: Vec::new(),
         }
     }
 
@@ -374,19 +393,26 @@ mod tests {
             })
             .collect();
         let refs: Vec<&SampleLine> = lines.iter().collect();
-        let rewards: Vec<serde_json::Value> = ["good", "half", "bad"]
+        let rewards: Vec<RewardColumn> = ["good", "half", "bad"]
             .iter()
-            .map(|n| {
-                serde_json::json!({"name": n, "reward_variance": 1.0,
-                    "on_policy_accuracy": 0.5, "off_policy_accuracy": 0.5})
+            .map(|n| RewardColumn {
+                name: n.to_string(),
+                ground_truth: false,
+                entry: RmEvalEntry {
+                    reward_variance: 1.0,
+                    on_policy_accuracy: 0.5,
+                    off_policy_accuracy: 0.5,
+                    intervals: None,
+                    per_prompt: None,
+                },
             })
             .collect();
-        let rm_eval: RmEvalFile =
-            serde_json::from_value(serde_json::json!({ "rewards": rewards })).unwrap();
         let data = RunData {
             root: std::path::PathBuf::new(),
             policy: "p".into(),
-            rm_eval,
+            rewards,
+            table1_prompts: 3,
+            low_variance: None,
             seeds: vec![
                 vec![seed(0, 0.3), seed(1, 0.5)],
                 vec![seed(0, 0.2), seed(1, 0.1)],

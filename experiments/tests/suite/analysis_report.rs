@@ -6,12 +6,15 @@ use std::path::Path;
 use rmteach::metrics::{pearson, spearman};
 use rmteach::report::Cell;
 use rmteach_experiments::analysis::{
-    eval_line, read_eval_log, read_rm_eval, summarize_run, table1, table2, write_policies_report,
-    write_report, write_rm_eval, AnalysisError, EvalRecord, RmEvalFile, RmEvalRecord,
-    Table2Options,
+    summarize_run, table1, table2, write_policies_report, write_report, AnalysisError,
+    RewardColumn, Table2Options,
+};
+use rmteach_experiments::records::{
+    read_eval_log, read_rm_eval, EvalRecord, PerPrompt, RecordError, RewardStats, RmEvalEntry,
+    RmEvalRow, RmEvalTable,
 };
 
-const RMS: [&str; 4] = ["rm_100p", "rm_50p", "rm_0p", "ground_truth"];
+const RMS: [&str; 4] = ["rm_100p", "rm_50p", "rm_0p", "gt"];
 const VARIANCE: [f64; 4] = [0.6, 0.3, 0.45, 0.5];
 const ON_ACC: [f64; 4] = [0.7, 0.65, 0.55, 1.0];
 const OFF_ACC: [f64; 4] = [0.6, 0.7, 0.8, 1.0];
@@ -33,26 +36,72 @@ fn kl(i: usize, s: u64, e: u32) -> f64 {
     f64::from(e) * (1.0 + i as f64) + 0.1 * s as f64 * f64::from(e)
 }
 
-fn rm_eval(on_acc: [f64; 4]) -> RmEvalFile {
-    RmEvalFile {
-        policy: Some("Pythia-test SFT".into()),
+/// The rm_eval stage's table of the fake run (columns in `RMS` order).
+fn rm_eval(on_acc: [f64; 4]) -> RmEvalTable {
+    let row = |metric: &str, values: [f64; 4]| RmEvalRow {
+        metric: metric.into(),
+        values: values.to_vec(),
+    };
+    RmEvalTable {
+        columns: RMS.map(String::from).to_vec(),
+        rows: vec![
+            row("Reward Variance", VARIANCE),
+            row("On-Policy Acc.", on_acc),
+            row("Off-Policy Acc.", OFF_ACC),
+        ],
         rewards: (0..4)
-            .map(|i| RmEvalRecord {
-                name: RMS[i].into(),
-                reward_variance: VARIANCE[i],
-                on_policy_accuracy: on_acc[i],
-                off_policy_accuracy: OFF_ACC[i],
-                ground_truth: i == 3,
-                intervals: None,
-                per_prompt: None,
+            .map(|i| {
+                let entry = RmEvalEntry {
+                    reward_variance: VARIANCE[i],
+                    on_policy_accuracy: on_acc[i],
+                    off_policy_accuracy: OFF_ACC[i],
+                    intervals: None,
+                    per_prompt: None,
+                };
+                (RMS[i].to_string(), entry)
             })
             .collect(),
-        notes: Vec::new(),
+        prompts: 4,
+        samples_per_prompt: 10,
+        low_variance: None,
     }
 }
 
+/// Writes `table` where the rm_eval stage writes it.
+fn write_rm_eval(dir: &Path, table: &RmEvalTable) {
+    let path = RmEvalTable::path(dir);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_string_pretty(table).unwrap()).unwrap();
+}
+
+/// An `eval.jsonl` record with these means (no per-prompt values).
+fn record(epoch: u32, proxy: f64, ground_truth: f64, kl: f64) -> EvalRecord {
+    let stats = |mean| RewardStats {
+        mean,
+        variance: 1.0,
+        on_policy_accuracy: 0.5,
+    };
+    EvalRecord {
+        epoch,
+        update: u64::from(epoch) * 4,
+        proxy: stats(proxy),
+        ground_truth: stats(ground_truth),
+        kl,
+        train_kl: (epoch > 0).then_some(kl),
+        kl_eval_topk: None,
+        proxy_per_prompt: Vec::new(),
+        gt_per_prompt: Vec::new(),
+        seconds: 0.5,
+    }
+}
+
+/// One `eval.jsonl` line.
+fn eval_line(record: &EvalRecord) -> String {
+    serde_json::to_string(record).unwrap()
+}
+
 fn fake_run(dir: &Path, on_acc: [f64; 4]) {
-    write_rm_eval(&dir.join("rm_eval.json"), &rm_eval(on_acc)).unwrap();
+    write_rm_eval(dir, &rm_eval(on_acc));
     for (i, rm) in RMS.iter().enumerate() {
         for s in SEEDS {
             let seed_dir = dir.join("pg").join(rm).join(format!("seed{s}"));
@@ -60,14 +109,7 @@ fn fake_run(dir: &Path, on_acc: [f64; 4]) {
             // Written out of order, to check sorting.
             let lines: Vec<String> = [2u32, 0, 1]
                 .iter()
-                .map(|&e| {
-                    eval_line(&EvalRecord {
-                        epoch: e,
-                        proxy: proxy(i, s, e),
-                        ground_truth: gt(i, s, e),
-                        kl: kl(i, s, e),
-                    })
-                })
+                .map(|&e| eval_line(&record(e, proxy(i, s, e), gt(i, s, e), kl(i, s, e))))
                 .collect();
             std::fs::write(seed_dir.join("eval.jsonl"), lines.join("\n") + "\n").unwrap();
         }
@@ -90,11 +132,17 @@ fn float(c: &Cell) -> f64 {
 
 #[test]
 fn table1_has_paper_rows_and_reward_columns() {
-    let t = table1(&rm_eval(ON_ACC)).unwrap();
-    assert_eq!(
-        t.columns,
-        ["Quantity", "rm_100p", "rm_50p", "rm_0p", "ground_truth"]
-    );
+    let table = rm_eval(ON_ACC);
+    let columns: Vec<RewardColumn> = table
+        .entries()
+        .map(|(name, entry)| RewardColumn {
+            name: name.into(),
+            ground_truth: name == "gt",
+            entry: entry.clone(),
+        })
+        .collect();
+    let t = table1(&columns).unwrap();
+    assert_eq!(t.columns, ["Quantity", "rm_100p", "rm_50p", "rm_0p", "gt"]);
     let labels: Vec<_> = t.rows.iter().map(|r| r[0].clone()).collect();
     assert_eq!(
         labels,
@@ -112,7 +160,8 @@ fn increase_mean_and_std_over_seeds() {
     let dir = tempfile::tempdir().unwrap();
     fake_run(dir.path(), ON_ACC);
     let run = summarize_run(dir.path()).unwrap();
-    assert_eq!(run.data.policy, "Pythia-test SFT");
+    let name = dir.path().file_name().unwrap().to_string_lossy();
+    assert_eq!(run.data.policy, name);
     for (i, summary) in run.summaries.iter().enumerate() {
         assert_eq!(
             summary.iter().map(|e| e.epoch).collect::<Vec<_>>(),
@@ -152,7 +201,7 @@ fn table2_matches_shared_pearson_and_spearman_without_ground_truth() {
     let run = summarize_run(dir.path()).unwrap();
     let t2 = table2(&run.data, &run.summaries, Table2Options::default()).unwrap();
     assert_eq!(t2.rewards, ["rm_100p", "rm_50p", "rm_0p"]);
-    assert!(t2.excluded[0].starts_with("ground_truth"));
+    assert!(t2.excluded[0].starts_with("gt"), "{:?}", t2.excluded);
     let inc = |f: fn(usize, u64, u32) -> f64| -> Vec<f64> {
         (0..3)
             .map(|i| SEEDS.iter().map(|&s| f(i, s, 1) - f(i, s, 0)).sum::<f64>() / 3.0)
@@ -230,17 +279,14 @@ fn write_report_writes_tables_figures_and_report_md() {
     assert!(md.contains("3 seed(s)"), "{md}");
     assert!(md.contains("reward_increase_vs_epoch.png"));
     let t10 = std::fs::read_to_string(out.join("table10.md")).unwrap();
-    assert!(
-        t10.contains('±') && !t10.contains("| ground_truth"),
-        "{t10}"
-    );
+    assert!(t10.contains('±') && !t10.contains("| gt |"), "{t10}");
     assert!(files.notes.is_empty(), "{:?}", files.notes);
 }
 
 #[test]
 fn table1_only_when_no_policy_gradient_runs() {
     let dir = tempfile::tempdir().unwrap();
-    write_rm_eval(&dir.path().join("rm_eval.json"), &rm_eval(ON_ACC)).unwrap();
+    write_rm_eval(dir.path(), &rm_eval(ON_ACC));
     let files = write_report(dir.path(), &dir.path().join("report")).unwrap();
     assert_eq!(files.tables.len(), 3);
     assert!(files.figures.is_empty());
@@ -251,7 +297,10 @@ fn table1_only_when_no_policy_gradient_runs() {
 fn missing_inputs_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = write_report(dir.path(), &dir.path().join("report")).unwrap_err();
-    assert!(matches!(err, AnalysisError::MissingFile { .. }));
+    assert!(matches!(
+        err,
+        AnalysisError::Record(RecordError::Missing { .. })
+    ));
     assert!(err.to_string().contains("rm_eval.json"), "{err}");
 
     fake_run(dir.path(), ON_ACC);
@@ -261,12 +310,7 @@ fn missing_inputs_name_the_file() {
 
     std::fs::write(
         dir.path().join("pg/rm_50p/seed1/eval.jsonl"),
-        eval_line(&EvalRecord {
-            epoch: 1,
-            proxy: 0.0,
-            ground_truth: 0.0,
-            kl: 0.0,
-        }),
+        eval_line(&record(1, 0.0, 0.0, 0.0)),
     )
     .unwrap();
     let err = summarize_run(dir.path()).unwrap_err();
@@ -285,20 +329,24 @@ fn missing_inputs_name_the_file() {
 #[test]
 fn records_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rm_eval.json");
-    write_rm_eval(&path, &rm_eval(ON_ACC)).unwrap();
-    assert_eq!(read_rm_eval(&path).unwrap(), rm_eval(ON_ACC));
-    // A bare array without the optional fields is accepted.
-    std::fs::write(&path, r#"[{"name": "a", "reward_variance": 0.1, "on_policy_accuracy": 0.5, "off_policy_accuracy": 0.6}]"#).unwrap();
-    let f = read_rm_eval(&path).unwrap();
-    assert!(f.policy.is_none() && !f.rewards[0].ground_truth);
+    write_rm_eval(dir.path(), &rm_eval(ON_ACC));
+    assert_eq!(read_rm_eval(dir.path()).unwrap(), rm_eval(ON_ACC));
+    // A column without an entry, or listed twice, is refused by name.
+    let mut table = rm_eval(ON_ACC);
+    table.columns.push("rm_x".into());
+    write_rm_eval(dir.path(), &table);
+    let err = read_rm_eval(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("rm_eval.json") && err.contains("\"rm_x\""),
+        "{err}"
+    );
+    let mut table = rm_eval(ON_ACC);
+    table.columns.push("rm_0p".into());
+    write_rm_eval(dir.path(), &table);
+    let err = read_rm_eval(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("listed twice"), "{err}");
     let log = dir.path().join("eval.jsonl");
-    let rec = |epoch, proxy| EvalRecord {
-        epoch,
-        proxy,
-        ground_truth: 0.5,
-        kl: 0.25,
-    };
+    let rec = |epoch, proxy| record(epoch, proxy, 0.5, 0.25);
     let text = [
         eval_line(&rec(1, 0.1)),
         String::new(),
@@ -328,12 +376,7 @@ fn table2_uses_only_the_seeds_every_reward_model_has() {
     let dir = tempfile::tempdir().unwrap();
     fake_run(dir.path(), ON_ACC);
     // rm_50p's seed 2 stopped before epoch 1.
-    let only0 = eval_line(&EvalRecord {
-        epoch: 0,
-        proxy: proxy(1, 2, 0),
-        ground_truth: gt(1, 2, 0),
-        kl: 0.0,
-    });
+    let only0 = eval_line(&record(0, proxy(1, 2, 0), gt(1, 2, 0), 0.0));
     std::fs::write(dir.path().join("pg/rm_50p/seed2/eval.jsonl"), only0 + "\n").unwrap();
     let run = summarize_run(dir.path()).unwrap();
     let t2 = table2(&run.data, &run.summaries, Table2Options::default()).unwrap();
@@ -383,15 +426,16 @@ fn per_prompt_logs_give_intervals_around_the_point_estimates() {
     // and give every reward per-prompt Table 1 values averaging its numbers.
     let spread = [-0.03, 0.01, 0.04, -0.02];
     let mut file = rm_eval(ON_ACC);
-    for (i, r) in file.rewards.iter_mut().enumerate() {
+    for (i, name) in RMS.iter().enumerate() {
         let around = |v: f64| spread.iter().map(|d| v + d * (1.0 + i as f64)).collect();
-        r.per_prompt = Some(rmteach_experiments::analysis::PerPrompt {
+        let r = file.rewards.get_mut(*name).unwrap();
+        r.per_prompt = Some(PerPrompt {
             reward_variance: around(VARIANCE[i]),
             on_policy_accuracy: around(ON_ACC[i]),
             off_policy_accuracy: around(OFF_ACC[i]),
         });
     }
-    write_rm_eval(&dir.path().join("rm_eval.json"), &file).unwrap();
+    write_rm_eval(dir.path(), &file);
     for (i, rm) in RMS.iter().enumerate() {
         for s in SEEDS {
             let lines: Vec<String> = [0u32, 1, 2]
@@ -400,11 +444,11 @@ fn per_prompt_logs_give_intervals_around_the_point_estimates() {
                     let (p, g) = (proxy(i, s, e), gt(i, s, e));
                     let pp: Vec<f64> = spread.iter().map(|d| p + d * f64::from(e)).collect();
                     let gp: Vec<f64> = spread.iter().map(|d| g - d * f64::from(e)).collect();
-                    serde_json::json!({
-                        "epoch": e, "proxy": p, "ground_truth": g, "kl": 0.0,
-                        "proxy_per_prompt": pp, "gt_per_prompt": gp
+                    eval_line(&EvalRecord {
+                        proxy_per_prompt: pp,
+                        gt_per_prompt: gp,
+                        ..record(e, p, g, 0.0)
                     })
-                    .to_string()
                 })
                 .collect();
             let seed_dir = dir.path().join("pg").join(rm).join(format!("seed{s}"));

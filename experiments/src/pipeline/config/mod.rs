@@ -179,7 +179,4 @@ impl RunConfig {
     }
 }
 
-/// Name of the perfectly accurate, low-variance reward.
-pub const LOW_VARIANCE: &str = "gt-low-variance";
-/// Name of the ground-truth reward.
-pub const GROUND_TRUTH: &str = "gt";
+pub use crate::records::{GROUND_TRUTH, LOW_VARIANCE};

@@ -284,13 +284,7 @@ impl Default for SampleConfig {
     }
 }
 
-/// `low_variance.order` of the authors' code: scale the raw ground truth on the chosen
-/// prompts, fit the normalisation on that mixture, and multiply the normalised reward
-/// by `scale` on the chosen prompts.
-pub const SCALE_THEN_NORMALIZE: &str = "scale_then_normalize";
-/// `low_variance.order`: normalise with the ground truth's own constants, then
-/// multiply by `scale` on the chosen prompts.
-pub const NORMALIZE_THEN_SCALE: &str = "normalize_then_scale";
+pub use crate::records::{NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE};
 
 /// `[low_variance]`: the ground truth scaled on a fixed share of RLHF prompts, chosen
 /// by index (`round(n * fraction)` rows of a seeded permutation of the RLHF rows).
