@@ -12,6 +12,7 @@ use rmteach::report::write_atomic;
 use rmteach_theory::checks::{run_all_with, summary_table, CheckConfig, CheckReport};
 use rmteach_theory::flow::{Method, SolverConfig};
 use rmteach_theory::instance::{Dynamics, InstanceFile, TabularFlowResult, TabularInstance};
+use rmteach_theory::levers::LeversConfig;
 use rmteach_theory::objective::Update;
 use serde::Serialize;
 
@@ -144,6 +145,23 @@ pub enum TheoryCommand {
         #[command(flatten)]
         solver: SolverArgs,
     },
+    /// Beyond the paper: measure the levers on reward variance on tabular policies
+    /// (natural gradient, entropy bonus, SGD vs Adam with exact or k-sample RLOO
+    /// gradients, reward scaling exact vs sampled) and write levers.md, levers.json and
+    /// the figures levers_{flows,optimizers,scaling}.{png,svg} under --out.
+    Levers {
+        /// Directory for levers.md, levers.json and the figures.
+        #[arg(long, default_value = "runs/theory/levers")]
+        out: PathBuf,
+        /// Small sizes (seconds; for tests).
+        #[arg(long)]
+        quick: bool,
+        /// Seed of every instance and sampler.
+        #[arg(long, default_value_t = rmteach_theory::checks::DEFAULT_SEED)]
+        seed: u64,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
     /// Draw the theory figures (PNG and SVG): objective landscape (Figure 1 style),
     /// t_gamma vs reward variance with the bounds of Proposition 3 and Theorem 4,
     /// E[r_G](t) under the two teachers of Theorems 5 and 6, Best-of-N vs N.
@@ -247,7 +265,45 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
             solver.config(),
         ),
         TheoryCommand::Figures { out, solver } => figures(&out, solver.config()),
+        TheoryCommand::Levers {
+            out,
+            quick,
+            seed,
+            solver,
+        } => {
+            levers(&out, quick, seed, solver.config())?;
+            Ok(0)
+        }
     }
+}
+
+/// Measures the levers and writes them under `out`; returns the markdown report
+/// (used by `reproduce`).
+pub fn levers(out: &Path, quick: bool, seed: u64, solver: SolverConfig) -> Result<String> {
+    solver.validate()?;
+    let start = Instant::now();
+    let cfg = LeversConfig {
+        seed,
+        ..if quick {
+            LeversConfig::quick()
+        } else {
+            LeversConfig::default()
+        }
+    };
+    let levers = rmteach_theory::levers::run(&cfg, &solver).context("measuring the levers")?;
+    let files = levers
+        .write(out)
+        .with_context(|| format!("writing the levers under {}", out.display()))?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    eprintln!(
+        "levers: {} files in {:.1} s",
+        files.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let md = out.join("levers.md");
+    std::fs::read_to_string(&md).with_context(|| format!("reading {}", md.display()))
 }
 
 /// Runs every check, prints the table and writes it under `out`; 1 when a check fails

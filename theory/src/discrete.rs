@@ -61,6 +61,20 @@ pub struct DiscreteConfig {
     pub entropy: f64,
     /// Seed of the sampler (unused with exact gradients).
     pub seed: u64,
+    /// When to stop before the horizon.
+    pub stop: Stop,
+}
+
+/// When a discrete run stops before its horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// Once both levels (`r_G` and `r_RM`) are reached.
+    #[default]
+    Both,
+    /// Once the ground truth's level is reached (`t_gamma_rm` is then reported only if
+    /// reached by that step).
+    GroundTruth,
 }
 
 impl DiscreteConfig {
@@ -97,13 +111,14 @@ pub struct DiscreteOutcome {
     pub t_gamma_g: Crossing,
     /// The same for `r_RM`.
     pub t_gamma_rm: Crossing,
-    /// Steps taken (the run stops once both levels are reached, or at the horizon).
+    /// Steps taken (the run stops once the levels of [`Stop`] are reached, or at the
+    /// horizon).
     pub steps: usize,
     /// `E r_G` when it stopped.
     pub v_g_end: f64,
 }
 
-/// Runs discrete training on `inst` until both levels are reached or
+/// Runs discrete training on `inst` until the levels `cfg.stop` names are reached or
 /// `steps x lr >= inst.horizon`.
 pub fn run(inst: &TabularInstance, cfg: &DiscreteConfig) -> Result<DiscreteOutcome> {
     inst.validate()?;
@@ -128,7 +143,11 @@ pub fn run(inst: &TabularInstance, cfg: &DiscreteConfig) -> Result<DiscreteOutco
     let mut crossed: [Option<usize>; 2] = [None, None];
     let mut steps = 0;
     let mut v_g = 0.0;
-    while steps < max_steps && crossed.iter().any(Option::is_none) {
+    let done = |crossed: &[Option<usize>; 2]| match cfg.stop {
+        Stop::Both => crossed.iter().all(Option::is_some),
+        Stop::GroundTruth => crossed[0].is_some(),
+    };
+    while steps < max_steps && !done(&crossed) {
         match cfg.estimate {
             Estimate::Exact => field.eval(&theta, &mut grad),
             Estimate::Rloo { k } => {
@@ -314,6 +333,7 @@ mod tests {
                     estimate: Estimate::Exact,
                     entropy: 0.0,
                     seed: 0,
+                    stop: Stop::Both,
                 };
                 let t = run(&inst, &cfg).unwrap().t_gamma_g.time().unwrap();
                 let err = (t - t_flow).abs();
@@ -343,6 +363,7 @@ mod tests {
             estimate: Estimate::Exact,
             entropy: 0.0,
             seed: 0,
+            stop: Stop::Both,
         };
         let adam = |i: &TabularInstance| run(i, &cfg(Optimizer::Adam)).unwrap().t_gamma_g;
         let sgd = |i: &TabularInstance| run(i, &cfg(Optimizer::Sgd)).unwrap().t_gamma_g;
@@ -361,6 +382,7 @@ mod tests {
             estimate: Estimate::Rloo { k: 1 },
             entropy: 0.0,
             seed: 0,
+            stop: Stop::Both,
         };
         let e = run(&inst(0.0), &cfg).unwrap_err().to_string();
         assert!(e.contains("lr"), "{e}");

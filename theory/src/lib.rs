@@ -21,6 +21,7 @@ pub mod fixed_point;
 pub mod flow;
 pub mod instance;
 pub mod json;
+pub mod levers;
 pub mod measure;
 pub mod objective;
 pub mod policy;
