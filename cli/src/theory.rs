@@ -271,15 +271,21 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
             seed,
             solver,
         } => {
-            levers(&out, quick, seed, solver.config())?;
+            levers(&out, quick, seed, solver.config(), true)?;
             Ok(0)
         }
     }
 }
 
-/// Measures the levers and writes them under `out`; returns the markdown report
-/// (used by `reproduce`).
-pub fn levers(out: &Path, quick: bool, seed: u64, solver: SolverConfig) -> Result<String> {
+/// Measures the levers and writes them under `out` (listing the files when `list`);
+/// returns the markdown report (used by `reproduce`).
+pub fn levers(
+    out: &Path,
+    quick: bool,
+    seed: u64,
+    solver: SolverConfig,
+    list: bool,
+) -> Result<String> {
     solver.validate()?;
     let start = Instant::now();
     let cfg = LeversConfig {
@@ -294,8 +300,10 @@ pub fn levers(out: &Path, quick: bool, seed: u64, solver: SolverConfig) -> Resul
     let files = levers
         .write(out)
         .with_context(|| format!("writing the levers under {}", out.display()))?;
-    for f in &files {
-        println!("{}", f.display());
+    if list {
+        for f in &files {
+            println!("{}", f.display());
+        }
     }
     eprintln!(
         "levers: {} files in {:.1} s",

@@ -530,3 +530,34 @@ fn flow_takes_the_update_and_the_entropy_bonus() {
     let help = String::from_utf8_lossy(&rmteach(&["theory", "flow", "--help"]).stdout).into_owned();
     assert!(help.contains("no 1/|S|") && help.contains("Tabular policies only"));
 }
+
+#[test]
+fn levers_quick_writes_the_report_json_and_figures() {
+    let dir = scratch("levers");
+    let out = rmteach(&[
+        "theory",
+        "levers",
+        "--quick",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "levers.md",
+        "levers.json",
+        "levers_flows.png",
+        "levers_optimizers.png",
+        "levers_scaling.png",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let md = std::fs::read_to_string(dir.join("levers.md")).unwrap();
+    assert!(
+        md.contains("NPG flow") && md.contains("Adam, k = 4"),
+        "{md}"
+    );
+}

@@ -66,9 +66,7 @@ pub(super) fn markdown(l: &Levers) -> String {
          is unchanged. {} instances (seed {}); every interval is a 95% Student-t interval \
          over instances. Discrete runs: step {}, t_gamma in flow time (steps x lr), stopped \
          at {}x the flow's t_gamma. Predictions were written (theory/src/levers/mod.rs) \
-         before the runs. Figures: [flows](levers_flows.png), \
-         [optimizers](levers_optimizers.png), [scaling](levers_scaling.png); every run: \
-         [levers.json](levers.json).\n",
+         before the runs. Every run: [levers.json](levers.json).\n",
         cfg.instances,
         cfg.seed,
         cfg.lr,
@@ -151,6 +149,10 @@ fn flows_section(md: &mut String, l: &Levers, low: f64) {
         },
         ratio.map_or("n/a".into(), |r| format!("{:.2} [{:.2}, {:.2}]", -r.mean, -r.hi, -r.lo)),
     );
+    let _ = writeln!(
+        md,
+        "\n![t_gamma against variance: PG and NPG flows, entropy bonus](levers_flows.png)"
+    );
     for s in &l.flows[2..] {
         let r = s.log10_ratio(pg, low, n);
         let _ = writeln!(
@@ -185,7 +187,10 @@ fn optimizers_section(md: &mut String, l: &Levers, low: f64) {
     for s in &l.optimizers {
         sweep_row(md, s, pg, low, n);
     }
-    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "\n![t_gamma against variance: flow, SGD, Adam](levers_optimizers.png)\n"
+    );
     for s in &l.optimizers {
         let r0 = s.log10_ratio(pg, BETAS[0], n);
         let rl = s.log10_ratio(pg, low, n);
@@ -248,7 +253,10 @@ fn scaling_section(md: &mut String, sweeps: &[ScaleSweep]) {
             s.points.iter().map(|p| p.total).sum::<usize>(),
         );
     }
-    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "\n![steps and their spread against the reward scale](levers_scaling.png)\n"
+    );
     for s in sweeps {
         let sampled = s.spread_slope.is_some();
         let steps = if near(s.steps_slope, -1.0) {
