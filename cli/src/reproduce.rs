@@ -16,7 +16,7 @@ use rmteach_experiments::analysis::document::{Document, Placement};
 
 use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
-use crate::theory::{verify, SolverArgs};
+use crate::theory::{levers, verify, SolverArgs};
 
 /// The built-in toy Section 4.1 preset (experiments/configs/toy-4.1.toml).
 const TOY_41: &str = include_str!("../../experiments/configs/toy-4.1.toml");
@@ -32,9 +32,12 @@ pub struct ReproduceArgs {
     /// Run the experiments on this device (cpu, cuda, cuda:N).
     #[arg(long)]
     device: Option<String>,
-    /// Only the theory verification (seconds).
+    /// Only the theory verification and the theory levers (seconds).
     #[arg(long)]
     theory_only: bool,
+    /// Only the part "Beyond the paper: levers on reward variance (theory)" (seconds).
+    #[arg(long, conflicts_with = "theory_only")]
+    levers_only: bool,
     /// The theory checks at the small sizes the tests use.
     #[arg(long)]
     quick: bool,
@@ -56,8 +59,12 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
          Section 4.1 and 4.2 experiments (synthetic world, tiny models, CPU).\n\n",
     );
     let mut times = Vec::new();
-    let t = Instant::now();
     let theory_dir = out.join("theory");
+    if args.levers_only {
+        levers_section(&mut md, &mut times, args, &theory_dir)?;
+        return finish(md, &times, start, out).map(|()| 0);
+    }
+    let t = Instant::now();
     let verified = verify(
         args.quick,
         rmteach_theory::checks::DEFAULT_SEED,
@@ -79,6 +86,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     md.push_str(
         "\nEvery instance outcome: [theory/verify-details.json](theory/verify-details.json).\n\n",
     );
+    levers_section(&mut md, &mut times, args, &theory_dir)?;
     if !args.theory_only {
         let runs = out.join("runs");
         let here = Path::new(".");
@@ -126,8 +134,44 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
         )?);
         times.push(("teacher on toy-4.2", t.elapsed().as_secs_f64()));
     }
+    finish(md, &times, start, out)?;
+    Ok(code)
+}
+
+/// Runs `rmteach theory levers` into `theory_dir/levers` and appends its report as one
+/// section (headings demoted, links made relative to the report).
+fn levers_section(
+    md: &mut String,
+    times: &mut Vec<(&str, f64)>,
+    args: &ReproduceArgs,
+    theory_dir: &Path,
+) -> Result<()> {
+    let t = Instant::now();
+    let text = levers(
+        &theory_dir.join("levers"),
+        args.quick,
+        rmteach_theory::checks::DEFAULT_SEED,
+        args.solver.config(),
+        false,
+    )?;
+    times.push(("theory levers", t.elapsed().as_secs_f64()));
+    for line in text.lines() {
+        let line = if line.starts_with('#') {
+            format!("#{line}")
+        } else {
+            line.to_string()
+        };
+        md.push_str(&relink(&line, "theory/levers"));
+        md.push('\n');
+    }
+    md.push('\n');
+    Ok(())
+}
+
+/// Appends the wall-time table and writes `out/report.md`.
+fn finish(mut md: String, times: &[(&str, f64)], start: Instant, out: &Path) -> Result<()> {
     md.push_str("## Wall time\n\n| step | seconds |\n|---|---|\n");
-    for (step, s) in &times {
+    for (step, s) in times {
         let _ = writeln!(md, "| {step} | {s:.1} |");
     }
     let _ = writeln!(md, "| total | {:.1} |", start.elapsed().as_secs_f64());
@@ -138,7 +182,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
         path.display(),
         start.elapsed().as_secs_f64()
     );
-    Ok(code)
+    Ok(())
 }
 
 /// The reports under `report_dir` (its `report.json`, or one `report_policies.json`
@@ -176,4 +220,23 @@ fn embed_reports(report_dir: &Path, root: &Path) -> Result<String> {
         md.push('\n');
     }
     Ok(md)
+}
+
+/// `line` with its relative markdown link targets prefixed by `prefix/` (the levers
+/// report is markdown written by the theory crate; the toy reports are embedded from
+/// their data instead).
+fn relink(line: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("](") {
+        out.push_str(&rest[..i + 2]);
+        rest = &rest[i + 2..];
+        let absolute = rest.starts_with("http") || rest.starts_with('/') || rest.starts_with('#');
+        if !absolute {
+            out.push_str(prefix);
+            out.push('/');
+        }
+    }
+    out.push_str(rest);
+    out
 }

@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rmteach::report::write_atomic;
 use rmteach_theory::checks::{run_all_with, summary_table, CheckConfig, CheckReport};
 use rmteach_theory::flow::{Method, SolverConfig};
-use rmteach_theory::instance::{InstanceFile, TabularFlowResult, TabularInstance};
+use rmteach_theory::instance::{Dynamics, InstanceFile, TabularFlowResult, TabularInstance};
+use rmteach_theory::levers::LeversConfig;
+use rmteach_theory::objective::Update;
 use serde::Serialize;
 
 /// Solver flags shared by the theory subcommands.
@@ -48,6 +50,19 @@ fn tolerance(text: &str) -> std::result::Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("must be in (0, 1), got {v}"))
+    }
+}
+
+/// The value of `--entropy`: a finite number >= 0.
+fn entropy_bonus(text: &str) -> std::result::Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "not a number: give the entropy bonus TAU >= 0, e.g. 0.05".to_string())?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a finite number >= 0, got {v}"))
     }
 }
 
@@ -114,6 +129,36 @@ pub enum TheoryCommand {
         /// Record E[r_G], E[r_RM] and KL at every accepted step (in the output JSON).
         #[arg(long)]
         trajectory: bool,
+        /// The flow: pg, the gradient flow of Lemma 7 (the paper's), or npg, the natural
+        /// policy gradient flow theta' = r_KL - E_pi[r_KL] for the prompt (the Fisher
+        /// averages over prompts as the gradient does, so there is no 1/|S| and npg's time
+        /// does not scale with num_prompts). Tabular policies only (the only kind this
+        /// command takes).
+        #[arg(long, default_value = "pg")]
+        update: Update,
+        /// Entropy bonus TAU >= 0 on top of the KL penalty: the flow of
+        /// E r_RM - lambda KL(pi || pi_0) + TAU H(pi), i.e. the reward
+        /// r_RM - lambda ln(pi/pi_0) - TAU ln pi; its fixed point is
+        /// pi* ∝ (pi_0^lambda exp(r_RM))^(1/(lambda+TAU)).
+        #[arg(long, default_value_t = 0.0, value_parser = entropy_bonus, allow_hyphen_values = true)]
+        entropy: f64,
+        #[command(flatten)]
+        solver: SolverArgs,
+    },
+    /// Beyond the paper: measure the levers on reward variance on tabular policies
+    /// (natural gradient, entropy bonus, SGD vs Adam with exact or k-sample RLOO
+    /// gradients, reward scaling exact vs sampled) and write levers.md, levers.json and
+    /// the figures levers_{flows,optimizers,scaling}.{png,svg} under --out.
+    Levers {
+        /// Directory for levers.md, levers.json and the figures.
+        #[arg(long, default_value = "runs/theory/levers")]
+        out: PathBuf,
+        /// Small sizes (seconds; for tests).
+        #[arg(long)]
+        quick: bool,
+        /// Seed of every instance and sampler.
+        #[arg(long, default_value_t = rmteach_theory::checks::DEFAULT_SEED)]
+        seed: u64,
         #[command(flatten)]
         solver: SolverArgs,
     },
@@ -145,6 +190,7 @@ of them (a batch). Unknown and repeated keys are errors; |Y| is the length of r_
 
 Output (printed; also written to --out): one JSON object
   instance, method, rtol, atol   the input file and the solver settings
+  update, entropy        the flow, written only when not the default (pg, 0)
   result       the figures: an object, or for a batch an array in input order
 Each result object (after the instance's name, if it has one):
   t_gamma_g, t_gamma_rm   first time E[r_G] (E[r_RM]) reaches its value at t = 0
@@ -152,14 +198,17 @@ Each result object (after the instance's name, if it has one):
   var_g0, var_rm0         Var[r_G], Var[r_RM] under pi_0
   prop3_bound_g, prop3_bound_rm
                           Proposition 3's lower bound on each t_gamma,
-                          2|S|(1 - e^(-gamma/2)) / sqrt(Var[r_RM]) (the same for both)
+                          2|S|(1 - e^(-gamma/2)) / sqrt(Var[r_RM]) (the same for both);
+                          a bound for the gradient flow (--update pg) only: under
+                          npg it is reported for comparison and need not hold
   v_g0, v_rm0             E[r_G], E[r_RM] under pi_0
   v_g_end, v_rm_end, kl_end
                           E[r_G], E[r_RM] and KL(pi || pi_0) at t_end
   t_end                   where the figures hold: the horizon, or (without
                           --trajectory) where both levels were reached
   settled                 only when integration stopped early because the flow was
-                          certified to sit at its fixed point pi*: {\"at\" (where it
+                          certified to sit at its fixed point pi* (with --entropy
+                          TAU, pi* ∝ (pi_0^lambda exp(r_RM))^(1/(lambda+TAU))): {\"at\" (where it
                           stopped), \"kl_to_fixed_point\", \"bound\"}; no level is
                           reached after \"at\", and the *_end figures (pi*'s) are
                           the horizon's within bound (<= 1e-10)
@@ -206,10 +255,64 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
             instance,
             out,
             trajectory,
+            update,
+            entropy,
             solver,
-        } => flow(&instance, out.as_deref(), trajectory, solver.config()),
+        } => flow(
+            &instance,
+            out.as_deref(),
+            trajectory,
+            &Dynamics { update, entropy },
+            solver.config(),
+        ),
         TheoryCommand::Figures { out, solver } => figures(&out, solver.config()),
+        TheoryCommand::Levers {
+            out,
+            quick,
+            seed,
+            solver,
+        } => {
+            levers(&out, quick, seed, solver.config(), true)?;
+            Ok(0)
+        }
     }
+}
+
+/// Measures the levers and writes them under `out` (listing the files when `list`);
+/// returns the markdown report (used by `reproduce`).
+pub fn levers(
+    out: &Path,
+    quick: bool,
+    seed: u64,
+    solver: SolverConfig,
+    list: bool,
+) -> Result<String> {
+    solver.validate()?;
+    let start = Instant::now();
+    let cfg = LeversConfig {
+        seed,
+        ..if quick {
+            LeversConfig::quick()
+        } else {
+            LeversConfig::default()
+        }
+    };
+    let levers = rmteach_theory::levers::run(&cfg, &solver).context("measuring the levers")?;
+    let files = levers
+        .write(out)
+        .with_context(|| format!("writing the levers under {}", out.display()))?;
+    if list {
+        for f in &files {
+            println!("{}", f.display());
+        }
+    }
+    eprintln!(
+        "levers: {} files in {:.1} s",
+        files.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let md = out.join("levers.md");
+    std::fs::read_to_string(&md).with_context(|| format!("reading {}", md.display()))
 }
 
 /// Runs every check, prints the table and writes it under `out`; returns the table
@@ -356,10 +459,24 @@ fn negative_controls(cfg: &CheckConfig, reports: &[CheckReport], out: &Path) -> 
 #[derive(Serialize)]
 struct FlowReport<'a> {
     instance: String,
+    /// Written only when not the paper's gradient flow.
+    #[serde(skip_serializing_if = "is_pg")]
+    update: Update,
+    /// Written only when positive.
+    #[serde(skip_serializing_if = "is_zero")]
+    entropy: f64,
     method: Method,
     rtol: f64,
     atol: f64,
     result: FlowResults<'a>,
+}
+
+fn is_pg(u: &Update) -> bool {
+    *u == Update::Pg
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// One result, or a batch's entries in input order.
@@ -392,13 +509,21 @@ enum BatchEntry<'a> {
     },
 }
 
-fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig) -> Result<i32> {
+fn flow(
+    path: &Path,
+    out: Option<&Path>,
+    trajectory: bool,
+    dynamics: &Dynamics,
+    solver: SolverConfig,
+) -> Result<i32> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file = InstanceFile::parse(&text).with_context(|| path.display().to_string())?;
     // The text's memory goes back to the allocator for the integration to reuse.
     drop(text);
-    let outcomes = run_each(file.instances(), |inst| inst.run(&solver, trajectory));
+    let outcomes = run_each(file.instances(), |inst| {
+        inst.run_with(&solver, trajectory, dynamics)
+    });
     let (result, failed) = if file.is_batch() {
         let entries = batch_entries(&outcomes, |i| file.name(i));
         let failed = entries
@@ -429,6 +554,8 @@ fn flow(path: &Path, out: Option<&Path>, trajectory: bool, solver: SolverConfig)
     }
     let report = FlowReport {
         instance: path.display().to_string(),
+        update: dynamics.update,
+        entropy: dynamics.entropy,
         method: solver.method,
         rtol: solver.rtol,
         atol: solver.atol,
@@ -588,6 +715,8 @@ mod tests {
         fn report(r: &TabularFlowResult) -> FlowReport<'_> {
             FlowReport {
                 instance: "i.json".into(),
+                update: Update::Pg,
+                entropy: 0.0,
                 method: Method::Dop853,
                 rtol: 1e-10,
                 atol: 1e-12,

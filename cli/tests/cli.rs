@@ -492,3 +492,72 @@ fn the_readme_example_is_what_flow_prints() {
         );
     }
 }
+
+#[test]
+fn flow_takes_the_update_and_the_entropy_bonus() {
+    let dir = scratch("dynamics");
+    let inst = write_instance(&dir, "i.json", GOOD);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["theory", "flow", "--instance", &inst];
+        args.extend_from_slice(extra);
+        let out = rmteach(&args);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let pg = run(&[]);
+    let npg = run(&["--update", "npg"]);
+    let ent = run(&["--entropy", "0.2"]);
+    assert!(pg.get("update").is_none() && pg.get("entropy").is_none());
+    assert_eq!(npg["update"], "npg");
+    assert_eq!(ent["entropy"], 0.2);
+    let t = |v: &serde_json::Value| v["result"]["t_gamma_rm"].as_f64().unwrap();
+    // Three different flows: three different crossing times.
+    assert!((t(&pg) - t(&npg)).abs() > 1e-3 && (t(&pg) - t(&ent)).abs() > 1e-3);
+    for (flag, value) in [
+        ("--update", "adam"),
+        ("--entropy", "-0.1"),
+        ("--entropy", "x"),
+    ] {
+        let out = rmteach(&["theory", "flow", "--instance", &inst, flag, value]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+    let help = String::from_utf8_lossy(&rmteach(&["theory", "flow", "--help"]).stdout).into_owned();
+    assert!(help.contains("no 1/|S|") && help.contains("Tabular policies only"));
+}
+
+#[test]
+fn levers_quick_writes_the_report_json_and_figures() {
+    let dir = scratch("levers");
+    let out = rmteach(&[
+        "theory",
+        "levers",
+        "--quick",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "levers.md",
+        "levers.json",
+        "levers_flows.png",
+        "levers_optimizers.png",
+        "levers_scaling.png",
+    ] {
+        assert!(dir.join(f).exists(), "missing {f}");
+    }
+    let md = std::fs::read_to_string(dir.join("levers.md")).unwrap();
+    assert!(
+        md.contains("NPG flow") && md.contains("Adam, k = 4"),
+        "{md}"
+    );
+}

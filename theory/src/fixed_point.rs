@@ -1,4 +1,5 @@
-//! The fixed point of the tabular KL-regularised flow, and a certificate that a flow has
+//! The fixed point of the tabular KL-regularised flow (gradient or natural-gradient,
+//! with an entropy bonus: see `TabularInstance::run_with`), and a certificate that a flow has
 //! settled there: what lets `theory flow` stop before a long horizon with a stated,
 //! checked reason.
 //!

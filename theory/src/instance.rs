@@ -12,7 +12,7 @@ use crate::flow::{
     integrate_to, integrate_with_events_until, softmax_moments, softmax_moments_rates, Crossing,
     SolverConfig, Threshold, Trajectory, WithRates,
 };
-use crate::objective::KlObjective;
+use crate::objective::{KlObjective, Update};
 use crate::policy::TabularPolicy;
 use crate::{Result, TheoryError};
 use rmteach::metrics::{expected_reward, kl_divergence, reward_variance, softmax};
@@ -144,6 +144,30 @@ pub struct TabularFlowResult {
     /// Observations along the way (only when recording).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trajectory: Option<Trajectory>,
+}
+
+/// Which flow of the objective an instance follows: the update and the entropy bonus
+/// (`theory flow --update`, `--entropy`). The default is the paper's gradient flow.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Dynamics {
+    /// Gradient (`pg`) or natural-gradient (`npg`) flow.
+    pub update: Update,
+    /// The entropy bonus `tau >= 0` added to the objective.
+    pub entropy: f64,
+}
+
+impl Dynamics {
+    /// Checks `entropy`; the error names it.
+    pub fn validate(&self) -> Result<()> {
+        if self.entropy.is_finite() && self.entropy >= 0.0 {
+            Ok(())
+        } else {
+            Err(TheoryError::invalid(
+                "entropy",
+                format!("must be a finite number >= 0, got {}", self.entropy),
+            ))
+        }
+    }
 }
 
 fn check_finite(field: &str, v: &[f64]) -> Result<()> {
@@ -301,14 +325,31 @@ impl TabularInstance {
 
     /// Integrates the flow trained on `r_RM` and locates `t_gamma` for `r_G` and `r_RM`.
     pub fn run(&self, cfg: &SolverConfig, record: bool) -> Result<TabularFlowResult> {
+        self.run_with(cfg, record, &Dynamics::default())
+    }
+
+    /// [`TabularInstance::run`] under `dynamics` (natural gradient, entropy bonus).
+    ///
+    /// Stopping at the fixed point stays valid: both updates are ascent flows of the
+    /// objective, which is `(lambda+tau) (ln Z - KL(pi || pi*))` with
+    /// `pi* ∝ (pi_0^lambda exp(r_RM))^(1/(lambda+tau))`, so `KL(pi || pi*)` never
+    /// increases under either.
+    pub fn run_with(
+        &self,
+        cfg: &SolverConfig,
+        record: bool,
+        dynamics: &Dynamics,
+    ) -> Result<TabularFlowResult> {
         self.validate()?;
         cfg.validate()?;
+        dynamics.validate()?;
         let theta0 = self.initial_logits();
         let pi0 = softmax(&theta0);
         let n = theta0.len();
         let policy = TabularPolicy::new(n, 1);
         let objective = KlObjective::new(&policy, vec![self.r_rm.clone()], self.lambda, &theta0)?
-            .with_total_prompts(self.num_prompts)?;
+            .with_total_prompts(self.num_prompts)?
+            .with_entropy(dynamics.entropy)?;
         let (v_g0, v_rm0) = (
             expected_reward(&pi0, &self.r_g)?,
             expected_reward(&pi0, &self.r_rm)?,
@@ -337,18 +378,43 @@ impl TabularInstance {
         ];
         // Stop early only where the fixed point's certificate says nothing reported can
         // change by more than SETTLED_TOL and no level left can be reached.
-        let fixed = FixedPoint::new(&theta0, &self.r_rm, self.lambda);
+        // With an entropy bonus tau the fixed point is the KL-only one of coefficient
+        // lambda + tau from the reference pi_0^(lambda/(lambda+tau)).
+        let tau = dynamics.entropy;
+        let (fixed, log_ratio_star) = if tau > 0.0 {
+            let shrink = self.lambda / (self.lambda + tau);
+            let theta_ref: Vec<f64> = theta0.iter().map(|t| shrink * t).collect();
+            let fp = FixedPoint::new(&theta_ref, &self.r_rm, self.lambda + tau);
+            // ln(pi*/pi_0), for the KL(pi || pi_0) bound below.
+            let g = fp.as_ref().map(|fp| {
+                fp.probs
+                    .iter()
+                    .zip(&lp0)
+                    .map(|(p, l)| p.ln() - l)
+                    .collect::<Vec<f64>>()
+            });
+            (fp, g)
+        } else {
+            (FixedPoint::new(&theta0, &self.r_rm, self.lambda), None)
+        };
         let settled_rule = fixed.as_ref().map(|fp| {
             let rewards = [&self.r_g, &self.r_rm];
             let at_star = rewards.map(|r| expected_reward(&fp.probs, r).unwrap_or(f64::NAN));
             let lambda = self.lambda;
             let levels = thresholds.map(|th| th.level);
+            let log_ratio_star = &log_ratio_star;
             // Some((KL(pi || pi*), bound)) when settled; a level already reached needs
             // no check.
             move |theta: &[f64], crossed: &[bool]| -> Option<(f64, f64)> {
                 let d = fp.kl_from(theta);
                 let b = rewards.map(|r| FixedPoint::reward_bound(r, d));
-                let bound = b[0].max(b[1]).max(b[1] / lambda + d);
+                // |KL(pi || pi_0) - KL(pi* || pi_0)| <= d + |E_pi g - E_pi* g| with
+                // g = ln(pi*/pi_0), which is r_RM / lambda + const without entropy.
+                let kl_bound = match log_ratio_star {
+                    Some(g) => FixedPoint::reward_bound(g, d) + d,
+                    None => b[1] / lambda + d,
+                };
+                let bound = b[0].max(b[1]).max(kl_bound);
                 let out_of_reach = (0..2).all(|k| crossed[k] || at_star[k] + b[k] < levels[k]);
                 (bound <= SETTLED_TOL && out_of_reach).then_some((d, bound))
             }
@@ -357,7 +423,7 @@ impl TabularInstance {
             move |_t: f64, theta: &[f64], crossed: &[bool]| rule(theta, crossed).is_some()
         });
         let out = integrate_with_events_until(
-            &objective.tabular_field(),
+            objective.field(dynamics.update).as_ref(),
             &theta0,
             self.horizon,
             &observe,

@@ -1,11 +1,42 @@
-//! The KL-regularised RLHF objective (Eq. 1) and its exact gradient.
+//! The KL-regularised RLHF objective (Eq. 1), optionally with an entropy bonus, its
+//! exact gradient, and the flows it defines: the gradient flow (Eq. 4) and, for the
+//! tabular policy, the natural-gradient flow ([`Update`]).
 
-use crate::flow::{TabularKlField, VectorField};
+use crate::flow::{TabularKlField, TabularNpgField, VectorField};
 use crate::policy::{Policy, TabularPolicy};
 use crate::{Result, TheoryError};
 
-/// `phi(theta) = E_{x~S}[ E_{y~pi(.|x)} r_RM(x,y) - lambda KL(pi(.|x) || pi_ref(.|x)) ]`
-/// with prompts uniform over `S` and `pi_ref = pi_{theta_0}`.
+/// How the policy's parameters follow the objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Update {
+    /// The gradient flow `theta' = grad phi` (Eq. 4): the paper's.
+    #[default]
+    Pg,
+    /// The natural policy gradient flow `theta' = F^+ grad phi`, with `F` the Fisher
+    /// information averaged over prompts as the gradient is. For the tabular softmax it
+    /// is `theta'[:, x] = r_KL(x, .) - E_pi r_KL(x, .)` per prompt (no `1/|S|`: the
+    /// average's factor cancels), i.e. `ln pi` moves by the centred regularised reward.
+    Npg,
+}
+
+impl std::str::FromStr for Update {
+    type Err = TheoryError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "pg" => Ok(Update::Pg),
+            "npg" => Ok(Update::Npg),
+            other => Err(TheoryError::invalid(
+                "update",
+                format!("unknown update `{other}`: use pg or npg"),
+            )),
+        }
+    }
+}
+
+/// `phi(theta) = E_{x~S}[ E_{y~pi(.|x)} r_RM(x,y) - lambda KL(pi(.|x) || pi_ref(.|x))
+/// + tau H(pi(.|x)) ]` with prompts uniform over `S`, `pi_ref = pi_{theta_0}` and the
+/// entropy bonus `tau >= 0` (0 unless [`KlObjective::with_entropy`]: the paper's Eq. 1).
 pub struct KlObjective<'a, P: Policy> {
     policy: &'a P,
     /// `r_RM[x][y]`.
@@ -15,6 +46,8 @@ pub struct KlObjective<'a, P: Policy> {
     ref_log_probs: Vec<Vec<f64>>,
     /// The prompt weight `1/|S|` of the full objective.
     prompt_weight: f64,
+    /// The entropy bonus `tau`.
+    entropy: f64,
 }
 
 /// One prompt's view of the policy at some `theta`: what the bounds are stated in.
@@ -22,7 +55,8 @@ pub struct KlObjective<'a, P: Policy> {
 pub struct PromptState {
     /// `pi(.|x)`.
     pub probs: Vec<f64>,
-    /// `r_KL(x, .; theta) = r_RM - lambda ln(pi/pi_ref)`.
+    /// `r_KL(x, .; theta) = r_RM - lambda ln(pi/pi_ref)` (`- tau ln pi` with an entropy
+    /// bonus `tau`): the per-output reward whose centred value the gradient weighs.
     pub kl_reward: Vec<f64>,
     /// `KL(pi(.|x) || pi_ref(.|x))`.
     pub kl: f64,
@@ -89,7 +123,22 @@ impl<'a, P: Policy> KlObjective<'a, P> {
             lambda,
             ref_log_probs,
             prompt_weight: 1.0 / policy.num_prompts() as f64,
+            entropy: 0.0,
         })
+    }
+
+    /// Adds the entropy bonus `tau H(pi(.|x))` to every prompt's objective: the
+    /// regularised reward becomes `r_RM - lambda ln(pi/pi_ref) - tau ln pi`, whose
+    /// maximiser is `pi* ∝ (pi_ref^lambda exp(r_RM))^(1/(lambda+tau))`.
+    pub fn with_entropy(mut self, tau: f64) -> Result<Self> {
+        if !(tau >= 0.0 && tau.is_finite()) {
+            return Err(TheoryError::invalid(
+                "entropy",
+                format!("must be a finite number >= 0, got {tau}"),
+            ));
+        }
+        self.entropy = tau;
+        Ok(self)
     }
 
     /// Treats the policy's prompts as `total_prompts` of a larger tabular policy: each
@@ -117,6 +166,10 @@ impl<'a, P: Policy> KlObjective<'a, P> {
     pub fn lambda(&self) -> f64 {
         self.lambda
     }
+    /// The entropy bonus `tau`.
+    pub fn entropy(&self) -> f64 {
+        self.entropy
+    }
     /// `r_RM[x]`.
     pub fn reward(&self, x: usize) -> &[f64] {
         &self.reward[x]
@@ -140,7 +193,11 @@ impl<'a, P: Policy> KlObjective<'a, P> {
                 kl += p * log_ratio;
             }
             probs.push(p);
-            kl_reward.push(r - self.lambda * log_ratio);
+            if self.entropy > 0.0 {
+                kl_reward.push(r - self.lambda * log_ratio - self.entropy * l);
+            } else {
+                kl_reward.push(r - self.lambda * log_ratio);
+            }
         }
         PromptState {
             probs,
@@ -190,7 +247,16 @@ impl<'a, P: Policy> KlObjective<'a, P> {
                     .zip(&self.reward[x])
                     .map(|(p, r)| p * r)
                     .sum();
-                er - self.lambda * st.kl
+                let entropy: f64 = if self.entropy > 0.0 {
+                    -st.probs
+                        .iter()
+                        .filter(|p| **p > 0.0)
+                        .map(|p| p * p.ln())
+                        .sum::<f64>()
+                } else {
+                    0.0
+                };
+                er - self.lambda * st.kl + self.entropy * entropy
             })
             .sum::<f64>()
             / n as f64
@@ -210,10 +276,51 @@ impl<P: Policy> VectorField for KlObjective<'_, P> {
 impl KlObjective<'_, TabularPolicy> {
     /// The gradient field of this objective as one fused kernel ([`TabularKlField`]):
     /// what the tabular flows integrate. Equal to `self.gradient` up to rounding.
+    ///
+    /// With an entropy bonus `tau` the regularised reward
+    /// `r - lambda ln(pi/pi_ref) - tau ln pi` equals, up to a constant per prompt (which
+    /// the centred gradient drops), `r - (lambda+tau) ln(pi/pi_ref')` with
+    /// `ln pi_ref' = lambda/(lambda+tau) ln pi_ref`: the same field with coefficient
+    /// `lambda + tau` and that reference.
     pub fn tabular_field(&self) -> TabularKlField {
         let rewards: Vec<&[f64]> = self.reward.iter().map(Vec::as_slice).collect();
-        let refs: Vec<&[f64]> = self.ref_log_probs.iter().map(Vec::as_slice).collect();
-        TabularKlField::new(&rewards, &refs, self.lambda, self.prompt_weight)
+        let (refs, coef) = self.effective_reference();
+        let refs: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
+        TabularKlField::new(&rewards, &refs, coef, self.prompt_weight)
+    }
+
+    /// The natural-gradient field ([`Update::Npg`]) of this objective: per prompt,
+    /// `theta' = r_tau - E_pi r_tau` with `r_tau` the regularised reward.
+    pub fn natural_field(&self) -> TabularNpgField {
+        let rewards: Vec<&[f64]> = self.reward.iter().map(Vec::as_slice).collect();
+        let (refs, coef) = self.effective_reference();
+        let refs: Vec<&[f64]> = refs.iter().map(Vec::as_slice).collect();
+        TabularNpgField::new(&rewards, &refs, coef)
+    }
+
+    /// The flow of this objective under `update`.
+    pub fn field(&self, update: Update) -> Box<dyn VectorField> {
+        match update {
+            Update::Pg => Box::new(self.tabular_field()),
+            Update::Npg => Box::new(self.natural_field()),
+        }
+    }
+
+    /// `(ln pi_ref', lambda + tau)`: the reference and coefficient of the KL-only
+    /// objective with the same field (`pi_ref` itself when `tau = 0`).
+    fn effective_reference(&self) -> (std::borrow::Cow<'_, [Vec<f64>]>, f64) {
+        let coef = self.lambda + self.entropy;
+        if self.entropy > 0.0 {
+            let shrink = self.lambda / coef;
+            let refs = self
+                .ref_log_probs
+                .iter()
+                .map(|l| l.iter().map(|v| shrink * v).collect())
+                .collect();
+            (std::borrow::Cow::Owned(refs), coef)
+        } else {
+            (std::borrow::Cow::Borrowed(&self.ref_log_probs), self.lambda)
+        }
     }
 }
 

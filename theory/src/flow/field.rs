@@ -101,6 +101,66 @@ impl VectorField for TabularKlField {
     }
 }
 
+/// The natural policy gradient flow of the tabular softmax: for each prompt's column,
+/// `theta' = u - E_pi u` with `u = c - lambda theta`, `c = r_RM + lambda ln pi_ref`,
+/// i.e. `u = r_KL` up to a constant per column. It is the gradient field divided, per
+/// output, by `pi(y) / |S|`: the Fisher information of the prompt-averaged objective
+/// (`(1/|S|)(diag pi - pi pi^T)` per column) inverted on the centred subspace, so the
+/// prompt weight cancels. `ln pi` then solves a linear ODE:
+/// `pi_t ∝ pi_0 exp((1 - e^(-lambda t)) r / lambda)` (`pi_0 exp(t r)` at `lambda = 0`).
+#[derive(Debug, Clone)]
+pub struct TabularNpgField {
+    /// `c[x][y] = r_RM(x, y) + lambda ln pi_ref(y|x)`, columns concatenated.
+    c: Vec<f64>,
+    num_outputs: usize,
+    lambda: f64,
+}
+
+impl TabularNpgField {
+    /// The field of columns with rewards `reward[x]`, reference log-probabilities
+    /// `ref_log_probs[x]` and KL coefficient `lambda`.
+    pub fn new(reward: &[&[f64]], ref_log_probs: &[&[f64]], lambda: f64) -> Self {
+        let num_outputs = reward.first().map_or(0, |r| r.len());
+        let c = reward
+            .iter()
+            .zip(ref_log_probs)
+            .flat_map(|(r, l)| r.iter().zip(*l).map(|(r, l)| r + lambda * l))
+            .collect();
+        Self {
+            c,
+            num_outputs,
+            lambda,
+        }
+    }
+}
+
+impl VectorField for TabularNpgField {
+    fn dim(&self) -> usize {
+        self.c.len()
+    }
+    fn eval(&self, y: &[f64], dy: &mut [f64]) {
+        let n = self.num_outputs;
+        for ((c, th), d) in self
+            .c
+            .chunks_exact(n)
+            .zip(y.chunks_exact(n))
+            .zip(dy.chunks_exact_mut(n))
+        {
+            let max = th.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let (mut sum, mut weighted) = (0.0, 0.0);
+            for ((c, t), d) in c.iter().zip(th).zip(d.iter_mut()) {
+                let u = c - self.lambda * t;
+                let e = (t - max).exp();
+                sum += e;
+                weighted += e * u;
+                *d = u;
+            }
+            let mean = weighted / sum;
+            d.iter_mut().for_each(|v| *v -= mean);
+        }
+    }
+}
+
 /// The same tabular flow written for the probabilities of one prompt (Lemma 9):
 /// `d pi(y)/dt = (1/|S|) [ pi(y)^2 (r(y)-V) - pi(y) sum_y' pi(y')^2 (r(y')-V)
 ///  - lambda pi(y)^2 (ln(pi(y)/pi_0(y)) - KL) + lambda pi(y) sum_y' pi(y')^2 (ln(pi(y')/pi_0(y')) - KL) ]`.

@@ -15,7 +15,7 @@ pub use events::{
     integrate_with_events, integrate_with_events_until, Crossing, FlowOutcome, Observer, Settled,
     Threshold, Trajectory, WithRates, SETTLED_EVERY,
 };
-pub use field::{ProbabilityFlow, TabularKlField, VectorField};
+pub use field::{ProbabilityFlow, TabularKlField, TabularNpgField, VectorField};
 pub use solver::{integrate_to, Method, SolverConfig};
 
 pub(crate) use kernels::{softmax_moments, softmax_moments_rates};
