@@ -113,26 +113,27 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
             let _ = writeln!(md, "## {title} (experiments/configs/{file})\n");
             md.push_str(&embed_reports(&report, out)?);
         }
-        let t = Instant::now();
-        md.push_str(
-            "## Does the teacher score predict the Section 4.1 outcome? (`rmteach teacher`)\n\n",
-        );
-        md.push_str(&evidence::section_41(
-            &runs.join("toy-4.1"),
-            out,
-            args.quiet,
-        )?);
-        times.push(("teacher on toy-4.1", t.elapsed().as_secs_f64()));
-        let t = Instant::now();
-        md.push_str(
-            "## Does the teacher score name each Section 4.2 policy's best RM? (`rmteach teacher`)\n\n",
-        );
-        md.push_str(&evidence::section_42(
-            &runs.join("toy-4.2"),
-            out,
-            args.quiet,
-        )?);
-        times.push(("teacher on toy-4.2", t.elapsed().as_secs_f64()));
+        type Section = fn(&Path, &Path, bool) -> Result<String>;
+        let sections: [(&str, Section, &str, &str); 2] = [
+            (
+                "Does the teacher score predict the Section 4.1 outcome?",
+                evidence::section_41,
+                "toy-4.1",
+                "teacher on toy-4.1",
+            ),
+            (
+                "Does the teacher score name each Section 4.2 policy's best RM?",
+                evidence::section_42,
+                "toy-4.2",
+                "teacher on toy-4.2",
+            ),
+        ];
+        for (title, section, run, step) in sections {
+            let t = Instant::now();
+            let _ = writeln!(md, "## {title} (`rmteach teacher`)\n");
+            md.push_str(&section(&runs.join(run), out, args.quiet)?);
+            times.push((step, t.elapsed().as_secs_f64()));
+        }
     }
     finish(md, &times, start, out)?;
     Ok(code)
