@@ -13,7 +13,7 @@ use rmteach_experiments::hf::{
     SaveOptions,
 };
 use rmteach_experiments::models::{CausalLm, Model, ModelConfig, SeededVarMap};
-use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model};
+use rmteach_experiments::reward::{load_reward_checkpoint, new_reward_model};
 use rmteach_experiments::sample::{generate, SamplingConfig};
 use rmteach_experiments::text::TextTokenizer;
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};

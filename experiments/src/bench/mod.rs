@@ -14,7 +14,7 @@ use crate::hf::{
     save_checkpoint, save_checkpoint_with_json, sequence_classification_json, SaveOptions,
 };
 use crate::models::{Model, ModelConfig, SeededVarMap};
-use crate::reward_model::new_reward_model;
+use crate::reward::{new_reward_model, LM_HEAD_NAMES};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
@@ -177,10 +177,7 @@ pub fn init_bench_dir(
 
     let rm_vars = VarMap::new();
     new_reward_model(&config, &rm_vars, seed.wrapping_add(1), DType::F32, &dev)?;
-    let exclude: Vec<String> = ["lm_head.weight", "embed_out.weight"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let exclude: Vec<String> = LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect();
     let json = sequence_classification_json(&config, DType::F32, Some(0))?;
     save_checkpoint_with_json(
         &dir.join("rm"),

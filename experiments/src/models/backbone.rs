@@ -58,8 +58,7 @@ impl BackboneConfig {
     /// Model width (the size of a reward head's input).
     pub fn hidden_size(&self) -> usize {
         match self {
-            Self::Trainable(ModelConfig::GptNeox(c)) => c.hidden_size,
-            Self::Trainable(ModelConfig::Llama(c)) => c.hidden_size,
+            Self::Trainable(c) => c.hidden_size(),
             Self::Gemma(c) => c.hidden_size,
             Self::Gemma2(c) => c.base.hidden_size,
         }

@@ -148,6 +148,14 @@ impl ModelConfig {
             ModelConfig::Llama(c) => c.vocab_size,
         }
     }
+
+    /// Model width (the size of a reward head's input) of either architecture.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            ModelConfig::GptNeox(c) => c.hidden_size,
+            ModelConfig::Llama(c) => c.hidden_size,
+        }
+    }
 }
 
 /// Rejects `architectures` entries other than `allowed` (the field may be absent).
