@@ -12,11 +12,16 @@
 
 use super::scalar::RewardModel;
 use super::LM_HEAD_NAMES;
-use crate::hf::{checkpoint_files, load_checkpoint, load_into_varmap, tensor_names, LoadReport};
+use crate::hf::save::config_of_json;
+use crate::hf::{
+    checkpoint_files, load_checkpoint, load_into_varmap, save_checkpoint_with_json, tensor_names,
+    LoadReport, SaveOptions,
+};
 use crate::models::{Backbone, BackboneConfig, CausalLm, Model, ModelConfig, SeededVarMap};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use serde_json::Value;
 use std::path::Path;
 
 /// A reward model loaded from (or initialised over) a checkpoint directory: by
@@ -48,6 +53,23 @@ pub fn new_reward_model(
     let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(dtype, device);
     let backbone = Model::new(config, vb.clone())?;
     RewardModel::new(backbone, config.hidden_size(), vb)
+}
+
+/// [`crate::hf::save_random_model`] for a reward model: random-initialises (seeded,
+/// f32 on the CPU) a reward model over the backbone that the `config.json` object
+/// `json` describes and saves it with that config into `dir`. Returns the parsed
+/// config and the variables.
+pub fn save_random_reward_model(
+    dir: &Path,
+    json: &Value,
+    seed: u64,
+    options: &SaveOptions,
+) -> Result<(ModelConfig, VarMap)> {
+    let config = config_of_json(dir, json)?;
+    let varmap = VarMap::new();
+    new_reward_model(&config, &varmap, seed, DType::F32, &Device::Cpu)?;
+    save_checkpoint_with_json(dir, json, &varmap, options)?;
+    Ok((config, varmap))
 }
 
 /// Loads a GPT-NeoX or Llama `*ForSequenceClassification` checkpoint from `dir` with
