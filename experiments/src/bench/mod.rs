@@ -195,10 +195,7 @@ pub fn init_bench_dir(
         seed,
     };
     write_json(&dir.join("inputs.json"), &inputs)?;
-    let model_type = match config {
-        ModelConfig::GptNeox(_) => "gpt_neox",
-        ModelConfig::Llama(_) => "llama",
-    };
+    let model_type = config.model_type();
     Ok(InitSummary {
         policy_params,
         rm_params,
@@ -338,10 +335,7 @@ pub fn run_bench(
     };
     let probe = crate::hf::load_checkpoint(&dir.join("policy"), dtype, device)?;
     let params = count(&probe.varmap, &[]);
-    let model_type = match probe.config {
-        ModelConfig::GptNeox(_) => "gpt_neox",
-        ModelConfig::Llama(_) => "llama",
-    };
+    let model_type = probe.config.model_type();
     drop(probe);
     let mut reports = BTreeMap::new();
     for &w in &spec.workloads {

@@ -56,10 +56,7 @@ pub fn sequence_classification_json(
     pad_token_id: Option<u32>,
 ) -> Result<Value> {
     let mut json = config.to_hf_json(torch_dtype_name(dtype)?);
-    let class = match config {
-        ModelConfig::GptNeox(_) => "GPTNeoXForSequenceClassification",
-        ModelConfig::Llama(_) => "LlamaForSequenceClassification",
-    };
+    let class = config.sequence_classification_class();
     if let Some(obj) = json.as_object_mut() {
         obj.insert("architectures".into(), serde_json::json!([class]));
         obj.insert("id2label".into(), serde_json::json!({"0": "LABEL_0"}));

@@ -76,8 +76,7 @@ impl BackboneConfig {
     /// Whether the output head shares the input embeddings (no `lm_head.weight`).
     pub fn tie_word_embeddings(&self) -> bool {
         match self {
-            Self::Trainable(ModelConfig::GptNeox(c)) => c.tie_word_embeddings,
-            Self::Trainable(ModelConfig::Llama(c)) => c.tie_word_embeddings,
+            Self::Trainable(c) => c.tie_word_embeddings(),
             Self::Gemma(c) => c.tie_word_embeddings,
             Self::Gemma2(c) => c.base.tie_word_embeddings,
         }
