@@ -6,14 +6,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
 use rmteach::report::write_atomic;
 use rmteach_experiments::hf::{
-    checkpoint_files, load_checkpoint, read_config_json, save_checkpoint_with_json, save_weights,
-    SaveOptions,
+    checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
-use rmteach_experiments::models::{CausalLm, Model, ModelConfig, SeededVarMap};
-use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model};
+use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::sample::{generate, SamplingConfig};
 use rmteach_experiments::text::{TextError, TextTokenizer};
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
@@ -316,18 +314,9 @@ fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
     let rm_dir = out.join("models/llama-toy-rm");
     // Seeded random weights for both causal models, saved beside their config.json.
     for dir in [&paths.gpt_neox, &paths.llama] {
-        let config = ModelConfig::from_file(&dir.join("config.json"))?;
-        let varmap = VarMap::new();
-        Model::new(
-            &config,
-            SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu),
-        )?;
-        save_weights(&varmap, &dir.join("model.safetensors"), DType::F32)?;
+        save_random_model(dir, &read_config_json(dir)?, seed, &SaveOptions::default())?;
     }
     // A reward model on the Llama backbone, in the `*ForSequenceClassification` layout.
-    let config = ModelConfig::from_file(&paths.llama.join("config.json"))?;
-    let varmap = VarMap::new();
-    new_reward_model(&config, &varmap, seed, DType::F32, &Device::Cpu)?;
     let mut json = read_config_json(&paths.llama)?;
     json["architectures"] = serde_json::json!(["LlamaForSequenceClassification"]);
     json["num_labels"] = serde_json::json!(1);
@@ -337,7 +326,7 @@ fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
             .to_vec(),
         ..Default::default()
     };
-    save_checkpoint_with_json(&rm_dir, &json, &varmap, &options)?;
+    save_random_reward_model(&rm_dir, &json, seed, &options)?;
     println!("toy world in {}:", out.display());
     println!(
         "  models   {} , {} , {} (reward model)",

@@ -8,7 +8,7 @@ pub mod weights;
 
 pub use checkpoint::{load_backbone_checkpoint, load_checkpoint, BackboneCheckpoint, Checkpoint};
 pub use save::{
-    read_config_json, save_checkpoint, save_checkpoint_with_json, save_weights,
+    read_config_json, save_checkpoint, save_checkpoint_with_json, save_random_model, save_weights,
     save_weights_except, sequence_classification_json, SaveOptions,
 };
 pub use weights::{checkpoint_files, load_into_varmap, save_varmap, tensor_names, LoadReport};

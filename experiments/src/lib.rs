@@ -7,7 +7,6 @@
 //! [`candle_core::Var`] in a [`candle_nn::VarMap`], receives a gradient.
 
 pub mod analysis;
-pub mod armorm;
 pub mod bench;
 pub mod data;
 pub mod error;
@@ -18,8 +17,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod progress;
 pub mod records;
-pub mod reward_load;
-pub mod reward_model;
+pub mod reward;
 pub mod sample;
 pub mod stages;
 pub mod teacher;

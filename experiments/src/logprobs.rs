@@ -11,7 +11,7 @@
 use crate::models::{AttentionInputs, CausalLm};
 use crate::ops::{linear_picked_logprob, picked_logprob};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 /// Prompt-plus-response token ids ready for scoring.
 #[derive(Debug, Clone)]
@@ -87,15 +87,6 @@ impl SequenceBatch {
     pub fn batch_size(&self) -> usize {
         self.input_ids.dims().first().copied().unwrap_or(0)
     }
-}
-
-/// `log_softmax` over the last dimension from differentiable ops: `x - max - log sum
-/// exp(x - max)`, with the (gradient-neutral) max shift detached.
-pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    Ok(shifted.broadcast_sub(&lse)?)
 }
 
 /// Per-token log-probabilities `(batch, R)` f32 of the response tokens of `batch`

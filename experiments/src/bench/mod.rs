@@ -10,11 +10,10 @@
 
 mod workloads;
 
-use crate::hf::{
-    save_checkpoint, save_checkpoint_with_json, sequence_classification_json, SaveOptions,
-};
-use crate::models::{Model, ModelConfig, SeededVarMap};
-use crate::reward_model::new_reward_model;
+use crate::hf::save::torch_dtype_name;
+use crate::hf::{save_random_model, sequence_classification_json, SaveOptions};
+use crate::models::ModelConfig;
+use crate::reward::{save_random_reward_model, LM_HEAD_NAMES};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
@@ -162,35 +161,19 @@ pub fn init_bench_dir(
     if vocab < 3 {
         return Err(Error::Input(format!("vocab_size {vocab} is too small")));
     }
-    let dev = Device::Cpu;
-    let varmap = VarMap::new();
-    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &dev);
-    Model::new(&config, vb)?;
-    save_checkpoint(
-        &dir.join("policy"),
-        &config,
-        &varmap,
-        &SaveOptions::default(),
-    )?;
+    let json = config.to_hf_json(torch_dtype_name(DType::F32)?);
+    let (_, varmap) = save_random_model(&dir.join("policy"), &json, seed, &SaveOptions::default())?;
     let policy_params = count(&varmap, &[]);
     drop(varmap);
 
-    let rm_vars = VarMap::new();
-    new_reward_model(&config, &rm_vars, seed.wrapping_add(1), DType::F32, &dev)?;
-    let exclude: Vec<String> = ["lm_head.weight", "embed_out.weight"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let exclude: Vec<String> = LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect();
     let json = sequence_classification_json(&config, DType::F32, Some(0))?;
-    save_checkpoint_with_json(
-        &dir.join("rm"),
-        &json,
-        &rm_vars,
-        &SaveOptions {
-            exclude: exclude.clone(),
-            ..SaveOptions::default()
-        },
-    )?;
+    let options = SaveOptions {
+        exclude: exclude.clone(),
+        ..SaveOptions::default()
+    };
+    let (_, rm_vars) =
+        save_random_reward_model(&dir.join("rm"), &json, seed.wrapping_add(1), &options)?;
     let rm_params = count(&rm_vars, &exclude);
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xB3AC);
@@ -212,10 +195,7 @@ pub fn init_bench_dir(
         seed,
     };
     write_json(&dir.join("inputs.json"), &inputs)?;
-    let model_type = match config {
-        ModelConfig::GptNeox(_) => "gpt_neox",
-        ModelConfig::Llama(_) => "llama",
-    };
+    let model_type = config.model_type();
     Ok(InitSummary {
         policy_params,
         rm_params,
@@ -355,10 +335,7 @@ pub fn run_bench(
     };
     let probe = crate::hf::load_checkpoint(&dir.join("policy"), dtype, device)?;
     let params = count(&probe.varmap, &[]);
-    let model_type = match probe.config {
-        ModelConfig::GptNeox(_) => "gpt_neox",
-        ModelConfig::Llama(_) => "llama",
-    };
+    let model_type = probe.config.model_type();
     drop(probe);
     let mut reports = BTreeMap::new();
     for &w in &spec.workloads {

@@ -4,7 +4,7 @@ use super::{median, timed, BenchInputs, BenchSpec, Workload, WorkloadReport};
 use crate::hf::load_checkpoint;
 use crate::logprobs::{head_logprobs, token_logprobs, SequenceBatch};
 use crate::models::{AttentionInputs, CausalLm, Model};
-use crate::reward_model::{bradley_terry_loss, load_reward_checkpoint};
+use crate::reward::{bradley_terry_loss, load_reward_checkpoint};
 use crate::sample::{generate, SamplingConfig};
 use crate::stages::advantages::{kl_penalised, rloo_advantages};
 use crate::stages::batches::order;

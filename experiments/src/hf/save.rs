@@ -3,9 +3,9 @@
 //! [`load_checkpoint`](super::load_checkpoint) both read: `config.json`,
 //! `model.safetensors` with Hugging Face tensor names, and any tokenizer files.
 
-use crate::models::ModelConfig;
+use crate::models::{Model, ModelConfig, SeededVarMap};
 use crate::{Error, Result};
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -56,10 +56,7 @@ pub fn sequence_classification_json(
     pad_token_id: Option<u32>,
 ) -> Result<Value> {
     let mut json = config.to_hf_json(torch_dtype_name(dtype)?);
-    let class = match config {
-        ModelConfig::GptNeox(_) => "GPTNeoXForSequenceClassification",
-        ModelConfig::Llama(_) => "LlamaForSequenceClassification",
-    };
+    let class = config.sequence_classification_class();
     if let Some(obj) = json.as_object_mut() {
         obj.insert("architectures".into(), serde_json::json!([class]));
         obj.insert("id2label".into(), serde_json::json!({"0": "LABEL_0"}));
@@ -137,6 +134,31 @@ pub fn save_checkpoint_with_json(
         copy_into(file, dir)?;
     }
     Ok(())
+}
+
+/// Random-initialises (seeded, f32 on the CPU; see [`SeededVarMap`]) the causal LM
+/// that the `config.json` object `json` describes and saves it with that config into
+/// `dir`: the one way toy worlds, the pipeline and the benchmarks make a model from
+/// nothing. Returns the parsed config and the variables.
+pub fn save_random_model(
+    dir: &Path,
+    json: &Value,
+    seed: u64,
+    options: &SaveOptions,
+) -> Result<(ModelConfig, VarMap)> {
+    let config = config_of_json(dir, json)?;
+    let varmap = VarMap::new();
+    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
+    Model::new(&config, vb)?;
+    save_checkpoint_with_json(dir, json, &varmap, options)?;
+    Ok((config, varmap))
+}
+
+/// Parses the `config.json` object `json` that is to be saved into `dir` (errors name
+/// `dir/config.json`).
+pub(crate) fn config_of_json(dir: &Path, json: &Value) -> Result<ModelConfig> {
+    let file = dir.join("config.json").display().to_string();
+    ModelConfig::from_json_str(&json.to_string(), &file)
 }
 
 /// Writes every variable of `varmap`, converted to `dtype`, to the safetensors file

@@ -58,8 +58,7 @@ impl BackboneConfig {
     /// Model width (the size of a reward head's input).
     pub fn hidden_size(&self) -> usize {
         match self {
-            Self::Trainable(ModelConfig::GptNeox(c)) => c.hidden_size,
-            Self::Trainable(ModelConfig::Llama(c)) => c.hidden_size,
+            Self::Trainable(c) => c.hidden_size(),
             Self::Gemma(c) => c.hidden_size,
             Self::Gemma2(c) => c.base.hidden_size,
         }
@@ -77,8 +76,7 @@ impl BackboneConfig {
     /// Whether the output head shares the input embeddings (no `lm_head.weight`).
     pub fn tie_word_embeddings(&self) -> bool {
         match self {
-            Self::Trainable(ModelConfig::GptNeox(c)) => c.tie_word_embeddings,
-            Self::Trainable(ModelConfig::Llama(c)) => c.tie_word_embeddings,
+            Self::Trainable(c) => c.tie_word_embeddings(),
             Self::Gemma(c) => c.tie_word_embeddings,
             Self::Gemma2(c) => c.base.tie_word_embeddings,
         }

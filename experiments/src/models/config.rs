@@ -148,6 +148,38 @@ impl ModelConfig {
             ModelConfig::Llama(c) => c.vocab_size,
         }
     }
+
+    /// The `model_type` of `config.json` (`gpt_neox`, `llama`).
+    pub fn model_type(&self) -> &'static str {
+        match self {
+            ModelConfig::GptNeox(_) => "gpt_neox",
+            ModelConfig::Llama(_) => "llama",
+        }
+    }
+
+    /// The transformers class of a scalar-head reward model over this backbone.
+    pub fn sequence_classification_class(&self) -> &'static str {
+        match self {
+            ModelConfig::GptNeox(_) => "GPTNeoXForSequenceClassification",
+            ModelConfig::Llama(_) => "LlamaForSequenceClassification",
+        }
+    }
+
+    /// Whether the output head shares the input embeddings.
+    pub fn tie_word_embeddings(&self) -> bool {
+        match self {
+            ModelConfig::GptNeox(c) => c.tie_word_embeddings,
+            ModelConfig::Llama(c) => c.tie_word_embeddings,
+        }
+    }
+
+    /// Model width (the size of a reward head's input) of either architecture.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            ModelConfig::GptNeox(c) => c.hidden_size,
+            ModelConfig::Llama(c) => c.hidden_size,
+        }
+    }
 }
 
 /// Rejects `architectures` entries other than `allowed` (the field may be absent).

@@ -7,26 +7,47 @@
 
 use super::attention::{AttentionInputs, KvCache};
 use super::config::{Gemma2Config, LayerType};
-use super::gemma::{GemmaAttention, GemmaEmbeddings, GemmaMlp};
-use super::layers::GemmaRmsNorm;
+use super::decoder::{Decoder, DecoderBlock};
+use super::gemma::{gemma_attention_shape, gemma_spec, GemmaMlp};
+use super::gqa::{GqaScores, GroupedQueryAttention};
+use super::layers::{GemmaRmsNorm, Norm};
 use super::rotary::Rotary;
-use super::CausalLm;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
+/// A Gemma-2 causal language model.
+pub type Gemma2 = Decoder<Gemma2Config, Gemma2Block, GemmaRmsNorm>;
+
+impl Gemma2 {
+    /// Builds the model from `vb` at the checkpoint root: `model.embed_tokens`,
+    /// `model.layers.{i}.*`, `model.norm`, and `lm_head` unless tied.
+    pub fn new(config: &Gemma2Config, vb: VarBuilder) -> Result<Self> {
+        let c = &config.base;
+        let (h, eps) = (c.hidden_size, c.rms_norm_eps);
+        Decoder::build(
+            config.clone(),
+            &gemma_spec(c, config.final_logit_softcapping),
+            Rotary::new(c.head_dim, &c.rope),
+            vb,
+            |i, vb| Gemma2Block::new(config, i, vb),
+            |vb| GemmaRmsNorm::new(vb, h, eps),
+        )
+    }
+}
+
 /// One Gemma-2 decoder layer ("sandwich" norms around attention and MLP).
 #[derive(Debug, Clone)]
-struct Block {
+pub struct Gemma2Block {
     input_layernorm: GemmaRmsNorm,
     post_attention_layernorm: GemmaRmsNorm,
     pre_feedforward_layernorm: GemmaRmsNorm,
     post_feedforward_layernorm: GemmaRmsNorm,
-    self_attn: GemmaAttention,
+    self_attn: GroupedQueryAttention,
     mlp: GemmaMlp,
 }
 
-impl Block {
+impl Gemma2Block {
     fn new(cfg: &Gemma2Config, layer: usize, vb: VarBuilder) -> Result<Self> {
         let base = &cfg.base;
         let (h, eps) = (base.hidden_size, base.rms_norm_eps);
@@ -35,23 +56,28 @@ impl Block {
             Some(LayerType::Sliding) => cfg.sliding_window,
             _ => None,
         };
-        let scale = 1.0 / cfg.query_pre_attn_scalar.sqrt();
+        let scores = GqaScores {
+            scale: 1.0 / cfg.query_pre_attn_scalar.sqrt(),
+            softcap: cfg.attn_logit_softcapping,
+            window,
+            fused: false,
+        };
         Ok(Self {
             input_layernorm: norm("input_layernorm")?,
             post_attention_layernorm: norm("post_attention_layernorm")?,
             pre_feedforward_layernorm: norm("pre_feedforward_layernorm")?,
             post_feedforward_layernorm: norm("post_feedforward_layernorm")?,
-            self_attn: GemmaAttention::new(
-                base,
-                scale,
-                cfg.attn_logit_softcapping,
-                window,
+            self_attn: GroupedQueryAttention::new(
+                gemma_attention_shape(base),
+                scores,
                 vb.pp("self_attn"),
             )?,
             mlp: GemmaMlp::new(base, vb.pp("mlp"))?,
         })
     }
+}
 
+impl DecoderBlock for Gemma2Block {
     fn forward(
         &self,
         x: &Tensor,
@@ -66,71 +92,5 @@ impl Block {
         let h = self.pre_feedforward_layernorm.forward(&x)?;
         let h = self.mlp.forward(&h)?;
         Ok((&x + self.post_feedforward_layernorm.forward(&h)?)?)
-    }
-}
-
-/// A Gemma-2 causal language model.
-#[derive(Debug, Clone)]
-pub struct Gemma2 {
-    config: Gemma2Config,
-    embeddings: GemmaEmbeddings,
-    layers: Vec<Block>,
-    norm: GemmaRmsNorm,
-    rotary: Rotary,
-}
-
-impl Gemma2 {
-    /// Builds the model from `vb` at the checkpoint root: `model.embed_tokens`,
-    /// `model.layers.{i}.*`, `model.norm`, and `lm_head` unless tied.
-    pub fn new(config: &Gemma2Config, vb: VarBuilder) -> Result<Self> {
-        let base = vb.pp("model");
-        let c = &config.base;
-        let embeddings = GemmaEmbeddings::new(c, &vb)?;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| Block::new(config, i, base.pp(format!("layers.{i}"))))
-            .collect::<Result<Vec<_>>>()?;
-        let norm = GemmaRmsNorm::new(base.pp("norm"), c.hidden_size, c.rms_norm_eps)?;
-        Ok(Self {
-            config: config.clone(),
-            embeddings,
-            layers,
-            norm,
-            rotary: Rotary::new(c.head_dim, &c.rope),
-        })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Gemma2Config {
-        &self.config
-    }
-}
-
-impl CausalLm for Gemma2 {
-    fn num_layers(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn forward_hidden(
-        &self,
-        input_ids: &Tensor,
-        inputs: &AttentionInputs,
-        mut cache: Option<&mut KvCache>,
-    ) -> Result<Tensor> {
-        let mut x = self.embeddings.embed(input_ids)?;
-        let cos_sin = self.rotary.tables(&inputs.positions, x.dtype())?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let c = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(&x, &self.rotary, &cos_sin, inputs, c)?;
-        }
-        self.norm.forward(&x)
-    }
-
-    /// Vocabulary logits, soft-capped by `final_logit_softcapping` when set.
-    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
-        let logits = self.embeddings.lm_head(hidden)?;
-        Ok(match self.config.final_logit_softcapping {
-            Some(cap) => ((logits / cap)?.tanh()? * cap)?,
-            None => logits,
-        })
     }
 }

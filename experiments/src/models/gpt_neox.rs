@@ -3,11 +3,11 @@
 //! of each head, parallel (or sequential) residual, LayerNorm with bias, exact GELU,
 //! untied (or tied) `embed_out`.
 
-use super::attention::{attend, check_positions, AttentionInputs, KvCache};
+use super::attention::{attend, AttentionInputs, KvCache};
 use super::config::GptNeoxConfig;
-use super::layers::{Embedding, LayerNorm, Linear};
+use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
+use super::layers::{LayerNorm, Linear, Norm};
 use super::rotary::Rotary;
-use super::CausalLm;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -110,9 +110,9 @@ impl Mlp {
     }
 }
 
-/// One transformer block.
+/// One GPT-NeoX transformer block.
 #[derive(Debug, Clone)]
-struct Block {
+pub struct GptNeoxBlock {
     input_layernorm: LayerNorm,
     post_attention_layernorm: LayerNorm,
     attention: Attention,
@@ -120,7 +120,7 @@ struct Block {
     parallel: bool,
 }
 
-impl Block {
+impl GptNeoxBlock {
     fn new(cfg: &GptNeoxConfig, vb: VarBuilder) -> Result<Self> {
         let (h, eps) = (cfg.hidden_size, cfg.layer_norm_eps);
         Ok(Self {
@@ -131,7 +131,9 @@ impl Block {
             parallel: cfg.use_parallel_residual,
         })
     }
+}
 
+impl DecoderBlock for GptNeoxBlock {
     fn forward(
         &self,
         x: &Tensor,
@@ -163,90 +165,35 @@ impl Block {
 }
 
 /// A GPT-NeoX causal language model (`GPTNeoXForCausalLM` weight names).
-#[derive(Debug, Clone)]
-pub struct GptNeox {
-    config: GptNeoxConfig,
-    embed_in: Embedding,
-    layers: Vec<Block>,
-    final_layer_norm: LayerNorm,
-    embed_out: Linear,
-    rotary: Rotary,
-}
+pub type GptNeox = Decoder<GptNeoxConfig, GptNeoxBlock, LayerNorm>;
 
 impl GptNeox {
     /// Builds the model from `vb` at the checkpoint root: `gpt_neox.embed_in`,
     /// `gpt_neox.layers.{i}.*`, `gpt_neox.final_layer_norm`, `embed_out`. Missing
     /// variables are created with transformers' initialisation.
     pub fn new(config: &GptNeoxConfig, vb: VarBuilder) -> Result<Self> {
-        let base = vb.pp("gpt_neox");
-        let std = config.initializer_range;
-        let embed_in = Embedding::new(
-            base.pp("embed_in"),
-            config.vocab_size,
-            config.hidden_size,
-            std,
-        )?;
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| Block::new(config, base.pp(format!("layers.{i}"))))
-            .collect::<Result<Vec<_>>>()?;
-        let final_layer_norm = LayerNorm::new(
-            base.pp("final_layer_norm"),
-            config.hidden_size,
-            config.layer_norm_eps,
-        )?;
-        let embed_out = if config.tie_word_embeddings {
-            Linear::from_weight(embed_in.weight().clone())
-        } else {
-            Linear::new(
-                vb.pp("embed_out"),
-                config.hidden_size,
-                config.vocab_size,
-                false,
-                std,
-            )?
+        let spec = DecoderSpec {
+            base: "gpt_neox",
+            embed: "embed_in",
+            norm: "final_layer_norm",
+            head: "embed_out",
+            vocab_size: config.vocab_size,
+            hidden_size: config.hidden_size,
+            num_layers: config.num_hidden_layers,
+            init_std: config.initializer_range,
+            tied: config.tie_word_embeddings,
+            embed_scale: None,
+            logit_softcap: None,
+            max_positions: config.max_position_embeddings,
         };
-        Ok(Self {
-            config: config.clone(),
-            embed_in,
-            layers,
-            final_layer_norm,
-            embed_out,
-            rotary: Rotary::new(config.rotary_dims(), &config.rope),
-        })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &GptNeoxConfig {
-        &self.config
-    }
-}
-
-impl CausalLm for GptNeox {
-    fn num_layers(&self) -> usize {
-        self.layers.len()
-    }
-
-    fn forward_hidden(
-        &self,
-        input_ids: &Tensor,
-        inputs: &AttentionInputs,
-        mut cache: Option<&mut KvCache>,
-    ) -> Result<Tensor> {
-        check_positions(inputs, self.config.max_position_embeddings)?;
-        let mut x = self.embed_in.forward(input_ids)?;
-        let cos_sin = self.rotary.tables(&inputs.positions, x.dtype())?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let c = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(&x, &self.rotary, &cos_sin, inputs, c)?;
-        }
-        self.final_layer_norm.forward(&x)
-    }
-
-    fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.embed_out.forward(hidden)
-    }
-
-    fn lm_head_weight(&self) -> Option<&Tensor> {
-        self.embed_out.bias_free_weight()
+        let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+        Decoder::build(
+            config.clone(),
+            &spec,
+            Rotary::new(config.rotary_dims(), &config.rope),
+            vb,
+            |_, vb| GptNeoxBlock::new(config, vb),
+            |vb| LayerNorm::new(vb, h, eps),
+        )
     }
 }

@@ -96,6 +96,13 @@ impl Embedding {
     }
 }
 
+/// A normalisation over the last dimension: the norms of the blocks and the final
+/// norm of a [`super::decoder::Decoder`].
+pub trait Norm {
+    /// Normalises `x` `(..., dim)` over its last dimension.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+}
+
 /// LayerNorm with weight and bias (`prefix.weight`, `prefix.bias`).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
@@ -113,9 +120,11 @@ impl LayerNorm {
             eps,
         })
     }
+}
 
+impl Norm for LayerNorm {
     /// Normalises over the last dimension.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         crate::ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 }
@@ -135,9 +144,11 @@ impl RmsNorm {
             eps,
         })
     }
+}
 
+impl Norm for RmsNorm {
     /// Normalises over the last dimension (in f32, like transformers).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         crate::ops::rms_norm(x, &self.weight, self.eps)
     }
 }
@@ -158,9 +169,11 @@ impl GemmaRmsNorm {
             eps,
         })
     }
+}
 
+impl Norm for GemmaRmsNorm {
     /// Normalises over the last dimension.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?;
         let ms = x32.sqr()?.mean_keepdim(D::Minus1)?;

@@ -25,4 +25,4 @@ pub use linear::linear;
 pub use norm::{layer_norm, rms_norm};
 pub use picked_logprob::{linear_picked_logprob, picked_logprob};
 pub use qkv_attention::{llama_attention, neox_attention};
-pub use softmax::softmax_last_dim;
+pub use softmax::{log_softmax, softmax_last_dim};

@@ -31,7 +31,7 @@ pub fn picked_logprob(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         let out = flat.apply_op2(&t, PickedLogprob)?;
         return Ok(out.reshape(lead)?);
     }
-    let logp = crate::logprobs::log_softmax(logits)?;
+    let logp = crate::ops::log_softmax(logits)?;
     Ok(logp
         .gather(&targets.contiguous()?.unsqueeze(D::Minus1)?, D::Minus1)?
         .squeeze(D::Minus1)?)
@@ -215,7 +215,7 @@ mod tests {
 
     /// The reference: differentiable ops.
     fn reference(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let logp = crate::logprobs::log_softmax(logits)?;
+        let logp = crate::ops::log_softmax(logits)?;
         Ok(logp
             .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
             .squeeze(D::Minus1)?)

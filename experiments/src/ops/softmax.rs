@@ -13,6 +13,15 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     Ok(candle_nn::ops::softmax(x, D::Minus1)?)
 }
 
+/// `log_softmax` over the last dimension from differentiable ops: `x - max - log sum
+/// exp(x - max)`, with the (gradient-neutral) max shift detached.
+pub fn log_softmax(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(shifted.broadcast_sub(&lse)?)
+}
+
 /// The forward op.
 struct Softmax;
 

@@ -24,8 +24,8 @@ use super::{read_json, write_json, RunDir};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
 };
-use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
-use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::hf::{load_checkpoint, read_config_json, save_random_model, SaveOptions};
+use crate::models::Model;
 use crate::progress::Reporter;
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
@@ -36,8 +36,7 @@ use crate::stages::sft::{run_sft_with_dtype, SftOptions};
 use crate::text::TextTokenizer;
 use crate::toy::{write_toy_world, SftStyle, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
 use crate::{Error, Result};
-use candle_core::{DType, Device};
-use candle_nn::VarMap;
+use candle_core::Device;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -424,18 +423,8 @@ impl Runner<'_> {
                 sft_style: SftStyle::parse(&t.sft_style).unwrap_or_default(),
             };
             write_toy_world(stage.path(), &spec)?;
-            let config = ModelConfig::from_file(&policy.join("config.json"))?;
-            let varmap = VarMap::new();
-            Model::new(
-                &config,
-                SeededVarMap::new(varmap.clone(), t.seed).var_builder(DType::F32, &Device::Cpu),
-            )?;
-            save_checkpoint_with_json(
-                &policy,
-                &read_config_json(&policy)?,
-                &varmap,
-                &SaveOptions::default(),
-            )?;
+            let json = read_config_json(&policy)?;
+            save_random_model(&policy, &json, t.seed, &SaveOptions::default())?;
             stage.complete(&serde_json::json!({ "policy": policy }))
         })?;
         Ok(World {

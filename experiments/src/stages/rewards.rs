@@ -7,12 +7,10 @@
 //! a set of prompt strings would scale more rows than the configured fraction.
 
 use super::batches::ChatCodec;
-use crate::armorm::{load_armorm, ArmoRm};
-use crate::hf::read_config_json;
 use crate::logprobs::SequenceBatch;
-use crate::models::{CausalLm, Model};
-use crate::reward_load::load_reward_backbone_checkpoint;
-use crate::reward_model::{load_reward_checkpoint, RewardModel};
+use crate::models::Model;
+
+use crate::reward::{self, RewardModel, ScoreBatch};
 use crate::toy::GroundTruth;
 use crate::{Error, Result};
 use candle_core::{DType, Device};
@@ -108,28 +106,6 @@ impl<G: GroundTruth> RewardFn for GroundTruthReward<G> {
     }
 }
 
-/// A model that scores a padded batch of chat-rendered exchanges, one number a row:
-/// a scalar-head reward model of any backbone, or ArmoRM.
-pub trait ScoreBatch {
-    /// The scores of the rows of `batch` (host copies, f32).
-    fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>>;
-}
-
-impl<M: CausalLm> ScoreBatch for RewardModel<M> {
-    fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
-        Ok(self
-            .forward_batch(batch)?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?)
-    }
-}
-
-impl ScoreBatch for ArmoRm {
-    fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
-        self.score(&batch.input_ids, Some(&batch.attention_mask))
-    }
-}
-
 /// A reward model scoring each exchange rendered with the chat template of its own
 /// tokenizer, `batch_size` rows per forward pass (our trained RMs by default; any
 /// [`ScoreBatch`] model, e.g. a Gemma RM or ArmoRM).
@@ -165,50 +141,24 @@ impl<S: ScoreBatch> RewardFn for RewardModelScorer<S> {
     }
 }
 
-/// `architectures[0]` of ArmoRM's `config.json`.
-const ARMORM_ARCHITECTURE: &str = "LlamaForRewardModelWithGating";
-
 /// Loads the reward model in `dir` (weights of `dtype` on `device`) as a scorer of
-/// `batch_size` rows per pass, whatever its kind: ArmoRM (`architectures[0]` is
-/// `LlamaForRewardModelWithGating`), a Gemma or Gemma-2 sequence classifier
-/// (inference only), or our Llama / GPT-NeoX sequence classifier. The exchange is
-/// rendered with the chat template of the tokenizer in `dir`.
+/// `batch_size` rows per pass, whatever its kind ([`reward::load`] reads
+/// `config.json`). The exchange is rendered with the chat template of the tokenizer
+/// in `dir`.
 pub fn load_reward_dir(
     dir: &Path,
     dtype: DType,
     device: &Device,
     batch_size: usize,
 ) -> Result<Box<dyn RewardFn>> {
-    let config = read_config_json(dir)?;
     let codec = ChatCodec::from_dir(dir)?;
-    if config["architectures"][0] == ARMORM_ARCHITECTURE {
-        let model = load_armorm(dir, dtype, device)?.model;
-        return Ok(scorer(model, codec, batch_size, device));
-    }
-    if config["model_type"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("gemma"))
-    {
-        let model = load_reward_backbone_checkpoint(dir, dtype, device)?.model;
-        return Ok(scorer(model, codec, batch_size, device));
-    }
-    let model = load_reward_checkpoint(dir, dtype, device)?.model;
-    Ok(scorer(model, codec, batch_size, device))
-}
-
-/// A boxed [`RewardModelScorer`] of `model`.
-fn scorer<S: ScoreBatch + 'static>(
-    model: S,
-    codec: ChatCodec,
-    batch_size: usize,
-    device: &Device,
-) -> Box<dyn RewardFn> {
-    Box::new(RewardModelScorer {
+    let model = reward::load(dir, dtype, device)?;
+    Ok(Box::new(RewardModelScorer {
         model,
         codec,
         batch_size,
         device: device.clone(),
-    })
+    }))
 }
 
 /// `normalizer.apply(inner)`, multiplied by `scale` on the prompts whose key is in

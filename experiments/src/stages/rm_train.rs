@@ -15,9 +15,9 @@ use crate::hf::{save_checkpoint_with_json, sequence_classification_json, SaveOpt
 use crate::logprobs::SequenceBatch;
 use crate::models::Model;
 use crate::pipeline::StageDir;
-use crate::reward_model::{
+use crate::reward::{
     bradley_terry_loss_with, reward_model_from_causal_checkpoint, RewardModel,
-    CENTERING_COEFFICIENT,
+    CENTERING_COEFFICIENT, LM_HEAD_NAMES,
 };
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -235,7 +235,7 @@ pub fn run_rm_train_with_dtype(
         train_reward_model_with_optimizer(&ckpt.model, &ckpt.varmap, &codec, pairs, o)?;
     let varmap = opt.master_varmap(&ckpt.varmap)?;
     let config = sequence_classification_json(&ckpt.config, DType::F32, Some(codec.pad))?;
-    let exclude = LM_HEADS.iter().map(|s| s.to_string()).collect();
+    let exclude = LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect();
     let save = SaveOptions {
         exclude,
         ..SaveOptions::default()
@@ -245,6 +245,3 @@ pub fn run_rm_train_with_dtype(
     stage.complete(&report)?;
     Ok(report)
 }
-
-/// Untied language-model heads, which a sequence-classification checkpoint lacks.
-const LM_HEADS: [&str; 2] = ["lm_head.weight", "embed_out.weight"];

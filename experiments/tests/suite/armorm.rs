@@ -5,7 +5,7 @@
 //! (the last one counts) like the reference: rewards, gate and score.
 
 use candle_core::{DType, Device, Tensor};
-use rmteach_experiments::armorm::{find_gating_position, load_armorm, ArmoRmConfig};
+use rmteach_experiments::reward::{find_gating_position, load_armorm, ArmoRmConfig};
 use std::path::PathBuf;
 
 fn fixture() -> PathBuf {

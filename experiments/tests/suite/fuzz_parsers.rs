@@ -8,13 +8,13 @@
 use candle_core::{DType, Device};
 use candle_nn::{Init, VarMap};
 use rmteach::fuzz::{campaign, FuzzStats};
-use rmteach_experiments::armorm::ArmoRmConfig;
 use rmteach_experiments::data::{load_alpaca_sft, load_pairs, load_prompts, load_ultrafeedback};
 use rmteach_experiments::hf::{checkpoint_files, load_into_varmap, tensor_names};
 use rmteach_experiments::models::backbone::BackboneConfig;
 use rmteach_experiments::models::ModelConfig;
 use rmteach_experiments::pipeline::config::RunConfig;
 use rmteach_experiments::pipeline::experiment::ExperimentConfig;
+use rmteach_experiments::reward::ArmoRmConfig;
 use rmteach_experiments::text::TokenizerConfig;
 use std::fmt::Display;
 use std::path::Path;

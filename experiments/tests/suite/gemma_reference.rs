@@ -223,3 +223,36 @@ fn gemma2_fixture_depends_on_the_sliding_window_and_softcaps() {
         assert!(diff > 0.05, "{key} off changes the logits by only {diff}");
     }
 }
+
+#[test]
+fn every_architecture_rejects_inputs_past_max_position_embeddings() {
+    // The context-length check lives in the shared decoder stack, so Gemma and
+    // Gemma-2 enforce it as Llama and GPT-NeoX do (issue 17).
+    for name in ["gemma", "gemma2", "llama", "gpt_neox"] {
+        let src = fixture(name);
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap())
+                .unwrap();
+        config["max_position_embeddings"] = json!(4);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        std::fs::copy(
+            src.join("model.safetensors"),
+            dir.path().join("model.safetensors"),
+        )
+        .unwrap();
+        let ckpt = load_backbone_checkpoint(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        let ids = |t: usize| Tensor::ones((1, t), DType::U32, &Device::Cpu).unwrap();
+        assert!(ckpt.model.forward(&ids(4), None).is_ok(), "{name}: 4 fit");
+        let err = ckpt
+            .model
+            .forward(&ids(5), None)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: 5 positions accepted"))
+            .to_string();
+        assert!(
+            err.contains("5 positions") && err.contains("max_position_embeddings = 4"),
+            "{name}: {err}"
+        );
+    }
+}

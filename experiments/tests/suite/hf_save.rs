@@ -15,7 +15,7 @@ use rmteach_experiments::hf::{
     sequence_classification_json, SaveOptions,
 };
 use rmteach_experiments::models::{CausalLm, ModelConfig};
-use rmteach_experiments::reward_model::{load_reward_checkpoint, new_reward_model};
+use rmteach_experiments::reward::{load_reward_checkpoint, new_reward_model};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {

@@ -7,9 +7,10 @@ use crate::common;
 use candle_core::{DType, Device, Tensor, D};
 use common::{all_tiny, assert_every_var_has_gradient, build, tiny_llama, tiny_neox};
 use rmteach_experiments::logprobs::{
-    log_ratio, log_softmax, sequence_logprobs, token_log_ratio, token_logprobs, SequenceBatch,
+    log_ratio, sequence_logprobs, token_log_ratio, token_logprobs, SequenceBatch,
 };
 use rmteach_experiments::models::CausalLm;
+use rmteach_experiments::ops::log_softmax;
 
 const PAD: u32 = 0;
 

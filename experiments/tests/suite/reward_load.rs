@@ -5,8 +5,8 @@
 
 use candle_core::{DType, Device};
 use rmteach_experiments::logprobs::SequenceBatch;
-use rmteach_experiments::reward_load::load_reward_backbone_checkpoint;
-use rmteach_experiments::stages::rewards::ScoreBatch;
+use rmteach_experiments::reward::load_reward_backbone_checkpoint;
+use rmteach_experiments::reward::ScoreBatch;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -128,7 +128,7 @@ fn multi_label_head_is_rejected() {
 
 #[test]
 fn reward_model_loader_agrees_on_llama_and_gpt_neox() {
-    use rmteach_experiments::reward_model::load_reward_checkpoint;
+    use rmteach_experiments::reward::load_reward_checkpoint;
     for name in ["rm_llama", "rm_gpt_neox"] {
         let dir = fixture(name);
         let a = load_reward_checkpoint(&dir, DType::F32, &Device::Cpu).unwrap();

@@ -11,7 +11,7 @@ use rmteach_experiments::hf::save_varmap;
 use rmteach_experiments::logprobs::SequenceBatch;
 use rmteach_experiments::models::Model;
 use rmteach_experiments::models::ModelConfig;
-use rmteach_experiments::reward_model::{
+use rmteach_experiments::reward::{
     bradley_terry_loss, bradley_terry_loss_with, last_token_indices, load_reward_checkpoint,
     new_reward_model, reward_model_from_causal_checkpoint, RewardModel,
 };

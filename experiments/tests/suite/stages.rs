@@ -10,7 +10,7 @@ use rmteach_experiments::hf::{
 };
 use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
 use rmteach_experiments::pipeline::{MetricsLog, RunDir};
-use rmteach_experiments::reward_model::load_reward_checkpoint;
+use rmteach_experiments::reward::load_reward_checkpoint;
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
 use rmteach_experiments::stages::optim::{AdamW, OptimConfig};

@@ -1,28 +1,20 @@
-//! Reward models: a causal-LM backbone (any [`CausalLm`], through `forward_hidden`)
-//! plus a scalar head `score` (linear, no bias, N(0, 0.02) init) read at each row's
-//! last non-pad token, as in transformers' `LlamaForSequenceClassification` and
-//! `GPTNeoXForSequenceClassification` with `num_labels = 1`; the Bradley-Terry loss
-//! with the centring term of the paper's reference code; and loading of Hugging Face
-//! sequence-classification checkpoints (backbone under `model.` / `gpt_neox.`, head
-//! `score.weight`, no language-model head).
+//! Scalar-head reward models: a causal-LM backbone (any [`CausalLm`], through
+//! `forward_hidden`) plus a scalar head `score` (linear, no bias, N(0, 0.02) init) read
+//! at each row's last non-pad token, as in transformers' `*ForSequenceClassification`
+//! with `num_labels = 1`; and the Bradley-Terry loss with the centring term of the
+//! paper's reference code. Loading lives in [`super::checkpoint`].
 
-use crate::hf::{checkpoint_files, load_checkpoint, load_into_varmap, tensor_names, LoadReport};
 use crate::logprobs::SequenceBatch;
-use crate::models::{AttentionInputs, CausalLm, Model, ModelConfig, SeededVarMap};
+use crate::models::{AttentionInputs, CausalLm};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{Init, VarBuilder, VarMap};
-use std::path::Path;
+use candle_core::{DType, Tensor};
+use candle_nn::{Init, VarBuilder};
 
 /// Standard deviation of the head's normal initialisation.
 pub const SCORE_INIT_STD: f64 = 0.02;
 
 /// Weight of the centring term `(r_c + r_r)^2` in [`bradley_terry_loss`].
 pub const CENTERING_COEFFICIENT: f64 = 0.01;
-
-/// Names of untied language-model heads, which a sequence-classification checkpoint
-/// does not contain (`LlamaForCausalLM`, `GPTNeoXForCausalLM`).
-const LM_HEAD_NAMES: [&str; 2] = ["lm_head.weight", "embed_out.weight"];
 
 /// A backbone with a scalar head on the final hidden state of the last real token.
 #[derive(Debug, Clone)]
@@ -173,95 +165,4 @@ pub fn bradley_terry_loss_with(
     let nls = (diff.neg()?.relu()? + diff.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)?;
     let center = ((chosen + rejected)?.sqr()? * centering)?;
     Ok((nls + center)?.mean_all()?)
-}
-
-/// The hidden size of either architecture.
-pub fn hidden_size(config: &ModelConfig) -> usize {
-    match config {
-        ModelConfig::GptNeox(c) => c.hidden_size,
-        ModelConfig::Llama(c) => c.hidden_size,
-    }
-}
-
-/// A reward model loaded from (or initialised over) a checkpoint directory.
-pub struct RewardCheckpoint {
-    /// The parsed `config.json`.
-    pub config: ModelConfig,
-    /// Every variable, the head's `score.weight` included (pass `varmap.all_vars()` to
-    /// an optimiser; a causal checkpoint's unused LM head is in it too).
-    pub varmap: VarMap,
-    /// The reward model.
-    pub model: RewardModel<Model>,
-    /// Tensors of the files that the model does not use.
-    pub report: LoadReport,
-}
-
-/// A reward model with freshly initialised (seeded) weights in `varmap`.
-pub fn new_reward_model(
-    config: &ModelConfig,
-    varmap: &VarMap,
-    seed: u64,
-    dtype: DType,
-    device: &Device,
-) -> Result<RewardModel<Model>> {
-    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(dtype, device);
-    let backbone = Model::new(config, vb.clone())?;
-    RewardModel::new(backbone, hidden_size(config), vb)
-}
-
-/// Loads a Hugging Face `*ForSequenceClassification` checkpoint from `dir` (backbone
-/// under `model.` or `gpt_neox.`, head `score.weight` of shape `(1, hidden)`). An
-/// untied LM head is not required (it is dropped from the variables when the files
-/// lack it); every other tensor must be present and well shaped.
-pub fn load_reward_checkpoint(
-    dir: &Path,
-    dtype: DType,
-    device: &Device,
-) -> Result<RewardCheckpoint> {
-    let config = ModelConfig::from_file(&dir.join("config.json"))?;
-    crate::reward_load::check_single_label(&dir.join("config.json"))?;
-    let files = checkpoint_files(dir)?;
-    let varmap = VarMap::new();
-    // Every kept variable is overwritten by the load: the initial values never matter.
-    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
-    let backbone = Model::new(&config, vb.clone())?;
-    let model = RewardModel::new(backbone, hidden_size(&config), vb)?;
-    let present = tensor_names(&files)?;
-    {
-        let mut data = varmap
-            .data()
-            .lock()
-            .map_err(|_| Error::Input("variable map lock poisoned".into()))?;
-        for name in LM_HEAD_NAMES {
-            if !present.contains(name) {
-                data.remove(name);
-            }
-        }
-    }
-    let report = load_into_varmap(&varmap, &files)?;
-    Ok(RewardCheckpoint {
-        config,
-        varmap,
-        model,
-        report,
-    })
-}
-
-/// Loads a causal-LM checkpoint (for example the SFT policy) from `dir` and adds a new
-/// head initialised from `seed`: the paper's reward-model initialisation.
-pub fn reward_model_from_causal_checkpoint(
-    dir: &Path,
-    seed: u64,
-    dtype: DType,
-    device: &Device,
-) -> Result<RewardCheckpoint> {
-    let ckpt = load_checkpoint(dir, dtype, device)?;
-    let vb = SeededVarMap::new(ckpt.varmap.clone(), seed).var_builder(dtype, device);
-    let model = RewardModel::new(ckpt.model, hidden_size(&ckpt.config), vb)?;
-    Ok(RewardCheckpoint {
-        config: ckpt.config,
-        varmap: ckpt.varmap,
-        model,
-        report: ckpt.report,
-    })
 }

@@ -19,11 +19,12 @@
 //! `gating_token_pattern` (an rmteach extension for tiny test models; default the
 //! Llama-3 ids above).
 
+use super::checkpoint::drop_lm_heads;
+use super::scalar::last_token_indices;
 use crate::hf::{checkpoint_files, load_into_varmap, LoadReport};
 use crate::models::config::{Fields, LlamaConfig};
 use crate::models::layers::Linear;
 use crate::models::{AttentionInputs, CausalLm, Llama};
-use crate::reward_model::last_token_indices;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Init, VarBuilder, VarMap};
@@ -300,12 +301,9 @@ pub fn load_armorm(dir: &Path, dtype: DType, device: &Device) -> Result<ArmoRmCh
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, dtype, device);
     let model = ArmoRm::new(&config, vb)?;
-    if !config.llama.tie_word_embeddings {
-        // A reward checkpoint has no language-model head.
-        if let Ok(mut data) = varmap.data().lock() {
-            data.remove("lm_head.weight");
-        }
-    }
+    // A reward checkpoint has no untied language-model head.
+    let tied = config.llama.tie_word_embeddings;
+    drop_lm_heads(&varmap, |_| !tied)?;
     let report = load_into_varmap(&varmap, &files)?;
     Ok(ArmoRmCheckpoint {
         config,
