@@ -159,8 +159,8 @@ pub fn evidence_section(
     quiet: bool,
 ) -> Result<String> {
     use rmteach_experiments::analysis::load_run;
-    use rmteach_experiments::pipeline::prefdata::rlhf_pairs;
-    use rmteach_experiments::pipeline::RunDir;
+    use rmteach_experiments::rundir::RunDir;
+    use rmteach_experiments::stages::prefdata::rlhf_pairs;
     use rmteach_experiments::teacher::evidence::teacher_vs_increase;
     use std::fmt::Write as _;
 

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod reward_load;
 pub mod reward_model;
+pub mod rundir;
 pub mod sample;
 pub mod stages;
 pub mod teacher;

@@ -11,26 +11,26 @@
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
 use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN};
-use super::normalize::load_scores;
-use super::normalize::{load_normalizers, run_normalize, NormalizeInputs};
-use super::policy_eval::EvalHook;
-pub use super::policy_eval::{Baseline, BaselineReward, EvalRecord};
-use super::prefdata::{
-    mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
-};
-use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
-use super::rundir::rewrite_stage;
-use super::{read_json, write_json, RunDir};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
 };
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::models::{Model, ModelConfig, SeededVarMap};
 use crate::progress::Reporter;
+use crate::rundir::rewrite_stage;
+use crate::rundir::{read_json, write_json, RunDir};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
+use crate::stages::normalize::load_scores;
+use crate::stages::normalize::{load_normalizers, run_normalize, NormalizeInputs};
 use crate::stages::pg::{run_pg_with_dtype, PgOptions, PgOutcome};
+use crate::stages::policy_eval::EvalHook;
+pub use crate::stages::policy_eval::{Baseline, BaselineReward, EvalRecord};
+use crate::stages::prefdata::{
+    mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
+};
 use crate::stages::rewards::{load_reward_dir, GroundTruthReward, Normalized, RewardFn};
+use crate::stages::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
 use crate::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
 use crate::stages::sft::{run_sft_with_dtype, SftOptions};
 use crate::text::TextTokenizer;
@@ -184,7 +184,8 @@ fn keep_stage_times(before: Option<RunSummary>, now: &RunSummary) -> RunSummary 
 /// `<run>/report/` (Tables 1 and 2, reward increase, figures).
 fn write_run_report(root: &Path) -> Result<()> {
     use crate::analysis::{write_report, write_rm_eval, RmEvalFile, RmEvalRecord};
-    let table: super::rm_eval::RmEvalTable = read_json(&root.join("rm_eval").join("rm_eval.json"))?;
+    let table: crate::stages::rm_eval::RmEvalTable =
+        read_json(&root.join("rm_eval").join("rm_eval.json"))?;
     let rewards = table
         .columns
         .iter()
@@ -814,7 +815,7 @@ pub const UNION_RM: &str = "rm-union";
 /// This run's on-policy RM pairs (mix 100) followed by those of each run in `others`
 /// (paths under `runs_root`), for `rms/rm-union`.
 fn union_pairs(
-    pref: &super::rundir::StageDir,
+    pref: &crate::rundir::StageDir,
     runs_root: &Path,
     others: &[PathBuf],
 ) -> Result<Vec<PreferencePair>> {

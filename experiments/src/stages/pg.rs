@@ -43,7 +43,7 @@ use super::sft::{check_training_dtype, save_policy};
 use crate::hf::load_checkpoint;
 use crate::logprobs::{token_logprobs, SequenceBatch};
 use crate::models::Model;
-use crate::pipeline::{MetricsLog, StageDir, Stepped};
+use crate::rundir::{MetricsLog, StageDir, Stepped};
 use crate::sample::{generate, SamplingConfig};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};

@@ -14,11 +14,11 @@ use crate::data::PreferencePair;
 use crate::hf::{save_checkpoint_with_json, sequence_classification_json, SaveOptions};
 use crate::logprobs::SequenceBatch;
 use crate::models::Model;
-use crate::pipeline::StageDir;
 use crate::reward_model::{
     bradley_terry_loss_with, reward_model_from_causal_checkpoint, RewardModel,
     CENTERING_COEFFICIENT,
 };
+use crate::rundir::StageDir;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;

@@ -14,7 +14,7 @@ use crate::data::SftExample;
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::logprobs::{token_logprobs, SequenceBatch};
 use crate::models::Model;
-use crate::pipeline::StageDir;
+use crate::rundir::StageDir;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;

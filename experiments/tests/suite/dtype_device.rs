@@ -14,8 +14,8 @@ use rmteach_experiments::hf::load_checkpoint;
 use rmteach_experiments::logprobs::{token_logprobs, SequenceBatch};
 use rmteach_experiments::models::attention::MASK_VALUE;
 use rmteach_experiments::models::{AttentionInputs, CausalLm, Model, ModelConfig};
-use rmteach_experiments::pipeline::{MetricsLog, RunDir};
 use rmteach_experiments::reward_model::reward_model_from_causal_checkpoint;
+use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::sample::{
     generate, pick_token, pick_tokens, row_rng, FinishReason, SamplingConfig,
 };

@@ -3,11 +3,12 @@
 //! finishes with a cross-policy report, reusing each policy's stages across algorithms.
 
 use crate::pipeline_run::TINY;
-use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
 use rmteach_experiments::pipeline::run::RunSummary;
 use rmteach_experiments::pipeline::{
-    is_experiment, read_json, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+    is_experiment, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
 };
+use rmteach_experiments::rundir::read_json;
+use rmteach_experiments::stages::rm_eval::RmEvalTable;
 use std::path::Path;
 
 fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
@@ -298,7 +299,7 @@ fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
 #[test]
 fn sft_on_the_rm_split_takes_the_ground_truths_preferred_responses() {
     use rmteach_experiments::data::load_ultrafeedback;
-    use rmteach_experiments::pipeline::prefdata::rm_split_chosen;
+    use rmteach_experiments::stages::prefdata::rm_split_chosen;
     use rmteach_experiments::stages::rewards::{GroundTruthReward, RewardFn};
     use rmteach_experiments::toy::{write_toy_world, GroundTruth, ToyReward, ToyWorldSpec};
     let root = tempfile::tempdir().unwrap();

@@ -2,9 +2,10 @@
 //! every stage, and a run stopped after the reward models resumes and finishes with
 //! the same results as an uninterrupted one.
 
-use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
 use rmteach_experiments::pipeline::run::{run_with, EvalRecord};
-use rmteach_experiments::pipeline::{read_json, run, MetricsLog, RunConfig, RunOptions};
+use rmteach_experiments::pipeline::{run, RunConfig, RunOptions};
+use rmteach_experiments::rundir::{read_json, MetricsLog};
+use rmteach_experiments::stages::rm_eval::RmEvalTable;
 use std::path::Path;
 
 /// A handful of steps per stage: 2 RMs, the low-variance reward and the ground truth,

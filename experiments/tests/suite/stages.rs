@@ -9,8 +9,8 @@ use rmteach_experiments::hf::{
     load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions,
 };
 use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
-use rmteach_experiments::pipeline::{MetricsLog, RunDir};
 use rmteach_experiments::reward_model::load_reward_checkpoint;
+use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
 use rmteach_experiments::stages::optim::{AdamW, OptimConfig};
@@ -708,7 +708,7 @@ struct Rec {
     x: f64,
 }
 
-impl rmteach_experiments::pipeline::Stepped for Rec {
+impl rmteach_experiments::rundir::Stepped for Rec {
     fn step(&self) -> u64 {
         self.step
     }

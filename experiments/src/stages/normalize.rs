@@ -9,9 +9,9 @@
 //! Samples and each reward's scores are kept when written, so a killed stage resumes
 //! with the next reward.
 
-use super::{read_json, read_jsonl, write_json, write_jsonl_atomic, StageDir};
 use crate::data::PreferencePair;
 use crate::hf::load_checkpoint;
+use crate::rundir::{read_json, read_jsonl, write_json, write_jsonl_atomic, StageDir};
 use crate::stages::batches::ChatCodec;
 use crate::stages::evaluate::{sample, EvalOptions};
 use crate::stages::rewards::{checked_scores, RewardFn};

@@ -12,9 +12,9 @@
 //!   first `p`% of a fixed prompt permutation and off-policy pairs for the rest (each
 //!   prompt exactly once; the 50% prompts lie inside the 75% ones).
 
-use super::{read_jsonl, write_jsonl_atomic, StageDir};
 use crate::data::{split_by_fraction, PreferencePair, PromptMix};
 use crate::hf::load_checkpoint;
+use crate::rundir::{read_jsonl, write_jsonl_atomic, StageDir};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{sample, EvalOptions};
 use crate::stages::rewards::{checked_scores, RewardFn};

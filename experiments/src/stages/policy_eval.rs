@@ -2,8 +2,8 @@
 //! the initial policy (`baseline/baseline.json`, every seed's epoch 0), the per-epoch
 //! evaluation hook, and the `eval.jsonl` record they write.
 
-use super::{MetricsLog, Stepped};
 use crate::models::Model;
+use crate::rundir::{MetricsLog, Stepped};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{evaluate, EvalOptions, RewardStats};
 use crate::stages::pg::{PgHooks, PgRecord};
@@ -76,7 +76,7 @@ pub struct Baseline {
 
 impl Baseline {
     /// The epoch-0 record of training reward `name`.
-    pub(super) fn record(&self, name: &str) -> Result<EvalRecord> {
+    pub(crate) fn record(&self, name: &str) -> Result<EvalRecord> {
         let p = self.rewards.get(name).ok_or_else(|| {
             Error::Input(format!(
                 "baseline/baseline.json has no reward `{name}`; delete baseline/ to redo it"
@@ -101,7 +101,7 @@ impl Baseline {
 const KL_WINDOW_EPOCHS: f64 = 0.25;
 
 /// Evaluates the policy at every epoch end into `eval.jsonl`.
-pub(super) struct EvalHook<'a> {
+pub(crate) struct EvalHook<'a> {
     /// The initial policy (the KL reference).
     pub reference: &'a Model,
     /// Its tokenizer and template.
@@ -173,7 +173,7 @@ impl EvalHook<'_> {
     }
 
     /// Epoch 0: the run's shared initial evaluation, unless already recorded.
-    pub(super) fn initial(&mut self, record: EvalRecord) -> Result<()> {
+    pub(crate) fn initial(&mut self, record: EvalRecord) -> Result<()> {
         let (mut log, kept) = MetricsLog::resume::<EvalRecord>(&self.path, None)?;
         if kept.iter().any(|r| r.epoch == 0) {
             return Ok(());

@@ -13,11 +13,13 @@
 //! (which prompts the low-variance reward scales, the realised fraction, its
 //! normalisation, and its reward variance under both orders).
 
-use super::config::{GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE};
 use super::normalize::{load_samples, load_scores, RawScores};
-use super::{write_json, StageDir};
 use crate::analysis::bootstrap::mean_interval;
 use crate::analysis::{PerPrompt, Table1Intervals};
+use crate::pipeline::config::{
+    GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
+};
+use crate::rundir::{write_json, StageDir};
 use crate::{Error, Result};
 use rmteach::metrics::{
     mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, prompt_on_policy_accuracies,
