@@ -1,4 +1,4 @@
-//! The whole Section 4.1 pipeline ([`run`]) and its TOML run config ([`config`]);
+//! The whole Section 4.1 pipeline ([`run`](mod@run)) and its TOML run config ([`config`]);
 //! Section 4.2 experiments over several policies and algorithms ([`experiment`]).
 
 pub mod config;

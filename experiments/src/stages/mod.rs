@@ -1,5 +1,6 @@
-//! The training and evaluation stages of an experiment run, each callable alone with
-//! a small options struct: supervised fine-tuning ([`sft`]), reward-model training
+//! The training and evaluation stages of an experiment run, each a [`Stage`] (a value
+//! holding its inputs and options) run alone or by the pipeline with [`run`] on a
+//! [`Runtime`]: supervised fine-tuning ([`sft`]), reward-model training
 //! ([`rm_train`]), policy gradient with RLOO or GRPO ([`pg`]), evaluation
 //! ([`evaluate`]); and what they share: the optimiser with gradient clipping
 //! ([`optim`]), resumable checkpoints ([`checkpoint`]), reward functions ([`rewards`]), advantages ([`advantages`]) and
@@ -21,3 +22,6 @@ pub mod rewards;
 pub mod rm_eval;
 pub mod rm_train;
 pub mod sft;
+pub mod stage;
+
+pub use stage::{run, Runtime, Stage};

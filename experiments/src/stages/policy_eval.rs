@@ -122,6 +122,9 @@ pub(crate) struct EvalHook<'a> {
     pub path: PathBuf,
     /// The stage's per-update `metrics.jsonl` (the rollout KLs).
     pub metrics: PathBuf,
+    /// Epoch 0: the run's shared initial evaluation, written when the stage starts
+    /// unless already recorded.
+    pub initial: EvalRecord,
 }
 
 impl EvalHook<'_> {
@@ -171,18 +174,17 @@ impl EvalHook<'_> {
             window.iter().sum::<f64>() / window.len() as f64
         })
     }
+}
 
-    /// Epoch 0: the run's shared initial evaluation, unless already recorded.
-    pub(crate) fn initial(&mut self, record: EvalRecord) -> Result<()> {
+impl PgHooks for EvalHook<'_> {
+    fn start(&mut self) -> Result<()> {
         let (mut log, kept) = MetricsLog::resume::<EvalRecord>(&self.path, None)?;
         if kept.iter().any(|r| r.epoch == 0) {
             return Ok(());
         }
-        log.append(&record)
+        log.append(&self.initial)
     }
-}
 
-impl PgHooks for EvalHook<'_> {
     fn epoch_end(&mut self, epoch: u64, policy: &Model, record: &PgRecord) -> Result<()> {
         let rec = self.eval(epoch, policy, record)?;
         // Idempotent: a resumed run that repeats an epoch replaces its record.

@@ -14,11 +14,9 @@
 //! normalisation, and its reward variance under both orders).
 
 use super::normalize::{load_samples, load_scores, RawScores};
+use super::stage::{Runtime, Stage};
 use crate::analysis::bootstrap::mean_interval;
 use crate::analysis::{PerPrompt, Table1Intervals};
-use crate::pipeline::config::{
-    GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
-};
 use crate::rundir::{write_json, StageDir};
 use crate::{Error, Result};
 use rmteach::metrics::{
@@ -27,6 +25,19 @@ use rmteach::metrics::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Name of the perfectly accurate, low-variance reward.
+pub const LOW_VARIANCE: &str = "gt-low-variance";
+/// Name of the ground-truth reward.
+pub const GROUND_TRUTH: &str = "gt";
+
+/// `low_variance.order` of the authors' code: scale the raw ground truth on the chosen
+/// prompts, fit the normalisation on that mixture, and multiply the normalised reward
+/// by `scale` on the chosen prompts.
+pub const SCALE_THEN_NORMALIZE: &str = "scale_then_normalize";
+/// `low_variance.order`: normalise with the ground truth's own constants, then
+/// multiply by `scale` on the chosen prompts.
+pub const NORMALIZE_THEN_SCALE: &str = "normalize_then_scale";
 
 /// Seed of the Table 1 bootstrap.
 const TABLE1_BOOTSTRAP_SEED: u64 = 0x7AB1E1;
@@ -169,22 +180,46 @@ pub fn raw_reward(name: &str) -> &str {
     }
 }
 
-/// Runs the stage over the normalisation stage `norm` (skipped when complete).
-/// `prompt_keys` are the RLHF indices of the normalisation prompts; `normalizers`
-/// must hold one per column (`gt-low-variance` included, see
-/// [`LowVarianceSpec::normalizer`]).
-pub fn run_rm_eval(
-    stage: &StageDir,
-    norm: &StageDir,
-    columns: &[String],
-    normalizers: &BTreeMap<String, Normalizer>,
-    low_variance: &LowVarianceSpec,
-    prompt_keys: &[usize],
-    samples_per_prompt: usize,
-) -> Result<RmEvalTable> {
-    if let Some(done) = stage.summary::<RmEvalTable>()? {
-        return Ok(done);
+/// The reward-model evaluation stage `rm_eval`, over the normalisation stage `norm`.
+/// Run it with [`super::run`].
+pub struct RmEval<'a> {
+    /// The complete normalisation stage.
+    pub norm: &'a StageDir,
+    /// The table's columns (reward names).
+    pub columns: &'a [String],
+    /// One normaliser per column (`gt-low-variance` included, see
+    /// [`LowVarianceSpec::normalizer`]).
+    pub normalizers: &'a BTreeMap<String, Normalizer>,
+    /// The low-variance reward's prompts and scale.
+    pub low_variance: &'a LowVarianceSpec,
+    /// The RLHF indices of the normalisation prompts.
+    pub prompt_keys: &'a [usize],
+    /// Samples per normalisation prompt.
+    pub samples_per_prompt: usize,
+}
+
+impl Stage for RmEval<'_> {
+    type Summary = RmEvalTable;
+
+    fn name(&self) -> String {
+        "rm_eval".into()
     }
+
+    fn run(self, stage: &StageDir, _: &Runtime) -> Result<RmEvalTable> {
+        rm_eval(stage, self)
+    }
+}
+
+/// The work of [`RmEval`].
+fn rm_eval(stage: &StageDir, input: RmEval<'_>) -> Result<RmEvalTable> {
+    let RmEval {
+        norm,
+        columns,
+        normalizers,
+        low_variance,
+        prompt_keys,
+        samples_per_prompt,
+    } = input;
     let rows = load_samples(norm)?;
     let s = samples_per_prompt;
     if s < 2 || rows.is_empty() || rows.len() % s != 0 || rows.len() / s != prompt_keys.len() {
@@ -275,7 +310,6 @@ pub fn run_rm_eval(
         low_variance: low,
     };
     write_json(&stage.file("rm_eval.json"), &table)?;
-    stage.complete(&table)?;
     Ok(table)
 }
 

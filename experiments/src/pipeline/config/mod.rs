@@ -13,10 +13,12 @@ use std::path::Path;
 mod tables;
 mod validate;
 
+pub use crate::stages::rm_eval::{
+    GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
+};
 pub use tables::{
     DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
-    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, NORMALIZE_THEN_SCALE,
-    RM_SPLIT_CHOSEN, SCALE_THEN_NORMALIZE, SFT_DATA,
+    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, RM_SPLIT_CHOSEN, SFT_DATA,
 };
 pub(crate) use validate::check_dir_name;
 use validate::toml_field;
@@ -178,8 +180,3 @@ impl RunConfig {
             .unwrap_or_else(|| self.reward_names())
     }
 }
-
-/// Name of the perfectly accurate, low-variance reward.
-pub const LOW_VARIANCE: &str = "gt-low-variance";
-/// Name of the ground-truth reward.
-pub const GROUND_TRUTH: &str = "gt";

@@ -2,6 +2,7 @@
 //! paper's defaults.
 
 use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
+use crate::stages::rm_eval::SCALE_THEN_NORMALIZE;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -283,14 +284,6 @@ impl Default for SampleConfig {
         }
     }
 }
-
-/// `low_variance.order` of the authors' code: scale the raw ground truth on the chosen
-/// prompts, fit the normalisation on that mixture, and multiply the normalised reward
-/// by `scale` on the chosen prompts.
-pub const SCALE_THEN_NORMALIZE: &str = "scale_then_normalize";
-/// `low_variance.order`: normalise with the ground truth's own constants, then
-/// multiply by `scale` on the chosen prompts.
-pub const NORMALIZE_THEN_SCALE: &str = "normalize_then_scale";
 
 /// `[low_variance]`: the ground truth scaled on a fixed share of RLHF prompts, chosen
 /// by index (`round(n * fraction)` rows of a seeded permutation of the RLHF rows).
