@@ -13,6 +13,7 @@ use rmteach::report::write_atomic;
 use crate::exp::{run_config, ConfigSource};
 use crate::teacher::evidence_section as teacher_section;
 use crate::theory::{verify, SolverArgs};
+use rmteach_experiments::runtime::DeviceSpec;
 
 /// The built-in toy Section 4.1 preset (experiments/configs/toy-4.1.toml).
 const TOY_41: &str = include_str!("../../experiments/configs/toy-4.1.toml");
@@ -27,7 +28,7 @@ pub struct ReproduceArgs {
     out: PathBuf,
     /// Run the experiments on this device (cpu, cuda, cuda:N).
     #[arg(long)]
-    device: Option<String>,
+    device: Option<DeviceSpec>,
     /// Only the theory verification (seconds).
     #[arg(long)]
     theory_only: bool,
@@ -95,7 +96,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
                 file: &format!("<built-in {file}>"),
                 dir: here,
             };
-            let report = run_config(&source, &runs, args.device.as_deref(), args.quiet)?;
+            let report = run_config(&source, &runs, args.device, args.quiet)?;
             times.push((file, t.elapsed().as_secs_f64()));
             let _ = writeln!(md, "## {title} (experiments/configs/{file})\n");
             md.push_str(&embed_reports(&report, out)?);

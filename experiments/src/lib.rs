@@ -20,6 +20,7 @@ pub mod progress;
 pub mod reward_load;
 pub mod reward_model;
 pub mod rundir;
+pub mod runtime;
 pub mod sample;
 pub mod stages;
 pub mod teacher;

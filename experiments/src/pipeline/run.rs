@@ -13,6 +13,7 @@
 use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
+    SftExample,
 };
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::models::{Model, ModelConfig, SeededVarMap};
@@ -125,10 +126,7 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
     if !early.contains(&opts.stop_after.as_deref().unwrap_or("")) {
         config.check_external_paths("<run config>", runs_root)?;
     }
-    let rt = Runtime {
-        device: config.device()?,
-        dtype: config.dtype()?,
-    };
+    let rt = config.runtime()?;
     let dir = RunDir::open(runs_root.join(&config.name))?;
     check_same_config(&dir, config)?;
     let mut r = Runner {
@@ -436,18 +434,7 @@ impl<'a> Runner<'a> {
             return Ok(true);
         }
         self.stage(Prepared::new("sft", |dir: &StageDir, rt: &Runtime| {
-            let mut data = if c.sft.source == RM_SPLIT_CHOSEN {
-                let tok = TextTokenizer::from_dir(&world.policy)?;
-                let pairs = load_ultrafeedback(&world.train_prefs)?;
-                let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
-                let gt = load_reward(c, &root, &rt.device, world, GROUND_TRUTH)?;
-                rm_split_chosen(kept, gt.as_ref(), c.data.rm_fraction, c.seed)?
-            } else {
-                load_alpaca_sft(&world.sft_data)?
-            };
-            if let Some(n) = c.data.max_sft_examples {
-                data.truncate(n);
-            }
+            let data = sft_examples(c, world, &root, rt)?;
             let s = &c.sft;
             let o = SftOptions {
                 lr: s.lr,
@@ -893,7 +880,71 @@ fn load_reward(
             None => root.join("rms").join(rm),
         },
     };
-    load_reward_dir(&dir, c.dtype()?, device, c.rm.score_batch_size)
+    load_reward_dir(&dir, c.dtype.dtype(), device, c.rm.score_batch_size)
+}
+
+/// The SFT examples of `sft.source`, truncated to `data.max_sft_examples`; an empty
+/// set is refused naming the file and the filter that emptied it.
+fn sft_examples(
+    c: &RunConfig,
+    world: &World,
+    root: &Path,
+    rt: &Runtime,
+) -> Result<Vec<SftExample>> {
+    let empty = |file: &Path, why: String| {
+        Err(Error::Input(format!(
+            "sft: no training examples: {}: {why}",
+            file.display()
+        )))
+    };
+    let mut data = if c.sft.source == RM_SPLIT_CHOSEN {
+        let file = &world.train_prefs;
+        let tok = TextTokenizer::from_dir(&world.policy)?;
+        let pairs = load_ultrafeedback(file)?;
+        if pairs.is_empty() {
+            return empty(
+                file,
+                "the file has no preference pairs (sft.source = \"rm_split_chosen\")".into(),
+            );
+        }
+        let n = pairs.len();
+        let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
+        if kept.is_empty() {
+            return empty(
+                file,
+                format!(
+                    "data.max_tokens = {} dropped all {n} pairs (sft.source = \"rm_split_chosen\"); raise data.max_tokens",
+                    c.data.max_tokens
+                ),
+            );
+        }
+        let k = kept.len();
+        let gt = load_reward(c, root, &rt.device, world, GROUND_TRUTH)?;
+        let data = rm_split_chosen(kept, gt.as_ref(), c.data.rm_fraction, c.seed)?;
+        if data.is_empty() {
+            return empty(
+                file,
+                format!(
+                    "the RM split (data.rm_fraction = {}) of the {k} pairs within data.max_tokens is empty; raise data.rm_fraction",
+                    c.data.rm_fraction
+                ),
+            );
+        }
+        data
+    } else {
+        let data = load_alpaca_sft(&world.sft_data)?;
+        if data.is_empty() {
+            return empty(
+                &world.sft_data,
+                "the file has no SFT records (sft.source = \"sft_data\")".into(),
+            );
+        }
+        data
+    };
+    if let Some(n) = c.data.max_sft_examples {
+        data.truncate(n);
+    }
+    Ok(data)
 }
 
 /// Name of the reward model that `rm.union_with` trains (under `rms/`).

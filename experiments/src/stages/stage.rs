@@ -4,39 +4,10 @@
 //! summary is returned); a stage that finishes is marked complete with its summary.
 
 use crate::rundir::StageDir;
-use crate::{Error, Result};
-use candle_core::{DType, Device};
+pub use crate::runtime::Runtime;
+use crate::Result;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-/// Where a stage computes: the device and the dtype its models run in.
-#[derive(Debug, Clone)]
-pub struct Runtime {
-    /// The device models are loaded on.
-    pub device: Device,
-    /// The dtype models run in (the training stages take `F32` or `BF16`).
-    pub dtype: DType,
-}
-
-impl Runtime {
-    /// f32 on the CPU (what the tests use).
-    pub fn cpu() -> Self {
-        Self {
-            device: Device::Cpu,
-            dtype: DType::F32,
-        }
-    }
-
-    /// Fails unless the dtype is one the training stages run in (`F32`, `BF16`).
-    pub fn check_training_dtype(&self) -> Result<()> {
-        match self.dtype {
-            DType::F32 | DType::BF16 => Ok(()),
-            other => Err(Error::Input(format!(
-                "training runs in f32 or bf16, not {other:?}"
-            ))),
-        }
-    }
-}
 
 /// One stage of a run.
 pub trait Stage {

@@ -397,7 +397,7 @@ fn a_tiny_run_in_bf16_finishes_with_finite_tables() {
     let root = tempfile::tempdir().unwrap();
     let text = TINY.replace("seed = 1\n", "seed = 1\ndtype = \"bf16\"\n");
     let cfg = RunConfig::from_toml_str(&text, "bf16.toml").unwrap();
-    assert_eq!(cfg.dtype().unwrap(), candle_core::DType::BF16);
+    assert_eq!(cfg.dtype.dtype(), candle_core::DType::BF16);
     let s = run(&cfg, root.path()).unwrap();
     assert!(s.finished);
     let table: RmEvalTable = read_json(&root.path().join("tiny/rm_eval/rm_eval.json")).unwrap();

@@ -257,3 +257,19 @@ fn a_run_killed_inside_policy_gradient_resumes_from_its_checkpoint() {
         eval_records(&whole.path().join("tiny"), "rm-0")
     );
 }
+
+#[test]
+fn an_emptied_sft_set_names_the_file_and_the_filter() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.sft.source = "rm_split_chosen".into();
+    c.data.max_tokens = 1;
+    let e = run(&c, root.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("sft: no training examples")
+            && e.contains("train_prefs.jsonl")
+            && e.contains("data.max_tokens = 1"),
+        "{e}"
+    );
+    assert!(!root.path().join("tiny/sft/DONE.json").exists());
+}

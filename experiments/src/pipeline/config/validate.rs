@@ -13,10 +13,6 @@ impl RunConfig {
     pub fn validate(&self, file: &str) -> Result<()> {
         let bad = |field: &str, msg: &str| Err(Error::config(file, field, msg));
         check_dir_name(file, "name", &self.name, "")?;
-        self.device_ordinal()
-            .map_err(|e| Error::config(file, "device", e.to_string()))?;
-        self.dtype()
-            .map_err(|e| Error::config(file, "dtype", e.to_string()))?;
         match (&self.world.toy, &self.world.paper) {
             (Some(t), None) => t.validate(file)?,
             (None, Some(_)) => {}
@@ -265,6 +261,18 @@ impl ToyWorldConfig {
             ("max_position_embeddings", self.max_position_embeddings),
         ] {
             positive(file, &format!("world.toy.{f}"), v)?;
+        }
+        let longest = crate::toy::longest_exchange_tokens()?;
+        if self.max_position_embeddings < longest {
+            return Err(Error::config(
+                file,
+                "world.toy.max_position_embeddings",
+                format!(
+                    "{} is shorter than the toy world's longest prompt and response \
+                     ({longest} tokens); use at least {longest}",
+                    self.max_position_embeddings
+                ),
+            ));
         }
         if self.train_prefs < 10 {
             return Err(Error::config(
