@@ -10,7 +10,7 @@
 //! resumes from its last checkpoint, so a killed run restarts where it stopped. The
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
-use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN};
+use super::config::{RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
     SftExample,
@@ -34,7 +34,7 @@ use crate::stages::rm_train::{RmTrain, RmTrainOptions};
 use crate::stages::sft::{Sft, SftOptions};
 use crate::stages::{self, Runtime, Stage};
 use crate::text::TextTokenizer;
-use crate::toy::{write_toy_world, SftStyle, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
+use crate::toy::{write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
@@ -604,7 +604,7 @@ impl<'a> Runner<'a> {
             Error::config("<run config>", "world", "give [world.toy] or [world.paper]")
         })?;
         let paths = ToyWorldPaths::new(self.dir.stage("world")?.path());
-        let policy = if t.arch == "gpt-neox" {
+        let policy = if t.arch == ToyArch::GptNeox {
             paths.gpt_neox.clone()
         } else {
             paths.llama.clone()
@@ -643,7 +643,7 @@ impl<'a> Runner<'a> {
                     max_position_embeddings: t.max_position_embeddings,
                 },
                 offpolicy_gap_permille: (t.offpolicy_gap * 1000.0).round() as u32,
-                sft_style: SftStyle::parse(&t.sft_style).unwrap_or_default(),
+                sft_style: t.sft_style,
             };
             write_toy_world(dir.path(), &spec)?;
             let config = ModelConfig::from_file(&policy.join("config.json"))?;
@@ -897,7 +897,7 @@ fn sft_examples(
             file.display()
         )))
     };
-    let mut data = if c.sft.source == RM_SPLIT_CHOSEN {
+    let mut data = if c.sft.source == SftSource::RmSplitChosen {
         let file = &world.train_prefs;
         let tok = TextTokenizer::from_dir(&world.policy)?;
         let pairs = load_ultrafeedback(file)?;

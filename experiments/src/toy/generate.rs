@@ -24,7 +24,8 @@ pub enum ResponseStyle {
 
 /// How the SFT data varies in quality (Section 4.2: policies that differ on
 /// non-overlapping axes of the ground truth).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SftStyle {
     /// Quality uniform in [0.4, 0.9] on every axis at once ([`ToyGenerator::response`]).
     #[default]

@@ -3,6 +3,7 @@
 
 use rmteach_experiments::pipeline::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
+use rmteach_experiments::stages::pg::GrpoKl;
 use std::path::Path;
 
 const MINIMAL: &str = "name = \"x\"\n[world.toy]\n";
@@ -49,7 +50,7 @@ fn defaults_are_the_papers() {
     let c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
     assert_eq!((c.device, c.dtype), (DeviceSpec::Cpu, DTypeSpec::F32));
     assert_eq!(c.rm.mixes, [100, 75, 50, 25, 0]);
-    assert_eq!((c.pg.k, c.pg.batch, c.pg.mini_batches), (2, 32, 2));
+    assert_eq!((c.pg.k, c.pg.batch_size, c.pg.mini_batches), (2, 32, 2));
     assert_eq!((c.pg.beta, c.pg.lr, c.pg.epochs), (0.05, 1e-7, 6.0));
     assert_eq!(c.pg.seeds, [0, 1, 2]);
     assert_eq!((c.normalize.prompts, c.normalize.samples), (500, 10));
@@ -60,7 +61,7 @@ fn defaults_are_the_papers() {
     assert_eq!((c.low_variance.fraction, c.low_variance.scale), (0.5, 1e-3));
     // The authors' orders: scale before normalising, GRPO's KL without gradient.
     assert_eq!(c.low_variance.order, "scale_then_normalize");
-    assert_eq!(c.pg.grpo_kl, "rollout");
+    assert_eq!(c.pg.grpo_kl, GrpoKl::Rollout);
     assert_eq!(
         c.pg.options(0).unwrap().grpo_kl,
         rmteach_experiments::stages::pg::GrpoKl::Rollout

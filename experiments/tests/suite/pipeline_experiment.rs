@@ -3,12 +3,14 @@
 //! finishes with a cross-policy report, reusing each policy's stages across algorithms.
 
 use crate::pipeline_run::TINY;
+use rmteach_experiments::pipeline::config::SftSource;
 use rmteach_experiments::pipeline::run::RunSummary;
 use rmteach_experiments::pipeline::{
     is_experiment, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
 };
 use rmteach_experiments::rundir::read_json;
 use rmteach_experiments::stages::rm_eval::RmEvalTable;
+use rmteach_experiments::toy::SftStyle;
 use std::path::Path;
 
 fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
@@ -36,10 +38,10 @@ fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     );
     assert_eq!(exp.algorithms(), ["rloo"]);
     let (topic, length) = (&exp.runs[0].config, &exp.runs[1].config);
-    let style = |c: &RunConfig| c.world.toy.as_ref().unwrap().sft_style.clone();
+    let style = |c: &RunConfig| c.world.toy.as_ref().unwrap().sft_style;
     assert_eq!(
         (style(topic), style(length)),
-        ("topic".into(), "length".into())
+        (SftStyle::Topic, SftStyle::Length)
     );
     // Overrides merge into tables: the other [pg] fields stay the base's.
     let beta0 = &exp.runs[2].config;
@@ -366,7 +368,7 @@ fn the_paper_scale_experiment_presets_parse() {
     let instruct = &p42.runs[4].config;
     assert_eq!(p42.runs[4].policy, "llama-3.2-1b-instruct");
     assert!(!instruct.sft.enabled);
-    assert_eq!(p42.runs[0].config.sft.source, "rm_split_chosen");
+    assert_eq!(p42.runs[0].config.sft.source, SftSource::RmSplitChosen);
     assert_eq!(instruct.rm.external.len(), 4);
     assert!(instruct
         .rm

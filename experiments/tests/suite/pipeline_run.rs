@@ -2,6 +2,7 @@
 //! every stage, and a run stopped after the reward models resumes and finishes with
 //! the same results as an uninterrupted one.
 
+use rmteach_experiments::pipeline::config::SftSource;
 use rmteach_experiments::pipeline::run::{run_with, EvalRecord};
 use rmteach_experiments::pipeline::{run, RunConfig, RunOptions};
 use rmteach_experiments::rundir::{read_json, MetricsLog};
@@ -262,7 +263,7 @@ fn a_run_killed_inside_policy_gradient_resumes_from_its_checkpoint() {
 fn an_emptied_sft_set_names_the_file_and_the_filter() {
     let root = tempfile::tempdir().unwrap();
     let mut c = config();
-    c.sft.source = "rm_split_chosen".into();
+    c.sft.source = SftSource::RmSplitChosen;
     c.data.max_tokens = 1;
     let e = run(&c, root.path()).unwrap_err().to_string();
     assert!(

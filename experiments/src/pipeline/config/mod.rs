@@ -18,7 +18,7 @@ pub use crate::stages::rm_eval::{
 };
 pub use tables::{
     DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
-    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, RM_SPLIT_CHOSEN, SFT_DATA,
+    RmConfig, SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
 };
 pub(crate) use validate::check_dir_name;
 use validate::toml_field;
