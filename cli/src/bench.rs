@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use rmteach_experiments::bench::{
     init_bench_dir, run_bench, write_json, BenchSpec, InputSizes, Workload,
 };
+use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 
 /// Benchmark subcommands.
 #[derive(Subcommand, Debug)]
@@ -60,40 +60,14 @@ pub enum BenchCommand {
         seed: u64,
         /// cpu, or cuda / cuda:N (needs a build with the `cuda` feature).
         #[arg(long, default_value = "cpu")]
-        device: String,
+        device: DeviceSpec,
         /// f32 or bf16.
         #[arg(long, default_value = "f32")]
-        dtype: String,
+        dtype: DTypeSpec,
         /// Where to write the JSON report (printed to stdout as well).
         #[arg(long)]
         out: Option<PathBuf>,
     },
-}
-
-fn device(name: &str) -> Result<Device> {
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        d if d == "cuda" || d.starts_with("cuda:") => {
-            let ordinal = d
-                .strip_prefix("cuda:")
-                .map(str::parse::<usize>)
-                .transpose()
-                .context("--device: bad GPU ordinal")?
-                .unwrap_or(0);
-            Device::new_cuda(ordinal).with_context(|| {
-                format!("--device {d}: no CUDA device (is this a build with `--features cuda`?)")
-            })
-        }
-        other => bail!("--device: unknown `{other}`; use cpu, cuda or cuda:N"),
-    }
-}
-
-fn dtype(name: &str) -> Result<DType> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "bf16" => Ok(DType::BF16),
-        other => bail!("--dtype: unknown `{other}`; use f32 or bf16"),
-    }
 }
 
 /// Runs a benchmark subcommand; returns the exit code.
@@ -126,8 +100,8 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
             new_tokens,
             lr,
             seed,
-            device: dev_name,
-            dtype: dtype_name,
+            device,
+            dtype,
             out,
         } => {
             let spec = BenchSpec {
@@ -137,8 +111,8 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
                 lr,
                 seed,
             };
-            let (dev, dt) = (device(&dev_name)?, dtype(&dtype_name)?);
-            let report = run_bench(&dir, &spec, &dev, &dev_name, dt)
+            let rt = Runtime::open(device, dtype).context("--device")?;
+            let report = run_bench(&dir, &spec, &rt.device, &device.to_string(), rt.dtype)
                 .with_context(|| format!("bench run on {}", dir.display()))?;
             if let Some(path) = &out {
                 write_json(path, &report)?;

@@ -15,9 +15,9 @@ use anyhow::{Context, Result};
 
 use rmteach_experiments::analysis::bootstrap::BOOTSTRAP_REPLICATES;
 use rmteach_experiments::analysis::{load_run, RunData};
-use rmteach_experiments::pipeline::prefdata::rlhf_pairs;
-use rmteach_experiments::pipeline::RunDir;
+use rmteach_experiments::rundir::RunDir;
 use rmteach_experiments::stages::evaluate::EvalOptions;
+use rmteach_experiments::stages::prefdata::rlhf_pairs;
 use rmteach_experiments::teacher::evidence::{teacher_vs_increase, Evidence};
 use rmteach_experiments::teacher::{run_teacher, RewardSource, SampleCache, TeacherInputs};
 

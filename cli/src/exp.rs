@@ -12,6 +12,7 @@ use rmteach_experiments::hf::{
 };
 use rmteach_experiments::models::{CausalLm, ModelConfig};
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
+use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
 use rmteach_experiments::text::{TextError, TextTokenizer};
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
@@ -23,36 +24,17 @@ mod bench;
 pub struct DeviceArgs {
     /// cpu, or cuda / cuda:N (needs a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceSpec,
     /// f32 or bf16 (weights are converted on load).
     #[arg(long, default_value = "f32")]
-    dtype: String,
+    dtype: DTypeSpec,
 }
 
 impl DeviceArgs {
+    /// Opens the device.
     pub(crate) fn resolve(&self) -> Result<(Device, DType)> {
-        let dtype = match self.dtype.as_str() {
-            "f32" => DType::F32,
-            "bf16" => DType::BF16,
-            other => bail!("--dtype: unknown `{other}`; use f32 or bf16"),
-        };
-        let device = match self.device.as_str() {
-            "cpu" => Device::Cpu,
-            d if d == "cuda" || d.starts_with("cuda:") => {
-                let ordinal = d
-                    .strip_prefix("cuda:")
-                    .map(str::parse::<usize>)
-                    .transpose()
-                    .context("--device: bad GPU ordinal")?;
-                Device::new_cuda(ordinal.unwrap_or(0)).with_context(|| {
-                    format!(
-                        "--device {d}: no CUDA device (is this a build with `--features cuda`?)"
-                    )
-                })?
-            }
-            other => bail!("--device: unknown `{other}`; use cpu, cuda or cuda:N"),
-        };
-        Ok((device, dtype))
+        let rt = Runtime::open(self.device, self.dtype).context("--device")?;
+        Ok((rt.device, rt.dtype))
     }
 }
 
@@ -169,7 +151,7 @@ pub enum ExpCommand {
         runs: PathBuf,
         /// Run on this device instead of the config's (cpu, cuda, cuda:N).
         #[arg(long)]
-        device: Option<String>,
+        device: Option<DeviceSpec>,
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
@@ -234,7 +216,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
                 file: &config.display().to_string(),
                 dir,
             };
-            run_config(&source, &runs, device.as_deref(), quiet).map(|_| 0)
+            run_config(&source, &runs, device, quiet).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
     }
@@ -256,7 +238,7 @@ pub struct ConfigSource<'a> {
 pub fn run_config(
     source: &ConfigSource<'_>,
     runs: &Path,
-    device: Option<&str>,
+    device: Option<DeviceSpec>,
     quiet: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
@@ -270,7 +252,7 @@ pub fn run_config(
         let mut exp = ExperimentConfig::from_toml_str(source.text, source.file, source.dir, runs)?;
         for r in &mut exp.runs {
             if let Some(d) = device {
-                r.config.device = d.to_string();
+                r.config.device = d;
             }
         }
         let summary = run_experiment(&exp, runs, &opts)
@@ -287,7 +269,7 @@ pub fn run_config(
     let mut cfg = RunConfig::from_toml_str(source.text, source.file)?;
     cfg.resolve_relative(source.dir);
     if let Some(d) = device {
-        cfg.device = d.to_string();
+        cfg.device = d;
     }
     let summary = run_with(&cfg, runs, &opts)
         .with_context(|| format!("run `{}` from {}", cfg.name, source.file))?;

@@ -17,6 +17,7 @@ use rmteach_experiments::analysis::document::{Document, Placement};
 use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
 use crate::theory::{levers, verify, SolverArgs};
+use rmteach_experiments::runtime::DeviceSpec;
 
 /// The built-in toy Section 4.1 preset (experiments/configs/toy-4.1.toml).
 const TOY_41: &str = include_str!("../../experiments/configs/toy-4.1.toml");
@@ -31,7 +32,7 @@ pub struct ReproduceArgs {
     out: PathBuf,
     /// Run the experiments on this device (cpu, cuda, cuda:N).
     #[arg(long)]
-    device: Option<String>,
+    device: Option<DeviceSpec>,
     /// Only the theory verification and the theory levers (seconds).
     #[arg(long)]
     theory_only: bool,
@@ -108,7 +109,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
                 file: &format!("<built-in {file}>"),
                 dir: here,
             };
-            let report = run_config(&source, &runs, args.device.as_deref(), args.quiet)?;
+            let report = run_config(&source, &runs, args.device, args.quiet)?;
             times.push((file, t.elapsed().as_secs_f64()));
             let _ = writeln!(md, "## {title} (experiments/configs/{file})\n");
             md.push_str(&embed_reports(&report, out)?);

@@ -18,6 +18,8 @@ pub mod pipeline;
 pub mod progress;
 pub mod records;
 pub mod reward;
+pub mod rundir;
+pub mod runtime;
 pub mod sample;
 pub mod stages;
 pub mod teacher;

@@ -19,8 +19,8 @@ mod tokenizer;
 mod world;
 
 pub use configs::{gpt_neox_config, llama_config, ToyModelSize, ToyTokenIds};
-pub use generate::{ResponseStyle, SftStyle, ToyGenerator};
-pub use language::{ToyTask, COUNT_WORDS, FILLER_WORDS, PROMPT_WORDS, TOPICS};
+pub use generate::{longest_exchange_tokens, ResponseStyle, SftStyle, ToyGenerator};
+pub use language::{ToyTask, COUNT_WORDS, FILLER_WORDS, PROMPT_VARIANTS, PROMPT_WORDS, TOPICS};
 pub use reward::{GroundTruth, ToyReward};
 pub use tokenizer::{toy_tokenizer, toy_vocabulary, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN};
 pub use world::{write_toy_world, ToyWorldPaths, ToyWorldSpec};

@@ -140,7 +140,7 @@ fn sft_step(ctx: &Ctx<'_>) -> Result<Outcome> {
     let (p, r) = (&ctx.inputs.prompts, &ctx.inputs.responses);
     let batch = SequenceBatch::new(p, r, ctx.inputs.pad, ctx.device)?;
     let tokens: usize = r.iter().map(Vec::len).sum();
-    // As `stages::sft::train_sft`: summed response NLL over the token count.
+    // As the SFT stage (`stages::sft`): summed response NLL over the token count.
     policy_step(ctx, |model| {
         Ok((token_logprobs(model, &batch)?.sum_all()?.neg()? / tokens as f64)?)
     })

@@ -354,7 +354,7 @@ pub fn run_experiment(
             .collect();
         let contrasts = exp.policy_contrasts(&algorithm);
         let out = dir.join("report").join(&algorithm);
-        super::rundir::rewrite_stage(&out, || {
+        crate::rundir::rewrite_stage(&out, || {
             Ok(write_policies_report(&dirs, None, &contrasts, &out).map(drop)?)
         })?;
     }
@@ -376,7 +376,7 @@ fn share_stages(exp: &ExperimentConfig, i: usize, dir: &Path) -> Result<()> {
         for stage in SHARED_STAGES {
             let from = dir.join(&first.config.name).join(stage);
             let to = dir.join(&r.config.name).join(stage);
-            if from.join(super::DONE_FILE).exists() && !to.exists() {
+            if from.join(crate::rundir::DONE_FILE).exists() && !to.exists() {
                 link_tree(&from, &to)?;
             }
         }

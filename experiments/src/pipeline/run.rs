@@ -10,31 +10,31 @@
 //! resumes from its last checkpoint, so a killed run restarts where it stopped. The
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
-use super::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE, RM_SPLIT_CHOSEN};
-use super::normalize::load_scores;
-use super::normalize::{load_normalizers, run_normalize, NormalizeInputs};
-use super::policy_eval::EvalHook;
-pub use super::policy_eval::{Baseline, BaselineReward, EvalRecord};
-use super::prefdata::{
-    mix_pairs, rlhf_pairs, rm_split_chosen, run_prefdata, LabeledPair, PrefDataInputs,
-};
-use super::rm_eval::{raw_reward, run_rm_eval, LowVarianceSpec};
-use super::rundir::rewrite_stage;
-use super::{read_json, write_json, RunDir};
+use super::config::{RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
+    SftExample,
 };
 use crate::hf::{load_checkpoint, read_config_json, save_random_model, SaveOptions};
 use crate::models::Model;
 use crate::progress::Reporter;
+use crate::rundir::rewrite_stage;
+use crate::rundir::{read_json, write_json, RunDir, StageDir};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
-use crate::stages::pg::{run_pg_with_dtype, PgOptions, PgOutcome};
+use crate::stages::normalize::load_scores;
+use crate::stages::normalize::{load_normalizers, Normalize};
+use crate::stages::pg::{Pg, PgOptions, PgOutcome};
+use crate::stages::policy_eval::EvalHook;
+pub use crate::stages::policy_eval::{Baseline, BaselineReward, EvalRecord};
+use crate::stages::prefdata::{mix_pairs, rlhf_pairs, rm_split_chosen, LabeledPair, PrefData};
 use crate::stages::rewards::{load_reward_dir, GroundTruthReward, Normalized, RewardFn};
-use crate::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
-use crate::stages::sft::{run_sft_with_dtype, SftOptions};
+use crate::stages::rm_eval::{raw_reward, LowVarianceSpec, RmEval};
+use crate::stages::rm_train::{RmTrain, RmTrainOptions};
+use crate::stages::sft::{Sft, SftOptions};
+use crate::stages::{self, Runtime, Stage};
 use crate::text::TextTokenizer;
-use crate::toy::{write_toy_world, SftStyle, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
+use crate::toy::{write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec};
 use crate::{Error, Result};
 use candle_core::Device;
 use std::collections::BTreeMap;
@@ -71,14 +71,14 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
     if !early.contains(&opts.stop_after.as_deref().unwrap_or("")) {
         config.check_external_paths("<run config>", runs_root)?;
     }
-    let device = config.device()?;
+    let rt = config.runtime()?;
     let dir = RunDir::open(runs_root.join(&config.name))?;
     check_same_config(&dir, config)?;
     let mut r = Runner {
         c: config,
         runs_root: runs_root.to_path_buf(),
         dir,
-        device,
+        rt,
         opts,
         times: Vec::new(),
         start: Instant::now(),
@@ -216,46 +216,109 @@ const NORMALIZE_STREAM: u64 = 23;
 const EVAL_STREAM: u64 = 24;
 const BASELINE_STREAM: u64 = 25;
 
+/// A pipeline step: runs its stages; false when a stage stopped early.
+type Step<'a> = fn(&mut Runner<'a>, &World) -> Result<bool>;
+
+/// A stage whose inputs are prepared only when it runs (a complete stage loads
+/// nothing): `run` prepares them and runs the work.
+struct Prepared<F, T> {
+    name: String,
+    run: F,
+    summary: std::marker::PhantomData<T>,
+}
+
+impl<F, T> Prepared<F, T> {
+    fn new(name: impl Into<String>, run: F) -> Self {
+        Self {
+            name: name.into(),
+            run,
+            summary: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<F, T> Stage for Prepared<F, T>
+where
+    F: FnOnce(&StageDir, &Runtime) -> Result<T>,
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    type Summary = T;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn run(self, dir: &StageDir, rt: &Runtime) -> Result<T> {
+        (self.run)(dir, rt)
+    }
+}
+
+/// What the normalisation stage leaves for the later stages.
+struct Normalization {
+    rlhf: Vec<LabeledPair>,
+    normalizers: BTreeMap<String, rmteach::metrics::Normalizer>,
+    low: LowVarianceSpec,
+    norm_keys: Vec<usize>,
+}
+
 struct Runner<'a> {
     c: &'a RunConfig,
     runs_root: PathBuf,
     dir: RunDir,
-    device: Device,
+    rt: Runtime,
     opts: &'a RunOptions,
     times: Vec<StageTime>,
     start: Instant,
 }
 
-impl Runner<'_> {
-    /// Every stage; false when stopped early.
+impl<'a> Runner<'a> {
+    /// Every step in order; false when stopped early.
     fn all(&mut self) -> Result<bool> {
         let world = self.world()?;
-        let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
-        let dtype = c.dtype()?;
-        if self.stop("world") {
-            return Ok(false);
+        let steps: [(&str, Step<'a>); 7] = [
+            ("world", Self::toy_world),
+            ("sft", Self::sft),
+            ("prefdata", Self::prefdata),
+            ("rms", Self::rms),
+            ("normalize", Self::normalize),
+            ("rm_eval", Self::rm_eval),
+            ("pg", Self::policy_gradient),
+        ];
+        for (name, step) in steps {
+            if !step(self, &world)? || self.opts.stop_after.as_deref() == Some(name) {
+                return Ok(false);
+            }
         }
-        let sft = self.dir.stage("sft")?;
-        // The policy every later stage starts from: the SFT model, or the world's
-        // model as is (`sft.enabled = false`).
-        let policy_dir = if c.sft.enabled {
-            sft.path().to_path_buf()
+        Ok(true)
+    }
+
+    /// Runs `stage` in its directory (skipped when complete), timed and shown.
+    fn stage<S: Stage>(&mut self, stage: S) -> Result<S::Summary> {
+        let name = stage.name();
+        let dir = self.dir.stage(&name)?;
+        let done = dir.is_complete();
+        let rt = self.rt.clone();
+        self.timed(&name, done, || stages::run(stage, &dir, &rt))
+    }
+
+    /// The policy every later stage starts from: the SFT model, or the world's model
+    /// as is (`sft.enabled = false`).
+    fn policy_dir(&self, world: &World) -> Result<PathBuf> {
+        Ok(if self.c.sft.enabled {
+            self.dir.stage("sft")?.path().to_path_buf()
         } else {
             world.policy.clone()
-        };
-        self.timed("sft", sft.is_complete() || !c.sft.enabled, || {
-            let mut data = if c.sft.source == RM_SPLIT_CHOSEN {
-                let tok = TextTokenizer::from_dir(&world.policy)?;
-                let pairs = load_ultrafeedback(&world.train_prefs)?;
-                let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
-                let gt = load_reward(c, &root, &device, &world, GROUND_TRUTH)?;
-                rm_split_chosen(kept, gt.as_ref(), c.data.rm_fraction, c.seed)?
-            } else {
-                load_alpaca_sft(&world.sft_data)?
-            };
-            if let Some(n) = c.data.max_sft_examples {
-                data.truncate(n);
-            }
+        })
+    }
+
+    fn sft(&mut self, world: &World) -> Result<bool> {
+        let (c, root) = (self.c, self.dir.root().to_path_buf());
+        if !c.sft.enabled {
+            self.timed("sft", true, || Ok(()))?;
+            return Ok(true);
+        }
+        self.stage(Prepared::new("sft", |dir: &StageDir, rt: &Runtime| {
+            let data = sft_examples(c, world, &root, rt)?;
             let s = &c.sft;
             let o = SftOptions {
                 lr: s.lr,
@@ -265,18 +328,25 @@ impl Runner<'_> {
                 max_grad_norm: s.max_grad_norm,
                 shuffle_seed: Some(c.seed),
             };
-            run_sft_with_dtype(&world.policy, &sft, &data, &o, &device, dtype).map(drop)
-        })?;
-        if self.stop("sft") {
-            return Ok(false);
-        }
-        let pref = self.dir.stage("prefdata")?;
-        self.timed("prefdata", pref.is_complete(), || {
+            let sft = Sft {
+                init_dir: &world.policy,
+                data: &data,
+                options: &o,
+            };
+            sft.run(dir, rt)
+        }))?;
+        Ok(true)
+    }
+
+    fn prefdata(&mut self, world: &World) -> Result<bool> {
+        let (c, root) = (self.c, self.dir.root().to_path_buf());
+        let policy_dir = self.policy_dir(world)?;
+        self.stage(Prepared::new("prefdata", |dir: &StageDir, rt: &Runtime| {
             let tok = TextTokenizer::from_dir(&policy_dir)?;
             let pairs = load_ultrafeedback(&world.train_prefs)?;
             let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
-            let gt = load_reward(c, &root, &device, &world, GROUND_TRUTH)?;
-            let input = PrefDataInputs {
+            let gt = load_reward(c, &root, &rt.device, world, GROUND_TRUTH)?;
+            let stage = PrefData {
                 sft_dir: &policy_dir,
                 pairs: kept,
                 ground_truth: gt.as_ref(),
@@ -285,66 +355,81 @@ impl Runner<'_> {
                 seed: c.seed,
                 max_new_tokens: c.prefdata.max_new_tokens,
                 batch_size: c.prefdata.batch_size,
-                device: &device,
-                dtype,
             };
-            run_prefdata(&pref, input).map(drop)
-        })?;
-        if self.stop("prefdata") {
-            return Ok(false);
-        }
+            stage.run(dir, rt)
+        }))?;
+        Ok(true)
+    }
+
+    fn rms(&mut self, world: &World) -> Result<bool> {
+        let c = self.c;
+        let policy_dir = self.policy_dir(world)?;
+        let pref = self.dir.stage("prefdata")?;
         let union = (!c.rm.union_with.is_empty()).then(|| (UNION_RM.to_string(), None));
         let trained = c.rm.mixes.iter().map(|&p| (RunConfig::rm_name(p), Some(p)));
         for (name, mix) in trained.chain(union) {
-            let stage_name = format!("rms/{name}");
-            let stage = self.dir.stage(&stage_name)?;
             let runs_root = self.runs_root.clone();
-            self.timed(&stage_name, stage.is_complete(), || {
-                let rm = &c.rm;
-                let o = RmTrainOptions {
-                    lr: rm.lr,
-                    batch_size: rm.batch_size,
-                    micro_batch_size: rm.micro_batch_size,
-                    epochs: rm.epochs,
-                    shuffle_seed: Some(c.seed),
-                    head_seed: c.seed,
-                    ..RmTrainOptions::default()
-                };
-                let pairs = match mix {
-                    Some(p) => mix_pairs(&pref, p)?,
-                    None => union_pairs(&pref, &runs_root, &rm.union_with)?,
-                };
-                run_rm_train_with_dtype(&policy_dir, &stage, &pairs, &o, &device, dtype).map(drop)
-            })?;
+            let (pref, policy_dir) = (&pref, &policy_dir);
+            self.stage(Prepared::new(
+                format!("rms/{name}"),
+                |dir: &StageDir, rt: &Runtime| {
+                    let rm = &c.rm;
+                    let o = RmTrainOptions {
+                        lr: rm.lr,
+                        batch_size: rm.batch_size,
+                        micro_batch_size: rm.micro_batch_size,
+                        epochs: rm.epochs,
+                        shuffle_seed: Some(c.seed),
+                        head_seed: c.seed,
+                        ..RmTrainOptions::default()
+                    };
+                    let pairs = match mix {
+                        Some(p) => mix_pairs(pref, p)?,
+                        None => union_pairs(pref, &runs_root, &rm.union_with)?,
+                    };
+                    let stage = RmTrain {
+                        name: &name,
+                        sft_dir: policy_dir,
+                        pairs: &pairs,
+                        options: &o,
+                    };
+                    stage.run(dir, rt)
+                },
+            ))?;
         }
-        if self.stop("rms") {
-            return Ok(false);
-        }
-        let rlhf = rlhf_pairs(&pref)?;
-        let norm = self.dir.stage("normalize")?;
-        self.timed("normalize", norm.is_complete(), || {
-            let mut raw: Vec<String> = c
-                .reward_names()
-                .into_iter()
-                .filter(|n| n != LOW_VARIANCE && n != GROUND_TRUTH)
-                .collect();
-            raw.push(GROUND_TRUTH.into());
-            let pairs = fixed_pairs(&rlhf, c.normalize.prompts, c.seed);
-            let load = |name: &str| load_reward(c, &root, &device, &world, name);
-            let input = NormalizeInputs {
-                policy_dir: &policy_dir,
-                pairs: &pairs,
-                rewards: &raw,
-                load: &load,
-                sampling: sampling(&c.normalize, mix_seed(c.seed, NORMALIZE_STREAM)),
-                device: &device,
-                dtype,
-            };
-            run_normalize(&norm, input).map(drop)
+        Ok(true)
+    }
+
+    fn normalize(&mut self, world: &World) -> Result<bool> {
+        let (c, root) = (self.c, self.dir.root().to_path_buf());
+        let policy_dir = self.policy_dir(world)?;
+        let rlhf = rlhf_pairs(&self.dir.stage("prefdata")?)?;
+        let mut raw: Vec<String> = c
+            .reward_names()
+            .into_iter()
+            .filter(|n| n != LOW_VARIANCE && n != GROUND_TRUTH)
+            .collect();
+        raw.push(GROUND_TRUTH.into());
+        let pairs = fixed_pairs(&rlhf, c.normalize.prompts, c.seed);
+        let device = self.rt.device.clone();
+        let load = |name: &str| load_reward(c, &root, &device, world, name);
+        self.stage(Normalize {
+            policy_dir: &policy_dir,
+            pairs: &pairs,
+            rewards: &raw,
+            load: &load,
+            sampling: sampling(&c.normalize, mix_seed(c.seed, NORMALIZE_STREAM)),
         })?;
-        if self.stop("normalize") {
-            return Ok(false);
-        }
+        Ok(true)
+    }
+
+    /// The RLHF pairs, the normalisers of every training reward (the low-variance one
+    /// included), the low-variance reward's prompts and the normalisation prompts'
+    /// keys, from the complete `prefdata` and `normalize` stages.
+    fn normalization(&self) -> Result<Normalization> {
+        let c = self.c;
+        let rlhf = rlhf_pairs(&self.dir.stage("prefdata")?)?;
+        let norm = self.dir.stage("normalize")?;
         let mut normalizers = load_normalizers(&norm)?;
         let low = self.low_variance(&rlhf)?;
         let norm_keys = fixed_indices(rlhf.len(), c.normalize.prompts, c.seed);
@@ -361,28 +446,33 @@ impl Runner<'_> {
             let n = low.normalizer(&low.order, &gt_raw, &row_keys, gt)?;
             normalizers.insert(LOW_VARIANCE.into(), n);
         }
-        let ev = self.dir.stage("rm_eval")?;
-        self.timed("rm_eval", ev.is_complete(), || {
-            let columns = c.reward_names();
-            run_rm_eval(
-                &ev,
-                &norm,
-                &columns,
-                &normalizers,
-                &low,
-                &norm_keys,
-                c.normalize.samples,
-            )
-            .map(drop)
-        })?;
-        if self.stop("rm_eval") {
-            return Ok(false);
-        }
-        self.policy_gradient(&world, &policy_dir, &rlhf, &normalizers, &low)
+        Ok(Normalization {
+            rlhf,
+            normalizers,
+            low,
+            norm_keys,
+        })
     }
 
-    /// The toy world (written once, in `world/`) or the paper's paths.
-    fn world(&mut self) -> Result<World> {
+    fn rm_eval(&mut self, _: &World) -> Result<bool> {
+        let c = self.c;
+        let n = self.normalization()?;
+        let norm = self.dir.stage("normalize")?;
+        let columns = c.reward_names();
+        self.stage(RmEval {
+            norm: &norm,
+            columns: &columns,
+            normalizers: &n.normalizers,
+            low_variance: &n.low,
+            prompt_keys: &n.norm_keys,
+            samples_per_prompt: c.normalize.samples,
+        })?;
+        Ok(true)
+    }
+
+    /// Where the initial model, data and ground truth are: the toy world's files
+    /// (written by the `world` step) or the paper's paths.
+    fn world(&self) -> Result<World> {
         let c = self.c;
         if let Some(p) = &c.world.paper {
             // The paths were checked by `check_paths` before anything was written.
@@ -397,14 +487,31 @@ impl Runner<'_> {
         let t = c.world.toy.as_ref().ok_or_else(|| {
             Error::config("<run config>", "world", "give [world.toy] or [world.paper]")
         })?;
-        let stage = self.dir.stage("world")?;
-        let paths = ToyWorldPaths::new(stage.path());
-        let policy = if t.arch == "gpt-neox" {
+        let paths = ToyWorldPaths::new(self.dir.stage("world")?.path());
+        let policy = if t.arch == ToyArch::GptNeox {
             paths.gpt_neox.clone()
         } else {
             paths.llama.clone()
         };
-        self.timed("world", stage.is_complete(), || {
+        Ok(World {
+            policy,
+            sft_data: paths.sft,
+            train_prefs: paths.train_prefs,
+            ground_truth: None,
+            external: self.external(),
+        })
+    }
+
+    /// The toy world's `world/` stage (nothing for the paper's world).
+    fn toy_world(&mut self, world: &World) -> Result<bool> {
+        let Some(t) = &self.c.world.toy else {
+            return Ok(true);
+        };
+        if self.c.world.paper.is_some() {
+            return Ok(true);
+        }
+        let policy = &world.policy;
+        self.stage(Prepared::new("world", |dir: &StageDir, _: &Runtime| {
             let spec = ToyWorldSpec {
                 seed: t.seed,
                 pretrain: 0,
@@ -420,20 +527,18 @@ impl Runner<'_> {
                     max_position_embeddings: t.max_position_embeddings,
                 },
                 offpolicy_gap_permille: (t.offpolicy_gap * 1000.0).round() as u32,
-                sft_style: SftStyle::parse(&t.sft_style).unwrap_or_default(),
+                sft_style: t.sft_style,
             };
-            write_toy_world(stage.path(), &spec)?;
-            let json = read_config_json(&policy)?;
-            save_random_model(&policy, &json, t.seed, &SaveOptions::default())?;
-            stage.complete(&serde_json::json!({ "policy": policy }))
-        })?;
-        Ok(World {
-            policy,
-            sft_data: paths.sft,
-            train_prefs: paths.train_prefs,
-            ground_truth: None,
-            external: self.external(),
-        })
+            write_toy_world(dir.path(), &spec)?;
+            save_random_model(
+                policy,
+                &read_config_json(policy)?,
+                t.seed,
+                &SaveOptions::default(),
+            )?;
+            Ok(serde_json::json!({ "policy": policy }))
+        }))?;
+        Ok(true)
     }
 
     /// The `[[rm.external]]` directories by name (checked by `check_external_paths`).
@@ -474,20 +579,13 @@ impl Runner<'_> {
         eval: &EvalOptions,
         prompts: &[String],
     ) -> Result<Baseline> {
-        let stage = self.dir.stage("baseline")?;
-        if let Some(done) = stage.summary::<Baseline>()? {
-            self.timed("baseline", true, || Ok(()))?;
-            return Ok(done);
-        }
-        let mut out = None;
-        let device = self.device.clone();
         let (names, seed) = (self.c.pg_rewards(), mix_seed(self.c.seed, BASELINE_STREAM));
-        self.timed("baseline", false, || {
+        self.stage(Prepared::new("baseline", |dir: &StageDir, rt: &Runtime| {
             let o = EvalOptions {
                 seed,
                 ..eval.clone()
             };
-            let samples = sample(reference, codec, prompts, &o, &device)?;
+            let samples = sample(reference, codec, prompts, &o, &rt.device)?;
             let gt_norm = rewards.get(GROUND_TRUTH, gt_raw)?;
             let g = samples.score(gt_norm.as_ref())?;
             let mut by_name = BTreeMap::new();
@@ -511,25 +609,22 @@ impl Runner<'_> {
                 },
                 rewards: by_name,
             };
-            write_json(&stage.file("baseline.json"), &b)?;
-            stage.complete(&b)?;
-            out = Some(b);
-            Ok(())
-        })?;
-        out.ok_or_else(|| Error::Input("baseline stage produced nothing".into()))
+            write_json(&dir.file("baseline.json"), &b)?;
+            Ok(b)
+        }))
     }
 
     /// Policy gradient for every training reward and seed; false when stopped early.
-    fn policy_gradient(
-        &mut self,
-        world: &World,
-        policy_dir: &Path,
-        rlhf: &[LabeledPair],
-        normalizers: &std::collections::BTreeMap<String, rmteach::metrics::Normalizer>,
-        low: &LowVarianceSpec,
-    ) -> Result<bool> {
-        let (c, device, root) = (self.c, self.device.clone(), self.dir.root().to_path_buf());
-        let dtype = c.dtype()?;
+    fn policy_gradient(&mut self, world: &World) -> Result<bool> {
+        let (c, root) = (self.c, self.dir.root().to_path_buf());
+        let device = self.rt.device.clone();
+        let policy_dir = self.policy_dir(world)?;
+        let Normalization {
+            rlhf,
+            normalizers,
+            low,
+            ..
+        } = self.normalization()?;
         let prompts: Vec<String> = rlhf.iter().map(|l| l.pair.prompt.clone()).collect();
         let eval_keys = fixed_indices(rlhf.len(), c.eval.prompts, c.seed);
         let eval_prompts: Vec<String> = eval_keys.iter().map(|&i| prompts[i].clone()).collect();
@@ -547,8 +642,8 @@ impl Runner<'_> {
         // Loaded only when some run is unfinished: a rerun of a finished run loads nothing.
         let shared = if todo {
             Some((
-                load_checkpoint(policy_dir, dtype, &device)?.model,
-                ChatCodec::from_dir(policy_dir)?,
+                load_checkpoint(&policy_dir, self.rt.dtype, &device)?.model,
+                ChatCodec::from_dir(&policy_dir)?,
                 load_reward(c, &root, &device, world, GROUND_TRUTH)?,
             ))
         } else {
@@ -559,8 +654,8 @@ impl Runner<'_> {
             root: &root,
             device: &device,
             world,
-            normalizers,
-            low,
+            normalizers: &normalizers,
+            low: &low,
         };
         let baseline = match &shared {
             Some((reference, codec, gt_raw)) => Some(self.baseline(
@@ -577,13 +672,12 @@ impl Runner<'_> {
         for name in c.pg_rewards() {
             for &seed in &c.pg.seeds {
                 let label = format!("pg/{name}/seed{seed}");
-                let stage = self.dir.stage(&label)?;
                 let (Some((reference, codec, gt_raw)), Some(baseline)) = (&shared, &baseline)
                 else {
                     self.timed(&label, true, || Ok(()))?;
                     continue;
                 };
-                if stage.is_complete() {
+                if self.dir.stage(&label)?.is_complete() {
                     self.timed(&label, true, || Ok(()))?;
                     continue;
                 }
@@ -593,7 +687,7 @@ impl Runner<'_> {
                     stop_after: self.opts.pg_stop_after,
                     ..c.pg.options(seed)?
                 };
-                let initial = baseline.record(&name)?;
+                let stage = self.dir.stage(&label)?;
                 let mut hook = EvalHook {
                     reference,
                     codec,
@@ -605,24 +699,17 @@ impl Runner<'_> {
                     device: &device,
                     path: stage.file("eval.jsonl"),
                     metrics: stage.file("metrics.jsonl"),
+                    initial: baseline.record(&name)?,
                 };
-                let mut outcome = None;
-                self.timed(&label, false, || {
-                    hook.initial(initial)?;
-                    let out = run_pg_with_dtype(
-                        &stage,
-                        policy_dir,
-                        &prompts,
-                        proxy.as_ref(),
-                        &o,
-                        &device,
-                        dtype,
-                        &mut hook,
-                    )?;
-                    outcome = Some(out);
-                    Ok(())
+                let outcome = self.stage(Pg {
+                    reward_name: &name,
+                    init_dir: &policy_dir,
+                    prompts: &prompts,
+                    reward: proxy.as_ref(),
+                    options: &o,
+                    hooks: &mut hook,
                 })?;
-                if let Some(PgOutcome::Stopped(_)) = outcome {
+                if let PgOutcome::Stopped(_) = outcome {
                     return Ok(false);
                 }
             }
@@ -630,37 +717,28 @@ impl Runner<'_> {
         Ok(true)
     }
 
-    /// Runs `f` as stage `name` (or records it as skipped when `done`).
-    fn timed(&mut self, name: &str, done: bool, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    /// Runs `f` as stage `name`, timed and shown; `done`: it was complete (skipped).
+    fn timed<T>(&mut self, name: &str, done: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let start = Instant::now();
         let reporter = self.opts.progress.then(|| Reporter::start(name));
-        if done {
-            if let Some(r) = reporter {
-                r.finish("complete, skipped");
-            }
-        } else {
-            let result = f();
-            if let Some(r) = reporter {
-                match &result {
-                    Ok(()) => {
-                        let message = format!("done in {:.1} s", r.elapsed());
-                        r.finish(&message);
-                    }
-                    Err(e) => r.finish(&format!("failed: {e}")),
+        let result = f();
+        if let Some(r) = reporter {
+            match (&result, done) {
+                (Ok(_), true) => r.finish("complete, skipped"),
+                (Ok(_), false) => {
+                    let message = format!("done in {:.1} s", r.elapsed());
+                    r.finish(&message);
                 }
+                (Err(e), _) => r.finish(&format!("failed: {e}")),
             }
-            result?;
         }
+        let out = result?;
         self.times.push(StageTime {
             stage: name.into(),
             seconds: start.elapsed().as_secs_f64(),
             skipped: done,
         });
-        Ok(())
-    }
-
-    fn stop(&self, stage: &str) -> bool {
-        self.opts.stop_after.as_deref() == Some(stage)
+        Ok(out)
     }
 }
 
@@ -680,7 +758,71 @@ fn load_reward(
             None => root.join("rms").join(rm),
         },
     };
-    load_reward_dir(&dir, c.dtype()?, device, c.rm.score_batch_size)
+    load_reward_dir(&dir, c.dtype.dtype(), device, c.rm.score_batch_size)
+}
+
+/// The SFT examples of `sft.source`, truncated to `data.max_sft_examples`; an empty
+/// set is refused naming the file and the filter that emptied it.
+fn sft_examples(
+    c: &RunConfig,
+    world: &World,
+    root: &Path,
+    rt: &Runtime,
+) -> Result<Vec<SftExample>> {
+    let empty = |file: &Path, why: String| {
+        Err(Error::Input(format!(
+            "sft: no training examples: {}: {why}",
+            file.display()
+        )))
+    };
+    let mut data = if c.sft.source == SftSource::RmSplitChosen {
+        let file = &world.train_prefs;
+        let tok = TextTokenizer::from_dir(&world.policy)?;
+        let pairs = load_ultrafeedback(file)?;
+        if pairs.is_empty() {
+            return empty(
+                file,
+                "the file has no preference pairs (sft.source = \"rm_split_chosen\")".into(),
+            );
+        }
+        let n = pairs.len();
+        let kept = filter_max_tokens(pairs, &tok, c.data.max_tokens)?.kept;
+        if kept.is_empty() {
+            return empty(
+                file,
+                format!(
+                    "data.max_tokens = {} dropped all {n} pairs (sft.source = \"rm_split_chosen\"); raise data.max_tokens",
+                    c.data.max_tokens
+                ),
+            );
+        }
+        let k = kept.len();
+        let gt = load_reward(c, root, &rt.device, world, GROUND_TRUTH)?;
+        let data = rm_split_chosen(kept, gt.as_ref(), c.data.rm_fraction, c.seed)?;
+        if data.is_empty() {
+            return empty(
+                file,
+                format!(
+                    "the RM split (data.rm_fraction = {}) of the {k} pairs within data.max_tokens is empty; raise data.rm_fraction",
+                    c.data.rm_fraction
+                ),
+            );
+        }
+        data
+    } else {
+        let data = load_alpaca_sft(&world.sft_data)?;
+        if data.is_empty() {
+            return empty(
+                &world.sft_data,
+                "the file has no SFT records (sft.source = \"sft_data\")".into(),
+            );
+        }
+        data
+    };
+    if let Some(n) = c.data.max_sft_examples {
+        data.truncate(n);
+    }
+    Ok(data)
 }
 
 /// Name of the reward model that `rm.union_with` trains (under `rms/`).
@@ -689,7 +831,7 @@ pub const UNION_RM: &str = "rm-union";
 /// This run's on-policy RM pairs (mix 100) followed by those of each run in `others`
 /// (paths under `runs_root`), for `rms/rm-union`.
 fn union_pairs(
-    pref: &super::rundir::StageDir,
+    pref: &StageDir,
     runs_root: &Path,
     others: &[PathBuf],
 ) -> Result<Vec<PreferencePair>> {

@@ -8,7 +8,7 @@
 
 use super::optim::AdamW;
 use crate::hf::{load_into_varmap, save_varmap};
-use crate::pipeline::{read_json, write_json, StageDir};
+use crate::rundir::{read_json, write_json, StageDir};
 use crate::{Error, Result};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};

@@ -21,7 +21,7 @@
 //! resume; the final policy to `<stage>/policy/` (Hugging Face layout).
 //!
 //! ## Precision and host transfers
-//! [`run_pg_with_dtype`] runs the policy and the frozen reference in `F32` or `BF16`.
+//! [`Pg`] runs the policy and the frozen reference in `F32` or `BF16`.
 //! Log-probabilities, ratios, advantages and the loss are f32 whatever the models'
 //! dtype; for bf16 AdamW keeps f32 master weights, which the checkpoints and the final
 //! policy store (see [`super::optim`]). Device-to-host copies per update: one per
@@ -39,11 +39,12 @@ use super::batches::{check_batch, mix_seed, order, ChatCodec};
 use super::checkpoint::{self, TrainState};
 use super::optim::{AdamW, OptimConfig};
 use super::rewards::{checked_scores_keyed, RewardFn};
-use super::sft::{check_training_dtype, save_policy};
+use super::sft::save_policy;
+use super::stage::{Runtime, Stage};
 use crate::hf::load_checkpoint;
 use crate::logprobs::{token_logprobs, SequenceBatch};
 use crate::models::Model;
-use crate::pipeline::{MetricsLog, StageDir, Stepped};
+use crate::rundir::{MetricsLog, StageDir, Stepped};
 use crate::sample::{generate, SamplingConfig};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -72,7 +73,7 @@ pub enum GrpoKl {
     Differentiable,
 }
 
-/// Settings of [`run_pg`] (defaults: the paper's RLOO).
+/// Settings of [`Pg`] (defaults: the paper's RLOO).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PgOptions {
     /// RLOO or GRPO.
@@ -220,6 +221,11 @@ impl Stepped for PgRecord {
 /// Called when an epoch ends (before the checkpoint that follows it); must be
 /// idempotent, since a resumed run may repeat it.
 pub trait PgHooks {
+    /// Called once when the stage (re)starts, before the first update.
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Epoch `epoch` (1-based) ended with `record`; `policy` is the current policy.
     fn epoch_end(&mut self, epoch: u64, policy: &Model, record: &PgRecord) -> Result<()>;
 }
@@ -230,7 +236,7 @@ impl PgHooks for () {
     }
 }
 
-/// How [`run_pg`] returned.
+/// How [`Pg`] returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PgOutcome {
     /// Every update ran; the stage is complete.
@@ -244,47 +250,55 @@ pub enum PgOutcome {
     Stopped(u64),
 }
 
-/// Runs (or resumes) policy gradient from the policy in `init_dir` (also the KL
-/// reference) on `prompts`, with `reward`, in `stage`. A complete stage is not rerun.
-pub fn run_pg(
-    stage: &StageDir,
-    init_dir: &Path,
-    prompts: &[String],
-    reward: &dyn RewardFn,
-    o: &PgOptions,
-    device: &Device,
-    hooks: &mut dyn PgHooks,
-) -> Result<PgOutcome> {
-    run_pg_with_dtype(
-        stage,
+/// The policy-gradient stage `pg/<reward>/seed<seed>`: runs (or resumes) policy
+/// gradient from the policy in `init_dir` (also the KL reference) on `prompts`, with
+/// `reward`, the policy and the reference in the runtime's dtype (`F32` or `BF16`). A
+/// bf16 run records its dtype with the options of its checkpoints, so it resumes only
+/// in bf16. Run it with [`super::run`]; a run stopped by `stop_after` is not complete.
+pub struct Pg<'a> {
+    /// The training reward's name (the stage directory's middle part).
+    pub reward_name: &'a str,
+    /// The initial policy and KL reference.
+    pub init_dir: &'a Path,
+    /// The RLHF prompts.
+    pub prompts: &'a [String],
+    /// The (normalised) training reward.
+    pub reward: &'a dyn RewardFn,
+    /// The training settings.
+    pub options: &'a PgOptions,
+    /// Called at each epoch's end.
+    pub hooks: &'a mut dyn PgHooks,
+}
+
+impl Stage for Pg<'_> {
+    type Summary = PgOutcome;
+
+    fn name(&self) -> String {
+        format!("pg/{}/seed{}", self.reward_name, self.options.seed)
+    }
+
+    fn run(self, stage: &StageDir, rt: &Runtime) -> Result<PgOutcome> {
+        rt.check_training_dtype()?;
+        self.hooks.start()?;
+        train(stage, self, rt)
+    }
+
+    fn finished(summary: &PgOutcome) -> bool {
+        matches!(summary, PgOutcome::Finished { .. })
+    }
+}
+
+/// The loop of [`Pg`].
+fn train(stage: &StageDir, pg: Pg<'_>, rt: &Runtime) -> Result<PgOutcome> {
+    let Pg {
         init_dir,
         prompts,
         reward,
-        o,
-        device,
-        DType::F32,
+        options: o,
         hooks,
-    )
-}
-
-/// [`run_pg`] with the policy and the reference in `dtype` (`F32` or `BF16`). A bf16
-/// run records its dtype with the options of its checkpoints, so it resumes only in
-/// bf16; an f32 run's checkpoints are those of [`run_pg`].
-#[allow(clippy::too_many_arguments)]
-pub fn run_pg_with_dtype(
-    stage: &StageDir,
-    init_dir: &Path,
-    prompts: &[String],
-    reward: &dyn RewardFn,
-    o: &PgOptions,
-    device: &Device,
-    dtype: DType,
-    hooks: &mut dyn PgHooks,
-) -> Result<PgOutcome> {
-    if let Some(done) = stage.summary::<PgOutcome>()? {
-        return Ok(done);
-    }
-    check_training_dtype(dtype)?;
+        ..
+    } = pg;
+    let (device, dtype) = (&rt.device, rt.dtype);
     let total = o.total_updates(prompts.len())?;
     let mut t = Trainer::new(init_dir, prompts, reward, o, device, dtype)?;
     let mut options =
@@ -331,12 +345,10 @@ pub fn run_pg_with_dtype(
         &t.opt.master_varmap(&t.varmap)?,
         &t.codec,
     )?;
-    let outcome = PgOutcome::Finished {
+    Ok(PgOutcome::Finished {
         updates: total,
         last,
-    };
-    stage.complete(&outcome)?;
-    Ok(outcome)
+    })
 }
 
 /// The policy, its optimiser, the frozen reference and the inputs of the loop.

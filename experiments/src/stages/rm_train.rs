@@ -2,23 +2,24 @@
 //! Bradley-Terry loss with the centring term `0.01 (r_c + r_r)^2` (mean over pairs),
 //! AdamW at a constant learning rate; the paper's defaults.
 //!
-//! In bf16 ([`run_rm_train_with_dtype`]) the backbone and head run in bf16, the
+//! In bf16 (a [`Runtime`] with `BF16`) the backbone and head run in bf16, the
 //! rewards and the loss are f32, and AdamW keeps f32 master weights (saved in the
 //! checkpoint). Per step the host reads three numbers: the loss and the count of
 //! correctly ordered pairs (both accumulated on the device) and the gradient norm.
 
 use super::batches::{check_batch, order, ChatCodec};
 use super::optim::{AdamW, OptimConfig};
-use super::sft::{check_training_dtype, model_device};
+use super::sft::model_device;
+use super::stage::{Runtime, Stage};
 use crate::data::PreferencePair;
 use crate::hf::{save_checkpoint_with_json, sequence_classification_json, SaveOptions};
 use crate::logprobs::SequenceBatch;
 use crate::models::Model;
-use crate::pipeline::StageDir;
 use crate::reward::{
     bradley_terry_loss_with, reward_model_from_causal_checkpoint, RewardModel,
     CENTERING_COEFFICIENT, LM_HEAD_NAMES,
 };
+use crate::rundir::StageDir;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-/// Settings of [`train_reward_model`] (defaults: the paper's Section 4.1).
+/// Settings of [`RmTrain`] (defaults: the paper's Section 4.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RmTrainOptions {
     /// Constant learning rate (5e-7).
@@ -62,7 +63,7 @@ impl Default for RmTrainOptions {
     }
 }
 
-/// What [`train_reward_model`] did.
+/// What [`RmTrain`] did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RmTrainReport {
     /// Loss of each step's batch (before the step).
@@ -77,20 +78,10 @@ pub struct RmTrainReport {
     pub seconds: f64,
 }
 
-/// Trains `rm` (whose variables are `varmap`) on `pairs`, each side rendered by `codec`.
-pub fn train_reward_model(
-    rm: &RewardModel<Model>,
-    varmap: &VarMap,
-    codec: &ChatCodec,
-    pairs: &[PreferencePair],
-    o: &RmTrainOptions,
-) -> Result<RmTrainReport> {
-    Ok(train_reward_model_with_optimizer(rm, varmap, codec, pairs, o)?.0)
-}
-
-/// [`train_reward_model`], also returning the optimiser (whose
+/// Trains `rm` (whose variables are `varmap`) on `pairs`, each side rendered by
+/// `codec`; returns the report and the optimiser (whose
 /// [`master_varmap`](AdamW::master_varmap) holds the f32 weights of a bf16 model).
-pub fn train_reward_model_with_optimizer(
+fn train(
     rm: &RewardModel<Model>,
     varmap: &VarMap,
     codec: &ChatCodec,
@@ -201,47 +192,45 @@ fn count_correct(chosen: &Tensor, rejected: &Tensor) -> Result<Tensor> {
     Ok(chosen.gt(rejected)?.to_dtype(DType::F32)?.sum_all()?)
 }
 
-/// The reward-model stage: the causal LM in `sft_dir` plus a new head (seeded by
-/// `o.head_seed`), trained on `pairs`, saved into `stage` as a Hugging Face
+/// The reward-model stage `rms/<name>`: the causal LM in `sft_dir` plus a new head
+/// (seeded by `options.head_seed`), trained on `pairs`, saved as a Hugging Face
 /// `*ForSequenceClassification` checkpoint (no LM head, `num_labels` 1) with the
-/// tokenizer; then the stage is marked complete. A complete stage is not rerun.
-pub fn run_rm_train(
-    sft_dir: &Path,
-    stage: &StageDir,
-    pairs: &[PreferencePair],
-    o: &RmTrainOptions,
-    device: &Device,
-) -> Result<RmTrainReport> {
-    run_rm_train_with_dtype(sft_dir, stage, pairs, o, device, DType::F32)
+/// tokenizer. In bf16 AdamW keeps f32 master weights, and the checkpoint is saved in
+/// f32 from them. Run it with [`super::run`].
+pub struct RmTrain<'a> {
+    /// The reward model's name (`rm-50`, ...).
+    pub name: &'a str,
+    /// The causal LM the reward model starts from.
+    pub sft_dir: &'a Path,
+    /// The training pairs.
+    pub pairs: &'a [PreferencePair],
+    /// The training settings.
+    pub options: &'a RmTrainOptions,
 }
 
-/// [`run_rm_train`] with the model in `dtype` (`F32` or `BF16`; f32 master weights
-/// in the optimiser for bf16). The checkpoint is saved in f32 from the master weights.
-pub fn run_rm_train_with_dtype(
-    sft_dir: &Path,
-    stage: &StageDir,
-    pairs: &[PreferencePair],
-    o: &RmTrainOptions,
-    device: &Device,
-    dtype: DType,
-) -> Result<RmTrainReport> {
-    if let Some(done) = stage.summary::<RmTrainReport>()? {
-        return Ok(done);
+impl Stage for RmTrain<'_> {
+    type Summary = RmTrainReport;
+
+    fn name(&self) -> String {
+        format!("rms/{}", self.name)
     }
-    check_training_dtype(dtype)?;
-    let ckpt = reward_model_from_causal_checkpoint(sft_dir, o.head_seed, dtype, device)?;
-    let codec = ChatCodec::from_dir(sft_dir)?;
-    let (report, opt) =
-        train_reward_model_with_optimizer(&ckpt.model, &ckpt.varmap, &codec, pairs, o)?;
-    let varmap = opt.master_varmap(&ckpt.varmap)?;
-    let config = sequence_classification_json(&ckpt.config, DType::F32, Some(codec.pad))?;
-    let exclude = LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect();
-    let save = SaveOptions {
-        exclude,
-        ..SaveOptions::default()
-    };
-    save_checkpoint_with_json(stage.path(), &config, &varmap, &save)?;
-    codec.tokenizer.save(stage.path())?;
-    stage.complete(&report)?;
-    Ok(report)
+
+    fn run(self, stage: &StageDir, rt: &Runtime) -> Result<RmTrainReport> {
+        rt.check_training_dtype()?;
+        let o = self.options;
+        let ckpt =
+            reward_model_from_causal_checkpoint(self.sft_dir, o.head_seed, rt.dtype, &rt.device)?;
+        let codec = ChatCodec::from_dir(self.sft_dir)?;
+        let (report, opt) = train(&ckpt.model, &ckpt.varmap, &codec, self.pairs, o)?;
+        let varmap = opt.master_varmap(&ckpt.varmap)?;
+        let config = sequence_classification_json(&ckpt.config, DType::F32, Some(codec.pad))?;
+        let exclude = LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect();
+        let save = SaveOptions {
+            exclude,
+            ..SaveOptions::default()
+        };
+        save_checkpoint_with_json(stage.path(), &config, &varmap, &save)?;
+        codec.tokenizer.save(stage.path())?;
+        Ok(report)
+    }
 }

@@ -2,7 +2,7 @@
 //! closing EOS) of chat-rendered (prompt, response) pairs, the prompt masked; AdamW
 //! at a constant learning rate with gradient clipping; the paper's defaults.
 //!
-//! In bf16 ([`run_sft_with_dtype`]) the model runs in bf16 and AdamW keeps f32 master
+//! In bf16 (a [`Runtime`] with `BF16`) the model runs in bf16 and AdamW keeps f32 master
 //! weights (see [`super::optim`]); the log-softmax and the loss reduction are f32
 //! ([`token_logprobs`]), and the saved checkpoint holds the f32 masters. Per step the
 //! host reads two numbers: the batch loss (accumulated on the device over the
@@ -10,11 +10,12 @@
 
 use super::batches::{check_batch, order, ChatCodec};
 use super::optim::{AdamW, OptimConfig};
+use super::stage::{Runtime, Stage};
 use crate::data::SftExample;
 use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
 use crate::logprobs::{token_logprobs, SequenceBatch};
 use crate::models::Model;
-use crate::pipeline::StageDir;
+use crate::rundir::StageDir;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-/// Settings of [`train_sft`] (defaults: the paper's Section 4.1).
+/// Settings of [`Sft`] (defaults: the paper's Section 4.1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SftOptions {
     /// Constant learning rate (1e-6).
@@ -52,7 +53,7 @@ impl Default for SftOptions {
     }
 }
 
-/// What [`train_sft`] did.
+/// What [`Sft`] did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SftReport {
     /// Mean response-token cross-entropy of each step's batch (before the step).
@@ -63,20 +64,10 @@ pub struct SftReport {
     pub seconds: f64,
 }
 
-/// Fine-tunes `model` (whose variables are `varmap`) on `data`, rendered by `codec`.
-pub fn train_sft(
-    model: &Model,
-    varmap: &VarMap,
-    codec: &ChatCodec,
-    data: &[SftExample],
-    o: &SftOptions,
-) -> Result<SftReport> {
-    Ok(train_sft_with_optimizer(model, varmap, codec, data, o)?.0)
-}
-
-/// [`train_sft`], also returning the optimiser (whose
-/// [`master_varmap`](AdamW::master_varmap) holds the f32 weights of a bf16 model).
-pub fn train_sft_with_optimizer(
+/// Fine-tunes `model` (whose variables are `varmap`) on `data`, rendered by `codec`;
+/// returns the report and the optimiser (whose [`master_varmap`](AdamW::master_varmap)
+/// holds the f32 weights of a bf16 model).
+fn train(
     model: &Model,
     varmap: &VarMap,
     codec: &ChatCodec,
@@ -153,52 +144,36 @@ pub(crate) fn model_device(varmap: &VarMap) -> Device {
 
 /// The SFT stage: loads the causal LM in `init_dir`, fine-tunes it on `data` and
 /// saves it (Hugging Face layout: the input `config.json`, `model.safetensors`, the
-/// tokenizer) into `stage`, then marks the stage complete. A complete stage is not
-/// rerun; its recorded report is returned.
-pub fn run_sft(
-    init_dir: &Path,
-    stage: &StageDir,
-    data: &[SftExample],
-    o: &SftOptions,
-    device: &Device,
-) -> Result<SftReport> {
-    run_sft_with_dtype(init_dir, stage, data, o, device, DType::F32)
+/// tokenizer) into its stage directory. In bf16 AdamW keeps f32 master weights, and
+/// the checkpoint is saved in f32 from them. Run it with [`super::run`].
+pub struct Sft<'a> {
+    /// The model to fine-tune.
+    pub init_dir: &'a Path,
+    /// The training examples.
+    pub data: &'a [SftExample],
+    /// The training settings.
+    pub options: &'a SftOptions,
 }
 
-/// [`run_sft`] with the model in `dtype` (`F32` or `BF16`; f32 master weights in the
-/// optimiser for bf16). The checkpoint is saved in f32 from the master weights.
-pub fn run_sft_with_dtype(
-    init_dir: &Path,
-    stage: &StageDir,
-    data: &[SftExample],
-    o: &SftOptions,
-    device: &Device,
-    dtype: DType,
-) -> Result<SftReport> {
-    if let Some(done) = stage.summary::<SftReport>()? {
-        return Ok(done);
+impl Stage for Sft<'_> {
+    type Summary = SftReport;
+
+    fn name(&self) -> String {
+        "sft".into()
     }
-    check_training_dtype(dtype)?;
-    let ckpt = load_checkpoint(init_dir, dtype, device)?;
-    let codec = ChatCodec::from_dir(init_dir)?;
-    let (report, opt) = train_sft_with_optimizer(&ckpt.model, &ckpt.varmap, &codec, data, o)?;
-    save_policy(
-        stage.path(),
-        init_dir,
-        &opt.master_varmap(&ckpt.varmap)?,
-        &codec,
-    )?;
-    stage.complete(&report)?;
-    Ok(report)
-}
 
-/// Fails unless `dtype` is one the training stages run in (`F32`, `BF16`).
-pub fn check_training_dtype(dtype: DType) -> Result<()> {
-    match dtype {
-        DType::F32 | DType::BF16 => Ok(()),
-        other => Err(Error::Input(format!(
-            "training runs in f32 or bf16, not {other:?}"
-        ))),
+    fn run(self, stage: &StageDir, rt: &Runtime) -> Result<SftReport> {
+        rt.check_training_dtype()?;
+        let ckpt = load_checkpoint(self.init_dir, rt.dtype, &rt.device)?;
+        let codec = ChatCodec::from_dir(self.init_dir)?;
+        let (report, opt) = train(&ckpt.model, &ckpt.varmap, &codec, self.data, self.options)?;
+        save_policy(
+            stage.path(),
+            self.init_dir,
+            &opt.master_varmap(&ckpt.varmap)?,
+            &codec,
+        )?;
+        Ok(report)
     }
 }
 

@@ -5,7 +5,7 @@
 //! the samples. `settings.json` next to it records what the samples depend on; a run
 //! with other settings is refused rather than mixing samples.
 
-use crate::pipeline::{read_json, write_atomic, write_json};
+use crate::rundir::{read_json, write_atomic, write_json};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

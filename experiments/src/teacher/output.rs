@@ -4,7 +4,7 @@
 
 use super::stats::RmStats;
 use super::{PROPOSITION3_READING, TEACHER_SCORE_DEFINITION};
-use crate::pipeline::{write_atomic, write_json};
+use crate::rundir::{write_atomic, write_json};
 use crate::{Error, Result};
 use rmteach::plot::{GridPlot, LinePlot, Series, SeriesStyle};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 use super::cache::{SampleCache, SampleLine};
 use crate::data::PreferencePair;
 use crate::hf::load_checkpoint;
-use crate::pipeline::{read_json, write_json};
+use crate::rundir::{read_json, write_json};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{sample, EvalOptions};
 use crate::stages::rewards::{checked_scores, RewardFn};

@@ -1,9 +1,11 @@
 //! Seeded generators of toy prompts, responses, SFT examples, preference pairs and
 //! pretraining text.
 
-use super::language::{ToyTask, COUNT_WORDS, FILLER_WORDS, MIN_COUNT, TOPICS};
+use super::language::{ToyTask, COUNT_WORDS, FILLER_WORDS, MIN_COUNT, PROMPT_VARIANTS, TOPICS};
 use super::reward::GroundTruth;
+use super::tokenizer::toy_tokenizer;
 use crate::data::{PreferencePair, SftExample};
+use crate::text::TextError;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -22,7 +24,8 @@ pub enum ResponseStyle {
 
 /// How the SFT data varies in quality (Section 4.2: policies that differ on
 /// non-overlapping axes of the ground truth).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SftStyle {
     /// Quality uniform in [0.4, 0.9] on every axis at once ([`ToyGenerator::response`]).
     #[default]
@@ -90,7 +93,7 @@ impl ToyGenerator {
     /// A random task and its prompt text (a random phrasing).
     pub fn prompt(&mut self) -> (ToyTask, String) {
         let task = self.task();
-        let variant = self.below(4);
+        let variant = self.below(PROMPT_VARIANTS);
         // Every generated count has a count word, so the prompt always renders.
         let text = task.prompt(variant).unwrap_or_default();
         (task, text)
@@ -241,6 +244,34 @@ impl ToyGenerator {
         let response = self.response(&task, quality, ResponseStyle::Policy);
         format!("{prompt} {response}")
     }
+}
+
+/// Tokens of the toy world's longest chat-rendered exchange: any task's prompt in any
+/// phrasing, and a response of the most words a toy response has (with the template's
+/// closing EOS). A toy model's `max_position_embeddings` must be at least this.
+pub fn longest_exchange_tokens() -> Result<usize, TextError> {
+    let tokenizer = toy_tokenizer()?;
+    let template = tokenizer.chat_template()?;
+    let longest_word = TOPICS
+        .iter()
+        .flat_map(|(_, words)| words.iter())
+        .max_by_key(|w| w.len())
+        .copied()
+        .unwrap_or_default();
+    let response = [longest_word; MAX_RESPONSE_WORDS].join(" ");
+    let mut longest = 0;
+    for topic in 0..TOPICS.len() {
+        for count in MIN_COUNT..MIN_COUNT + COUNT_WORDS.len() {
+            for variant in 0..PROMPT_VARIANTS {
+                let Some(prompt) = (ToyTask { topic, count }).prompt(variant) else {
+                    continue;
+                };
+                let text = template.render_exchange(&prompt, &response)?;
+                longest = longest.max(tokenizer.encode(&text)?.len());
+            }
+        }
+    }
+    Ok(longest)
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub const PROMPT_WORDS: &[&str] = &[
     "write", "list", "give", "me", "name", "please", "words", "about",
 ];
 
+/// Number of phrasings of a prompt ([`ToyTask::prompt`]'s variants).
+pub const PROMPT_VARIANTS: usize = 4;
+
 /// Words off-policy responses mix in; they are on no topic.
 pub const FILLER_WORDS: &[&str] = &["and", "the", "also", "then", "so", "very"];
 
@@ -98,7 +101,7 @@ impl ToyTask {
     /// modulo the number of templates). `None` when `count` has no count word.
     pub fn prompt(&self, variant: usize) -> Option<String> {
         let (n, t) = (self.count_word()?, self.topic_name());
-        Some(match variant % 4 {
+        Some(match variant % PROMPT_VARIANTS {
             0 => format!("write {n} words about {t}"),
             1 => format!("list {n} {t} words"),
             2 => format!("please name {n} words about {t}"),

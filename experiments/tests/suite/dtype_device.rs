@@ -14,18 +14,17 @@ use rmteach_experiments::hf::load_checkpoint;
 use rmteach_experiments::logprobs::{token_logprobs, SequenceBatch};
 use rmteach_experiments::models::attention::MASK_VALUE;
 use rmteach_experiments::models::{AttentionInputs, CausalLm, Model, ModelConfig};
-use rmteach_experiments::pipeline::{MetricsLog, RunDir};
 use rmteach_experiments::reward::reward_model_from_causal_checkpoint;
+use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::sample::{
     generate, pick_token, pick_tokens, row_rng, FinishReason, SamplingConfig,
 };
 use rmteach_experiments::stages::optim::{global_norm, AdamW, OptimConfig};
-use rmteach_experiments::stages::pg::{
-    run_pg_with_dtype, PgAlgorithm, PgOptions, PgOutcome, PgRecord,
-};
+use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgOptions, PgOutcome, PgRecord};
 use rmteach_experiments::stages::rewards::GroundTruthReward;
-use rmteach_experiments::stages::rm_train::{run_rm_train_with_dtype, RmTrainOptions};
-use rmteach_experiments::stages::sft::{run_sft_with_dtype, SftOptions};
+use rmteach_experiments::stages::rm_train::{RmTrain, RmTrainOptions};
+use rmteach_experiments::stages::sft::{Sft, SftOptions};
+use rmteach_experiments::stages::{self, Runtime};
 use rmteach_experiments::toy::ToyReward;
 
 const CPU: Device = Device::Cpu;
@@ -396,7 +395,19 @@ fn bf16_sft_trains_and_saves_its_f32_masters() {
         epochs: 2,
         ..Default::default()
     };
-    let report = run_sft_with_dtype(&paths.llama, &stage, &data, &o, &CPU, DType::BF16).unwrap();
+    let report = stages::run(
+        Sft {
+            init_dir: &paths.llama,
+            data: &data,
+            options: &o,
+        },
+        &stage,
+        &Runtime {
+            device: CPU,
+            dtype: DType::BF16,
+        },
+    )
+    .unwrap();
     assert_eq!(report.losses.len(), 12);
     assert!(report.losses.iter().all(|l| l.is_finite()));
     let (first, last) = (report.losses[0], *report.losses.last().unwrap());
@@ -418,7 +429,19 @@ fn bf16_sft_trains_and_saves_its_f32_masters() {
     );
 
     let bad = run.stage("sft-f16").unwrap();
-    let err = run_sft_with_dtype(&paths.llama, &bad, &data, &o, &CPU, DType::F16).unwrap_err();
+    let err = stages::run(
+        Sft {
+            init_dir: &paths.llama,
+            data: &data,
+            options: &o,
+        },
+        &bad,
+        &Runtime {
+            device: CPU,
+            dtype: DType::F16,
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("f32 or bf16"), "{err}");
 }
 
@@ -436,8 +459,20 @@ fn bf16_reward_model_and_policy_gradient_run() {
         ..Default::default()
     };
     let stage = run.stage("rms/rm-0").unwrap();
-    let report =
-        run_rm_train_with_dtype(&paths.llama, &stage, &pairs, &o, &CPU, DType::BF16).unwrap();
+    let report = stages::run(
+        RmTrain {
+            name: "rm",
+            sft_dir: &paths.llama,
+            pairs: &pairs,
+            options: &o,
+        },
+        &stage,
+        &Runtime {
+            device: CPU,
+            dtype: DType::BF16,
+        },
+    )
+    .unwrap();
     assert_eq!((report.losses.len(), report.pairs), (4, 16));
     assert!(report.losses.iter().all(|l| l.is_finite()));
     assert!(report.accuracies.iter().all(|a| (0.0..=1.0).contains(a)));
@@ -460,15 +495,20 @@ fn bf16_reward_model_and_policy_gradient_run() {
         ..Default::default()
     };
     let stage = run.stage("pg/gt/seed0").unwrap();
-    let out = run_pg_with_dtype(
+    let out = stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &po,
+            hooks: &mut (),
+        },
         &stage,
-        &paths.llama,
-        &prompts,
-        &reward,
-        &po,
-        &CPU,
-        DType::BF16,
-        &mut (),
+        &Runtime {
+            device: CPU,
+            dtype: DType::BF16,
+        },
     )
     .unwrap();
     assert!(

@@ -2,6 +2,8 @@
 //! field is an error naming the field.
 
 use rmteach_experiments::pipeline::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
+use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
+use rmteach_experiments::stages::pg::GrpoKl;
 use std::path::Path;
 
 const MINIMAL: &str = "name = \"x\"\n[world.toy]\n";
@@ -46,9 +48,9 @@ fn presets_parse() {
 #[test]
 fn defaults_are_the_papers() {
     let c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
-    assert_eq!((c.device.as_str(), c.dtype.as_str()), ("cpu", "f32"));
+    assert_eq!((c.device, c.dtype), (DeviceSpec::Cpu, DTypeSpec::F32));
     assert_eq!(c.rm.mixes, [100, 75, 50, 25, 0]);
-    assert_eq!((c.pg.k, c.pg.batch, c.pg.mini_batches), (2, 32, 2));
+    assert_eq!((c.pg.k, c.pg.batch_size, c.pg.mini_batches), (2, 32, 2));
     assert_eq!((c.pg.beta, c.pg.lr, c.pg.epochs), (0.05, 1e-7, 6.0));
     assert_eq!(c.pg.seeds, [0, 1, 2]);
     assert_eq!((c.normalize.prompts, c.normalize.samples), (500, 10));
@@ -59,7 +61,7 @@ fn defaults_are_the_papers() {
     assert_eq!((c.low_variance.fraction, c.low_variance.scale), (0.5, 1e-3));
     // The authors' orders: scale before normalising, GRPO's KL without gradient.
     assert_eq!(c.low_variance.order, "scale_then_normalize");
-    assert_eq!(c.pg.grpo_kl, "rollout");
+    assert_eq!(c.pg.grpo_kl, GrpoKl::Rollout);
     assert_eq!(
         c.pg.options(0).unwrap().grpo_kl,
         rmteach_experiments::stages::pg::GrpoKl::Rollout
@@ -173,4 +175,22 @@ fn a_refused_config_or_a_missing_path_writes_nothing() {
     let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
     assert!(e.contains("rm.external[0].from_run"), "{e}");
     assert!(!runs.exists(), "nothing written before the checks pass");
+}
+
+#[test]
+fn a_toy_model_too_short_for_the_toy_world_is_refused_naming_the_minimum() {
+    let longest = rmteach_experiments::toy::longest_exchange_tokens().unwrap();
+    // The toy world's longest prompt and response: a handful of words and markers.
+    assert!((10..48).contains(&longest), "{longest}");
+    let key = "world.toy.max_position_embeddings";
+    let e = err(&format!(
+        "{MINIMAL}max_position_embeddings = {}\n",
+        longest - 1
+    ));
+    assert!(
+        e.contains(key) && e.contains(&format!("at least {longest}")),
+        "{e}"
+    );
+    let ok = format!("{MINIMAL}max_position_embeddings = {longest}\n");
+    RunConfig::from_toml_str(&ok, "m.toml").unwrap();
 }

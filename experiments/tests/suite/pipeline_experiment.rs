@@ -3,11 +3,14 @@
 //! finishes with a cross-policy report, reusing each policy's stages across algorithms.
 
 use crate::pipeline_run::TINY;
-use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
+use rmteach_experiments::pipeline::config::SftSource;
 use rmteach_experiments::pipeline::run::RunSummary;
 use rmteach_experiments::pipeline::{
-    is_experiment, read_json, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+    is_experiment, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
 };
+use rmteach_experiments::rundir::read_json;
+use rmteach_experiments::stages::rm_eval::RmEvalTable;
+use rmteach_experiments::toy::SftStyle;
 use std::path::Path;
 
 fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
@@ -35,10 +38,10 @@ fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     );
     assert_eq!(exp.algorithms(), ["rloo"]);
     let (topic, length) = (&exp.runs[0].config, &exp.runs[1].config);
-    let style = |c: &RunConfig| c.world.toy.as_ref().unwrap().sft_style.clone();
+    let style = |c: &RunConfig| c.world.toy.as_ref().unwrap().sft_style;
     assert_eq!(
         (style(topic), style(length)),
-        ("topic".into(), "length".into())
+        (SftStyle::Topic, SftStyle::Length)
     );
     // Overrides merge into tables: the other [pg] fields stay the base's.
     let beta0 = &exp.runs[2].config;
@@ -298,7 +301,7 @@ fn a_tiny_experiment_over_another_runs_reward_models_reports_across_policies() {
 #[test]
 fn sft_on_the_rm_split_takes_the_ground_truths_preferred_responses() {
     use rmteach_experiments::data::load_ultrafeedback;
-    use rmteach_experiments::pipeline::prefdata::rm_split_chosen;
+    use rmteach_experiments::stages::prefdata::rm_split_chosen;
     use rmteach_experiments::stages::rewards::{GroundTruthReward, RewardFn};
     use rmteach_experiments::toy::{write_toy_world, GroundTruth, ToyReward, ToyWorldSpec};
     let root = tempfile::tempdir().unwrap();
@@ -365,7 +368,7 @@ fn the_paper_scale_experiment_presets_parse() {
     let instruct = &p42.runs[4].config;
     assert_eq!(p42.runs[4].policy, "llama-3.2-1b-instruct");
     assert!(!instruct.sft.enabled);
-    assert_eq!(p42.runs[0].config.sft.source, "rm_split_chosen");
+    assert_eq!(p42.runs[0].config.sft.source, SftSource::RmSplitChosen);
     assert_eq!(instruct.rm.external.len(), 4);
     assert!(instruct
         .rm
@@ -396,7 +399,7 @@ fn a_tiny_run_in_bf16_finishes_with_finite_tables() {
     let root = tempfile::tempdir().unwrap();
     let text = TINY.replace("seed = 1\n", "seed = 1\ndtype = \"bf16\"\n");
     let cfg = RunConfig::from_toml_str(&text, "bf16.toml").unwrap();
-    assert_eq!(cfg.dtype().unwrap(), candle_core::DType::BF16);
+    assert_eq!(cfg.dtype.dtype(), candle_core::DType::BF16);
     let s = run(&cfg, root.path()).unwrap();
     assert!(s.finished);
     let table: RmEvalTable = read_json(&root.path().join("tiny/rm_eval/rm_eval.json")).unwrap();

@@ -6,9 +6,10 @@ use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use rmteach_experiments::hf::{read_config_json, save_checkpoint_with_json, SaveOptions};
 use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
-use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
-use rmteach_experiments::pipeline::{read_json, run, RunConfig};
+use rmteach_experiments::pipeline::{run, RunConfig};
+use rmteach_experiments::records::RmEvalTable;
 use rmteach_experiments::reward::new_reward_model;
+use rmteach_experiments::rundir::read_json;
 use rmteach_experiments::toy::{write_toy_world, ToyModelSize, ToyWorldSpec};
 use std::path::Path;
 

@@ -2,9 +2,11 @@
 //! every stage, and a run stopped after the reward models resumes and finishes with
 //! the same results as an uninterrupted one.
 
-use rmteach_experiments::pipeline::rm_eval::RmEvalTable;
+use rmteach_experiments::pipeline::config::SftSource;
 use rmteach_experiments::pipeline::run::{run_with, EvalRecord};
-use rmteach_experiments::pipeline::{read_json, run, MetricsLog, RunConfig, RunOptions};
+use rmteach_experiments::pipeline::{run, RunConfig, RunOptions};
+use rmteach_experiments::rundir::{read_json, MetricsLog};
+use rmteach_experiments::stages::rm_eval::RmEvalTable;
 use std::path::Path;
 
 /// A handful of steps per stage: 2 RMs, the low-variance reward and the ground truth,
@@ -255,4 +257,20 @@ fn a_run_killed_inside_policy_gradient_resumes_from_its_checkpoint() {
         resumed_evals,
         eval_records(&whole.path().join("tiny"), "rm-0")
     );
+}
+
+#[test]
+fn an_emptied_sft_set_names_the_file_and_the_filter() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = config();
+    c.sft.source = SftSource::RmSplitChosen;
+    c.data.max_tokens = 1;
+    let e = run(&c, root.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("sft: no training examples")
+            && e.contains("train_prefs.jsonl")
+            && e.contains("data.max_tokens = 1"),
+        "{e}"
+    );
+    assert!(!root.path().join("tiny/sft/DONE.json").exists());
 }

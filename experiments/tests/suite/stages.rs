@@ -9,19 +9,18 @@ use rmteach_experiments::hf::{
     load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions,
 };
 use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
-use rmteach_experiments::pipeline::{MetricsLog, RunDir};
 use rmteach_experiments::reward::load_reward_checkpoint;
+use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
 use rmteach_experiments::stages::optim::{AdamW, OptimConfig};
-use rmteach_experiments::stages::pg::{
-    run_pg, PgAlgorithm, PgHooks, PgOptions, PgOutcome, PgRecord,
-};
+use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgHooks, PgOptions, PgOutcome, PgRecord};
 use rmteach_experiments::stages::rewards::{
     GroundTruthReward, Normalized, RewardFn, RewardModelScorer,
 };
-use rmteach_experiments::stages::rm_train::{run_rm_train, RmTrainOptions};
-use rmteach_experiments::stages::sft::{run_sft, SftOptions};
+use rmteach_experiments::stages::rm_train::{RmTrain, RmTrainOptions};
+use rmteach_experiments::stages::sft::{Sft, SftOptions};
+use rmteach_experiments::stages::{self, Runtime};
 use rmteach_experiments::toy::{
     write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec,
 };
@@ -217,7 +216,16 @@ fn sft_masks_the_prompt_trains_and_saves() {
         epochs: 2,
         ..Default::default()
     };
-    let report = run_sft(&paths.llama, &stage, &data, &o, &Device::Cpu).unwrap();
+    let report = stages::run(
+        Sft {
+            init_dir: &paths.llama,
+            data: &data,
+            options: &o,
+        },
+        &stage,
+        &Runtime::cpu(),
+    )
+    .unwrap();
     assert_eq!(report.losses.len(), 12);
     assert!(report.losses.iter().all(|l| l.is_finite()));
     let (first, last) = (report.losses[0], *report.losses.last().unwrap());
@@ -227,7 +235,16 @@ fn sft_masks_the_prompt_trains_and_saves() {
     ChatCodec::from_dir(stage.path()).unwrap();
     // A complete stage returns its record without training again.
     assert_eq!(
-        run_sft(&paths.llama, &stage, &[], &o, &Device::Cpu).unwrap(),
+        stages::run(
+            Sft {
+                init_dir: &paths.llama,
+                data: &[],
+                options: &o
+            },
+            &stage,
+            &Runtime::cpu()
+        )
+        .unwrap(),
         report
     );
     // Micro-batching accumulates to the same first loss as whole batches.
@@ -237,14 +254,25 @@ fn sft_masks_the_prompt_trains_and_saves() {
         ..o.clone()
     };
     let other = run.stage("sft-whole").unwrap();
-    let w = run_sft(&paths.llama, &other, &data, &whole, &Device::Cpu).unwrap();
+    let w = stages::run(
+        Sft {
+            init_dir: &paths.llama,
+            data: &data,
+            options: &whole,
+        },
+        &other,
+        &Runtime::cpu(),
+    )
+    .unwrap();
     assert!((w.losses[0] - report.losses[0]).abs() < 1e-5);
-    assert!(run_sft(
-        &paths.llama,
+    assert!(stages::run(
+        Sft {
+            init_dir: &paths.llama,
+            data: &data,
+            options: &SftOptions { batch_size: 0, ..o }
+        },
         &run.stage("bad").unwrap(),
-        &data,
-        &SftOptions { batch_size: 0, ..o },
-        &Device::Cpu
+        &Runtime::cpu()
     )
     .is_err());
 }
@@ -265,7 +293,17 @@ fn reward_model_trains_and_reloads() {
         epochs: 3,
         ..Default::default()
     };
-    let report = run_rm_train(&paths.llama, &stage, &pairs, &o, &Device::Cpu).unwrap();
+    let report = stages::run(
+        RmTrain {
+            name: "rm",
+            sft_dir: &paths.llama,
+            pairs: &pairs,
+            options: &o,
+        },
+        &stage,
+        &Runtime::cpu(),
+    )
+    .unwrap();
     assert_eq!(
         (report.losses.len(), report.accuracies.len(), report.pairs),
         (12, 12, 48)
@@ -369,14 +407,17 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
 
     let whole = run.stage("pg/gt/seed0").unwrap();
     let mut epochs = EpochEnds::default();
-    let outcome = run_pg(
+    let outcome = stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &o,
+            hooks: &mut epochs,
+        },
         &whole,
-        &paths.llama,
-        &prompts,
-        &reward,
-        &o,
-        &Device::Cpu,
-        &mut epochs,
+        &Runtime::cpu(),
     )
     .unwrap();
     assert_eq!(epochs.0, [(1, 2), (2, 4)], "epoch ends (epoch, update)");
@@ -398,14 +439,17 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         ..o.clone()
     };
     assert_eq!(
-        run_pg(
+        stages::run(
+            Pg {
+                reward_name: "gt",
+                init_dir: &paths.llama,
+                prompts: &prompts,
+                reward: &reward,
+                options: &stop,
+                hooks: &mut ()
+            },
             &killed,
-            &paths.llama,
-            &prompts,
-            &reward,
-            &stop,
-            &Device::Cpu,
-            &mut ()
+            &Runtime::cpu()
         )
         .unwrap(),
         PgOutcome::Stopped(3)
@@ -422,24 +466,30 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         lr: 1e-4,
         ..o.clone()
     };
-    assert!(run_pg(
+    assert!(stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &other,
+            hooks: &mut ()
+        },
         &killed,
-        &paths.llama,
-        &prompts,
-        &reward,
-        &other,
-        &Device::Cpu,
-        &mut ()
+        &Runtime::cpu()
     )
     .is_err());
-    run_pg(
+    stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &o,
+            hooks: &mut epochs,
+        },
         &killed,
-        &paths.llama,
-        &prompts,
-        &reward,
-        &o,
-        &Device::Cpu,
-        &mut epochs,
+        &Runtime::cpu(),
     )
     .unwrap();
     assert_eq!(
@@ -467,14 +517,17 @@ fn grpo_runs_and_bad_options_are_errors() {
         epochs: 1.0,
         ..pg_options(PgAlgorithm::Grpo)
     };
-    run_pg(
+    stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &o,
+            hooks: &mut (),
+        },
         &run.stage("grpo").unwrap(),
-        &paths.llama,
-        &prompts,
-        &reward,
-        &o,
-        &Device::Cpu,
-        &mut (),
+        &Runtime::cpu(),
     )
     .unwrap();
     let records: Vec<PgRecord> =
@@ -494,14 +547,17 @@ fn grpo_runs_and_bad_options_are_errors() {
             ..o.clone()
         },
     ] {
-        assert!(run_pg(
+        assert!(stages::run(
+            Pg {
+                reward_name: "gt",
+                init_dir: &paths.llama,
+                prompts: &prompts,
+                reward: &reward,
+                options: &bad,
+                hooks: &mut ()
+            },
             &run.stage("bad").unwrap(),
-            &paths.llama,
-            &prompts,
-            &reward,
-            &bad,
-            &Device::Cpu,
-            &mut ()
+            &Runtime::cpu()
         )
         .is_err());
     }
@@ -614,12 +670,14 @@ fn stage_timings_on_default_toy_models() {
             batch_size: 32,
             ..Default::default()
         };
-        let r = run_sft(
-            model_dir,
+        let r = stages::run(
+            Sft {
+                init_dir: model_dir,
+                data: &data,
+                options: &sft,
+            },
             &run.stage(&format!("{label}/sft")).unwrap(),
-            &data,
-            &sft,
-            &Device::Cpu,
+            &Runtime::cpu(),
         )
         .unwrap();
         println!(
@@ -633,12 +691,15 @@ fn stage_timings_on_default_toy_models() {
             batch_size: 32,
             ..Default::default()
         };
-        let r = run_rm_train(
-            model_dir,
+        let r = stages::run(
+            RmTrain {
+                name: "rm",
+                sft_dir: model_dir,
+                pairs: &pairs,
+                options: &rm,
+            },
             &run.stage(&format!("{label}/rm")).unwrap(),
-            &pairs,
-            &rm,
-            &Device::Cpu,
+            &Runtime::cpu(),
         )
         .unwrap();
         println!(
@@ -658,14 +719,17 @@ fn stage_timings_on_default_toy_models() {
                 ..Default::default()
             };
             let stage = run.stage(&format!("{label}/pg-{algorithm:?}")).unwrap();
-            run_pg(
+            stages::run(
+                Pg {
+                    reward_name: "gt",
+                    init_dir: model_dir,
+                    prompts: &prompts,
+                    reward: &reward,
+                    options: &o,
+                    hooks: &mut (),
+                },
                 &stage,
-                model_dir,
-                &prompts,
-                &reward,
-                &o,
-                &Device::Cpu,
-                &mut (),
+                &Runtime::cpu(),
             )
             .unwrap();
             let recs: Vec<PgRecord> = MetricsLog::read_all(&stage.file("metrics.jsonl")).unwrap();
@@ -708,7 +772,7 @@ struct Rec {
     x: f64,
 }
 
-impl rmteach_experiments::pipeline::Stepped for Rec {
+impl rmteach_experiments::rundir::Stepped for Rec {
     fn step(&self) -> u64 {
         self.step
     }

@@ -5,18 +5,20 @@
 //! are errors, and every invalid value is reported as an [`Error::Config`] naming the
 //! file, the dotted field (`pg.k`) and the fix.
 
+use crate::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use crate::{Error, Result};
-use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 mod tables;
 mod validate;
 
+pub use crate::stages::rm_eval::{
+    GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
+};
 pub use tables::{
     DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
-    RmConfig, SampleConfig, SftConfig, ToyWorldConfig, WorldConfig, NORMALIZE_THEN_SCALE,
-    RM_SPLIT_CHOSEN, SCALE_THEN_NORMALIZE, SFT_DATA,
+    RmConfig, SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
 };
 pub(crate) use validate::check_dir_name;
 use validate::toml_field;
@@ -31,12 +33,12 @@ pub struct RunConfig {
     #[serde(default)]
     pub seed: u64,
     /// `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
-    #[serde(default = "cpu")]
-    pub device: String,
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// Precision of the models: `f32` (the paper's) or `bf16` (bf16 weights; f32 optimiser
     /// masters, moments, losses and softmax).
-    #[serde(default = "f32")]
-    pub dtype: String,
+    #[serde(default)]
+    pub dtype: DTypeSpec,
     /// Where the models and data come from.
     pub world: WorldConfig,
     /// The train-preference split.
@@ -65,12 +67,6 @@ pub struct RunConfig {
     pub eval: SampleConfig,
 }
 
-fn cpu() -> String {
-    "cpu".into()
-}
-fn f32() -> String {
-    "f32".into()
-}
 impl RunConfig {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -114,42 +110,9 @@ impl RunConfig {
         Ok(config)
     }
 
-    /// The parsed `dtype`.
-    pub fn dtype(&self) -> Result<DType> {
-        match self.dtype.as_str() {
-            "f32" => Ok(DType::F32),
-            "bf16" => Ok(DType::BF16),
-            d => Err(Error::Input(format!(
-                "unknown `{d}`; use \"f32\" or \"bf16\""
-            ))),
-        }
-    }
-
-    /// The parsed `device`: `None` for the CPU, `Some(n)` for GPU `n` (not opened).
-    pub fn device_ordinal(&self) -> Result<Option<usize>> {
-        match self.device.as_str() {
-            "cpu" => Ok(None),
-            "cuda" => Ok(Some(0)),
-            d => match d.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => Ok(Some(n)),
-                _ => Err(Error::Input(format!(
-                    "unknown `{d}`; use \"cpu\", \"cuda\" or \"cuda:N\""
-                ))),
-            },
-        }
-    }
-
-    /// Opens the device to run on.
-    pub fn device(&self) -> Result<Device> {
-        match self.device_ordinal()? {
-            None => Ok(Device::Cpu),
-            Some(n) => Device::new_cuda(n).map_err(|e| {
-                Error::Input(format!(
-                    "device `{}`: no CUDA device ({e}); build with `--features cuda` or use \"cpu\"",
-                    self.device
-                ))
-            }),
-        }
+    /// Opens the config's device for models in its dtype.
+    pub fn runtime(&self) -> Result<Runtime> {
+        Runtime::open(self.device, self.dtype)
     }
 
     /// Name of the reward model trained on mix `p` (`rm-100`, ..., `rm-0`).
@@ -178,5 +141,3 @@ impl RunConfig {
             .unwrap_or_else(|| self.reward_names())
     }
 }
-
-pub use crate::records::{GROUND_TRUTH, LOW_VARIANCE};

@@ -1,7 +1,9 @@
 //! The tables of a run config (`[world]`, `[sft]`, `[rm]`, `[pg]`, ...) with the
 //! paper's defaults.
 
+use crate::records::SCALE_THEN_NORMALIZE;
 use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
+use crate::toy::SftStyle;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -24,8 +26,8 @@ pub struct ToyWorldConfig {
     #[serde(default)]
     pub seed: u64,
     /// `llama` or `gpt-neox`: the policy's architecture.
-    #[serde(default = "llama")]
-    pub arch: String,
+    #[serde(default)]
+    pub arch: ToyArch,
     /// SFT examples.
     #[serde(default = "d_sft")]
     pub sft: usize,
@@ -57,16 +59,20 @@ pub struct ToyWorldConfig {
     /// How the SFT data (hence the SFT policy) varies: `mixed` (default: every axis of
     /// the ground truth at once), `topic` (exact length, on-topic-ness varies) or
     /// `length` (always on topic, length varies); see [`crate::toy::SftStyle`].
-    #[serde(default = "mixed")]
-    pub sft_style: String,
+    #[serde(default)]
+    pub sft_style: SftStyle,
 }
 
-fn mixed() -> String {
-    "mixed".into()
-}
-
-fn llama() -> String {
-    "llama".into()
+/// `world.toy.arch`: the toy policy's architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ToyArch {
+    /// `llama` (the default).
+    #[default]
+    #[serde(rename = "llama")]
+    Llama,
+    /// `gpt-neox`.
+    #[serde(rename = "gpt-neox")]
+    GptNeox,
 }
 fn d_sft() -> usize {
     2000
@@ -126,10 +132,17 @@ impl Default for DataConfig {
     }
 }
 
-/// `sft.source` for the world's SFT set.
-pub const SFT_DATA: &str = "sft_data";
-/// `sft.source` for the ground truth's preferred responses of the RM split.
-pub const RM_SPLIT_CHOSEN: &str = "rm_split_chosen";
+/// `sft.source`: what the SFT stage fine-tunes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SftSource {
+    /// `sft_data`: the world's SFT set (AlpacaFarm at paper scale).
+    #[default]
+    SftData,
+    /// `rm_split_chosen`: the ground truth's preferred response of every RM-split
+    /// pair (the appendix variant and Section 4.2).
+    RmSplitChosen,
+}
 
 /// `[sft]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,10 +151,8 @@ pub struct SftConfig {
     /// Fine-tune the world's model (true); false uses it as is, e.g. an Instruct model
     /// in Section 4.2.
     pub enabled: bool,
-    /// What to fine-tune on: `sft_data` (the world's SFT set: AlpacaFarm at paper
-    /// scale) or `rm_split_chosen` (the ground truth's preferred response of every
-    /// RM-split pair: the appendix variant and Section 4.2).
-    pub source: String,
+    /// What to fine-tune on.
+    pub source: SftSource,
     /// Constant learning rate (1e-6).
     pub lr: f64,
     /// Examples per step (32).
@@ -158,7 +169,7 @@ impl Default for SftConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            source: SFT_DATA.into(),
+            source: SftSource::SftData,
             lr: 1e-6,
             batch_size: 32,
             micro_batch_size: None,
@@ -284,8 +295,6 @@ impl Default for SampleConfig {
     }
 }
 
-pub use crate::records::{NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE};
-
 /// `[low_variance]`: the ground truth scaled on a fixed share of RLHF prompts, chosen
 /// by index (`round(n * fraction)` rows of a seeded permutation of the RLHF rows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,8 +336,9 @@ pub struct PgConfig {
     pub beta: f64,
     /// Constant learning rate (1e-7).
     pub lr: f64,
-    /// Completions per rollout batch (32).
-    pub batch: usize,
+    /// Completions per rollout batch (32; the TOML key is `batch`).
+    #[serde(rename = "batch")]
+    pub batch_size: usize,
     /// Optimiser steps per rollout batch (2).
     pub mini_batches: usize,
     /// Completions per forward pass (`None`: the mini-batch).
@@ -346,7 +356,7 @@ pub struct PgConfig {
     /// GRPO's `k3` KL term: `rollout` (the authors' code: from the rollout-time
     /// log-probabilities, no gradient) or `differentiable` (TRL: from the current
     /// policy, with gradient). Ignored by RLOO.
-    pub grpo_kl: String,
+    pub grpo_kl: GrpoKl,
 }
 
 impl Default for PgConfig {
@@ -357,7 +367,7 @@ impl Default for PgConfig {
             k: d.k,
             beta: d.beta,
             lr: d.lr,
-            batch: d.batch_size,
+            batch_size: d.batch_size,
             mini_batches: d.mini_batches,
             micro_batch_size: None,
             epochs: d.epochs,
@@ -365,7 +375,7 @@ impl Default for PgConfig {
             seeds: vec![0, 1, 2],
             checkpoint_every: d.checkpoint_every,
             rewards: None,
-            grpo_kl: "rollout".into(),
+            grpo_kl: GrpoKl::Rollout,
         }
     }
 }
@@ -384,26 +394,13 @@ impl PgConfig {
                 ))
             }
         };
-        let grpo_kl = match self.grpo_kl.as_str() {
-            "rollout" => GrpoKl::Rollout,
-            "differentiable" => GrpoKl::Differentiable,
-            other => {
-                return Err(Error::config(
-                    "<run config>",
-                    "pg.grpo_kl",
-                    format!(
-                        "unknown `{other}`; use \"rollout\" (the authors') or \"differentiable\""
-                    ),
-                ))
-            }
-        };
         Ok(PgOptions {
             algorithm,
-            grpo_kl,
+            grpo_kl: self.grpo_kl,
             k: self.k,
             beta: self.beta,
             lr: self.lr,
-            batch_size: self.batch,
+            batch_size: self.batch_size,
             mini_batches: self.mini_batches,
             micro_batch_size: self.micro_batch_size,
             epochs: self.epochs,

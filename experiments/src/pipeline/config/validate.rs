@@ -2,8 +2,8 @@
 //! up front, naming the file, the dotted field and the fix.
 
 use super::{
-    RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, RM_SPLIT_CHOSEN,
-    SCALE_THEN_NORMALIZE, SFT_DATA,
+    RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE,
+    SCALE_THEN_NORMALIZE,
 };
 use crate::{Error, Result};
 use std::path::Path;
@@ -13,10 +13,6 @@ impl RunConfig {
     pub fn validate(&self, file: &str) -> Result<()> {
         let bad = |field: &str, msg: &str| Err(Error::config(file, field, msg));
         check_dir_name(file, "name", &self.name, "")?;
-        self.device_ordinal()
-            .map_err(|e| Error::config(file, "device", e.to_string()))?;
-        self.dtype()
-            .map_err(|e| Error::config(file, "dtype", e.to_string()))?;
         match (&self.world.toy, &self.world.paper) {
             (Some(t), None) => t.validate(file)?,
             (None, Some(_)) => {}
@@ -34,15 +30,6 @@ impl RunConfig {
             return bad(
                 "data.max_sft_examples",
                 "must be at least 1, or left out (all SFT examples)",
-            );
-        }
-        if ![SFT_DATA, RM_SPLIT_CHOSEN].contains(&self.sft.source.as_str()) {
-            return bad(
-                "sft.source",
-                &format!(
-                    "unknown `{}`; use \"{SFT_DATA}\" or \"{RM_SPLIT_CHOSEN}\"",
-                    self.sft.source
-                ),
             );
         }
         positive(file, "sft.batch_size", self.sft.batch_size)?;
@@ -126,19 +113,24 @@ impl RunConfig {
                 "must be at least 2 (samples per prompt; the paper's 2)",
             );
         }
-        if pg.batch == 0 || pg.batch % pg.k != 0 {
+        if pg.batch_size == 0 || pg.batch_size % pg.k != 0 {
             return bad(
                 "pg.batch",
                 &format!("must be a positive multiple of pg.k (= {})", pg.k),
             );
         }
-        if pg.mini_batches == 0 || pg.batch % pg.mini_batches != 0 {
+        if pg.mini_batches == 0 || pg.batch_size % pg.mini_batches != 0 {
             return bad(
                 "pg.mini_batches",
-                &format!("must be positive and divide pg.batch (= {})", pg.batch),
+                &format!("must be positive and divide pg.batch (= {})", pg.batch_size),
             );
         }
-        micro(file, "pg", pg.batch / pg.mini_batches, pg.micro_batch_size)?;
+        micro(
+            file,
+            "pg",
+            pg.batch_size / pg.mini_batches,
+            pg.micro_batch_size,
+        )?;
         positive(file, "pg.max_new_tokens", pg.max_new_tokens)?;
         if pg.checkpoint_every == 0 {
             return bad("pg.checkpoint_every", "must be positive");
@@ -248,13 +240,6 @@ impl RunConfig {
 
 impl ToyWorldConfig {
     pub(super) fn validate(&self, file: &str) -> Result<()> {
-        if self.arch != "llama" && self.arch != "gpt-neox" {
-            return Err(Error::config(
-                file,
-                "world.toy.arch",
-                format!("unknown `{}`; use \"llama\" or \"gpt-neox\"", self.arch),
-            ));
-        }
         for (f, v) in [
             ("sft", self.sft),
             ("train_prefs", self.train_prefs),
@@ -265,6 +250,18 @@ impl ToyWorldConfig {
             ("max_position_embeddings", self.max_position_embeddings),
         ] {
             positive(file, &format!("world.toy.{f}"), v)?;
+        }
+        let longest = crate::toy::longest_exchange_tokens()?;
+        if self.max_position_embeddings < longest {
+            return Err(Error::config(
+                file,
+                "world.toy.max_position_embeddings",
+                format!(
+                    "{} is shorter than the toy world's longest prompt and response \
+                     ({longest} tokens); use at least {longest}",
+                    self.max_position_embeddings
+                ),
+            ));
         }
         if self.train_prefs < 10 {
             return Err(Error::config(
@@ -278,16 +275,6 @@ impl ToyWorldConfig {
                 file,
                 "world.toy.offpolicy_gap",
                 "must lie in [0, 1) (0: the same off-policy quality for every prompt)",
-            ));
-        }
-        if crate::toy::SftStyle::parse(&self.sft_style).is_none() {
-            return Err(Error::config(
-                file,
-                "world.toy.sft_style",
-                format!(
-                    "unknown `{}`; use \"mixed\", \"topic\" or \"length\"",
-                    self.sft_style
-                ),
             ));
         }
         if self.hidden_size % (2 * self.num_attention_heads) != 0 {

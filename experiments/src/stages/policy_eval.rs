@@ -2,8 +2,8 @@
 //! the initial policy (`baseline/baseline.json`, every seed's epoch 0), the per-epoch
 //! evaluation hook, and the `eval.jsonl` record they write.
 
-use super::{MetricsLog, Stepped};
 use crate::models::Model;
+use crate::rundir::{MetricsLog, Stepped};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{evaluate, EvalOptions, RewardStats};
 use crate::stages::pg::{PgHooks, PgRecord};
@@ -47,7 +47,7 @@ pub struct Baseline {
 
 impl Baseline {
     /// The epoch-0 record of training reward `name`.
-    pub(super) fn record(&self, name: &str) -> Result<EvalRecord> {
+    pub(crate) fn record(&self, name: &str) -> Result<EvalRecord> {
         let p = self.rewards.get(name).ok_or_else(|| {
             Error::Input(format!(
                 "baseline/baseline.json has no reward `{name}`; delete baseline/ to redo it"
@@ -72,7 +72,7 @@ impl Baseline {
 const KL_WINDOW_EPOCHS: f64 = 0.25;
 
 /// Evaluates the policy at every epoch end into `eval.jsonl`.
-pub(super) struct EvalHook<'a> {
+pub(crate) struct EvalHook<'a> {
     /// The initial policy (the KL reference).
     pub reference: &'a Model,
     /// Its tokenizer and template.
@@ -93,6 +93,9 @@ pub(super) struct EvalHook<'a> {
     pub path: PathBuf,
     /// The stage's per-update `metrics.jsonl` (the rollout KLs).
     pub metrics: PathBuf,
+    /// Epoch 0: the run's shared initial evaluation, written when the stage starts
+    /// unless already recorded.
+    pub initial: EvalRecord,
 }
 
 impl EvalHook<'_> {
@@ -143,18 +146,17 @@ impl EvalHook<'_> {
             window.iter().sum::<f64>() / window.len() as f64
         })
     }
+}
 
-    /// Epoch 0: the run's shared initial evaluation, unless already recorded.
-    pub(super) fn initial(&mut self, record: EvalRecord) -> Result<()> {
+impl PgHooks for EvalHook<'_> {
+    fn start(&mut self) -> Result<()> {
         let (mut log, kept) = MetricsLog::resume::<EvalRecord>(&self.path, None)?;
         if kept.iter().any(|r| r.epoch == 0) {
             return Ok(());
         }
-        log.append(&record)
+        log.append(&self.initial)
     }
-}
 
-impl PgHooks for EvalHook<'_> {
     fn epoch_end(&mut self, epoch: u64, policy: &Model, record: &PgRecord) -> Result<()> {
         let rec = self.eval(epoch, policy, record)?;
         // Idempotent: a resumed run that repeats an epoch replaces its record.

@@ -13,12 +13,15 @@
 //! (which prompts the low-variance reward scales, the realised fraction, its
 //! normalisation, and its reward variance under both orders).
 
-use super::config::{GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE};
 use super::normalize::{load_samples, load_scores, RawScores};
-use super::{write_json, StageDir};
+use super::stage::{Runtime, Stage};
 use crate::analysis::bootstrap::mean_interval;
-pub use crate::records::{LowVarianceRecord, RmEvalEntry, RmEvalRow, RmEvalTable};
+pub use crate::records::{
+    LowVarianceRecord, RmEvalEntry, RmEvalRow, RmEvalTable, GROUND_TRUTH, LOW_VARIANCE,
+    NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
+};
 use crate::records::{PerPrompt, Table1Intervals};
+use crate::rundir::{write_json, StageDir};
 use crate::{Error, Result};
 use rmteach::metrics::{
     mean_prompt_variance, off_policy_accuracy, on_policy_accuracy, prompt_on_policy_accuracies,
@@ -99,22 +102,46 @@ pub fn raw_reward(name: &str) -> &str {
     }
 }
 
-/// Runs the stage over the normalisation stage `norm` (skipped when complete).
-/// `prompt_keys` are the RLHF indices of the normalisation prompts; `normalizers`
-/// must hold one per column (`gt-low-variance` included, see
-/// [`LowVarianceSpec::normalizer`]).
-pub fn run_rm_eval(
-    stage: &StageDir,
-    norm: &StageDir,
-    columns: &[String],
-    normalizers: &BTreeMap<String, Normalizer>,
-    low_variance: &LowVarianceSpec,
-    prompt_keys: &[usize],
-    samples_per_prompt: usize,
-) -> Result<RmEvalTable> {
-    if let Some(done) = stage.summary::<RmEvalTable>()? {
-        return Ok(done);
+/// The reward-model evaluation stage `rm_eval`, over the normalisation stage `norm`.
+/// Run it with [`super::run`].
+pub struct RmEval<'a> {
+    /// The complete normalisation stage.
+    pub norm: &'a StageDir,
+    /// The table's columns (reward names).
+    pub columns: &'a [String],
+    /// One normaliser per column (`gt-low-variance` included, see
+    /// [`LowVarianceSpec::normalizer`]).
+    pub normalizers: &'a BTreeMap<String, Normalizer>,
+    /// The low-variance reward's prompts and scale.
+    pub low_variance: &'a LowVarianceSpec,
+    /// The RLHF indices of the normalisation prompts.
+    pub prompt_keys: &'a [usize],
+    /// Samples per normalisation prompt.
+    pub samples_per_prompt: usize,
+}
+
+impl Stage for RmEval<'_> {
+    type Summary = RmEvalTable;
+
+    fn name(&self) -> String {
+        "rm_eval".into()
     }
+
+    fn run(self, stage: &StageDir, _: &Runtime) -> Result<RmEvalTable> {
+        rm_eval(stage, self)
+    }
+}
+
+/// The work of [`RmEval`].
+fn rm_eval(stage: &StageDir, input: RmEval<'_>) -> Result<RmEvalTable> {
+    let RmEval {
+        norm,
+        columns,
+        normalizers,
+        low_variance,
+        prompt_keys,
+        samples_per_prompt,
+    } = input;
     let rows = load_samples(norm)?;
     let s = samples_per_prompt;
     if s < 2 || rows.is_empty() || rows.len() % s != 0 || rows.len() / s != prompt_keys.len() {
@@ -205,7 +232,6 @@ pub fn run_rm_eval(
         low_variance: low,
     };
     write_json(&stage.file(crate::records::RM_EVAL_FILE), &table)?;
-    stage.complete(&table)?;
     Ok(table)
 }
 

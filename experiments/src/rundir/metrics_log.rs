@@ -59,7 +59,7 @@ impl MetricsLog {
                 kept.push(r);
             }
         }
-        super::rundir::write_atomic(path, text.as_bytes())?;
+        super::write_atomic(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
@@ -90,9 +90,7 @@ impl MetricsLog {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                super::rundir::parse_json(l, &format!("{}: line {}", path.display(), i + 1))
-            })
+            .map(|(i, l)| super::parse_json(l, &format!("{}: line {}", path.display(), i + 1)))
             .collect()
     }
 }

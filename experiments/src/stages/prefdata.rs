@@ -12,14 +12,14 @@
 //!   first `p`% of a fixed prompt permutation and off-policy pairs for the rest (each
 //!   prompt exactly once; the 50% prompts lie inside the 75% ones).
 
-use super::{read_jsonl, write_jsonl_atomic, StageDir};
+use super::stage::{Runtime, Stage};
 use crate::data::{split_by_fraction, PreferencePair, PromptMix};
 use crate::hf::load_checkpoint;
+use crate::rundir::{read_jsonl, write_jsonl_atomic, StageDir};
 use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{sample, EvalOptions};
 use crate::stages::rewards::{checked_scores, RewardFn};
 use crate::{Error, Result};
-use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -54,8 +54,10 @@ pub struct PrefDataSummary {
     pub mixes: Vec<(u32, usize, usize)>,
 }
 
-/// Inputs of [`run_prefdata`].
-pub struct PrefDataInputs<'a> {
+/// The preference-data stage `prefdata`: splits the pairs into RM and RLHF pairs,
+/// relabels them by the ground truth, samples on-policy pairs from the SFT policy and
+/// writes each mix. Run it with [`super::run`].
+pub struct PrefData<'a> {
     /// The SFT policy directory.
     pub sft_dir: &'a Path,
     /// The (length-filtered) preference pairs of `train_prefs`.
@@ -72,10 +74,6 @@ pub struct PrefDataInputs<'a> {
     pub max_new_tokens: usize,
     /// Rows per generation pass.
     pub batch_size: usize,
-    /// Where tensors live.
-    pub device: &'a Device,
-    /// Precision of the policy's weights.
-    pub dtype: DType,
 }
 
 /// Stream ids of the stage's seeds.
@@ -145,7 +143,7 @@ fn relabel_all(
 
 /// The SFT set of the paper's appendix runs and Section 4.2: every RM-split prompt
 /// with the response of its pair the ground truth prefers. The split is the one
-/// [`run_prefdata`] makes from the same pairs, fraction and seed (it scores those
+/// [`PrefData`] makes from the same pairs, fraction and seed (it scores those
 /// pairs again: relabelling happens before the SFT policy exists).
 pub fn rm_split_chosen(
     pairs: Vec<PreferencePair>,
@@ -163,11 +161,20 @@ pub fn rm_split_chosen(
         .collect())
 }
 
-/// Runs the stage (skipped when complete; its summary is returned).
-pub fn run_prefdata(stage: &StageDir, mut input: PrefDataInputs<'_>) -> Result<PrefDataSummary> {
-    if let Some(done) = stage.summary::<PrefDataSummary>()? {
-        return Ok(done);
+impl Stage for PrefData<'_> {
+    type Summary = PrefDataSummary;
+
+    fn name(&self) -> String {
+        "prefdata".into()
     }
+
+    fn run(self, stage: &StageDir, rt: &Runtime) -> Result<PrefDataSummary> {
+        prefdata(stage, self, rt)
+    }
+}
+
+/// The work of [`PrefData`].
+fn prefdata(stage: &StageDir, mut input: PrefData<'_>, rt: &Runtime) -> Result<PrefDataSummary> {
     let (rm, rlhf) = split_by_fraction(
         std::mem::take(&mut input.pairs),
         input.rm_fraction,
@@ -188,7 +195,7 @@ pub fn run_prefdata(stage: &StageDir, mut input: PrefDataInputs<'_>) -> Result<P
     let on = if input.mixes.is_empty() {
         Vec::new()
     } else {
-        on_policy_pairs(&off, &input)?
+        on_policy_pairs(&off, &input, rt)?
     };
     write_jsonl_atomic(&stage.file("rm_off_policy.jsonl"), &off)?;
     write_jsonl_atomic(&stage.file("rm_on_policy.jsonl"), &on)?;
@@ -219,13 +226,16 @@ pub fn run_prefdata(stage: &StageDir, mut input: PrefDataInputs<'_>) -> Result<P
         on_policy_ties: ties(&on),
         mixes,
     };
-    stage.complete(&summary)?;
     Ok(summary)
 }
 
 /// Two samples per RM prompt from the SFT policy, ordered by the ground truth.
-fn on_policy_pairs(off: &[LabeledPair], input: &PrefDataInputs<'_>) -> Result<Vec<LabeledPair>> {
-    let ckpt = load_checkpoint(input.sft_dir, input.dtype, input.device)?;
+fn on_policy_pairs(
+    off: &[LabeledPair],
+    input: &PrefData<'_>,
+    rt: &Runtime,
+) -> Result<Vec<LabeledPair>> {
+    let ckpt = load_checkpoint(input.sft_dir, rt.dtype, &rt.device)?;
     let codec = ChatCodec::from_dir(input.sft_dir)?;
     let prompts: Vec<String> = off.iter().map(|l| l.pair.prompt.clone()).collect();
     let o = EvalOptions {
@@ -237,7 +247,7 @@ fn on_policy_pairs(off: &[LabeledPair], input: &PrefDataInputs<'_>) -> Result<Ve
         seed: mix_seed(input.seed, SAMPLE_STREAM),
         keys: None,
     };
-    let samples = sample(&ckpt.model, &codec, &prompts, &o, input.device)?;
+    let samples = sample(&ckpt.model, &codec, &prompts, &o, &rt.device)?;
     let pairs: Vec<PreferencePair> = prompts
         .iter()
         .zip(samples.responses.chunks(2))

@@ -4,6 +4,11 @@
 //! `DONE.json` (atomically: temp file + rename) with a summary of what it produced. A
 //! stage whose `DONE.json` exists is complete and is skipped on the next run; a stage
 //! without it is (re)started, and may pick up its own partial state (checkpoints).
+//! Append-only metrics logs live in [`metrics_log`].
+
+pub mod metrics_log;
+
+pub use metrics_log::{MetricsLog, Stepped};
 
 use std::path::{Path, PathBuf};
 
@@ -177,6 +182,24 @@ pub fn parse_json<T: DeserializeOwned>(text: &str, label: &str) -> Result<T> {
     de.end()
         .map_err(|e| Error::Input(format!("{label}: {e}")))?;
     Ok(value)
+}
+
+/// Writes one JSON value a line to `path`, atomically.
+pub fn write_jsonl_atomic<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
+    let mut text = String::new();
+    for row in rows {
+        text.push_str(
+            &serde_json::to_string(row)
+                .map_err(|e| Error::Input(format!("{}: cannot serialise: {e}", path.display())))?,
+        );
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads a JSONL file written by [`write_jsonl_atomic`] (file and line named on error).
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    MetricsLog::read_all(path)
 }
 
 #[cfg(test)]

@@ -9,14 +9,14 @@
 //! Samples and each reward's scores are kept when written, so a killed stage resumes
 //! with the next reward.
 
-use super::{read_json, read_jsonl, write_json, write_jsonl_atomic, StageDir};
+use super::stage::{Runtime, Stage};
 use crate::data::PreferencePair;
 use crate::hf::load_checkpoint;
+use crate::rundir::{read_json, read_jsonl, write_json, write_jsonl_atomic, StageDir};
 use crate::stages::batches::ChatCodec;
 use crate::stages::evaluate::{sample, EvalOptions};
 use crate::stages::rewards::{checked_scores, RewardFn};
 use crate::{Error, Result};
-use candle_core::{DType, Device};
 use rmteach::metrics::Normalizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,8 +58,10 @@ pub struct NormalizeSummary {
 /// A raw reward, loaded when the stage needs it (one at a time).
 pub type RewardLoader<'a> = &'a dyn Fn(&str) -> Result<Box<dyn RewardFn>>;
 
-/// Inputs of [`run_normalize`].
-pub struct NormalizeInputs<'a> {
+/// The normalisation stage `normalize`: samples the initial policy on the fixed
+/// prompts, scores samples and pairs by every raw reward and fits one normaliser per
+/// reward. Run it with [`super::run`].
+pub struct Normalize<'a> {
     /// The initial policy directory.
     pub policy_dir: &'a Path,
     /// The fixed prompts, each with its off-policy pair.
@@ -70,10 +72,6 @@ pub struct NormalizeInputs<'a> {
     pub load: RewardLoader<'a>,
     /// Sampling settings (`samples_per_prompt`, top-k, length, batch, seed).
     pub sampling: EvalOptions,
-    /// Where tensors live.
-    pub device: &'a Device,
-    /// Precision of the policy's weights.
-    pub dtype: DType,
 }
 
 /// The normalisers of a complete stage.
@@ -91,20 +89,29 @@ pub fn load_samples(stage: &StageDir) -> Result<Vec<SampleRow>> {
     read_jsonl(&stage.file("samples.jsonl"))
 }
 
-/// Runs the stage (skipped when complete; its summary is returned).
-pub fn run_normalize(stage: &StageDir, input: NormalizeInputs<'_>) -> Result<NormalizeSummary> {
-    if let Some(done) = stage.summary::<NormalizeSummary>()? {
-        return Ok(done);
+impl Stage for Normalize<'_> {
+    type Summary = NormalizeSummary;
+
+    fn name(&self) -> String {
+        "normalize".into()
     }
+
+    fn run(self, stage: &StageDir, rt: &Runtime) -> Result<NormalizeSummary> {
+        normalize(stage, self, rt)
+    }
+}
+
+/// The work of [`Normalize`].
+fn normalize(stage: &StageDir, input: Normalize<'_>, rt: &Runtime) -> Result<NormalizeSummary> {
     let s = input.sampling.samples_per_prompt;
     let samples_file = stage.file("samples.jsonl");
     let rows: Vec<SampleRow> = if samples_file.exists() {
         read_jsonl(&samples_file)?
     } else {
-        let ckpt = load_checkpoint(input.policy_dir, input.dtype, input.device)?;
+        let ckpt = load_checkpoint(input.policy_dir, rt.dtype, &rt.device)?;
         let codec = ChatCodec::from_dir(input.policy_dir)?;
         let prompts: Vec<String> = input.pairs.iter().map(|p| p.prompt.clone()).collect();
-        let out = sample(&ckpt.model, &codec, &prompts, &input.sampling, input.device)?;
+        let out = sample(&ckpt.model, &codec, &prompts, &input.sampling, &rt.device)?;
         let rows: Vec<SampleRow> = out
             .row_prompts()
             .into_iter()
@@ -161,6 +168,5 @@ pub fn run_normalize(stage: &StageDir, input: NormalizeInputs<'_>) -> Result<Nor
             / responses.len().max(1) as f64,
         normalizers,
     };
-    stage.complete(&summary)?;
     Ok(summary)
 }
