@@ -11,6 +11,7 @@ use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
 use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::pipeline::dry_run::{dry_run_config, dry_run_name};
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
@@ -155,6 +156,13 @@ pub enum ExpCommand {
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Run a paper config ([world.paper]) end to end with seeded random stand-ins
+        /// of its models (real architectures, shrunk sizes, real tokenizer formats and
+        /// chat templates) and UltraFeedback / AlpacaFarm-format parquet written by the
+        /// run itself, counts shrunk to minutes on a CPU, into <runs>/<name>-dry-run/.
+        /// Nothing is read from [world.paper]'s paths; the report says it is a dry run.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Benchmarks against PyTorch: `bench init` saves seeded random models and inputs,
     /// `bench run` times forward, training steps, sampling and an RLOO update on them.
@@ -207,6 +215,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             runs,
             device,
             quiet,
+            dry_run,
         } => {
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("cannot read {}", config.display()))?;
@@ -216,7 +225,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
                 file: &config.display().to_string(),
                 dir,
             };
-            run_config(&source, &runs, device, quiet).map(|_| 0)
+            run_config(&source, &runs, device, quiet, dry_run).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
     }
@@ -233,13 +242,14 @@ pub struct ConfigSource<'a> {
 }
 
 /// Runs a Section 4.1 config or a Section 4.2 experiment (a config with
-/// `[[policies]]`) under `runs`; prints the stage times and returns the directory
-/// holding the report.
+/// `[[policies]]`) under `runs` (its dry run with `dry_run`); prints the stage times
+/// and returns the directory holding the report.
 pub fn run_config(
     source: &ConfigSource<'_>,
     runs: &Path,
     device: Option<DeviceSpec>,
     quiet: bool,
+    dry_run: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
         is_experiment, run::run_with, run_experiment, ExperimentConfig, RunConfig, RunOptions,
@@ -250,6 +260,9 @@ pub fn run_config(
     };
     if is_experiment(source.text) {
         let mut exp = ExperimentConfig::from_toml_str(source.text, source.file, source.dir, runs)?;
+        if dry_run {
+            to_dry_run(&mut exp, source.file)?;
+        }
         for r in &mut exp.runs {
             if let Some(d) = device {
                 r.config.device = d;
@@ -268,6 +281,10 @@ pub fn run_config(
     }
     let mut cfg = RunConfig::from_toml_str(source.text, source.file)?;
     cfg.resolve_relative(source.dir);
+    if dry_run {
+        cfg = dry_run_config(&cfg, source.file)?;
+        cfg.name = dry_run_name(&cfg.name);
+    }
     if let Some(d) = device {
         cfg.device = d;
     }
@@ -276,6 +293,16 @@ pub fn run_config(
     print!("{}", summary.table());
     println!("report: {}", summary.dir.join("report").display());
     Ok(summary.dir.join("report"))
+}
+
+/// An experiment's dry run: every run mapped by [`dry_run_config`], the experiment
+/// renamed `<name>-dry-run`.
+fn to_dry_run(exp: &mut rmteach_experiments::pipeline::ExperimentConfig, file: &str) -> Result<()> {
+    exp.name = dry_run_name(&exp.name);
+    for r in &mut exp.runs {
+        r.config = dry_run_config(&r.config, file)?;
+    }
+    Ok(())
 }
 
 fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
