@@ -1,6 +1,6 @@
 //! One experiment run of Section 4.1, from a [`RunConfig`] to `runs/<name>/`:
-//! `world/` (toy only) -> `sft/` -> `prefdata/` -> `rms/rm-<p>/` (one per mix; and
-//! `rms/rm-union/` with `rm.union_with`) ->
+//! `world/` (the toy world, or a dry run's stand-ins) -> `sft/` -> `prefdata/` ->
+//! `rms/rm-<p>/` (one per mix; and `rms/rm-union/` with `rm.union_with`) ->
 //! `normalize/` -> `rm_eval/` -> `baseline/` (one evaluation of the initial policy,
 //! shared by every reward and seed) -> `pg/<reward>/seed<k>/` for every training
 //! reward and seed (with `eval.jsonl`: the shared initial evaluation as epoch 0, then
