@@ -820,3 +820,53 @@ fn metrics_log_resumes_at_the_checkpoint_and_stages_complete_atomically() {
         "a corrupt marker names its file"
     );
 }
+
+#[test]
+fn the_normalize_stage_counts_every_sequence_it_announces() {
+    use rmteach_experiments::data::PreferencePair;
+    use rmteach_experiments::progress::{self, Reporter};
+    use rmteach_experiments::stages::normalize::Normalize;
+    use rmteach_experiments::stages::rewards::RewardFn;
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = toy(dir.path());
+    let pairs: Vec<PreferencePair> = prompts(&paths)
+        .into_iter()
+        .take(5)
+        .map(|prompt| PreferencePair {
+            prompt,
+            chosen: "a".into(),
+            rejected: "b".into(),
+            score_chosen: None,
+            score_rejected: None,
+        })
+        .collect();
+    let rewards = vec!["gt".to_string(), "gt-copy".to_string()];
+    let load = |_: &str| -> rmteach_experiments::Result<Box<dyn RewardFn>> {
+        Ok(Box::new(GroundTruthReward(ToyReward::default())))
+    };
+    let run = RunDir::open(dir.path().join("run")).unwrap();
+    let reporter = Reporter::start("normalize");
+    stages::run(
+        Normalize {
+            policy_dir: &paths.llama,
+            pairs: &pairs,
+            rewards: &rewards,
+            load: &load,
+            sampling: EvalOptions {
+                samples_per_prompt: 3,
+                max_new_tokens: 4,
+                batch_size: 4,
+                ..Default::default()
+            },
+        },
+        &run.stage("normalize").unwrap(),
+        &Runtime::cpu(),
+    )
+    .unwrap();
+    // 5 prompts x 3 samples drawn, then scored by two rewards with both sides of the
+    // 5 pairs: 15 + 2 x (15 + 10).
+    assert_eq!(reporter.position(), (65, 65));
+    progress::inc(); // an update is not this stage's unit
+    assert_eq!(reporter.position(), (65, 65));
+}
