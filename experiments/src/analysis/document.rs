@@ -174,11 +174,7 @@ impl Document {
     /// [`RecordError`] naming the file.
     pub fn read(path: &Path) -> std::result::Result<Self, RecordError> {
         let text = crate::records::error::read_text(path, "report blocks written with the report")?;
-        serde_json::from_str(&text).map_err(|source| RecordError::Json {
-            path: path.to_path_buf(),
-            line: None,
-            source,
-        })
+        crate::records::error::parse_record(&text, path, None)
     }
 }
 

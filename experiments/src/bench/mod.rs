@@ -318,8 +318,7 @@ pub fn run_bench(
         path: path.clone(),
         source,
     })?;
-    let inputs: BenchInputs = serde_json::from_str(&text)
-        .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    let inputs: BenchInputs = crate::rundir::parse_json(&text, &path.display().to_string())?;
     if inputs.prompts.is_empty() || inputs.prompts.len() % 2 != 0 {
         return Err(Error::Input(format!(
             "{}: need an even, positive number of prompts",

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::error::{read_text, RecordError};
+use super::error::{parse_record, read_text, RecordError};
 use super::interval::Interval;
 use rmteach::metrics::Normalizer;
 
@@ -157,11 +157,7 @@ pub fn read_rm_eval(run_dir: &Path) -> Result<RmEvalTable, RecordError> {
         &path,
         "reward-model evaluation written by the rm_eval stage",
     )?;
-    let table: RmEvalTable = serde_json::from_str(&text).map_err(|source| RecordError::Json {
-        path: path.clone(),
-        line: None,
-        source,
-    })?;
+    let table: RmEvalTable = parse_record(&text, &path, None)?;
     let invalid = |message: String| RecordError::Invalid {
         path: path.clone(),
         line: None,
