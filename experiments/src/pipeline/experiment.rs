@@ -154,11 +154,7 @@ impl ExperimentConfig {
                     .map_err(|e| Error::config(&label, "(document)", e.to_string()))?;
                 let mut config = RunConfig::from_toml_str(&text, &label)?;
                 config.resolve_relative(dir);
-                for e in &mut config.rm.external {
-                    if let Some(r) = e.from_run.take() {
-                        e.dir = Some(runs_root.join(r));
-                    }
-                }
+                relative_to_experiment(&mut config, runs_root, &runs_root.join(&name));
                 runs.push(ExperimentRun {
                     policy: policy.clone(),
                     algorithm: algorithm.clone(),
@@ -283,6 +279,23 @@ pub struct ExperimentSummary {
     pub finished: bool,
 }
 
+/// Rewrites each `[[rm.external]]` `from_run` of a policy run (relative to `runs_root`)
+/// for the runner, which runs the experiment's runs in `exp_dir`: a reward model the
+/// experiment trains itself stays `from_run`, relative to `exp_dir`, so the
+/// experiment's directory can be moved or copied and rerun; one of another run becomes
+/// its `dir`.
+fn relative_to_experiment(config: &mut RunConfig, runs_root: &Path, exp_dir: &Path) {
+    for e in &mut config.rm.external {
+        if let Some(r) = e.from_run.take() {
+            let path = runs_root.join(r);
+            match path.strip_prefix(exp_dir) {
+                Ok(inside) => e.from_run = Some(inside.to_path_buf()),
+                Err(_) => e.dir = Some(path),
+            }
+        }
+    }
+}
+
 /// Runs (or resumes) every run of `exp` under `<runs_root>/<name>/` and writes the
 /// cross-policy report per algorithm into `<runs_root>/<name>/report/<algorithm>/`.
 pub fn run_experiment(
@@ -304,7 +317,7 @@ pub fn run_experiment(
         outside
             .rm
             .external
-            .retain(|e| !e.resolve(runs_root).starts_with(&dir));
+            .retain(|e| !e.resolve(&dir).starts_with(&dir));
         outside.check_paths(&label, runs_root)?;
     }
     // Every run's stages up to prefdata, then up to rms, then the rest: a run may train
