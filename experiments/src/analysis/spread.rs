@@ -84,7 +84,11 @@ pub fn reward_spread(data: &RunData, stem: &Path) -> Result<Option<Vec<PathBuf>>
         return Ok(None);
     }
     let mut grid = GridPlot::new(
-        format!("Reward spread during policy gradient ({})", data.policy),
+        format!(
+            "Reward spread during policy gradient ({}; one line per reward: its first seed, \
+             per update, no averaging)",
+            data.policy
+        ),
         3,
     );
     for p in panels {
