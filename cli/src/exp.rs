@@ -10,7 +10,7 @@ use rmteach::report::write_atomic;
 use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
-use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::models::{Architecture, CausalLm};
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
@@ -358,7 +358,7 @@ fn tokenizer(dir: &Path) -> Result<TextTokenizer> {
 }
 
 fn inspect(dir: &Path) -> Result<i32> {
-    let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    let config = Architecture::from_file(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let stored = stored_dtypes(&files)?;
     let ckpt = load_checkpoint(dir, DType::F32, &Device::Cpu)?;
@@ -418,7 +418,7 @@ fn logits(
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
     require_causal_lm(dir)?;
-    let vocab = ModelConfig::from_file(&dir.join("config.json"))?.vocab_size();
+    let vocab = Architecture::from_file(&dir.join("config.json"))?.vocab_size();
     // Errors name the flag the tokens came from.
     let (flag, ids) = match (text, ids) {
         (Some(t), None) => {
@@ -490,7 +490,7 @@ fn generate_cmd(
     let tok = tokenizer(dir)?;
     tok.check_fits(
         dir,
-        ModelConfig::from_file(&dir.join("config.json"))?.vocab_size(),
+        Architecture::from_file(&dir.join("config.json"))?.vocab_size(),
     )?;
     let text = if raw {
         prompt.to_string()

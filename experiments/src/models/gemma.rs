@@ -5,14 +5,16 @@
 //! The MLP, attention shape and stack layout here are shared with [`super::gemma2`].
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::GemmaConfig;
+use super::config::{ArchitectureSpec, GemmaConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::gqa::{GqaScores, GqaShape, GroupedQueryAttention};
 use super::layers::{GemmaRmsNorm, Linear, Norm};
 use super::rotary::Rotary;
+use super::Model;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use serde_json::{Map, Value};
 
 /// A Gemma causal language model.
 pub type Gemma = Decoder<GemmaConfig, GemmaBlock, GemmaRmsNorm>;
@@ -135,5 +137,35 @@ impl DecoderBlock for GemmaBlock {
         let x = (x + self.self_attn.forward(&h, rotary, cos_sin, inputs, cache)?)?;
         let h = self.post_attention_layernorm.forward(&x)?;
         Ok((&x + self.mlp.forward(&h)?)?)
+    }
+}
+
+impl ArchitectureSpec for GemmaConfig {
+    fn model_type(&self) -> &'static str {
+        "gemma"
+    }
+
+    fn sequence_classification_class(&self) -> &'static str {
+        "GemmaForSequenceClassification"
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    fn tie_word_embeddings(&self) -> bool {
+        self.tie_word_embeddings
+    }
+
+    fn build(&self, vb: VarBuilder) -> Result<Model> {
+        Ok(Model::from_decoder(Gemma::new(self, vb)?))
+    }
+
+    fn hf_json(&self) -> Option<Map<String, Value>> {
+        None
     }
 }

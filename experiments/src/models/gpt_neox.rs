@@ -4,13 +4,15 @@
 //! untied (or tied) `embed_out`.
 
 use super::attention::{attend, AttentionInputs, KvCache};
-use super::config::GptNeoxConfig;
+use super::config::{gpt_neox_json, ArchitectureSpec, GptNeoxConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::layers::{LayerNorm, Linear, Norm};
 use super::rotary::Rotary;
+use super::Model;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use serde_json::{Map, Value};
 
 /// Self-attention with the fused `query_key_value` projection.
 #[derive(Debug, Clone)]
@@ -195,5 +197,35 @@ impl GptNeox {
             |_, vb| GptNeoxBlock::new(config, vb),
             |vb| LayerNorm::new(vb, h, eps),
         )
+    }
+}
+
+impl ArchitectureSpec for GptNeoxConfig {
+    fn model_type(&self) -> &'static str {
+        "gpt_neox"
+    }
+
+    fn sequence_classification_class(&self) -> &'static str {
+        "GPTNeoXForSequenceClassification"
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    fn tie_word_embeddings(&self) -> bool {
+        self.tie_word_embeddings
+    }
+
+    fn build(&self, vb: VarBuilder) -> Result<Model> {
+        Ok(Model::from_decoder(GptNeox::new(self, vb)?))
+    }
+
+    fn hf_json(&self) -> Option<Map<String, Value>> {
+        Some(gpt_neox_json(self))
     }
 }
