@@ -242,14 +242,17 @@ pub fn run_config(
     quiet: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
-        is_experiment, run::run_with, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+        is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
+        RunOptions,
     };
     let opts = RunOptions {
         progress: !quiet,
         ..RunOptions::default()
     };
-    if is_experiment(source.text) {
-        let mut exp = ExperimentConfig::from_toml_str(source.text, source.file, source.dir, runs)?;
+    // The one parse and the one validation of the file.
+    let table = parse_toml(source.text, source.file)?;
+    if is_experiment(&table) {
+        let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
         for r in &mut exp.runs {
             if let Some(d) = device {
                 r.config.device = d;
@@ -266,7 +269,7 @@ pub fn run_config(
         println!("report: {}", summary.dir.join("report").display());
         return Ok(summary.dir.join("report"));
     }
-    let mut cfg = RunConfig::from_toml_str(source.text, source.file)?;
+    let mut cfg = RunConfig::from_table(table, source.file)?;
     cfg.resolve_relative(source.dir);
     if let Some(d) = device {
         cfg.device = d;

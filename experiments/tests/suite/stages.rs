@@ -479,6 +479,12 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         &Runtime::cpu()
     )
     .is_err());
+    // A checkpoint written before the algorithm's TOML spelling (`"Rloo"`) resumes.
+    let latest = killed.file("ckpt/LATEST.json");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    let old = text.replace("\"rloo\"", "\"Rloo\"");
+    assert_ne!(old, text, "the options name the algorithm: {text}");
+    std::fs::write(&latest, old).unwrap();
     stages::run(
         Pg {
             reward_name: "gt",
