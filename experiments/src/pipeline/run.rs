@@ -61,10 +61,10 @@ pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
     run_with(config, runs_root, &RunOptions::default())
 }
 
-/// [`run`] with [`RunOptions`]. `config` is taken as it is: it was validated where it
-/// was parsed ([`RunConfig::from_table`]); one built in code is the builder's to check
-/// ([`RunConfig::validate`]).
+/// [`run`] with [`RunOptions`]. The config is validated first (a config built or
+/// changed in code is refused before anything is written, naming the field).
 pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    config.validate("<run config>")?;
     config.check_paper_paths("<run config>")?;
     // External reward models are needed from `normalize` on; a run stopped before it
     // (an experiment's first passes, which train them) does not need them yet.
