@@ -138,6 +138,51 @@ pub struct LlamaConfig {
     pub initializer_range: f64,
 }
 
+/// Implements [`ArchitectureSpec`] for a config type: `architecture_spec!(Config =>
+/// Model, "model_type", "TransformersClass", |c| sizes, hf_json)`, where `sizes` is
+/// an expression of the config `c` with fields `hidden_size`, `vocab_size` and
+/// `tie_word_embeddings`, and `hf_json` is `Some(fn)` writing the `config.json`
+/// fields or `None`.
+macro_rules! architecture_spec {
+    ($config:ty => $model:ident, $model_type:literal, $class:literal,
+     |$c:ident| $sizes:expr, $json:expr) => {
+        impl $crate::models::config::ArchitectureSpec for $config {
+            fn model_type(&self) -> &'static str {
+                $model_type
+            }
+
+            fn sequence_classification_class(&self) -> &'static str {
+                $class
+            }
+
+            fn hidden_size(&self) -> usize {
+                let $c = self;
+                $sizes.hidden_size
+            }
+
+            fn vocab_size(&self) -> usize {
+                let $c = self;
+                $sizes.vocab_size
+            }
+
+            fn tie_word_embeddings(&self) -> bool {
+                let $c = self;
+                $sizes.tie_word_embeddings
+            }
+
+            fn build(&self, vb: candle_nn::VarBuilder) -> $crate::Result<$crate::models::Model> {
+                Ok($crate::models::Model::from_decoder($model::new(self, vb)?))
+            }
+
+            fn hf_json(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+                let write: Option<fn(&Self) -> serde_json::Map<String, serde_json::Value>> = $json;
+                write.map(|f| f(self))
+            }
+        }
+    };
+}
+pub(crate) use architecture_spec;
+
 impl Architecture {
     /// Reads and parses `path` (a `config.json`).
     pub fn from_file(path: &Path) -> Result<Self> {

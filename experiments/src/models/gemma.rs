@@ -5,16 +5,14 @@
 //! The MLP, attention shape and stack layout here are shared with [`super::gemma2`].
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::{ArchitectureSpec, GemmaConfig};
+use super::config::{architecture_spec, GemmaConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::gqa::{GqaScores, GqaShape, GroupedQueryAttention};
 use super::layers::{GemmaRmsNorm, Linear, Norm};
 use super::rotary::Rotary;
-use super::Model;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use serde_json::{Map, Value};
 
 /// A Gemma causal language model.
 pub type Gemma = Decoder<GemmaConfig, GemmaBlock, GemmaRmsNorm>;
@@ -140,32 +138,10 @@ impl DecoderBlock for GemmaBlock {
     }
 }
 
-impl ArchitectureSpec for GemmaConfig {
-    fn model_type(&self) -> &'static str {
-        "gemma"
-    }
-
-    fn sequence_classification_class(&self) -> &'static str {
-        "GemmaForSequenceClassification"
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.hidden_size
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn tie_word_embeddings(&self) -> bool {
-        self.tie_word_embeddings
-    }
-
-    fn build(&self, vb: VarBuilder) -> Result<Model> {
-        Ok(Model::from_decoder(Gemma::new(self, vb)?))
-    }
-
-    fn hf_json(&self) -> Option<Map<String, Value>> {
-        None
-    }
-}
+architecture_spec!(
+    GemmaConfig => Gemma,
+    "gemma",
+    "GemmaForSequenceClassification",
+    |c| c,
+    None
+);

@@ -6,17 +6,15 @@
 //! full attention, and soft-capped vocabulary logits.
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::{ArchitectureSpec, Gemma2Config, LayerType};
+use super::config::{architecture_spec, Gemma2Config, LayerType};
 use super::decoder::{Decoder, DecoderBlock};
 use super::gemma::{gemma_attention_shape, gemma_spec, GemmaMlp};
 use super::gqa::{GqaScores, GroupedQueryAttention};
 use super::layers::{GemmaRmsNorm, Norm};
 use super::rotary::Rotary;
-use super::Model;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use serde_json::{Map, Value};
 
 /// A Gemma-2 causal language model.
 pub type Gemma2 = Decoder<Gemma2Config, Gemma2Block, GemmaRmsNorm>;
@@ -97,32 +95,10 @@ impl DecoderBlock for Gemma2Block {
     }
 }
 
-impl ArchitectureSpec for Gemma2Config {
-    fn model_type(&self) -> &'static str {
-        "gemma2"
-    }
-
-    fn sequence_classification_class(&self) -> &'static str {
-        "Gemma2ForSequenceClassification"
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.base.hidden_size
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.base.vocab_size
-    }
-
-    fn tie_word_embeddings(&self) -> bool {
-        self.base.tie_word_embeddings
-    }
-
-    fn build(&self, vb: VarBuilder) -> Result<Model> {
-        Ok(Model::from_decoder(Gemma2::new(self, vb)?))
-    }
-
-    fn hf_json(&self) -> Option<Map<String, Value>> {
-        None
-    }
-}
+architecture_spec!(
+    Gemma2Config => Gemma2,
+    "gemma2",
+    "Gemma2ForSequenceClassification",
+    |c| c.base,
+    None
+);

@@ -4,15 +4,13 @@
 //! untied (or tied) `embed_out`.
 
 use super::attention::{attend, AttentionInputs, KvCache};
-use super::config::{gpt_neox_json, ArchitectureSpec, GptNeoxConfig};
+use super::config::{architecture_spec, gpt_neox_json, GptNeoxConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::layers::{LayerNorm, Linear, Norm};
 use super::rotary::Rotary;
-use super::Model;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use serde_json::{Map, Value};
 
 /// Self-attention with the fused `query_key_value` projection.
 #[derive(Debug, Clone)]
@@ -200,32 +198,10 @@ impl GptNeox {
     }
 }
 
-impl ArchitectureSpec for GptNeoxConfig {
-    fn model_type(&self) -> &'static str {
-        "gpt_neox"
-    }
-
-    fn sequence_classification_class(&self) -> &'static str {
-        "GPTNeoXForSequenceClassification"
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.hidden_size
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn tie_word_embeddings(&self) -> bool {
-        self.tie_word_embeddings
-    }
-
-    fn build(&self, vb: VarBuilder) -> Result<Model> {
-        Ok(Model::from_decoder(GptNeox::new(self, vb)?))
-    }
-
-    fn hf_json(&self) -> Option<Map<String, Value>> {
-        Some(gpt_neox_json(self))
-    }
-}
+architecture_spec!(
+    GptNeoxConfig => GptNeox,
+    "gpt_neox",
+    "GPTNeoXForSequenceClassification",
+    |c| c,
+    Some(gpt_neox_json)
+);

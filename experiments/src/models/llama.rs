@@ -3,16 +3,14 @@
 //! scaling, SwiGLU MLP, tied or untied `lm_head`.
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::{llama_json, ArchitectureSpec, LlamaConfig};
+use super::config::{architecture_spec, llama_json, LlamaConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::gqa::{GqaScores, GqaShape, GroupedQueryAttention};
 use super::layers::{Linear, Norm, RmsNorm};
 use super::rotary::Rotary;
-use super::Model;
 use crate::Result;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use serde_json::{Map, Value};
 
 /// A Llama causal language model (`LlamaForCausalLM` weight names).
 pub type Llama = Decoder<LlamaConfig, LlamaBlock, RmsNorm>;
@@ -132,32 +130,10 @@ impl DecoderBlock for LlamaBlock {
     }
 }
 
-impl ArchitectureSpec for LlamaConfig {
-    fn model_type(&self) -> &'static str {
-        "llama"
-    }
-
-    fn sequence_classification_class(&self) -> &'static str {
-        "LlamaForSequenceClassification"
-    }
-
-    fn hidden_size(&self) -> usize {
-        self.hidden_size
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn tie_word_embeddings(&self) -> bool {
-        self.tie_word_embeddings
-    }
-
-    fn build(&self, vb: VarBuilder) -> Result<Model> {
-        Ok(Model::from_decoder(Llama::new(self, vb)?))
-    }
-
-    fn hf_json(&self) -> Option<Map<String, Value>> {
-        Some(llama_json(self))
-    }
-}
+architecture_spec!(
+    LlamaConfig => Llama,
+    "llama",
+    "LlamaForSequenceClassification",
+    |c| c,
+    Some(llama_json)
+);
