@@ -10,7 +10,7 @@ use rmteach::report::write_atomic;
 use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
-use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::models::{Architecture, CausalLm};
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
@@ -242,14 +242,17 @@ pub fn run_config(
     quiet: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
-        is_experiment, run::run_with, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+        is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
+        RunOptions,
     };
     let opts = RunOptions {
         progress: !quiet,
         ..RunOptions::default()
     };
-    if is_experiment(source.text) {
-        let mut exp = ExperimentConfig::from_toml_str(source.text, source.file, source.dir, runs)?;
+    // The one parse and the one validation of the file.
+    let table = parse_toml(source.text, source.file)?;
+    if is_experiment(&table) {
+        let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
         for r in &mut exp.runs {
             if let Some(d) = device {
                 r.config.device = d;
@@ -266,7 +269,7 @@ pub fn run_config(
         println!("report: {}", summary.dir.join("report").display());
         return Ok(summary.dir.join("report"));
     }
-    let mut cfg = RunConfig::from_toml_str(source.text, source.file)?;
+    let mut cfg = RunConfig::from_table(table, source.file)?;
     cfg.resolve_relative(source.dir);
     if let Some(d) = device {
         cfg.device = d;
@@ -358,7 +361,7 @@ fn tokenizer(dir: &Path) -> Result<TextTokenizer> {
 }
 
 fn inspect(dir: &Path) -> Result<i32> {
-    let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    let config = Architecture::from_file(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let stored = stored_dtypes(&files)?;
     let ckpt = load_checkpoint(dir, DType::F32, &Device::Cpu)?;
@@ -418,7 +421,7 @@ fn logits(
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
     require_causal_lm(dir)?;
-    let vocab = ModelConfig::from_file(&dir.join("config.json"))?.vocab_size();
+    let vocab = Architecture::from_file(&dir.join("config.json"))?.vocab_size();
     // Errors name the flag the tokens came from.
     let (flag, ids) = match (text, ids) {
         (Some(t), None) => {
@@ -490,7 +493,7 @@ fn generate_cmd(
     let tok = tokenizer(dir)?;
     tok.check_fits(
         dir,
-        ModelConfig::from_file(&dir.join("config.json"))?.vocab_size(),
+        Architecture::from_file(&dir.join("config.json"))?.vocab_size(),
     )?;
     let text = if raw {
         prompt.to_string()

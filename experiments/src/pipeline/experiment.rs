@@ -25,7 +25,7 @@
 //! interaction contrast of policies `a` and `b` with their teachers. The report compares the policies per
 //! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
 
-use super::config::{check_dir_name, RunConfig};
+use super::config::{check_dir_name, parse_toml, RunConfig};
 use super::run::{run_with, RunOptions, RunSummary, StageTime};
 use crate::analysis::{write_policies_report, PolicyContrast};
 use crate::{Error, Result};
@@ -56,9 +56,10 @@ pub struct ExperimentConfig {
     pub contrasts: Vec<(String, String)>,
 }
 
-/// Whether TOML text is an experiment file (it has `[[policies]]`).
-pub fn is_experiment(text: &str) -> bool {
-    toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("policies"))
+/// Whether a parsed config file ([`parse_toml`]) is an experiment (it has
+/// `[[policies]]`).
+pub fn is_experiment(table: &toml::Table) -> bool {
+    table.contains_key("policies")
 }
 
 /// Stages before policy gradient that runs of one policy share.
@@ -78,8 +79,18 @@ impl ExperimentConfig {
 
     /// Parses an experiment; `file` names it in errors.
     pub fn from_toml_str(text: &str, file: &str, dir: &Path, runs_root: &Path) -> Result<Self> {
-        let mut base: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::config(file, "(document)", e.to_string().trim_end()))?;
+        Self::from_table(parse_toml(text, file)?, file, dir, runs_root)
+    }
+
+    /// The experiment of a parsed file ([`parse_toml`]): each run's config is built
+    /// and validated from its merged table ([`RunConfig::from_table`]), never printed
+    /// and parsed again.
+    pub fn from_table(
+        mut base: toml::Table,
+        file: &str,
+        dir: &Path,
+        runs_root: &Path,
+    ) -> Result<Self> {
         let bad = |field: &str, msg: &str| Error::config(file, field, msg);
         let name = base
             .get("name")
@@ -150,9 +161,7 @@ impl ExperimentConfig {
                     pg.insert("algorithm".into(), toml::Value::String(algorithm.clone()));
                 }
                 let label = format!("{file} (policy `{policy}`, {algorithm})");
-                let text = toml::to_string(&t)
-                    .map_err(|e| Error::config(&label, "(document)", e.to_string()))?;
-                let mut config = RunConfig::from_toml_str(&text, &label)?;
+                let mut config = RunConfig::from_table(t, &label)?;
                 config.resolve_relative(dir);
                 relative_to_experiment(&mut config, runs_root, &runs_root.join(&name));
                 runs.push(ExperimentRun {
@@ -305,14 +314,14 @@ pub fn run_experiment(
 ) -> Result<ExperimentSummary> {
     check_dir_name("<experiment>", "name", &exp.name, "")?;
     let dir = runs_root.join(&exp.name);
-    // Every run's config and every path it reads is checked before the first run
-    // writes anything (reward models this experiment trains itself excepted).
+    // Every run's config was validated when parsed; every path it reads is checked
+    // before the first run writes anything (reward models this experiment trains
+    // itself excepted).
     for r in &exp.runs {
         let label = format!(
             "<experiment {}> (policy `{}`, {})",
             exp.name, r.policy, r.algorithm
         );
-        r.config.validate(&label)?;
         let mut outside = r.config.clone();
         outside
             .rm

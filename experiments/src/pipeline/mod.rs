@@ -5,6 +5,6 @@ pub mod config;
 pub mod experiment;
 pub mod run;
 
-pub use config::RunConfig;
+pub use config::{parse_toml, RunConfig};
 pub use experiment::{is_experiment, run_experiment, ExperimentConfig};
 pub use run::{run, RunOptions, RunSummary};

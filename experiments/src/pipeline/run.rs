@@ -61,7 +61,8 @@ pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
     run_with(config, runs_root, &RunOptions::default())
 }
 
-/// [`run`] with [`RunOptions`].
+/// [`run`] with [`RunOptions`]. The config is validated first (a config built or
+/// changed in code is refused before anything is written, naming the field).
 pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
     config.validate("<run config>")?;
     config.check_paper_paths("<run config>")?;
@@ -443,7 +444,7 @@ impl<'a> Runner<'a> {
                 .copied()
                 .ok_or_else(|| Error::Input("normalize.json has no normaliser for `gt`".into()))?;
             let gt_raw = load_scores(&norm, GROUND_TRUTH)?.samples;
-            let n = low.normalizer(&low.order, &gt_raw, &row_keys, gt)?;
+            let n = low.normalizer(low.order, &gt_raw, &row_keys, gt)?;
             normalizers.insert(LOW_VARIANCE.into(), n);
         }
         Ok(Normalization {
@@ -564,7 +565,7 @@ impl<'a> Runner<'a> {
                 .map(|(i, _)| i)
                 .collect(),
             scale: lv.scale,
-            order: lv.order.clone(),
+            order: lv.order,
             rlhf_prompts: rlhf.len(),
         })
     }
@@ -685,7 +686,7 @@ impl<'a> Runner<'a> {
                 let gt = ctx.get(GROUND_TRUTH, gt_raw.as_ref())?;
                 let o = PgOptions {
                     stop_after: self.opts.pg_stop_after,
-                    ..c.pg.options(seed)?
+                    ..c.pg.options(seed)
                 };
                 let stage = self.dir.stage(&label)?;
                 let mut hook = EvalHook {

@@ -14,9 +14,8 @@ pub mod scalar;
 
 pub use armorm::{find_gating_position, load_armorm, ArmoRm, ArmoRmCheckpoint, ArmoRmConfig};
 pub use checkpoint::{
-    load_reward_backbone_checkpoint, load_reward_checkpoint, new_reward_model,
-    reward_model_from_causal_checkpoint, save_random_reward_model, BackboneRewardCheckpoint,
-    RewardCheckpoint,
+    load_reward_checkpoint, new_reward_model, reward_model_from_causal_checkpoint,
+    save_random_reward_model, RewardCheckpoint,
 };
 pub use scalar::{
     bradley_terry_loss, bradley_terry_loss_with, last_token_indices, RewardModel,
@@ -25,7 +24,7 @@ pub use scalar::{
 
 use crate::hf::read_config_json;
 use crate::logprobs::SequenceBatch;
-use crate::models::{Backbone, CausalLm};
+use crate::models::{CausalLm, Model};
 use crate::Result;
 use candle_core::{DType, Device};
 use std::path::Path;
@@ -59,9 +58,9 @@ impl ScoreBatch for ArmoRm {
 /// A reward model of any kind [`load`] reads.
 pub enum Scorer {
     /// A scalar-head sequence classifier (GPT-NeoX, Llama, Gemma or Gemma-2).
-    Scalar(RewardModel<Backbone>),
+    Scalar(RewardModel<Model>),
     /// ArmoRM.
-    ArmoRm(ArmoRm),
+    ArmoRm(Box<ArmoRm>),
 }
 
 impl ScoreBatch for Scorer {
@@ -80,8 +79,10 @@ impl ScoreBatch for Scorer {
 pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Scorer> {
     let config = read_config_json(dir)?;
     if config["architectures"][0] == armorm::ARMORM_ARCHITECTURE {
-        return Ok(Scorer::ArmoRm(load_armorm(dir, dtype, device)?.model));
+        return Ok(Scorer::ArmoRm(Box::new(
+            load_armorm(dir, dtype, device)?.model,
+        )));
     }
-    let model = load_reward_backbone_checkpoint(dir, dtype, device)?.model;
+    let model = load_reward_checkpoint(dir, dtype, device)?.model;
     Ok(Scorer::Scalar(model))
 }

@@ -6,7 +6,7 @@ use crate::pipeline_run::TINY;
 use rmteach_experiments::pipeline::config::SftSource;
 use rmteach_experiments::pipeline::run::RunSummary;
 use rmteach_experiments::pipeline::{
-    is_experiment, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+    is_experiment, parse_toml, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
 };
 use rmteach_experiments::rundir::read_json;
 use rmteach_experiments::stages::rm_eval::RmEvalTable;
@@ -22,8 +22,8 @@ fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
 fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/toy-4.2.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(is_experiment(&text));
-    assert!(!is_experiment(TINY));
+    assert!(is_experiment(&parse_toml(&text, "toy-4.2.toml").unwrap()));
+    assert!(!is_experiment(&parse_toml(TINY, "tiny.toml").unwrap()));
     let exp = ExperimentConfig::from_file(&path, Path::new("/runs")).unwrap();
     assert_eq!(exp.name, "toy-4.2");
     let names: Vec<&str> = exp.runs.iter().map(|r| r.config.name.as_str()).collect();
@@ -47,7 +47,7 @@ fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     let beta0 = &exp.runs[2].config;
     assert_eq!((beta0.pg.beta, beta0.pg.lr), (0.0, 1e-4));
     assert_eq!(topic.pg.beta, 0.05);
-    assert!(topic.pg.seeds.len() >= 6 && topic.pg.algorithm == "rloo");
+    assert!(topic.pg.seeds.len() >= 6 && topic.pg.algorithm.name() == "rloo");
     // Each policy's own RM, the other's, and the union: the experiment's own, so
     // relative to its directory (where its runs run), not to the runs root.
     let e = &length.rm.external[0];

@@ -8,7 +8,7 @@ use rmteach_experiments::data::{load_alpaca_sft, load_ultrafeedback, SftExample}
 use rmteach_experiments::hf::{
     load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions,
 };
-use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::models::{Architecture, Model, SeededVarMap};
 use rmteach_experiments::reward::load_reward_checkpoint;
 use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::stages::batches::ChatCodec;
@@ -47,7 +47,7 @@ pub(crate) fn toy(root: &Path) -> ToyWorldPaths {
         sft_style: Default::default(),
     };
     let paths = write_toy_world(root, &spec).unwrap();
-    let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();
+    let config = Architecture::from_file(&paths.llama.join("config.json")).unwrap();
     let varmap = VarMap::new();
     Model::new(
         &config,
@@ -479,6 +479,12 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         &Runtime::cpu()
     )
     .is_err());
+    // A checkpoint written before the algorithm's TOML spelling (`"Rloo"`) resumes.
+    let latest = killed.file("ckpt/LATEST.json");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    let old = text.replace("\"rloo\"", "\"Rloo\"");
+    assert_ne!(old, text, "the options name the algorithm: {text}");
+    std::fs::write(&latest, old).unwrap();
     stages::run(
         Pg {
             reward_name: "gt",
@@ -649,7 +655,7 @@ fn stage_timings_on_default_toy_models() {
     let paths = write_toy_world(dir.path(), &spec).unwrap();
     let run = RunDir::open(dir.path().join("run")).unwrap();
     for (label, model_dir) in [("llama", &paths.llama), ("gpt-neox", &paths.gpt_neox)] {
-        let config = ModelConfig::from_file(&model_dir.join("config.json")).unwrap();
+        let config = Architecture::from_file(&model_dir.join("config.json")).unwrap();
         let varmap = VarMap::new();
         Model::new(
             &config,
