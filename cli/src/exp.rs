@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use crate::jobs::JobsArgs;
 use candle_core::{DType, Device, Tensor};
 use rmteach::report::write_atomic;
 use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
 use rmteach_experiments::models::{Architecture, CausalLm};
+use rmteach_experiments::pipeline::units::Parallelism;
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
@@ -155,6 +157,8 @@ pub enum ExpCommand {
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        jobs: JobsArgs,
     },
     /// Benchmarks against PyTorch: `bench init` saves seeded random models and inputs,
     /// `bench run` times forward, training steps, sampling and an RLOO update on them.
@@ -207,7 +211,9 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             runs,
             device,
             quiet,
+            jobs,
         } => {
+            let parallel = jobs.parallelism(1)?;
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("cannot read {}", config.display()))?;
             let dir = config.parent().unwrap_or(Path::new("."));
@@ -216,7 +222,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
                 file: &config.display().to_string(),
                 dir,
             };
-            run_config(&source, &runs, device, quiet).map(|_| 0)
+            run_config(&source, &runs, device, quiet, &parallel).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
     }
@@ -240,6 +246,7 @@ pub fn run_config(
     runs: &Path,
     device: Option<DeviceSpec>,
     quiet: bool,
+    parallel: &Parallelism,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
         is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
@@ -247,6 +254,7 @@ pub fn run_config(
     };
     let opts = RunOptions {
         progress: !quiet,
+        parallel: parallel.clone(),
         ..RunOptions::default()
     };
     // The one parse and the one validation of the file.

@@ -16,6 +16,7 @@ use rmteach::report::{Document, Placement};
 
 use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
+use crate::jobs::{all_cores, JobsArgs};
 use crate::theory::{levers, verify, SolverArgs};
 use rmteach_experiments::runtime::DeviceSpec;
 
@@ -45,6 +46,9 @@ pub struct ReproduceArgs {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Units side by side (default here: --jobs = every core).
+    #[command(flatten)]
+    jobs: JobsArgs,
     #[command(flatten)]
     solver: SolverArgs,
 }
@@ -89,6 +93,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     );
     levers_section(&mut md, &mut times, args, &theory_dir)?;
     if !args.theory_only {
+        let parallel = args.jobs.parallelism(all_cores())?;
         let runs = out.join("runs");
         let here = Path::new(".");
         for (title, text, file) in [
@@ -109,7 +114,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
                 file: &format!("<built-in {file}>"),
                 dir: here,
             };
-            let report = run_config(&source, &runs, args.device, args.quiet)?;
+            let report = run_config(&source, &runs, args.device, args.quiet, &parallel)?;
             times.push((file, t.elapsed().as_secs_f64()));
             let _ = writeln!(md, "## {title} (experiments/configs/{file})\n");
             md.push_str(&embed_reports(&report, out)?);

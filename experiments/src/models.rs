@@ -13,6 +13,7 @@ pub mod gqa;
 pub mod init;
 pub mod layers;
 pub mod llama;
+pub mod no_grad;
 pub mod rotary;
 
 pub use attention::{AttentionInputs, KvCache};
@@ -25,6 +26,7 @@ pub use gemma2::Gemma2;
 pub use gpt_neox::GptNeox;
 pub use init::SeededVarMap;
 pub use llama::Llama;
+pub use no_grad::no_grad;
 
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
@@ -51,8 +53,9 @@ pub trait CausalLm {
 
     /// The output projection's weight `(vocab, hidden)` when [`CausalLm::lm_head`] is
     /// exactly `hidden W^T` (no bias, scaling or soft-cap), so fused kernels may compute
-    /// the logits themselves; `None` otherwise (the default).
-    fn lm_head_weight(&self) -> Option<&Tensor> {
+    /// the logits themselves; `None` otherwise (the default). Detached inside
+    /// [`no_grad()`].
+    fn lm_head_weight(&self) -> Option<Tensor> {
         None
     }
 
@@ -144,7 +147,7 @@ impl CausalLm for Model {
         self.0.lm_head(hidden)
     }
 
-    fn lm_head_weight(&self) -> Option<&Tensor> {
+    fn lm_head_weight(&self) -> Option<Tensor> {
         self.0.lm_head_weight()
     }
 }

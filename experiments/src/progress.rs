@@ -129,8 +129,19 @@ impl Reporter {
     /// Starts showing stage `name` on stderr (a bar on a terminal, else plain lines
     /// every [`PLAIN_EVERY`]) and installs its counter on this thread.
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, std::io::stderr().is_terminal())
+    }
+
+    /// [`start`](Self::start) with plain lines even on a terminal: for stages that run
+    /// side by side (one bar each would overwrite the others; a line per stage every
+    /// [`PLAIN_EVERY`] stays readable).
+    pub fn start_lines(name: &str) -> Self {
+        Self::start_with(name, false)
+    }
+
+    fn start_with(name: &str, bar: bool) -> Self {
         let counter = Counter::default();
-        let (bar, plain) = if std::io::stderr().is_terminal() {
+        let (bar, plain) = if bar {
             let bar = ProgressBar::new(0);
             let template = "{spinner} [{elapsed_precise}] {msg} {pos}/{len} {prefix}, ETA {eta}";
             if let Ok(style) = ProgressStyle::with_template(template) {

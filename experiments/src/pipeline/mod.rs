@@ -4,6 +4,7 @@
 pub mod config;
 pub mod experiment;
 pub mod run;
+pub mod units;
 
 pub use config::{parse_toml, RunConfig};
 pub use experiment::{is_experiment, run_experiment, ExperimentConfig};

@@ -24,7 +24,7 @@ pub use scalar::{
 
 use crate::hf::read_config_json;
 use crate::logprobs::SequenceBatch;
-use crate::models::{CausalLm, Model};
+use crate::models::{no_grad, CausalLm, Model};
 use crate::Result;
 use candle_core::{DType, Device};
 use std::path::Path;
@@ -42,16 +42,18 @@ pub trait ScoreBatch {
 
 impl<M: CausalLm> ScoreBatch for RewardModel<M> {
     fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
-        Ok(self
-            .forward_batch(batch)?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?)
+        no_grad(|| {
+            Ok(self
+                .forward_batch(batch)?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?)
+        })
     }
 }
 
 impl ScoreBatch for ArmoRm {
     fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
-        self.score(&batch.input_ids, Some(&batch.attention_mask))
+        no_grad(|| self.score(&batch.input_ids, Some(&batch.attention_mask)))
     }
 }
 

@@ -42,7 +42,7 @@ use super::rewards::{checked_scores_keyed, RewardFn};
 use super::sft::save_policy;
 use super::stage::{Runtime, Stage};
 use crate::hf::load_checkpoint;
-use crate::logprobs::{token_logprobs, SequenceBatch};
+use crate::logprobs::{inference_logprobs, token_logprobs, SequenceBatch};
 use crate::models::Model;
 use crate::rundir::{MetricsLog, StageDir, Stepped};
 use crate::sample::{generate, SamplingConfig};
@@ -555,9 +555,9 @@ impl<'a> Trainer<'a> {
         let step = o.micro_batch_size.unwrap_or(o.batch_size);
         for (p, r) in prompt_ids.chunks(step).zip(response_ids.chunks(step)) {
             let batch = SequenceBatch::new(p, r, self.codec.pad, &self.device)?;
-            let old_tok = token_logprobs(&self.policy, &batch)?.detach();
+            let old_tok = inference_logprobs(&self.policy, &batch)?;
             old_logp.extend(old_tok.sum(1)?.to_vec1::<f32>()?);
-            let rl = token_logprobs(&self.reference, &batch)?.to_vec2::<f32>()?;
+            let rl = inference_logprobs(&self.reference, &batch)?.to_vec2::<f32>()?;
             if o.algorithm == PgAlgorithm::Grpo {
                 let ol = old_tok.to_vec2::<f32>()?;
                 old_k3.extend(ol.iter().zip(&rl).zip(r).map(|((old, re), resp)| {
