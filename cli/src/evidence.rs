@@ -15,7 +15,8 @@ use anyhow::{Context, Result};
 
 use rmteach_experiments::analysis::bootstrap::BOOTSTRAP_REPLICATES;
 use rmteach_experiments::analysis::{load_run, RunData};
-use rmteach_experiments::rundir::RunDir;
+use rmteach_experiments::pipeline::RunConfig;
+use rmteach_experiments::rundir::{read_json, RunDir};
 use rmteach_experiments::stages::evaluate::EvalOptions;
 use rmteach_experiments::stages::prefdata::rlhf_pairs;
 use rmteach_experiments::teacher::evidence::{teacher_vs_increase, Evidence};
@@ -72,7 +73,7 @@ fn run_evidence(run_dir: &Path, rms: Vec<(String, PathBuf)>, quiet: bool) -> Res
     let data: RunData =
         load_run(run_dir).with_context(|| format!("reading the run {}", run_dir.display()))?;
     let cache = SampleCache::open(&out, &inputs.settings())?;
-    let policy = inputs.policies[0].display().to_string();
+    let policy = inputs.policy_name(&inputs.policies[0]);
     let lines = cache.policy_lines(&policy);
     let names: Vec<String> = rms.into_iter().map(|x| x.0).collect();
     let mut epochs: Vec<u32> = data
@@ -169,32 +170,24 @@ fn pick_sentence(e: &Evidence, epoch: u32) -> String {
 }
 
 /// The RMs a policy run of an experiment trained with: its `pg.rewards` that name
-/// `rm.external` entries of its `config.json` (name, directory).
+/// `rm.external` entries of its `config.json` (name, directory; `from_run` entries are
+/// relative to the experiment's directory, where its runs run).
 fn policy_run_rms(run_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let path = run_dir.join("config.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let strings = |x: &serde_json::Value| -> Vec<String> {
-        x.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let rewards = strings(&v["pg"]["rewards"]);
-    let external = v["rm"]["external"].as_array().cloned().unwrap_or_default();
-    let rms: Vec<(String, PathBuf)> = rewards
+    let config: RunConfig = read_json(&path)?;
+    let exp_dir = run_dir.parent().unwrap_or(Path::new("."));
+    let rms: Vec<(String, PathBuf)> = config
+        .pg
+        .rewards
         .iter()
+        .flatten()
         .filter_map(|name| {
-            external
+            config
+                .rm
+                .external
                 .iter()
-                .find(|e| e["name"].as_str() == Some(name))
-                .and_then(|e| e["dir"].as_str())
-                .map(|d| (name.clone(), PathBuf::from(d)))
+                .find(|e| &e.name == name)
+                .map(|e| (name.clone(), e.resolve(exp_dir)))
         })
         .collect();
     if rms.is_empty() {

@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use crate::jobs::JobsArgs;
 use candle_core::{DType, Device, Tensor};
 use rmteach::report::write_atomic;
 use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
-use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::models::{Architecture, CausalLm};
 use rmteach_experiments::pipeline::dry_run::{dry_run_config, dry_run_name};
+use rmteach_experiments::pipeline::units::Parallelism;
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
@@ -156,6 +158,8 @@ pub enum ExpCommand {
         /// No progress lines.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        jobs: JobsArgs,
         /// Run a paper config ([world.paper]) end to end with seeded random stand-ins
         /// of its models (real architectures, shrunk sizes, real tokenizer formats and
         /// chat templates) and UltraFeedback / AlpacaFarm-format parquet written by the
@@ -215,8 +219,10 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             runs,
             device,
             quiet,
+            jobs,
             dry_run,
         } => {
+            let parallel = jobs.parallelism(1)?;
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("cannot read {}", config.display()))?;
             let dir = config.parent().unwrap_or(Path::new("."));
@@ -225,7 +231,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
                 file: &config.display().to_string(),
                 dir,
             };
-            run_config(&source, &runs, device, quiet, dry_run).map(|_| 0)
+            run_config(&source, &runs, device, quiet, &parallel, dry_run).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
     }
@@ -249,17 +255,22 @@ pub fn run_config(
     runs: &Path,
     device: Option<DeviceSpec>,
     quiet: bool,
+    parallel: &Parallelism,
     dry_run: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
-        is_experiment, run::run_with, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+        is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
+        RunOptions,
     };
     let opts = RunOptions {
         progress: !quiet,
+        parallel: parallel.clone(),
         ..RunOptions::default()
     };
-    if is_experiment(source.text) {
-        let mut exp = ExperimentConfig::from_toml_str(source.text, source.file, source.dir, runs)?;
+    // The one parse and the one validation of the file.
+    let table = parse_toml(source.text, source.file)?;
+    if is_experiment(&table) {
+        let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
         if dry_run {
             to_dry_run(&mut exp, source.file)?;
         }
@@ -279,7 +290,7 @@ pub fn run_config(
         println!("report: {}", summary.dir.join("report").display());
         return Ok(summary.dir.join("report"));
     }
-    let mut cfg = RunConfig::from_toml_str(source.text, source.file)?;
+    let mut cfg = RunConfig::from_table(table, source.file)?;
     cfg.resolve_relative(source.dir);
     if dry_run {
         cfg = dry_run_config(&cfg, source.file)?;
@@ -385,7 +396,7 @@ fn tokenizer(dir: &Path) -> Result<TextTokenizer> {
 }
 
 fn inspect(dir: &Path) -> Result<i32> {
-    let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    let config = Architecture::from_file(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let stored = stored_dtypes(&files)?;
     let ckpt = load_checkpoint(dir, DType::F32, &Device::Cpu)?;
@@ -445,7 +456,7 @@ fn logits(
 ) -> Result<i32> {
     let (device, dtype) = dev.resolve()?;
     require_causal_lm(dir)?;
-    let vocab = ModelConfig::from_file(&dir.join("config.json"))?.vocab_size();
+    let vocab = Architecture::from_file(&dir.join("config.json"))?.vocab_size();
     // Errors name the flag the tokens came from.
     let (flag, ids) = match (text, ids) {
         (Some(t), None) => {
@@ -517,7 +528,7 @@ fn generate_cmd(
     let tok = tokenizer(dir)?;
     tok.check_fits(
         dir,
-        ModelConfig::from_file(&dir.join("config.json"))?.vocab_size(),
+        Architecture::from_file(&dir.join("config.json"))?.vocab_size(),
     )?;
     let text = if raw {
         prompt.to_string()

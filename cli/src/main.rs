@@ -7,6 +7,8 @@
 #[cfg(feature = "lm")]
 mod evidence;
 mod exp;
+#[cfg(feature = "lm")]
+mod jobs;
 mod process;
 #[cfg(feature = "lm")]
 mod reproduce;

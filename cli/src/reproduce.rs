@@ -12,10 +12,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use rmteach::report::write_atomic;
-use rmteach_experiments::analysis::document::{Document, Placement};
+use rmteach::report::{Document, Placement};
 
 use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
+use crate::jobs::{all_cores, JobsArgs};
 use crate::theory::{levers, verify, SolverArgs};
 use rmteach_experiments::runtime::DeviceSpec;
 
@@ -45,6 +46,9 @@ pub struct ReproduceArgs {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Units side by side (default here: --jobs = every core).
+    #[command(flatten)]
+    jobs: JobsArgs,
     #[command(flatten)]
     solver: SolverArgs,
 }
@@ -89,6 +93,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     );
     levers_section(&mut md, &mut times, args, &theory_dir)?;
     if !args.theory_only {
+        let parallel = args.jobs.parallelism(all_cores())?;
         let runs = out.join("runs");
         let here = Path::new(".");
         for (title, text, file) in [
@@ -109,7 +114,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
                 file: &format!("<built-in {file}>"),
                 dir: here,
             };
-            let report = run_config(&source, &runs, args.device, args.quiet, false)?;
+            let report = run_config(&source, &runs, args.device, args.quiet, &parallel, false)?;
             times.push((file, t.elapsed().as_secs_f64()));
             let _ = writeln!(md, "## {title} (experiments/configs/{file})\n");
             md.push_str(&embed_reports(&report, out)?);
@@ -140,8 +145,8 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// Runs `rmteach theory levers` into `theory_dir/levers` and appends its report as one
-/// section (headings demoted, links made relative to the report).
+/// Runs `rmteach theory levers` into `theory_dir/levers` and appends its report's
+/// blocks as one section (headings one level down, links made relative to the report).
 fn levers_section(
     md: &mut String,
     times: &mut Vec<(&str, f64)>,
@@ -149,7 +154,7 @@ fn levers_section(
     theory_dir: &Path,
 ) -> Result<()> {
     let t = Instant::now();
-    let text = levers(
+    let doc = levers(
         &theory_dir.join("levers"),
         args.quick,
         rmteach_theory::checks::DEFAULT_SEED,
@@ -157,15 +162,10 @@ fn levers_section(
         false,
     )?;
     times.push(("theory levers", t.elapsed().as_secs_f64()));
-    for line in text.lines() {
-        let line = if line.starts_with('#') {
-            format!("#{line}")
-        } else {
-            line.to_string()
-        };
-        md.push_str(&relink(&line, "theory/levers"));
-        md.push('\n');
-    }
+    md.push_str(&doc.render(Placement {
+        heading_offset: 1,
+        link_prefix: Some("theory/levers"),
+    }));
     md.push('\n');
     Ok(())
 }
@@ -222,23 +222,4 @@ fn embed_reports(report_dir: &Path, root: &Path) -> Result<String> {
         md.push('\n');
     }
     Ok(md)
-}
-
-/// `line` with its relative markdown link targets prefixed by `prefix/` (the levers
-/// report is markdown written by the theory crate; the toy reports are embedded from
-/// their data instead).
-fn relink(line: &str, prefix: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("](") {
-        out.push_str(&rest[..i + 2]);
-        rest = &rest[i + 2..];
-        let absolute = rest.starts_with("http") || rest.starts_with('/') || rest.starts_with('#');
-        if !absolute {
-            out.push_str(prefix);
-            out.push('/');
-        }
-    }
-    out.push_str(rest);
-    out
 }

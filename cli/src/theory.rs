@@ -279,14 +279,14 @@ pub fn run(cmd: TheoryCommand) -> Result<i32> {
 }
 
 /// Measures the levers and writes them under `out` (listing the files when `list`);
-/// returns the markdown report (used by `reproduce`).
+/// returns the report's blocks (used by `reproduce`).
 pub fn levers(
     out: &Path,
     quick: bool,
     seed: u64,
     solver: SolverConfig,
     list: bool,
-) -> Result<String> {
+) -> Result<rmteach::report::Document> {
     solver.validate()?;
     let start = Instant::now();
     let cfg = LeversConfig {
@@ -311,8 +311,7 @@ pub fn levers(
         files.len(),
         start.elapsed().as_secs_f64()
     );
-    let md = out.join("levers.md");
-    std::fs::read_to_string(&md).with_context(|| format!("reading {}", md.display()))
+    Ok(levers.document())
 }
 
 /// Runs every check, prints the table and writes it under `out`; returns the table

@@ -1,14 +1,10 @@
 //! End-to-end runs of the `rmteach` binary on tiny inputs.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn rmteach(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rmteach"))
-        .args(args)
-        .output()
-        .expect("runs")
-}
+use common::{ok, rmteach};
+use std::path::PathBuf;
+use std::process::Command;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rmteach-cli-{}-{name}", std::process::id()));
@@ -38,12 +34,7 @@ fn verify_quick_passes_and_writes_tables() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ok(&out);
     assert!(!stdout.contains("FAIL"), "{stdout}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("verify.json")).unwrap()).unwrap();
@@ -68,12 +59,7 @@ fn verify_negative_controls_all_fail_and_exit_zero() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ok(&out);
     assert!(
         stdout.contains("negative controls: 12 of 12 checks fail as they must"),
         "{stdout}"
@@ -109,11 +95,7 @@ fn flow_reports_t_gamma_and_bounds() {
         "--atol",
         "1e-14",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
     let r = &v["result"];
@@ -139,7 +121,7 @@ fn flow_marks_crossings_beyond_the_horizon() {
             .replace("{", "{\"name\": \"short\", "),
     );
     let out = rmteach(&["theory", "flow", "--instance", &inst]);
-    assert!(out.status.success());
+    ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["result"]["t_gamma_g"], "> horizon 0.01");
     assert_eq!(v["result"]["name"], "short");
@@ -203,11 +185,7 @@ fn flow_rejects_bad_input_naming_the_field() {
 fn figures_are_written() {
     let dir = scratch("figures");
     let out = rmteach(&["theory", "figures", "--out", dir.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     for stem in [
         "fig1_landscape",
         "t_gamma_vs_variance",
@@ -233,11 +211,7 @@ fn flow_accepts_a_batch_and_names_the_bad_item() {
     let dir = scratch("batch");
     let inst = write_instance(&dir, "b.json", &format!("[{GOOD}, {GOOD}]"));
     let out = rmteach(&["theory", "flow", "--instance", &inst]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = v["result"].as_array().unwrap();
     assert_eq!(r.len(), 2);
@@ -285,7 +259,7 @@ fn flow_output_has_the_documented_keys() {
     let dir = scratch("keys");
     let inst = write_instance(&dir, "i.json", GOOD);
     let out = rmteach(&["theory", "flow", "--instance", &inst, "--trajectory"]);
-    assert!(out.status.success());
+    ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // serde_json's maps sort their keys: compare sorted.
     let top: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
@@ -318,9 +292,7 @@ fn flow_output_has_the_documented_keys() {
 
 #[test]
 fn flow_help_lists_the_input_keys_with_their_constraints() {
-    let out = rmteach(&["theory", "flow", "--help"]);
-    assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = ok(&rmteach(&["theory", "flow", "--help"]));
     for line in [
         "num_prompts  whole number >= 1; default 1",
         "lambda       number >= 0; required",
@@ -349,13 +321,7 @@ fn an_infinite_bound_is_the_string_inf_and_the_horizon_is_short() {
         )
         .replace("\"horizon\": 500", "\"horizon\": 100000");
     let inst = write_instance(&dir, "i.json", &json);
-    let out = rmteach(&["theory", "flow", "--instance", &inst]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = ok(&rmteach(&["theory", "flow", "--instance", &inst]));
     assert!(!text.contains("null"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let r = &v["result"];
@@ -467,8 +433,7 @@ fn the_readme_example_is_what_flow_prints() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success());
-    let now: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let now: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     // The same keys and, to the solver's tolerance, the same figures (the last digits
     // and the evaluation count may move with the solver).
     let keys =
@@ -541,11 +506,7 @@ fn levers_quick_writes_the_report_json_and_figures() {
         "--out",
         dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     for f in [
         "levers.md",
         "levers.json",

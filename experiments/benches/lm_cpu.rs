@@ -12,7 +12,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rmteach_experiments::logprobs::{sequence_logprobs, SequenceBatch};
-use rmteach_experiments::models::{CausalLm, Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::models::{Architecture, CausalLm, Model, SeededVarMap};
 use rmteach_experiments::sample::{generate, SamplingConfig};
 use std::time::Instant;
 
@@ -81,7 +81,7 @@ fn main() -> rmteach_experiments::Result<()> {
         "model", "params", "forward s", "fwd+bwd+adam s", "sample s", "sample tok/s"
     );
     for (name, json) in [("llama", llama()), ("gpt-neox", neox())] {
-        let config = ModelConfig::from_json_str(&json, name)?;
+        let config = Architecture::from_json_str(&json, name)?;
         let varmap = VarMap::new();
         let vb = SeededVarMap::new(varmap.clone(), 0).var_builder(DType::F32, &dev);
         let model = Model::new(&config, vb)?;

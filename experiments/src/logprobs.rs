@@ -8,7 +8,7 @@
 //! layout [`crate::sample::generate`] decodes in), and only the logits of positions
 //! `P - 1 ..` are computed.
 
-use crate::models::{AttentionInputs, CausalLm};
+use crate::models::{no_grad, AttentionInputs, CausalLm};
 use crate::ops::{linear_picked_logprob, picked_logprob};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -116,9 +116,19 @@ pub fn head_logprobs<M: CausalLm + ?Sized>(
     targets: &Tensor,
 ) -> Result<Tensor> {
     match model.lm_head_weight() {
-        Some(w) => linear_picked_logprob(hidden, w, targets),
+        Some(w) => linear_picked_logprob(hidden, &w, targets),
         None => picked_logprob(&model.lm_head(hidden)?.to_dtype(DType::F32)?, targets),
     }
+}
+
+/// [`token_logprobs`] without the autograd graph ([`no_grad`]): the same values, no
+/// gradient, and each layer's activations freed as the next layer runs. For the old
+/// and reference log-probabilities of a rollout.
+pub fn inference_logprobs<M: CausalLm + ?Sized>(
+    model: &M,
+    batch: &SequenceBatch,
+) -> Result<Tensor> {
+    no_grad(|| token_logprobs(model, batch))
 }
 
 /// Summed log-probability `(batch,)` of each row's response tokens; differentiable.
@@ -134,7 +144,7 @@ where
     R: CausalLm + ?Sized,
 {
     let pi = token_logprobs(policy, batch)?;
-    let pi_ref = token_logprobs(reference, batch)?.detach();
+    let pi_ref = inference_logprobs(reference, batch)?;
     Ok((pi - pi_ref)?)
 }
 

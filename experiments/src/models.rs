@@ -1,9 +1,9 @@
-//! Trainable causal language models (GPT-NeoX, Llama), inference-only reward-model
-//! backbones (Gemma, Gemma-2), their configuration, and the [`CausalLm`] interface
-//! shared by training (full-sequence logits) and generation (key/value-cached logits).
+//! Causal language models of every supported [`Architecture`] (GPT-NeoX, Llama,
+//! Gemma, Gemma-2), their configuration, the one [`Model`] type over them, and the
+//! [`CausalLm`] interface shared by training (full-sequence logits) and generation
+//! (key/value-cached logits).
 
 pub mod attention;
-pub mod backbone;
 pub mod config;
 pub mod decoder;
 pub mod gemma;
@@ -13,21 +13,25 @@ pub mod gqa;
 pub mod init;
 pub mod layers;
 pub mod llama;
+pub mod no_grad;
 pub mod rotary;
 
 pub use attention::{AttentionInputs, KvCache};
-pub use backbone::{Backbone, BackboneConfig};
-pub use config::{Gemma2Config, GemmaConfig, GptNeoxConfig, LlamaConfig, ModelConfig};
+pub use config::{
+    Architecture, ArchitectureSpec, Gemma2Config, GemmaConfig, GptNeoxConfig, LlamaConfig,
+};
 pub use decoder::{Decoder, DecoderBlock};
 pub use gemma::Gemma;
 pub use gemma2::Gemma2;
 pub use gpt_neox::GptNeox;
 pub use init::SeededVarMap;
 pub use llama::Llama;
+pub use no_grad::no_grad;
 
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::Arc;
 
 /// A decoder-only language model.
 pub trait CausalLm {
@@ -49,8 +53,9 @@ pub trait CausalLm {
 
     /// The output projection's weight `(vocab, hidden)` when [`CausalLm::lm_head`] is
     /// exactly `hidden W^T` (no bias, scaling or soft-cap), so fused kernels may compute
-    /// the logits themselves; `None` otherwise (the default).
-    fn lm_head_weight(&self) -> Option<&Tensor> {
+    /// the logits themselves; `None` otherwise (the default). Detached inside
+    /// [`no_grad()`].
+    fn lm_head_weight(&self) -> Option<Tensor> {
         None
     }
 
@@ -100,36 +105,33 @@ fn ids_dims(input_ids: &Tensor) -> Result<(usize, usize)> {
     }
 }
 
-/// Either supported architecture, chosen by its configuration.
-#[derive(Debug, Clone)]
-pub enum Model {
-    /// GPT-NeoX / Pythia.
-    GptNeox(GptNeox),
-    /// Llama.
-    Llama(Llama),
-}
+/// A model of any [`Architecture`]: one type, one [`CausalLm`] impl. Cloning is cheap
+/// and shares the weights.
+#[derive(Clone)]
+pub struct Model(Arc<dyn CausalLm + Send + Sync>);
 
 impl Model {
-    /// Builds the architecture `config` names from `vb` (see [`GptNeox::new`],
-    /// [`Llama::new`]).
-    pub fn new(config: &ModelConfig, vb: VarBuilder) -> Result<Self> {
-        Ok(match config {
-            ModelConfig::GptNeox(c) => Model::GptNeox(GptNeox::new(c, vb)?),
-            ModelConfig::Llama(c) => Model::Llama(Llama::new(c, vb)?),
-        })
+    /// Builds the architecture `config` names from `vb` at the checkpoint root
+    /// (missing variables are created with transformers' initialisation).
+    pub fn new(config: &Architecture, vb: VarBuilder) -> Result<Self> {
+        config.spec().build(vb)
     }
 
-    fn inner(&self) -> &dyn CausalLm {
-        match self {
-            Model::GptNeox(m) => m,
-            Model::Llama(m) => m,
-        }
+    /// Wraps one architecture's decoder.
+    pub fn from_decoder(decoder: impl CausalLm + Send + Sync + 'static) -> Self {
+        Self(Arc::new(decoder))
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Model({} layers)", self.0.num_layers())
     }
 }
 
 impl CausalLm for Model {
     fn num_layers(&self) -> usize {
-        self.inner().num_layers()
+        self.0.num_layers()
     }
 
     fn forward_hidden(
@@ -138,14 +140,14 @@ impl CausalLm for Model {
         inputs: &AttentionInputs,
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
-        self.inner().forward_hidden(input_ids, inputs, cache)
+        self.0.forward_hidden(input_ids, inputs, cache)
     }
 
     fn lm_head(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.inner().lm_head(hidden)
+        self.0.lm_head(hidden)
     }
 
-    fn lm_head_weight(&self) -> Option<&Tensor> {
-        self.inner().lm_head_weight()
+    fn lm_head_weight(&self) -> Option<Tensor> {
+        self.0.lm_head_weight()
     }
 }

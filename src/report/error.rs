@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Why a table could not be built, parsed or written.
+/// Why a table or document could not be built, parsed, read or written.
 #[derive(Debug, Error)]
 pub enum ReportError {
     /// A row has a different number of cells than the table has columns.
@@ -37,6 +37,26 @@ pub enum ReportError {
     InvalidJson {
         /// What is wrong with it.
         reason: String,
+    },
+
+    /// A report document file could not be read.
+    #[error("could not read {} (report blocks written with the report)", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A report document file is not a document's JSON.
+    #[error("{} is not a report document: {source}", path.display())]
+    Document {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
     },
 
     /// Creating a directory or writing a file failed.

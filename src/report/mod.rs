@@ -1,5 +1,6 @@
-//! Report tables: one [`Table`] written as markdown, CSV and JSON, with
-//! atomic file writes ([`write_atomic`]) that other stages reuse.
+//! Reports: one [`Table`] written as markdown, CSV and JSON, a whole report as a
+//! [`Document`] of typed blocks rendered to markdown, and atomic file writes
+//! ([`write_atomic`]) that other stages reuse.
 //!
 //! ```
 //! use rmteach::report::{Cell, Table};
@@ -13,10 +14,12 @@
 
 mod atomic;
 mod cell;
+mod document;
 mod error;
 mod table;
 
 pub use atomic::write_atomic;
 pub use cell::{format_float, Cell, DEFAULT_PRECISION};
+pub use document::{Block, Document, Inline, Placement};
 pub use error::ReportError;
 pub use table::Table;

@@ -1,4 +1,5 @@
-//! Helpers shared by the end-to-end tests of the language-model commands.
+//! Helpers shared by the end-to-end tests of the `rmteach` binary: run it, and check
+//! that it succeeded.
 
 use std::process::{Command, Output};
 
@@ -11,12 +12,13 @@ pub fn rmteach(args: &[&str]) -> Output {
         .expect("runs")
 }
 
-/// Its standard output, after asserting it succeeded (its standard error otherwise).
+/// Its standard output, after asserting it succeeded (both its outputs otherwise).
 pub fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{}",
+        "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout
 }

@@ -10,12 +10,12 @@
 //! in each difference.
 
 use super::bootstrap::{mean_at, percentile_interval, Interval, Resampler, BOOTSTRAP_REPLICATES};
-use super::document::Block;
 use super::increase::{seed_increases, MeanStd};
 use super::load::RunData;
 use super::summary::SummarizedRun;
 use super::table10::{default_table10_epoch, mean_std_text};
 use super::verdict::verdict;
+use rmteach::report::Block;
 
 /// The interaction contrast with its uncertainty.
 #[derive(Debug, Clone, Copy, PartialEq)]

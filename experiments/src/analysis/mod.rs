@@ -19,7 +19,6 @@
 //!   reached, unless an epoch is given.
 
 pub mod bootstrap;
-pub mod document;
 pub mod error;
 pub mod figures;
 pub mod findings;

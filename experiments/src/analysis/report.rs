@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use rmteach::report::{write_atomic, Table};
 
-use super::document::{Block, Document, Placement};
 use super::error::{io_err, Result};
 use super::figures::{gt_increase_bars, increase_vs_epoch, increase_vs_kl, PolicyIncrease};
 use super::increase_table::increase_table;
@@ -17,6 +16,7 @@ use super::summary::{summarize_run, SummarizedRun};
 use super::table1::{low_variance_note, table1};
 use super::table10::{default_table10_epoch, table10};
 use super::table2::{table2, CombinedAccuracy, Table2Options};
+use rmteach::report::{Block, Document, Placement};
 
 /// What [`write_report`] wrote.
 #[derive(Debug, Clone, PartialEq, Default)]

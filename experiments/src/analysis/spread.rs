@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::error::{io_err, Result};
 use super::load::RunData;
-use crate::records::RecordError;
+use crate::records::error::parse_record;
 
 /// The fields of a `metrics.jsonl` record this figure reads.
 #[derive(Debug, Deserialize)]
@@ -30,11 +30,7 @@ fn read_spread(path: &Path) -> Result<Vec<(f64, [f64; 3])>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let r: SpreadRecord = serde_json::from_str(line).map_err(|source| RecordError::Json {
-            path: path.to_path_buf(),
-            line: Some(i + 1),
-            source,
-        })?;
+        let r: SpreadRecord = parse_record(line, path, Some(i + 1))?;
         if let (Some(a), Some(b), Some(c)) = (
             r.group_reward_std,
             r.zero_std_groups,
@@ -88,7 +84,11 @@ pub fn reward_spread(data: &RunData, stem: &Path) -> Result<Option<Vec<PathBuf>>
         return Ok(None);
     }
     let mut grid = GridPlot::new(
-        format!("Reward spread during policy gradient ({})", data.policy),
+        format!(
+            "Reward spread during policy gradient ({}; one line per reward: its first seed, \
+             per update, no averaging)",
+            data.policy
+        ),
         3,
     );
     for p in panels {

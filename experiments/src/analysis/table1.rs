@@ -7,8 +7,7 @@ use rmteach::report::{Cell, Table};
 use super::error::Result;
 use super::load::RewardColumn;
 use crate::records::{
-    Interval, LowVarianceRecord, RmEvalEntry, Table1Intervals, LOW_VARIANCE, NORMALIZE_THEN_SCALE,
-    SCALE_THEN_NORMALIZE,
+    Interval, LowVarianceOrder, LowVarianceRecord, RmEvalEntry, Table1Intervals, LOW_VARIANCE,
 };
 
 /// Row labels of Table 1, in the paper's order.
@@ -61,9 +60,9 @@ pub fn table1(rewards: &[RewardColumn]) -> Result<Table> {
 /// The sentence the report prints under Table 1 on what the low-variance reward
 /// scaled (`l`), as realised, of `table1_prompts` Table 1 prompts.
 pub fn low_variance_note(l: &LowVarianceRecord, table1_prompts: usize) -> String {
-    let by = |o: &str| {
+    let by = |o: LowVarianceOrder| {
         l.reward_variance_by_order
-            .get(o)
+            .get(o.name())
             .map_or_else(|| "?".into(), |v| format!("{v:.4}"))
     };
     format!(
@@ -79,14 +78,14 @@ pub fn low_variance_note(l: &LowVarianceRecord, table1_prompts: usize) -> String
         table1_prompts,
         l.table1_scaled_fraction,
         l.order,
-        if l.order == SCALE_THEN_NORMALIZE {
+        if l.order == LowVarianceOrder::ScaleThenNormalize {
             "the authors' code"
         } else {
             "not the authors' order"
         },
-        SCALE_THEN_NORMALIZE,
-        by(SCALE_THEN_NORMALIZE),
-        NORMALIZE_THEN_SCALE,
-        by(NORMALIZE_THEN_SCALE),
+        LowVarianceOrder::ScaleThenNormalize,
+        by(LowVarianceOrder::ScaleThenNormalize),
+        LowVarianceOrder::NormalizeThenScale,
+        by(LowVarianceOrder::NormalizeThenScale),
     )
 }

@@ -12,7 +12,7 @@ mod workloads;
 
 use crate::hf::save::torch_dtype_name;
 use crate::hf::{save_random_model, sequence_classification_json, SaveOptions};
-use crate::models::ModelConfig;
+use crate::models::Architecture;
 use crate::reward::{save_random_reward_model, LM_HEAD_NAMES};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
@@ -156,12 +156,12 @@ pub fn init_bench_dir(
             "--prompt-len and --response-len must be positive".into(),
         ));
     }
-    let config = ModelConfig::from_json_str(config_json, "model config")?;
+    let config = Architecture::from_json_str(config_json, "model config")?;
     let vocab = config.vocab_size();
     if vocab < 3 {
         return Err(Error::Input(format!("vocab_size {vocab} is too small")));
     }
-    let json = config.to_hf_json(torch_dtype_name(DType::F32)?);
+    let json = config.to_hf_json(torch_dtype_name(DType::F32)?)?;
     let (_, varmap) = save_random_model(&dir.join("policy"), &json, seed, &SaveOptions::default())?;
     let policy_params = count(&varmap, &[]);
     drop(varmap);
@@ -318,8 +318,7 @@ pub fn run_bench(
         path: path.clone(),
         source,
     })?;
-    let inputs: BenchInputs = serde_json::from_str(&text)
-        .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    let inputs: BenchInputs = crate::rundir::parse_json(&text, &path.display().to_string())?;
     if inputs.prompts.is_empty() || inputs.prompts.len() % 2 != 0 {
         return Err(Error::Input(format!(
             "{}: need an even, positive number of prompts",

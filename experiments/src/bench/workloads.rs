@@ -2,9 +2,9 @@
 
 use super::{median, timed, BenchInputs, BenchSpec, Workload, WorkloadReport};
 use crate::hf::load_checkpoint;
-use crate::logprobs::{head_logprobs, token_logprobs, SequenceBatch};
+use crate::logprobs::{head_logprobs, inference_logprobs, token_logprobs, SequenceBatch};
 use crate::models::{AttentionInputs, CausalLm, Model};
-use crate::reward::{bradley_terry_loss, load_reward_checkpoint};
+use crate::reward::{bradley_terry_loss, load_reward_checkpoint, ScoreBatch};
 use crate::sample::{generate, SamplingConfig};
 use crate::stages::advantages::{kl_penalised, rloo_advantages};
 use crate::stages::batches::order;
@@ -216,22 +216,15 @@ fn rloo(ctx: &Ctx<'_>) -> Result<Outcome> {
         // Rollout: samples, old and reference log-probabilities, reward-model scores.
         let responses = generate(&pol.model, &prompts, &sampling(ctx, seed), dev)?.responses;
         let batch = SequenceBatch::new(&prompts, &responses, pad, dev)?;
-        let old: Vec<f32> = token_logprobs(&pol.model, &batch)?
-            .detach()
+        let old: Vec<f32> = inference_logprobs(&pol.model, &batch)?
             .sum(1)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
-        let refl: Vec<f32> = token_logprobs(&reference, &batch)?
+        let refl: Vec<f32> = inference_logprobs(&reference, &batch)?
             .sum(1)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
-        let scores: Vec<f64> = rm
-            .forward_batch(&batch)?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f64::from)
-            .collect();
+        let scores: Vec<f64> = rm.score_batch(&batch)?.into_iter().map(f64::from).collect();
         let kl: Vec<f64> = old
             .iter()
             .zip(&refl)

@@ -1,8 +1,8 @@
-//! Opening a Hugging Face checkpoint directory (`config.json` plus safetensors) as a
-//! trainable model, or as any supported backbone (Gemma and Gemma-2 included).
+//! Opening a Hugging Face checkpoint directory (`config.json` plus safetensors) of any
+//! supported [`Architecture`] as a [`Model`].
 
 use super::weights::{checkpoint_files, load_into_varmap, LoadReport};
-use crate::models::{Backbone, BackboneConfig, Model, ModelConfig};
+use crate::models::{Architecture, Model};
 use crate::Result;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -11,7 +11,7 @@ use std::path::Path;
 /// A model loaded from a checkpoint directory, with its trainable variables.
 pub struct Checkpoint {
     /// The parsed `config.json`.
-    pub config: ModelConfig,
+    pub config: Architecture,
     /// The variables (pass `varmap.all_vars()` to an optimiser).
     pub varmap: VarMap,
     /// The model, reading its weights from `varmap`.
@@ -24,7 +24,7 @@ pub struct Checkpoint {
 /// variables have `dtype` on `device`. Fails, naming the file and field or tensor, if
 /// the config is unsupported or a weight is missing or mis-shaped.
 pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Checkpoint> {
-    let config = ModelConfig::from_file(&dir.join("config.json"))?;
+    let config = Architecture::from_file(&dir.join("config.json"))?;
     let files = checkpoint_files(dir)?;
     let varmap = VarMap::new();
     // Every variable is overwritten by the load, so the (unseeded, on-device) initial
@@ -33,39 +33,6 @@ pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Chec
     let model = Model::new(&config, vb)?;
     let report = load_into_varmap(&varmap, &files)?;
     Ok(Checkpoint {
-        config,
-        varmap,
-        model,
-        report,
-    })
-}
-
-/// A model of any supported architecture loaded from a checkpoint directory.
-pub struct BackboneCheckpoint {
-    /// The parsed `config.json`.
-    pub config: BackboneConfig,
-    /// The variables.
-    pub varmap: VarMap,
-    /// The model, reading its weights from `varmap`.
-    pub model: Backbone,
-    /// Tensors of the files that the model does not use.
-    pub report: LoadReport,
-}
-
-/// [`load_checkpoint`] for every architecture of [`BackboneConfig`] (GPT-NeoX,
-/// Llama, Gemma, Gemma-2).
-pub fn load_backbone_checkpoint(
-    dir: &Path,
-    dtype: DType,
-    device: &Device,
-) -> Result<BackboneCheckpoint> {
-    let config = BackboneConfig::from_file(&dir.join("config.json"))?;
-    let files = checkpoint_files(dir)?;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
-    let model = Backbone::new(&config, vb)?;
-    let report = load_into_varmap(&varmap, &files)?;
-    Ok(BackboneCheckpoint {
         config,
         varmap,
         model,

@@ -3,7 +3,7 @@
 //! [`load_checkpoint`](super::load_checkpoint) both read: `config.json`,
 //! `model.safetensors` with Hugging Face tensor names, and any tokenizer files.
 
-use crate::models::{Model, ModelConfig, SeededVarMap};
+use crate::models::{Architecture, Model, SeededVarMap};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -51,11 +51,11 @@ pub fn torch_dtype_name(dtype: DType) -> Result<&'static str> {
 /// and `pad_token_id` tells transformers which token is padding (it pools at the
 /// rightmost non-pad token; without one it accepts only batches of one).
 pub fn sequence_classification_json(
-    config: &ModelConfig,
+    config: &Architecture,
     dtype: DType,
     pad_token_id: Option<u32>,
 ) -> Result<Value> {
-    let mut json = config.to_hf_json(torch_dtype_name(dtype)?);
+    let mut json = config.to_hf_json(torch_dtype_name(dtype)?)?;
     let class = config.sequence_classification_class();
     if let Some(obj) = json.as_object_mut() {
         obj.insert("architectures".into(), serde_json::json!([class]));
@@ -84,14 +84,14 @@ pub fn read_config_json(dir: &Path) -> Result<Value> {
 }
 
 /// Saves `varmap` with a `config.json` serialised from `config`
-/// ([`ModelConfig::to_hf_json`]) into `dir` (created if missing).
+/// ([`Architecture::to_hf_json`]) into `dir` (created if missing).
 pub fn save_checkpoint(
     dir: &Path,
-    config: &ModelConfig,
+    config: &Architecture,
     varmap: &VarMap,
     options: &SaveOptions,
 ) -> Result<()> {
-    let json = config.to_hf_json(torch_dtype_name(options.dtype)?);
+    let json = config.to_hf_json(torch_dtype_name(options.dtype)?)?;
     save_checkpoint_with_json(dir, &json, varmap, options)
 }
 
@@ -145,7 +145,7 @@ pub fn save_random_model(
     json: &Value,
     seed: u64,
     options: &SaveOptions,
-) -> Result<(ModelConfig, VarMap)> {
+) -> Result<(Architecture, VarMap)> {
     let config = config_of_json(dir, json)?;
     let varmap = VarMap::new();
     let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
@@ -156,9 +156,9 @@ pub fn save_random_model(
 
 /// Parses the `config.json` object `json` that is to be saved into `dir` (errors name
 /// `dir/config.json`).
-pub(crate) fn config_of_json(dir: &Path, json: &Value) -> Result<ModelConfig> {
+pub(crate) fn config_of_json(dir: &Path, json: &Value) -> Result<Architecture> {
     let file = dir.join("config.json").display().to_string();
-    ModelConfig::from_json_str(&json.to_string(), &file)
+    Architecture::from_json_str(&json.to_string(), &file)
 }
 
 /// Writes every variable of `varmap`, converted to `dtype`, to the safetensors file

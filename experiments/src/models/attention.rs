@@ -140,27 +140,69 @@ pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
 
 /// Keys and values of earlier tokens, per layer, for incremental decoding.
 ///
+/// Each layer's keys and values live in a buffer `(b, heads, capacity, d)` allocated at
+/// the first append and written in place (`slice_set`) at every later one; the
+/// positions so far are a view of its first columns. Nothing is concatenated (copied)
+/// per step unless the positions outgrow the capacity, which then doubles. Set the
+/// capacity to the prompt width plus the new tokens ([`reserve`](Self::reserve)) and
+/// no step reallocates.
+///
 /// Generation only: the cache holds keys and values detached from the autograd graph.
-/// (Kept attached, each step's concatenation would keep the whole graph of every
-/// earlier step alive through the cached tensors: with a 1B model on the GPU, sampling
-/// 64 tokens at batch 32 peaked at 82 GB instead of a few.)
+/// (Kept attached, each step would keep the whole graph of every earlier step alive
+/// through the cached tensors: with a 1B model on the GPU, sampling 64 tokens at batch
+/// 32 peaked at 82 GB instead of a few.)
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<CachedLayer>>,
+    capacity: usize,
+}
+
+/// One layer's buffers and how many of their positions are filled.
+#[derive(Debug, Clone)]
+struct CachedLayer {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl CachedLayer {
+    /// The filled positions of the keys and values, `(b, heads, len, d)` views.
+    fn filled(&self) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.k.narrow(2, 0, self.len)?,
+            self.v.narrow(2, 0, self.len)?,
+        ))
+    }
+}
+
+/// A zeroed buffer like `x` `(b, heads, t, d)` with `capacity` positions, holding the
+/// first `len` positions of `x`.
+fn buffer(x: &Tensor, len: usize, capacity: usize) -> Result<Tensor> {
+    let (b, h, _, d) = x.dims4()?;
+    let buf = Tensor::zeros((b, h, capacity, d), x.dtype(), x.device())?;
+    buf.slice_set(&x.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+    Ok(buf)
 }
 
 impl KvCache {
-    /// An empty cache for `num_layers` layers.
+    /// An empty cache for `num_layers` layers (buffers sized at the first append).
     pub fn new(num_layers: usize) -> Self {
         Self {
             layers: vec![None; num_layers],
+            capacity: 0,
         }
+    }
+
+    /// Makes the buffers hold at least `positions` positions (prompt and generated
+    /// tokens) without growing; takes effect at the next allocation.
+    pub fn reserve(&mut self, positions: usize) {
+        self.capacity = self.capacity.max(positions);
     }
 
     /// Number of cached positions (0 when empty).
     pub fn len(&self) -> usize {
         match self.layers.first() {
-            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            Some(Some(layer)) => layer.len,
             _ => 0,
         }
     }
@@ -173,17 +215,35 @@ impl KvCache {
     /// Appends `k`, `v` `(b, heads, t, d)` to layer `layer` and returns all keys and
     /// values so far, detached from the graph (no gradient flows through the cache).
     pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let capacity = self.capacity;
         let slot = self
             .layers
             .get_mut(layer)
             .ok_or_else(|| Error::Input(format!("cache has no layer {layer}")))?;
-        let (k, v) = (&k.detach(), &v.detach());
-        let (k, v) = match slot.take() {
-            None => (k.contiguous()?, v.contiguous()?),
-            Some((pk, pv)) => (Tensor::cat(&[&pk, k], 2)?, Tensor::cat(&[&pv, v], 2)?),
+        let (k, v) = (k.detach().contiguous()?, v.detach().contiguous()?);
+        let t = k.dim(2)?;
+        let cached = match slot.take() {
+            None => CachedLayer {
+                k: buffer(&k, t, capacity.max(t))?,
+                v: buffer(&v, t, capacity.max(t))?,
+                len: t,
+            },
+            Some(mut c) => {
+                let room = c.k.dim(2)?;
+                if c.len + t > room {
+                    let grown = (2 * room).max(c.len + t);
+                    c.k = buffer(&c.k, c.len, grown)?;
+                    c.v = buffer(&c.v, c.len, grown)?;
+                }
+                c.k.slice_set(&k, 2, c.len)?;
+                c.v.slice_set(&v, 2, c.len)?;
+                c.len += t;
+                c
+            }
         };
-        *slot = Some((k.clone(), v.clone()));
-        Ok((k, v))
+        let out = cached.filled()?;
+        *slot = Some(cached);
+        Ok(out)
     }
 }
 
@@ -228,9 +288,48 @@ mod tests {
             assert!(!ck.track_op() && !cv.track_op(), "step {step}");
             assert_eq!(ck.dims(), &[1, 2, step + 1, 4]);
         }
-        let (k, _) = cache.layers[0].as_ref().unwrap();
+        assert_eq!(cache.len(), 3);
+        let (k, _) = cache.layers[0].as_ref().unwrap().filled().unwrap();
         assert!(!k.track_op());
         let last = k.narrow(2, 2, 1).unwrap().flatten_all().unwrap();
         assert_eq!(last.to_vec1::<f32>().unwrap(), vec![3.0; 8]);
+    }
+
+    #[test]
+    fn the_buffers_hold_what_concatenation_would_with_or_without_room() {
+        let dev = Device::Cpu;
+        let chunk = |seed: f64, t: usize| {
+            let n = 2 * 3 * t * 4;
+            let data: Vec<f32> = (0..n)
+                .map(|i| ((i as f64 + seed) * 0.37).sin() as f32)
+                .collect();
+            Tensor::from_vec(data, (2, 3, t, 4), &dev).unwrap()
+        };
+        for reserve in [0, 9] {
+            let mut cache = KvCache::new(2);
+            cache.reserve(reserve);
+            let (mut want_k, mut want_v): (Option<Tensor>, Option<Tensor>) = (None, None);
+            for (step, t) in [3, 1, 1, 1, 1, 1, 1].into_iter().enumerate() {
+                let (k, v) = (chunk(step as f64, t), chunk(100.0 + step as f64, t));
+                let cat = |acc: Option<Tensor>, x: &Tensor| match acc {
+                    None => x.clone(),
+                    Some(a) => Tensor::cat(&[&a, x], 2).unwrap(),
+                };
+                want_k = Some(cat(want_k.take(), &k));
+                want_v = Some(cat(want_v.take(), &v));
+                cache.append(1, &k, &v).unwrap();
+                let (got_k, got_v) = cache.append(0, &k, &v).unwrap();
+                for (got, want) in [(&got_k, &want_k), (&got_v, &want_v)] {
+                    let want = want.as_ref().unwrap();
+                    assert_eq!(got.dims(), want.dims(), "reserve {reserve}, step {step}");
+                    let diff = (got - want).unwrap().abs().unwrap().max_all().unwrap();
+                    assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+                }
+            }
+            assert_eq!(cache.len(), 9);
+            // With room reserved the buffer is never reallocated; without, it doubled.
+            let room = cache.layers[0].as_ref().unwrap().k.dim(2).unwrap();
+            assert_eq!(room, if reserve == 9 { 9 } else { 12 });
+        }
     }
 }

@@ -6,13 +6,16 @@
 mod fields;
 pub mod gemma;
 mod hf_json;
+pub(crate) use hf_json::{gpt_neox_json, llama_json};
 mod rope;
 
 pub use fields::Fields;
 pub use gemma::{Gemma2Config, GemmaConfig, LayerType};
 pub use rope::{RopeConfig, RopeScaling, DEFAULT_ROPE_THETA};
 
+use super::Model;
 use crate::{Error, Result};
+use candle_nn::VarBuilder;
 use fields::agree;
 use std::path::Path;
 
@@ -32,13 +35,42 @@ const LLAMA_ARCHITECTURES: &[&str] = &[
     "LlamaModel",
 ];
 
-/// A supported model configuration.
+/// Every supported architecture, with its parsed `config.json`: the one enum that
+/// names an architecture. Everything that differs between architectures goes through
+/// [`Architecture::spec`] (the one match over the variants) to the variant's
+/// [`ArchitectureSpec`]; adding an architecture is a variant, its arm there and its
+/// `model_type` in [`Architecture::from_json_str`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum ModelConfig {
+pub enum Architecture {
     /// GPT-NeoX (`model_type` `gpt_neox`, the Pythia family).
     GptNeox(GptNeoxConfig),
     /// Llama (`model_type` `llama`).
     Llama(LlamaConfig),
+    /// Gemma (`model_type` `gemma`).
+    Gemma(GemmaConfig),
+    /// Gemma-2 (`model_type` `gemma2`).
+    Gemma2(Gemma2Config),
+}
+
+/// What one architecture's configuration tells the rest of the crate: its names in
+/// `config.json` and transformers, its sizes, how to build its model and how to write
+/// its `config.json` back.
+pub trait ArchitectureSpec {
+    /// The `model_type` of `config.json`.
+    fn model_type(&self) -> &'static str;
+    /// The transformers class of a scalar-head reward model over this backbone.
+    fn sequence_classification_class(&self) -> &'static str;
+    /// Model width (the size of a reward head's input).
+    fn hidden_size(&self) -> usize;
+    /// Vocabulary size.
+    fn vocab_size(&self) -> usize;
+    /// Whether the output head shares the input embeddings.
+    fn tie_word_embeddings(&self) -> bool;
+    /// Builds the model from `vb` (at the checkpoint root).
+    fn build(&self, vb: VarBuilder) -> Result<Model>;
+    /// The `config.json` fields (without `dtype`), or `None` when this crate does not
+    /// write this architecture's config (save with the original one instead).
+    fn hf_json(&self) -> Option<serde_json::Map<String, serde_json::Value>>;
 }
 
 /// Configuration of a GPT-NeoX model.
@@ -106,7 +138,52 @@ pub struct LlamaConfig {
     pub initializer_range: f64,
 }
 
-impl ModelConfig {
+/// Implements [`ArchitectureSpec`] for a config type: `architecture_spec!(Config =>
+/// Model, "model_type", "TransformersClass", |c| sizes, hf_json)`, where `sizes` is
+/// an expression of the config `c` with fields `hidden_size`, `vocab_size` and
+/// `tie_word_embeddings`, and `hf_json` is `Some(fn)` writing the `config.json`
+/// fields or `None`.
+macro_rules! architecture_spec {
+    ($config:ty => $model:ident, $model_type:literal, $class:literal,
+     |$c:ident| $sizes:expr, $json:expr) => {
+        impl $crate::models::config::ArchitectureSpec for $config {
+            fn model_type(&self) -> &'static str {
+                $model_type
+            }
+
+            fn sequence_classification_class(&self) -> &'static str {
+                $class
+            }
+
+            fn hidden_size(&self) -> usize {
+                let $c = self;
+                $sizes.hidden_size
+            }
+
+            fn vocab_size(&self) -> usize {
+                let $c = self;
+                $sizes.vocab_size
+            }
+
+            fn tie_word_embeddings(&self) -> bool {
+                let $c = self;
+                $sizes.tie_word_embeddings
+            }
+
+            fn build(&self, vb: candle_nn::VarBuilder) -> $crate::Result<$crate::models::Model> {
+                Ok($crate::models::Model::from_decoder($model::new(self, vb)?))
+            }
+
+            fn hf_json(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+                let write: Option<fn(&Self) -> serde_json::Map<String, serde_json::Value>> = $json;
+                write.map(|f| f(self))
+            }
+        }
+    };
+}
+pub(crate) use architecture_spec;
+
+impl Architecture {
     /// Reads and parses `path` (a `config.json`).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -127,58 +204,58 @@ impl ModelConfig {
         match f.opt_str("model_type")? {
             Some("gpt_neox") => {
                 check_architectures(&f, GPT_NEOX_ARCHITECTURES)?;
-                Ok(ModelConfig::GptNeox(GptNeoxConfig::parse(&f)?))
+                Ok(Self::GptNeox(GptNeoxConfig::parse(&f)?))
             }
             Some("llama") => {
                 check_architectures(&f, LLAMA_ARCHITECTURES)?;
-                Ok(ModelConfig::Llama(LlamaConfig::parse(&f)?))
+                Ok(Self::Llama(LlamaConfig::parse(&f)?))
             }
+            Some("gemma") => Ok(Self::Gemma(GemmaConfig::parse(&f)?)),
+            Some("gemma2") => Ok(Self::Gemma2(Gemma2Config::parse(&f)?)),
             Some(other) => Err(f.err(
                 "model_type",
-                format!("architecture `{other}` is not supported (only `gpt_neox` and `llama`)"),
+                format!(
+                    "architecture `{other}` is not supported \
+                     (only `gpt_neox`, `llama`, `gemma`, `gemma2`)"
+                ),
             )),
             None => Err(f.err("model_type", "missing")),
         }
     }
 
-    /// Vocabulary size of either architecture.
-    pub fn vocab_size(&self) -> usize {
+    /// This architecture's [`ArchitectureSpec`]: the one match over the variants.
+    pub fn spec(&self) -> &dyn ArchitectureSpec {
         match self {
-            ModelConfig::GptNeox(c) => c.vocab_size,
-            ModelConfig::Llama(c) => c.vocab_size,
+            Self::GptNeox(c) => c,
+            Self::Llama(c) => c,
+            Self::Gemma(c) => c,
+            Self::Gemma2(c) => c,
         }
     }
 
-    /// The `model_type` of `config.json` (`gpt_neox`, `llama`).
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.spec().vocab_size()
+    }
+
+    /// The `model_type` of `config.json` (`gpt_neox`, `llama`, `gemma`, `gemma2`).
     pub fn model_type(&self) -> &'static str {
-        match self {
-            ModelConfig::GptNeox(_) => "gpt_neox",
-            ModelConfig::Llama(_) => "llama",
-        }
+        self.spec().model_type()
     }
 
     /// The transformers class of a scalar-head reward model over this backbone.
     pub fn sequence_classification_class(&self) -> &'static str {
-        match self {
-            ModelConfig::GptNeox(_) => "GPTNeoXForSequenceClassification",
-            ModelConfig::Llama(_) => "LlamaForSequenceClassification",
-        }
+        self.spec().sequence_classification_class()
     }
 
     /// Whether the output head shares the input embeddings.
     pub fn tie_word_embeddings(&self) -> bool {
-        match self {
-            ModelConfig::GptNeox(c) => c.tie_word_embeddings,
-            ModelConfig::Llama(c) => c.tie_word_embeddings,
-        }
+        self.spec().tie_word_embeddings()
     }
 
-    /// Model width (the size of a reward head's input) of either architecture.
+    /// Model width (the size of a reward head's input).
     pub fn hidden_size(&self) -> usize {
-        match self {
-            ModelConfig::GptNeox(c) => c.hidden_size,
-            ModelConfig::Llama(c) => c.hidden_size,
-        }
+        self.spec().hidden_size()
     }
 }
 

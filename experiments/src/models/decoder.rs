@@ -157,7 +157,7 @@ impl<C, B: DecoderBlock, N: Norm> CausalLm for Decoder<C, B, N> {
         })
     }
 
-    fn lm_head_weight(&self) -> Option<&Tensor> {
+    fn lm_head_weight(&self) -> Option<Tensor> {
         match self.logit_softcap {
             Some(_) => None,
             None => self.head.bias_free_weight(),

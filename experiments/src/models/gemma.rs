@@ -5,7 +5,7 @@
 //! The MLP, attention shape and stack layout here are shared with [`super::gemma2`].
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::GemmaConfig;
+use super::config::{architecture_spec, GemmaConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::gqa::{GqaScores, GqaShape, GroupedQueryAttention};
 use super::layers::{GemmaRmsNorm, Linear, Norm};
@@ -137,3 +137,11 @@ impl DecoderBlock for GemmaBlock {
         Ok((&x + self.mlp.forward(&h)?)?)
     }
 }
+
+architecture_spec!(
+    GemmaConfig => Gemma,
+    "gemma",
+    "GemmaForSequenceClassification",
+    |c| c,
+    None
+);

@@ -6,7 +6,7 @@
 //! full attention, and soft-capped vocabulary logits.
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::{Gemma2Config, LayerType};
+use super::config::{architecture_spec, Gemma2Config, LayerType};
 use super::decoder::{Decoder, DecoderBlock};
 use super::gemma::{gemma_attention_shape, gemma_spec, GemmaMlp};
 use super::gqa::{GqaScores, GroupedQueryAttention};
@@ -94,3 +94,11 @@ impl DecoderBlock for Gemma2Block {
         Ok((&x + self.post_feedforward_layernorm.forward(&h)?)?)
     }
 }
+
+architecture_spec!(
+    Gemma2Config => Gemma2,
+    "gemma2",
+    "Gemma2ForSequenceClassification",
+    |c| c.base,
+    None
+);

@@ -4,7 +4,7 @@
 //! untied (or tied) `embed_out`.
 
 use super::attention::{attend, AttentionInputs, KvCache};
-use super::config::GptNeoxConfig;
+use super::config::{architecture_spec, gpt_neox_json, GptNeoxConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::layers::{LayerNorm, Linear, Norm};
 use super::rotary::Rotary;
@@ -197,3 +197,11 @@ impl GptNeox {
         )
     }
 }
+
+architecture_spec!(
+    GptNeoxConfig => GptNeox,
+    "gpt_neox",
+    "GPTNeoXForSequenceClassification",
+    |c| c,
+    Some(gpt_neox_json)
+);

@@ -3,7 +3,7 @@
 //! scaling, SwiGLU MLP, tied or untied `lm_head`.
 
 use super::attention::{AttentionInputs, KvCache};
-use super::config::LlamaConfig;
+use super::config::{architecture_spec, llama_json, LlamaConfig};
 use super::decoder::{Decoder, DecoderBlock, DecoderSpec};
 use super::gqa::{GqaScores, GqaShape, GroupedQueryAttention};
 use super::layers::{Linear, Norm, RmsNorm};
@@ -129,3 +129,11 @@ impl DecoderBlock for LlamaBlock {
         Ok((x + mlp)?)
     }
 }
+
+architecture_spec!(
+    LlamaConfig => Llama,
+    "llama",
+    "LlamaForSequenceClassification",
+    |c| c,
+    Some(llama_json)
+);

@@ -25,7 +25,7 @@
 //! interaction contrast of policies `a` and `b` with their teachers. The report compares the policies per
 //! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
 
-use super::config::{check_dir_name, RunConfig};
+use super::config::{check_dir_name, parse_toml, RunConfig};
 use super::run::{run_with, RunOptions, RunSummary, StageTime};
 use crate::analysis::{write_policies_report, PolicyContrast};
 use crate::{Error, Result};
@@ -56,9 +56,10 @@ pub struct ExperimentConfig {
     pub contrasts: Vec<(String, String)>,
 }
 
-/// Whether TOML text is an experiment file (it has `[[policies]]`).
-pub fn is_experiment(text: &str) -> bool {
-    toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("policies"))
+/// Whether a parsed config file ([`parse_toml`]) is an experiment (it has
+/// `[[policies]]`).
+pub fn is_experiment(table: &toml::Table) -> bool {
+    table.contains_key("policies")
 }
 
 /// Stages before policy gradient that runs of one policy share.
@@ -78,8 +79,18 @@ impl ExperimentConfig {
 
     /// Parses an experiment; `file` names it in errors.
     pub fn from_toml_str(text: &str, file: &str, dir: &Path, runs_root: &Path) -> Result<Self> {
-        let mut base: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::config(file, "(document)", e.to_string().trim_end()))?;
+        Self::from_table(parse_toml(text, file)?, file, dir, runs_root)
+    }
+
+    /// The experiment of a parsed file ([`parse_toml`]): each run's config is built
+    /// and validated from its merged table ([`RunConfig::from_table`]), never printed
+    /// and parsed again.
+    pub fn from_table(
+        mut base: toml::Table,
+        file: &str,
+        dir: &Path,
+        runs_root: &Path,
+    ) -> Result<Self> {
         let bad = |field: &str, msg: &str| Error::config(file, field, msg);
         let name = base
             .get("name")
@@ -150,15 +161,9 @@ impl ExperimentConfig {
                     pg.insert("algorithm".into(), toml::Value::String(algorithm.clone()));
                 }
                 let label = format!("{file} (policy `{policy}`, {algorithm})");
-                let text = toml::to_string(&t)
-                    .map_err(|e| Error::config(&label, "(document)", e.to_string()))?;
-                let mut config = RunConfig::from_toml_str(&text, &label)?;
+                let mut config = RunConfig::from_table(t, &label)?;
                 config.resolve_relative(dir);
-                for e in &mut config.rm.external {
-                    if let Some(r) = e.from_run.take() {
-                        e.dir = Some(runs_root.join(r));
-                    }
-                }
+                relative_to_experiment(&mut config, runs_root, &runs_root.join(&name));
                 runs.push(ExperimentRun {
                     policy: policy.clone(),
                     algorithm: algorithm.clone(),
@@ -283,6 +288,23 @@ pub struct ExperimentSummary {
     pub finished: bool,
 }
 
+/// Rewrites each `[[rm.external]]` `from_run` of a policy run (relative to `runs_root`)
+/// for the runner, which runs the experiment's runs in `exp_dir`: a reward model the
+/// experiment trains itself stays `from_run`, relative to `exp_dir`, so the
+/// experiment's directory can be moved or copied and rerun; one of another run becomes
+/// its `dir`.
+fn relative_to_experiment(config: &mut RunConfig, runs_root: &Path, exp_dir: &Path) {
+    for e in &mut config.rm.external {
+        if let Some(r) = e.from_run.take() {
+            let path = runs_root.join(r);
+            match path.strip_prefix(exp_dir) {
+                Ok(inside) => e.from_run = Some(inside.to_path_buf()),
+                Err(_) => e.dir = Some(path),
+            }
+        }
+    }
+}
+
 /// Runs (or resumes) every run of `exp` under `<runs_root>/<name>/` and writes the
 /// cross-policy report per algorithm into `<runs_root>/<name>/report/<algorithm>/`.
 pub fn run_experiment(
@@ -292,19 +314,19 @@ pub fn run_experiment(
 ) -> Result<ExperimentSummary> {
     check_dir_name("<experiment>", "name", &exp.name, "")?;
     let dir = runs_root.join(&exp.name);
-    // Every run's config and every path it reads is checked before the first run
-    // writes anything (reward models this experiment trains itself excepted).
+    // Every run's config was validated when parsed; every path it reads is checked
+    // before the first run writes anything (reward models this experiment trains
+    // itself excepted).
     for r in &exp.runs {
         let label = format!(
             "<experiment {}> (policy `{}`, {})",
             exp.name, r.policy, r.algorithm
         );
-        r.config.validate(&label)?;
         let mut outside = r.config.clone();
         outside
             .rm
             .external
-            .retain(|e| !e.resolve(runs_root).starts_with(&dir));
+            .retain(|e| !e.resolve(&dir).starts_with(&dir));
         outside.check_paths(&label, runs_root)?;
     }
     // Every run's stages up to prefdata, then up to rms, then the rest: a run may train

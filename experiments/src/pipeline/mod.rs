@@ -5,7 +5,8 @@ pub mod config;
 pub mod dry_run;
 pub mod experiment;
 pub mod run;
+pub mod units;
 
-pub use config::RunConfig;
+pub use config::{parse_toml, RunConfig};
 pub use experiment::{is_experiment, run_experiment, ExperimentConfig};
 pub use run::{run, RunOptions, RunSummary};

@@ -12,6 +12,7 @@
 
 use super::config::{RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
 use super::dry_run::DryRunSpec;
+use super::units::{run_units, Parallelism, Unit};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
     SftExample,
@@ -40,6 +41,7 @@ use crate::{Error, Result};
 use candle_core::Device;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How to run (not part of the experiment's definition).
@@ -51,8 +53,11 @@ pub struct RunOptions {
     /// `rm_eval`) as if killed there.
     pub stop_after: Option<String>,
     /// Stop the first unfinished policy-gradient run after this many updates (as if
-    /// killed there; its checkpoints and logs stay).
+    /// killed there; its checkpoints and logs stay). Runs the units one at a time.
     pub pg_stop_after: Option<u64>,
+    /// The independent units (the reward models' training, the (reward, seed)
+    /// policy-gradient runs) side by side: `--jobs N`, `--devices` ([`super::units`]).
+    pub parallel: Parallelism,
 }
 
 pub use crate::records::{RunSummary, StageTime};
@@ -62,7 +67,8 @@ pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
     run_with(config, runs_root, &RunOptions::default())
 }
 
-/// [`run`] with [`RunOptions`].
+/// [`run`] with [`RunOptions`]. The config is validated first (a config built or
+/// changed in code is refused before anything is written, naming the field).
 pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
     config.validate("<run config>")?;
     config.check_paper_paths("<run config>")?;
@@ -73,6 +79,7 @@ pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Resu
         config.check_external_paths("<run config>", runs_root)?;
     }
     let rt = config.runtime()?;
+    opts.parallel.validate()?;
     let dir = RunDir::open(runs_root.join(&config.name))?;
     check_same_config(&dir, config)?;
     let mut r = Runner {
@@ -368,36 +375,40 @@ impl<'a> Runner<'a> {
         let pref = self.dir.stage("prefdata")?;
         let union = (!c.rm.union_with.is_empty()).then(|| (UNION_RM.to_string(), None));
         let trained = c.rm.mixes.iter().map(|&p| (RunConfig::rm_name(p), Some(p)));
+        let mut rms: Vec<SideUnit<'_, ()>> = Vec::new();
         for (name, mix) in trained.chain(union) {
             let runs_root = self.runs_root.clone();
             let (pref, policy_dir) = (&pref, &policy_dir);
-            self.stage(Prepared::new(
-                format!("rms/{name}"),
-                |dir: &StageDir, rt: &Runtime| {
-                    let rm = &c.rm;
-                    let o = RmTrainOptions {
-                        lr: rm.lr,
-                        batch_size: rm.batch_size,
-                        micro_batch_size: rm.micro_batch_size,
-                        epochs: rm.epochs,
-                        shuffle_seed: Some(c.seed),
-                        head_seed: c.seed,
-                        ..RmTrainOptions::default()
-                    };
-                    let pairs = match mix {
-                        Some(p) => mix_pairs(pref, p)?,
-                        None => union_pairs(pref, &runs_root, &rm.union_with)?,
-                    };
-                    let stage = RmTrain {
-                        name: &name,
-                        sft_dir: policy_dir,
-                        pairs: &pairs,
-                        options: &o,
-                    };
-                    stage.run(dir, rt)
-                },
-            ))?;
+            let label = format!("rms/{name}");
+            let dir = self.dir.stage(&label)?;
+            let stage = Prepared::new(label.clone(), move |dir: &StageDir, rt: &Runtime| {
+                let rm = &c.rm;
+                let o = RmTrainOptions {
+                    lr: rm.lr,
+                    batch_size: rm.batch_size,
+                    micro_batch_size: rm.micro_batch_size,
+                    epochs: rm.epochs,
+                    shuffle_seed: Some(c.seed),
+                    head_seed: c.seed,
+                    ..RmTrainOptions::default()
+                };
+                let pairs = match mix {
+                    Some(p) => mix_pairs(pref, p)?,
+                    None => union_pairs(pref, &runs_root, &rm.union_with)?,
+                };
+                let stage = RmTrain {
+                    name: &name,
+                    sft_dir: policy_dir,
+                    pairs: &pairs,
+                    options: &o,
+                };
+                stage.run(dir, rt)
+            });
+            let done = dir.is_complete();
+            let run = move |rt: &Runtime| stages::run(stage, &dir, rt).map(|_| ());
+            rms.push((label, done, Box::new(run)));
         }
+        self.side_by_side(rms)?;
         Ok(true)
     }
 
@@ -444,7 +455,7 @@ impl<'a> Runner<'a> {
                 .copied()
                 .ok_or_else(|| Error::Input("normalize.json has no normaliser for `gt`".into()))?;
             let gt_raw = load_scores(&norm, GROUND_TRUTH)?.samples;
-            let n = low.normalizer(&low.order, &gt_raw, &row_keys, gt)?;
+            let n = low.normalizer(low.order, &gt_raw, &row_keys, gt)?;
             normalizers.insert(LOW_VARIANCE.into(), n);
         }
         Ok(Normalization {
@@ -596,7 +607,7 @@ impl<'a> Runner<'a> {
                 .map(|(i, _)| i)
                 .collect(),
             scale: lv.scale,
-            order: lv.order.clone(),
+            order: lv.order,
             rlhf_prompts: rlhf.len(),
         })
     }
@@ -701,76 +712,218 @@ impl<'a> Runner<'a> {
                 None
             }
         };
+        let unit = PgUnit {
+            c,
+            root: &root,
+            world,
+            policy_dir: &policy_dir,
+            normalizers: &normalizers,
+            low: &low,
+            prompts: &prompts,
+            eval_prompts: &eval_prompts,
+            eval_options: &eval_options,
+            shared: shared.as_ref().map(|s| (&s.0, &device)),
+            stop_after: self.opts.pg_stop_after,
+        };
+        // `None`: complete already (or nothing to do), skipped.
+        let mut pgs: Vec<SideUnit<'_, Option<PgOutcome>>> = Vec::new();
         for name in c.pg_rewards() {
             for &seed in &c.pg.seeds {
                 let label = format!("pg/{name}/seed{seed}");
-                let (Some((reference, codec, gt_raw)), Some(baseline)) = (&shared, &baseline)
-                else {
-                    self.timed(&label, true, || Ok(()))?;
+                let dir = self.dir.stage(&label)?;
+                let (false, Some(baseline)) = (dir.is_complete(), &baseline) else {
+                    pgs.push((label, true, Box::new(|_: &Runtime| Ok(None))));
                     continue;
                 };
-                if self.dir.stage(&label)?.is_complete() {
-                    self.timed(&label, true, || Ok(()))?;
-                    continue;
-                }
-                let proxy = ctx.get(&name, gt_raw.as_ref())?;
-                let gt = ctx.get(GROUND_TRUTH, gt_raw.as_ref())?;
-                let o = PgOptions {
-                    stop_after: self.opts.pg_stop_after,
-                    ..c.pg.options(seed)?
-                };
-                let stage = self.dir.stage(&label)?;
-                let mut hook = EvalHook {
-                    reference,
-                    codec,
-                    prompts: &eval_prompts,
-                    proxy: proxy.as_ref(),
-                    gt: gt.as_ref(),
-                    base: eval_options.clone(),
-                    seed: mix_seed(mix_seed(c.seed, EVAL_STREAM), seed),
-                    device: &device,
-                    path: stage.file("eval.jsonl"),
-                    metrics: stage.file("metrics.jsonl"),
-                    initial: baseline.record(&name)?,
-                };
-                let outcome = self.stage(Pg {
-                    reward_name: &name,
-                    init_dir: &policy_dir,
-                    prompts: &prompts,
-                    reward: proxy.as_ref(),
-                    options: &o,
-                    hooks: &mut hook,
-                })?;
-                if let PgOutcome::Stopped(_) = outcome {
-                    return Ok(false);
-                }
+                let (unit, initial, name) = (&unit, baseline.record(&name)?, name.clone());
+                let run = move |rt: &Runtime| unit.run(&name, seed, initial, &dir, rt).map(Some);
+                pgs.push((label, false, Box::new(run)));
             }
         }
-        Ok(true)
+        let stopped = |o: &Option<PgOutcome>| matches!(o, Some(PgOutcome::Stopped(_)));
+        let outcomes = self.side_by_side_until(pgs, stopped)?;
+        Ok(!outcomes.iter().any(stopped))
+    }
+
+    /// Runs `units` (label, complete already, work on a worker's runtime) side by side
+    /// as `opts.parallel` says (one at a time with `pg_stop_after`), each timed and
+    /// shown; records their times in the units' order and returns their results, or
+    /// the first error.
+    fn side_by_side<T: Send>(&mut self, units: Vec<SideUnit<'_, T>>) -> Result<Vec<T>> {
+        self.side_by_side_until(units, |_| false)
+    }
+
+    /// [`side_by_side`](Self::side_by_side) that starts no further unit once one
+    /// returns a result `stop` accepts (the units after it are left out).
+    fn side_by_side_until<T: Send>(
+        &mut self,
+        units: Vec<SideUnit<'_, T>>,
+        stop: impl Fn(&T) -> bool + Sync,
+    ) -> Result<Vec<T>> {
+        let par = &self.opts.parallel;
+        let jobs = if self.opts.pg_stop_after.is_some() {
+            1
+        } else {
+            par.jobs
+        };
+        let show = self.opts.progress.then_some(jobs > 1);
+        let (rt, halted, stop) = (&self.rt, &AtomicBool::new(false), &stop);
+        let work: Vec<Unit<'_, Option<(T, StageTime)>>> = units
+            .into_iter()
+            .map(|(label, done, run)| {
+                Box::new(move |worker: usize| {
+                    if halted.load(Ordering::SeqCst) {
+                        return Ok(None);
+                    }
+                    let rt = par.runtime(worker, rt)?;
+                    let (out, time) = timed_stage(show, &label, done, || run(&rt));
+                    let out = out?;
+                    if stop(&out) {
+                        halted.store(true, Ordering::SeqCst);
+                    }
+                    Ok(Some((out, time)))
+                }) as Unit<'_, _>
+            })
+            .collect();
+        let mut out = Vec::new();
+        for r in run_units(jobs, work) {
+            if let Some((value, time)) = r? {
+                self.times.push(time);
+                out.push(value);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs `f` as stage `name`, timed and shown; `done`: it was complete (skipped).
     fn timed<T>(&mut self, name: &str, done: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let start = Instant::now();
-        let reporter = self.opts.progress.then(|| Reporter::start(name));
-        let result = f();
-        if let Some(r) = reporter {
-            match (&result, done) {
-                (Ok(_), true) => r.finish("complete, skipped"),
-                (Ok(_), false) => {
-                    let message = format!("done in {:.1} s", r.elapsed());
-                    r.finish(&message);
-                }
-                (Err(e), _) => r.finish(&format!("failed: {e}")),
-            }
-        }
-        let out = result?;
-        self.times.push(StageTime {
-            stage: name.into(),
-            seconds: start.elapsed().as_secs_f64(),
-            skipped: done,
-        });
+        let (out, time) = timed_stage(self.opts.progress.then_some(false), name, done, f);
+        let out = out?;
+        self.times.push(time);
         Ok(out)
+    }
+}
+
+/// A unit for [`Runner::side_by_side`]: its stage label, whether the stage was
+/// complete already, and its work on the runtime of the worker that runs it.
+type SideUnit<'u, T> = (
+    String,
+    bool,
+    Box<dyn FnOnce(&Runtime) -> Result<T> + Send + 'u>,
+);
+
+/// Runs `f` as stage `name`, timed; shown when `show` is given (`Some(true)`: plain
+/// lines, for stages running side by side); `done`: it was complete (skipped).
+fn timed_stage<T>(
+    show: Option<bool>,
+    name: &str,
+    done: bool,
+    f: impl FnOnce() -> Result<T>,
+) -> (Result<T>, StageTime) {
+    let start = Instant::now();
+    let reporter = show.map(|lines| {
+        if lines {
+            Reporter::start_lines(name)
+        } else {
+            Reporter::start(name)
+        }
+    });
+    let result = f();
+    if let Some(r) = reporter {
+        match (&result, done) {
+            (Ok(_), true) => r.finish("complete, skipped"),
+            (Ok(_), false) => {
+                let message = format!("done in {:.1} s", r.elapsed());
+                r.finish(&message);
+            }
+            (Err(e), _) => r.finish(&format!("failed: {e}")),
+        }
+    }
+    let time = StageTime {
+        stage: name.into(),
+        seconds: start.elapsed().as_secs_f64(),
+        skipped: done,
+    };
+    (result, time)
+}
+
+/// What every policy-gradient unit of a run reads (all finished before the units
+/// start), and how one unit runs.
+struct PgUnit<'a> {
+    c: &'a RunConfig,
+    root: &'a Path,
+    world: &'a World,
+    policy_dir: &'a Path,
+    normalizers: &'a BTreeMap<String, rmteach::metrics::Normalizer>,
+    low: &'a LowVarianceSpec,
+    prompts: &'a [String],
+    eval_prompts: &'a [String],
+    eval_options: &'a EvalOptions,
+    /// The reference policy loaded for the baseline, and its device: shared by the
+    /// units on that device (the others load their own).
+    shared: Option<(&'a Model, &'a Device)>,
+    stop_after: Option<u64>,
+}
+
+impl PgUnit<'_> {
+    /// Policy gradient on training reward `name` with seed `seed` in `stage`, on `rt`:
+    /// loads what it needs on `rt`'s device (the tokenizer, the ground truth, the
+    /// reference unless shared), evaluates with the baseline record `initial` as epoch 0.
+    fn run(
+        &self,
+        name: &str,
+        seed: u64,
+        initial: EvalRecord,
+        stage: &StageDir,
+        rt: &Runtime,
+    ) -> Result<PgOutcome> {
+        let c = self.c;
+        let loaded;
+        let reference = match self.shared {
+            Some((m, d)) if d.same_device(&rt.device) => m,
+            _ => {
+                loaded = load_checkpoint(self.policy_dir, rt.dtype, &rt.device)?.model;
+                &loaded
+            }
+        };
+        let codec = ChatCodec::from_dir(self.policy_dir)?;
+        let gt_raw = load_reward(c, self.root, &rt.device, self.world, GROUND_TRUTH)?;
+        let ctx = RewardCtx {
+            c,
+            root: self.root,
+            device: &rt.device,
+            world: self.world,
+            normalizers: self.normalizers,
+            low: self.low,
+        };
+        let proxy = ctx.get(name, gt_raw.as_ref())?;
+        let gt = ctx.get(GROUND_TRUTH, gt_raw.as_ref())?;
+        let o = PgOptions {
+            stop_after: self.stop_after,
+            ..c.pg.options(seed)
+        };
+        let mut hook = EvalHook {
+            reference,
+            codec: &codec,
+            prompts: self.eval_prompts,
+            proxy: proxy.as_ref(),
+            gt: gt.as_ref(),
+            base: self.eval_options.clone(),
+            seed: mix_seed(mix_seed(c.seed, EVAL_STREAM), seed),
+            device: &rt.device,
+            path: stage.file("eval.jsonl"),
+            metrics: stage.file("metrics.jsonl"),
+            initial,
+        };
+        let pg = Pg {
+            reward_name: name,
+            init_dir: self.policy_dir,
+            prompts: self.prompts,
+            reward: proxy.as_ref(),
+            options: &o,
+            hooks: &mut hook,
+        };
+        stages::run(pg, stage, rt)
     }
 }
 

@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use super::error::{read_text, RecordError};
+use super::error::{parse_record, read_text, RecordError};
 
 /// File name of one seed's per-epoch evaluation log inside `pg/<reward>/seed<k>/`.
 pub const EVAL_LOG_FILE: &str = "eval.jsonl";
@@ -81,11 +81,7 @@ pub fn read_eval_log(path: &Path) -> Result<Vec<EvalRecord>, RecordError> {
         if line.trim().is_empty() {
             continue;
         }
-        let rec: EvalRecord = serde_json::from_str(line).map_err(|source| RecordError::Json {
-            path: path.to_path_buf(),
-            line: Some(i + 1),
-            source,
-        })?;
+        let rec: EvalRecord = parse_record(line, path, Some(i + 1))?;
         if ![rec.proxy.mean, rec.ground_truth.mean, rec.kl]
             .iter()
             .all(|v| v.is_finite())

@@ -27,8 +27,7 @@ pub const DRY_RUN_FILE: &str = "dry_run.json";
 pub use eval::{read_eval_log, EvalRecord, RewardStats, EVAL_LOG_FILE};
 pub use interval::Interval;
 pub use rm_eval::{
-    read_rm_eval, LowVarianceRecord, PerPrompt, RmEvalEntry, RmEvalRow, RmEvalTable,
-    Table1Intervals, GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, RM_EVAL_FILE, RM_EVAL_STAGE,
-    SCALE_THEN_NORMALIZE,
+    read_rm_eval, LowVarianceOrder, LowVarianceRecord, PerPrompt, RmEvalEntry, RmEvalRow,
+    RmEvalTable, Table1Intervals, GROUND_TRUTH, LOW_VARIANCE, RM_EVAL_FILE, RM_EVAL_STAGE,
 };
 pub use summary::{RunSummary, StageTime, SUMMARY_FILE};

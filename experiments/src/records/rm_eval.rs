@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::error::{read_text, RecordError};
+use super::error::{parse_record, read_text, RecordError};
 use super::interval::Interval;
 use rmteach::metrics::Normalizer;
 
@@ -33,13 +33,39 @@ pub const RM_EVAL_FILE: &str = "rm_eval.json";
 pub const LOW_VARIANCE: &str = "gt-low-variance";
 /// Name of the ground-truth reward.
 pub const GROUND_TRUTH: &str = "gt";
-/// `low_variance.order` of the authors' code: scale the raw ground truth on the chosen
-/// prompts, fit the normalisation on that mixture, and multiply the
-/// normalised reward by `scale` on the chosen prompts.
-pub const SCALE_THEN_NORMALIZE: &str = "scale_then_normalize";
-/// `low_variance.order`: normalise with the ground truth's own constants, then
-/// multiply by `scale` on the chosen prompts.
-pub const NORMALIZE_THEN_SCALE: &str = "normalize_then_scale";
+/// `low_variance.order`: where the low-variance reward's normalisation is fitted
+/// (TOML and JSON spelling `scale_then_normalize` / `normalize_then_scale`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LowVarianceOrder {
+    /// The authors' code: scale the raw ground truth on the chosen prompts, fit the
+    /// normalisation on that mixture, and multiply the normalised reward by `scale`
+    /// on the chosen prompts.
+    #[default]
+    ScaleThenNormalize,
+    /// Normalise with the ground truth's own constants, then multiply by `scale` on
+    /// the chosen prompts.
+    NormalizeThenScale,
+}
+
+impl LowVarianceOrder {
+    /// Both orders, the authors' first.
+    pub const ALL: [Self; 2] = [Self::ScaleThenNormalize, Self::NormalizeThenScale];
+
+    /// The TOML / JSON spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ScaleThenNormalize => "scale_then_normalize",
+            Self::NormalizeThenScale => "normalize_then_scale",
+        }
+    }
+}
+
+impl std::fmt::Display for LowVarianceOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// 95% bootstrap intervals of one Table 1 column.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,8 +109,8 @@ pub struct RmEvalEntry {
 /// What the low-variance reward scaled, as realised (`low_variance`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LowVarianceRecord {
-    /// [`SCALE_THEN_NORMALIZE`] (the authors') or [`NORMALIZE_THEN_SCALE`].
-    pub order: String,
+    /// The normalisation order used in training.
+    pub order: LowVarianceOrder,
     /// The factor.
     pub scale: f64,
     /// RLHF prompt rows (indices) scaled.
@@ -157,11 +183,7 @@ pub fn read_rm_eval(run_dir: &Path) -> Result<RmEvalTable, RecordError> {
         &path,
         "reward-model evaluation written by the rm_eval stage",
     )?;
-    let table: RmEvalTable = serde_json::from_str(&text).map_err(|source| RecordError::Json {
-        path: path.clone(),
-        line: None,
-        source,
-    })?;
+    let table: RmEvalTable = parse_record(&text, &path, None)?;
     let invalid = |message: String| RecordError::Invalid {
         path: path.clone(),
         line: None,

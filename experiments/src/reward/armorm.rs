@@ -24,6 +24,7 @@ use super::scalar::last_token_indices;
 use crate::hf::{checkpoint_files, load_into_varmap, LoadReport};
 use crate::models::config::{Fields, LlamaConfig};
 use crate::models::layers::Linear;
+use crate::models::no_grad::param;
 use crate::models::{AttentionInputs, CausalLm, Llama};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -262,8 +263,9 @@ impl ArmoRm {
             }
         }
         let x = (x / self.config.gating_temperature)?;
-        let gating = candle_nn::ops::softmax(&x, D::Minus1)?.broadcast_mul(&self.logit_scale)?;
-        let adjusted = rewards.matmul(&self.reward_transform_matrix)?;
+        let gating =
+            candle_nn::ops::softmax(&x, D::Minus1)?.broadcast_mul(&param(&self.logit_scale))?;
+        let adjusted = rewards.matmul(&param(&self.reward_transform_matrix))?;
         let score = (&gating * adjusted)?.sum(D::Minus1)?;
         Ok(ArmoRmOutput {
             rewards: rewards.to_dtype(DType::F32)?,

@@ -17,34 +17,30 @@ use crate::hf::{
     checkpoint_files, load_checkpoint, load_into_varmap, save_checkpoint_with_json, tensor_names,
     LoadReport, SaveOptions,
 };
-use crate::models::{Backbone, BackboneConfig, CausalLm, Model, ModelConfig, SeededVarMap};
+use crate::models::{Architecture, Model, SeededVarMap};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use serde_json::Value;
 use std::path::Path;
 
-/// A reward model loaded from (or initialised over) a checkpoint directory: by
-/// default a trainable (GPT-NeoX or Llama) one; [`BackboneRewardCheckpoint`] for any
-/// backbone.
-pub struct RewardCheckpoint<C = ModelConfig, M = Model> {
+/// A reward model loaded from (or initialised over) a checkpoint directory of any
+/// supported backbone.
+pub struct RewardCheckpoint {
     /// The parsed `config.json`.
-    pub config: C,
+    pub config: Architecture,
     /// Every variable, the head's `score.weight` included (pass `varmap.all_vars()` to
     /// an optimiser; a causal checkpoint's unused LM head is in it too).
     pub varmap: VarMap,
     /// The reward model.
-    pub model: RewardModel<M>,
+    pub model: RewardModel<Model>,
     /// Tensors of the files that the model does not use.
     pub report: LoadReport,
 }
 
-/// A reward model of any supported backbone (Gemma and Gemma-2 included).
-pub type BackboneRewardCheckpoint = RewardCheckpoint<BackboneConfig, Backbone>;
-
 /// A reward model with freshly initialised (seeded) weights in `varmap`.
 pub fn new_reward_model(
-    config: &ModelConfig,
+    config: &Architecture,
     varmap: &VarMap,
     seed: u64,
     dtype: DType,
@@ -64,7 +60,7 @@ pub fn save_random_reward_model(
     json: &Value,
     seed: u64,
     options: &SaveOptions,
-) -> Result<(ModelConfig, VarMap)> {
+) -> Result<(Architecture, VarMap)> {
     let config = config_of_json(dir, json)?;
     let varmap = VarMap::new();
     new_reward_model(&config, &varmap, seed, DType::F32, &Device::Cpu)?;
@@ -74,92 +70,48 @@ pub fn save_random_reward_model(
 
 /// Random-initialises (seeded, f32 on the CPU) the reward model of any kind that the
 /// `config.json` object `json` describes — a `*ForSequenceClassification` of any
-/// backbone (GPT-NeoX, Llama, Gemma, Gemma-2) or ArmoRM
+/// backbone (GPT-NeoX, Llama, Gemma, Gemma-2; [`save_random_reward_model`]) or ArmoRM
 /// (`LlamaForRewardModelWithGating`, its reward transform set to the identity so the
 /// score is the gated sum of the objectives) — and saves it with that config into `dir`
 /// without a language-model head: what [`super::load`] reads back.
 pub fn save_random_scorer(dir: &Path, json: &Value, seed: u64) -> Result<VarMap> {
-    let file = dir.join("config.json").display().to_string();
-    let mut varmap = VarMap::new();
-    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
-    if json["architectures"][0] == super::armorm::ARMORM_ARCHITECTURE {
-        let config = super::ArmoRmConfig::from_json_str(&json.to_string(), &file)?;
-        super::ArmoRm::new(&config, vb)?;
-        let n = config.num_objectives;
-        let identity = candle_core::Tensor::eye(n, DType::F32, &Device::Cpu)?;
-        varmap.set_one("reward_transform_matrix", identity)?;
-    } else {
-        let config = BackboneConfig::from_json_str(&json.to_string(), &file)?;
-        let backbone = Backbone::new(&config, vb.clone())?;
-        RewardModel::new(backbone, config.hidden_size(), vb)?;
-    }
     let options = SaveOptions {
         exclude: LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect(),
         ..SaveOptions::default()
     };
+    if json["architectures"][0] != super::armorm::ARMORM_ARCHITECTURE {
+        return Ok(save_random_reward_model(dir, json, seed, &options)?.1);
+    }
+    let file = dir.join("config.json").display().to_string();
+    let mut varmap = VarMap::new();
+    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
+    let config = super::ArmoRmConfig::from_json_str(&json.to_string(), &file)?;
+    super::ArmoRm::new(&config, vb)?;
+    let identity = candle_core::Tensor::eye(config.num_objectives, DType::F32, &Device::Cpu)?;
+    varmap.set_one("reward_transform_matrix", identity)?;
     save_checkpoint_with_json(dir, json, &varmap, &options)?;
     Ok(varmap)
 }
 
-/// Loads a GPT-NeoX or Llama `*ForSequenceClassification` checkpoint from `dir` with
-/// weights of `dtype` on `device` (a trainable reward model; see
-/// [`load_sequence_classifier`]).
+/// Loads a `*ForSequenceClassification` checkpoint of any backbone (Llama, GPT-NeoX,
+/// Gemma or Gemma-2) from `dir` with weights of `dtype` on `device`. An untied LM head
+/// is not required (it is dropped from the variables when the files lack it); every
+/// other tensor must be present and well shaped. Fails naming the file and field or
+/// tensor otherwise (for example a head with several labels, or no `score.weight`).
 pub fn load_reward_checkpoint(
     dir: &Path,
     dtype: DType,
     device: &Device,
 ) -> Result<RewardCheckpoint> {
-    load_sequence_classifier(
-        dir,
-        dtype,
-        device,
-        ModelConfig::from_file,
-        Model::new,
-        ModelConfig::hidden_size,
-    )
-}
-
-/// Loads a `*ForSequenceClassification` checkpoint of any backbone (Llama, GPT-NeoX,
-/// Gemma or Gemma-2) from `dir` with weights of `dtype` on `device` (see
-/// [`load_sequence_classifier`]).
-pub fn load_reward_backbone_checkpoint(
-    dir: &Path,
-    dtype: DType,
-    device: &Device,
-) -> Result<BackboneRewardCheckpoint> {
-    load_sequence_classifier(
-        dir,
-        dtype,
-        device,
-        BackboneConfig::from_file,
-        Backbone::new,
-        BackboneConfig::hidden_size,
-    )
-}
-
-/// The one sequence-classifier loader: parses `dir/config.json` with `parse`, builds
-/// the backbone with `build` and a head of width `hidden`, then loads the files. An
-/// untied LM head is not required (it is dropped from the variables when the files
-/// lack it); every other tensor must be present and well shaped. Fails naming the file
-/// and field or tensor otherwise (for example a head with several labels, or no
-/// `score.weight`).
-fn load_sequence_classifier<C, M: CausalLm>(
-    dir: &Path,
-    dtype: DType,
-    device: &Device,
-    parse: impl FnOnce(&Path) -> Result<C>,
-    build: impl FnOnce(&C, VarBuilder) -> Result<M>,
-    hidden: impl FnOnce(&C) -> usize,
-) -> Result<RewardCheckpoint<C, M>> {
     let config_path = dir.join("config.json");
-    let config = parse(&config_path)?;
+    let config = Architecture::from_file(&config_path)?;
     check_single_label(&config_path)?;
     let files = checkpoint_files(dir)?;
     let varmap = VarMap::new();
     // Every kept variable is overwritten by the load: the initial values never matter.
     let vb = VarBuilder::from_varmap(&varmap, dtype, device);
-    let backbone = build(&config, vb.clone())?;
-    let model = RewardModel::new(backbone, hidden(&config), vb)?;
+    let backbone = Model::new(&config, vb.clone())?;
+    let model = RewardModel::new(backbone, config.hidden_size(), vb)?;
     let present = tensor_names(&files)?;
     if !present.contains("score.weight") {
         return Err(Error::Weights {

@@ -14,9 +14,8 @@ pub mod scalar;
 
 pub use armorm::{find_gating_position, load_armorm, ArmoRm, ArmoRmCheckpoint, ArmoRmConfig};
 pub use checkpoint::{
-    load_reward_backbone_checkpoint, load_reward_checkpoint, new_reward_model,
-    reward_model_from_causal_checkpoint, save_random_reward_model, save_random_scorer,
-    BackboneRewardCheckpoint, RewardCheckpoint,
+    load_reward_checkpoint, new_reward_model, reward_model_from_causal_checkpoint,
+    save_random_reward_model, save_random_scorer, RewardCheckpoint,
 };
 pub use scalar::{
     bradley_terry_loss, bradley_terry_loss_with, last_token_indices, RewardModel,
@@ -25,7 +24,7 @@ pub use scalar::{
 
 use crate::hf::read_config_json;
 use crate::logprobs::SequenceBatch;
-use crate::models::{Backbone, CausalLm};
+use crate::models::{no_grad, CausalLm, Model};
 use crate::Result;
 use candle_core::{DType, Device};
 use std::path::Path;
@@ -43,25 +42,27 @@ pub trait ScoreBatch {
 
 impl<M: CausalLm> ScoreBatch for RewardModel<M> {
     fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
-        Ok(self
-            .forward_batch(batch)?
-            .to_dtype(DType::F32)?
-            .to_vec1::<f32>()?)
+        no_grad(|| {
+            Ok(self
+                .forward_batch(batch)?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?)
+        })
     }
 }
 
 impl ScoreBatch for ArmoRm {
     fn score_batch(&self, batch: &SequenceBatch) -> Result<Vec<f32>> {
-        self.score(&batch.input_ids, Some(&batch.attention_mask))
+        no_grad(|| self.score(&batch.input_ids, Some(&batch.attention_mask)))
     }
 }
 
 /// A reward model of any kind [`load`] reads.
 pub enum Scorer {
     /// A scalar-head sequence classifier (GPT-NeoX, Llama, Gemma or Gemma-2).
-    Scalar(RewardModel<Backbone>),
+    Scalar(RewardModel<Model>),
     /// ArmoRM.
-    ArmoRm(ArmoRm),
+    ArmoRm(Box<ArmoRm>),
 }
 
 impl ScoreBatch for Scorer {
@@ -80,8 +81,10 @@ impl ScoreBatch for Scorer {
 pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Scorer> {
     let config = read_config_json(dir)?;
     if config["architectures"][0] == armorm::ARMORM_ARCHITECTURE {
-        return Ok(Scorer::ArmoRm(load_armorm(dir, dtype, device)?.model));
+        return Ok(Scorer::ArmoRm(Box::new(
+            load_armorm(dir, dtype, device)?.model,
+        )));
     }
-    let model = load_reward_backbone_checkpoint(dir, dtype, device)?.model;
+    let model = load_reward_checkpoint(dir, dtype, device)?.model;
     Ok(Scorer::Scalar(model))
 }

@@ -5,6 +5,7 @@
 //! paper's reference code. Loading lives in [`super::checkpoint`].
 
 use crate::logprobs::SequenceBatch;
+use crate::models::no_grad::param;
 use crate::models::{AttentionInputs, CausalLm};
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
@@ -82,8 +83,9 @@ impl<M: CausalLm> RewardModel<M> {
         let hidden = self.backbone.forward_hidden(input_ids, &inputs, None)?;
         let h = hidden.dim(2)?;
         let pooled = hidden.reshape((b * t, h))?.index_select(index, 0)?;
-        let pooled = pooled.to_dtype(self.score.dtype())?;
-        let scores = pooled.matmul(&self.score.t()?)?.squeeze(1)?;
+        let score = param(&self.score);
+        let pooled = pooled.to_dtype(score.dtype())?;
+        let scores = pooled.matmul(&score.t()?)?.squeeze(1)?;
         Ok(scores.to_dtype(DType::F32)?)
     }
 

@@ -20,12 +20,16 @@
 //!   here is `u64::MAX` (keep everything freed, as PyTorch's caching allocator does),
 //!   overridden with `RMTEACH_CUDA_POOL_RELEASE_THRESHOLD=<bytes>` (0: CUDA's default).
 //! - **Event tracking.** cudarc records a CUDA event on every read and write of every
-//!   buffer so that several streams synchronise by themselves. candle opens one stream
-//!   per device (`Device::new_cuda`: the per-thread stream of the thread that uses it),
-//!   so the events only cost time: tracking is turned off for buffers created after the
-//!   device is opened (`CudaDevice::disable_event_tracking`), unless
-//!   `RMTEACH_CUDA_EVENT_TRACKING=1`. Turning it off is sound only while each device is
-//!   used from one thread: code that shares one `Device` between threads must keep it on.
+//!   buffer so that several streams synchronise by themselves. candle opens a device on
+//!   CUDA's *per-thread* default stream (`Device::new_cuda`, candle-core 0.11.1
+//!   `BackendDevice::new`: `context.per_thread_stream()`), so a device used from one
+//!   thread computes on one stream and the events only cost time; but `--jobs N` without
+//!   `--devices` shares the run's device between N worker threads, that is N streams,
+//!   and without the events a worker could read a buffer another thread's stream has not
+//!   finished writing. Tracking therefore stays **on by default**;
+//!   `RMTEACH_CUDA_EVENT_TRACKING=0` turns it off (`CudaDevice::disable_event_tracking`,
+//!   for buffers created after the device is opened) for runs where each device is used
+//!   from one thread (`--jobs 1`, or `--devices` with a device per worker).
 
 use crate::{Error, Result};
 use candle_core::cuda_backend::cudarc::driver::{result, sys};
@@ -49,7 +53,7 @@ impl Default for CudaSettings {
         Self {
             htod_cache: false,
             release_threshold: Some(u64::MAX),
-            event_tracking: false,
+            event_tracking: true,
         }
     }
 }
@@ -90,7 +94,8 @@ impl CudaSettings {
             set_release_threshold(cuda, bytes)?;
         }
         if !self.event_tracking {
-            // SAFETY: candle computes on one stream per device; see the module docs.
+            // SAFETY: asked for by RMTEACH_CUDA_EVENT_TRACKING=0, for a device used from
+            // one thread (one stream); see the module docs.
             unsafe { cuda.disable_event_tracking() };
         }
         if self.htod_cache {

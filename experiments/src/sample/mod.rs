@@ -14,4 +14,4 @@ mod pick;
 pub use config::SamplingConfig;
 pub use generate::generate;
 pub use output::{FinishReason, Generation};
-pub use pick::{pick_token, pick_tokens, row_rng};
+pub use pick::{pick_token, pick_tokens, row_rng, TokenPicker};

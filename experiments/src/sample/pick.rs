@@ -4,7 +4,7 @@
 
 use super::SamplingConfig;
 use crate::{Error, Result};
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
@@ -111,88 +111,124 @@ pub fn pick_token(logits: &[f32], config: &SamplingConfig, rng: &mut ChaCha8Rng)
 ///
 /// Fails, as [`pick_token`] does, on a NaN or `+inf` logit or (when sampling) a row
 /// whose logits are all `-inf`; and when `rngs` or `active` do not have a row each.
+/// (A loop over many steps keeps one [`TokenPicker`] instead.)
 pub fn pick_tokens(
     logits: &Tensor,
     config: &SamplingConfig,
     rngs: &mut [ChaCha8Rng],
     active: &[bool],
 ) -> Result<Vec<u32>> {
-    let (b, vocab) = logits.dims2()?;
-    if rngs.len() != b || active.len() != b {
-        return Err(Error::Input(format!(
-            "pick_tokens: {b} logit rows but {} generators and {} activity flags",
-            rngs.len(),
-            active.len()
-        )));
-    }
-    if vocab == 0 {
-        return Err(Error::Input(
-            "cannot pick a token from an empty logit row".into(),
-        ));
-    }
-    let filtered = config.top_k.is_some_and(|k| k < vocab) || config.top_p.is_some_and(|p| p < 1.0);
-    if filtered {
-        let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        let mut out = vec![0u32; b];
-        for row in (0..b).filter(|&r| active[r]) {
-            out[row] = pick_token(&rows[row], config, &mut rngs[row])?;
+    TokenPicker::default().pick(logits, config, rngs, active)
+}
+
+/// [`pick_tokens`] over the steps of one generation: the vocabulary's column indices
+/// the sampler needs are built on the device once, at the first step, not every step.
+#[derive(Debug, Default)]
+pub struct TokenPicker {
+    ids: Option<Tensor>,
+}
+
+impl TokenPicker {
+    /// The column indices `(1, vocab)` f32 on `dev`, built at the first call (and again
+    /// only if the vocabulary or device changes).
+    fn vocab_ids(&mut self, vocab: usize, dev: &Device) -> Result<Tensor> {
+        let fits = |t: &Tensor| t.dim(1).ok() == Some(vocab) && t.device().same_device(dev);
+        match &self.ids {
+            Some(ids) if fits(ids) => Ok(ids.clone()),
+            _ => {
+                let ids = Tensor::arange(0f32, vocab as f32, dev)?.reshape((1, vocab))?;
+                self.ids = Some(ids.clone());
+                Ok(ids)
+            }
         }
-        return Ok(out);
     }
-    let logits = logits.to_dtype(DType::F32)?;
-    // NaN or +inf anywhere in a row.
-    let nan = logits.ne(&logits)?;
-    let pos_inf = logits.eq(f32::INFINITY)?;
-    let mut bad = (nan.to_dtype(DType::F32)? + pos_inf.to_dtype(DType::F32)?)?.sum(1)?;
-    let token = if config.is_greedy() {
-        logits.argmax(D::Minus1)?.to_dtype(DType::F32)?
-    } else {
-        let dev = logits.device();
-        let z = (&logits / config.temperature)?;
-        let max = z.max_keepdim(D::Minus1)?;
-        // A row with every logit -inf has nothing to sample from.
-        bad = (bad
-            + max
-                .squeeze(1)?
-                .eq(f32::NEG_INFINITY)?
-                .to_dtype(DType::F32)?)?;
-        let e = z.broadcast_sub(&max)?.exp()?;
-        let cdf = prefix_sum(&e)?;
-        let total = cdf.narrow(1, vocab - 1, 1)?;
-        let u: Vec<f32> = rngs
-            .iter_mut()
-            .zip(active)
-            .map(|(rng, &a)| if a { rng.random::<f64>() as f32 } else { 0.0 })
-            .collect();
-        let threshold = (Tensor::from_vec(u, (b, 1), dev)? * total)?;
-        // The first index whose cumulative mass exceeds the threshold...
-        let count = cdf.broadcast_le(&threshold)?.to_dtype(DType::F32)?.sum(1)?;
-        // ...but never past the last token with mass (rounding at the top end).
-        let ids = Tensor::arange(0f32, vocab as f32, dev)?.reshape((1, vocab))?;
-        let last = e
-            .gt(0f32)?
-            .to_dtype(DType::F32)?
-            .broadcast_mul(&ids)?
-            .max(1)?;
-        count.minimum(&last)?
-    };
-    let both = Tensor::stack(&[&token, &bad], 0)?.to_vec2::<f32>()?;
-    let (ids, flags) = (&both[0], &both[1]);
-    let mut out = vec![0u32; b];
-    for row in (0..b).filter(|&r| active[r]) {
-        if flags[row] != 0.0 {
+
+    /// Chooses the next token of every active row, as [`pick_tokens`] does.
+    pub fn pick(
+        &mut self,
+        logits: &Tensor,
+        config: &SamplingConfig,
+        rngs: &mut [ChaCha8Rng],
+        active: &[bool],
+    ) -> Result<Vec<u32>> {
+        let (b, vocab) = logits.dims2()?;
+        if rngs.len() != b || active.len() != b {
             return Err(Error::Input(format!(
-                "logit row {row} contains NaN or +inf{}",
-                if config.is_greedy() {
-                    ""
-                } else {
-                    ", or every logit is -inf"
-                }
+                "pick_tokens: {b} logit rows but {} generators and {} activity flags",
+                rngs.len(),
+                active.len()
             )));
         }
-        out[row] = ids[row] as u32;
+        if vocab == 0 {
+            return Err(Error::Input(
+                "cannot pick a token from an empty logit row".into(),
+            ));
+        }
+        let filtered =
+            config.top_k.is_some_and(|k| k < vocab) || config.top_p.is_some_and(|p| p < 1.0);
+        if filtered {
+            let rows = logits.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            let mut out = vec![0u32; b];
+            for row in (0..b).filter(|&r| active[r]) {
+                out[row] = pick_token(&rows[row], config, &mut rngs[row])?;
+            }
+            return Ok(out);
+        }
+        let logits = logits.to_dtype(DType::F32)?;
+        // NaN or +inf anywhere in a row.
+        let nan = logits.ne(&logits)?;
+        let pos_inf = logits.eq(f32::INFINITY)?;
+        let mut bad = (nan.to_dtype(DType::F32)? + pos_inf.to_dtype(DType::F32)?)?.sum(1)?;
+        let token = if config.is_greedy() {
+            logits.argmax(D::Minus1)?.to_dtype(DType::F32)?
+        } else {
+            let dev = logits.device();
+            let z = (&logits / config.temperature)?;
+            let max = z.max_keepdim(D::Minus1)?;
+            // A row with every logit -inf has nothing to sample from.
+            bad = (bad
+                + max
+                    .squeeze(1)?
+                    .eq(f32::NEG_INFINITY)?
+                    .to_dtype(DType::F32)?)?;
+            let e = z.broadcast_sub(&max)?.exp()?;
+            let cdf = prefix_sum(&e)?;
+            let total = cdf.narrow(1, vocab - 1, 1)?;
+            let u: Vec<f32> = rngs
+                .iter_mut()
+                .zip(active)
+                .map(|(rng, &a)| if a { rng.random::<f64>() as f32 } else { 0.0 })
+                .collect();
+            let threshold = (Tensor::from_vec(u, (b, 1), dev)? * total)?;
+            // The first index whose cumulative mass exceeds the threshold...
+            let count = cdf.broadcast_le(&threshold)?.to_dtype(DType::F32)?.sum(1)?;
+            // ...but never past the last token with mass (rounding at the top end).
+            let ids = self.vocab_ids(vocab, dev)?;
+            let last = e
+                .gt(0f32)?
+                .to_dtype(DType::F32)?
+                .broadcast_mul(&ids)?
+                .max(1)?;
+            count.minimum(&last)?
+        };
+        let both = Tensor::stack(&[&token, &bad], 0)?.to_vec2::<f32>()?;
+        let (ids, flags) = (&both[0], &both[1]);
+        let mut out = vec![0u32; b];
+        for row in (0..b).filter(|&r| active[r]) {
+            if flags[row] != 0.0 {
+                return Err(Error::Input(format!(
+                    "logit row {row} contains NaN or +inf{}",
+                    if config.is_greedy() {
+                        ""
+                    } else {
+                        ", or every logit is -inf"
+                    }
+                )));
+            }
+            out[row] = ids[row] as u32;
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Inclusive prefix sum of `x` `(batch, n)` along the rows, in blocks of about

@@ -74,12 +74,15 @@ pub fn save(stage: &StageDir, varmap: &VarMap, opt: &AdamW, state: &TrainState) 
 }
 
 /// Restores the stage's latest checkpoint into `varmap` and `opt`; `None` when the
-/// stage has none. Fails when `options` differ from the checkpoint's.
+/// stage has none. Fails when `options` differ from the checkpoint's once `upgrade`
+/// has rewritten those in today's spelling (a stage whose options changed spelling
+/// keeps resuming old checkpoints).
 pub fn load(
     stage: &StageDir,
     varmap: &VarMap,
     opt: &mut AdamW,
     options: &serde_json::Value,
+    upgrade: fn(serde_json::Value) -> serde_json::Value,
 ) -> Result<Option<TrainState>> {
     let latest_path = stage.file(CKPT_DIR).join(LATEST);
     if !latest_path.exists() {
@@ -93,7 +96,7 @@ pub fn load(
             latest.dir
         )));
     }
-    if &latest.state.options != options {
+    if &upgrade(latest.state.options.clone()) != options {
         return Err(Error::Input(format!(
             "{}: the checkpoint was taken with other options ({}); resume with the same options or start a new stage directory",
             latest_path.display(),

@@ -166,6 +166,7 @@ pub fn sample(
             device,
         )?;
         response_ids.extend(generation.responses);
+        crate::progress::advance(crate::progress::Unit::Sequences, chunk.len() as u64);
     }
     let responses = response_ids
         .iter()

@@ -101,10 +101,29 @@ impl Stage for Normalize<'_> {
     }
 }
 
+/// Announces the stage's work in sequences: the samples (unless kept on file) and,
+/// for every reward whose scores are not kept, the samples and both sides of each pair.
+fn announce_work(stage: &StageDir, input: &Normalize<'_>, samples_file: &std::path::Path) {
+    let rows = (input.pairs.len() * input.sampling.samples_per_prompt) as u64;
+    let sampling = if samples_file.exists() { 0 } else { rows };
+    let to_score = input
+        .rewards
+        .iter()
+        .filter(|name| !stage.file(&format!("scores/{name}.json")).exists())
+        .count() as u64;
+    let per_reward = rows + 2 * input.pairs.len() as u64;
+    crate::progress::set_work(
+        crate::progress::Unit::Sequences,
+        sampling + to_score * per_reward,
+        0,
+    );
+}
+
 /// The work of [`Normalize`].
 fn normalize(stage: &StageDir, input: Normalize<'_>, rt: &Runtime) -> Result<NormalizeSummary> {
     let s = input.sampling.samples_per_prompt;
     let samples_file = stage.file("samples.jsonl");
+    announce_work(stage, &input, &samples_file);
     let rows: Vec<SampleRow> = if samples_file.exists() {
         read_jsonl(&samples_file)?
     } else {

@@ -219,10 +219,13 @@ impl AdamW {
 
     /// Back-propagates `loss` and adds the gradients to those accumulated since the
     /// last [`apply`](Self::apply) (scale micro-batch losses so their sum is the loss).
+    ///
+    /// Each gradient is taken out of candle's store as it is converted to f32, so a
+    /// bf16 model never holds the f32 copy of every gradient beside the bf16 one.
     pub fn backward(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
+        let mut grads = loss.backward()?;
         for slot in &mut self.slots {
-            if let Some(g) = grads.get(slot.var.as_tensor()) {
+            if let Some(g) = grads.remove(slot.var.as_tensor()) {
                 let g = g.to_dtype(DType::F32)?;
                 slot.grad = Some(match slot.grad.take() {
                     Some(acc) => (acc + g)?,

@@ -42,7 +42,7 @@ use super::rewards::{checked_scores_keyed, RewardFn};
 use super::sft::save_policy;
 use super::stage::{Runtime, Stage};
 use crate::hf::load_checkpoint;
-use crate::logprobs::{token_logprobs, SequenceBatch};
+use crate::logprobs::{inference_logprobs, token_logprobs, SequenceBatch};
 use crate::models::Model;
 use crate::rundir::{MetricsLog, StageDir, Stepped};
 use crate::sample::{generate, SamplingConfig};
@@ -53,13 +53,45 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-/// The advantage estimator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The advantage estimator (`pg.algorithm`: `rloo` or `grpo`; checkpoints written
+/// before this spelling stored `Rloo` / `Grpo`, still read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PgAlgorithm {
     /// REINFORCE leave-one-out with the KL penalty in the reward.
+    #[default]
+    #[serde(alias = "Rloo")]
     Rloo,
     /// Group-standardised advantages with a `k3` KL loss term.
+    #[serde(alias = "Grpo")]
     Grpo,
+}
+
+impl PgAlgorithm {
+    /// The TOML spelling (`rloo`, `grpo`), also the name of an experiment's runs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rloo => "rloo",
+            Self::Grpo => "grpo",
+        }
+    }
+}
+
+/// Stored checkpoint options in today's spelling: checkpoints written before
+/// [`PgAlgorithm`] took its TOML spelling stored the algorithm as `"Rloo"` / `"Grpo"`.
+pub fn upgrade_options(mut stored: serde_json::Value) -> serde_json::Value {
+    if let Some(a) = stored.get_mut("algorithm") {
+        if let Ok(algorithm) = serde_json::from_value::<PgAlgorithm>(a.clone()) {
+            *a = algorithm.name().into();
+        }
+    }
+    stored
+}
+
+impl std::fmt::Display for PgAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// How GRPO's `k3` KL term enters the loss.
@@ -308,7 +340,8 @@ fn train(stage: &StageDir, pg: Pg<'_>, rt: &Runtime) -> Result<PgOutcome> {
             map.insert("dtype".into(), format!("{dtype:?}").to_lowercase().into());
         }
     }
-    let start = checkpoint::load(stage, &t.varmap, &mut t.opt, &options)?.map_or(0, |s| s.update);
+    let start = checkpoint::load(stage, &t.varmap, &mut t.opt, &options, upgrade_options)?
+        .map_or(0, |s| s.update);
     let (mut log, kept) =
         MetricsLog::resume::<PgRecord>(&stage.file("metrics.jsonl"), Some(start))?;
     let mut last = kept.last().cloned();
@@ -522,9 +555,9 @@ impl<'a> Trainer<'a> {
         let step = o.micro_batch_size.unwrap_or(o.batch_size);
         for (p, r) in prompt_ids.chunks(step).zip(response_ids.chunks(step)) {
             let batch = SequenceBatch::new(p, r, self.codec.pad, &self.device)?;
-            let old_tok = token_logprobs(&self.policy, &batch)?.detach();
+            let old_tok = inference_logprobs(&self.policy, &batch)?;
             old_logp.extend(old_tok.sum(1)?.to_vec1::<f32>()?);
-            let rl = token_logprobs(&self.reference, &batch)?.to_vec2::<f32>()?;
+            let rl = inference_logprobs(&self.reference, &batch)?.to_vec2::<f32>()?;
             if o.algorithm == PgAlgorithm::Grpo {
                 let ol = old_tok.to_vec2::<f32>()?;
                 old_k3.extend(ol.iter().zip(&rl).zip(r).map(|((old, re), resp)| {

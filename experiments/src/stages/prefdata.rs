@@ -188,6 +188,18 @@ fn prefdata(stage: &StageDir, mut input: PrefData<'_>, rt: &Runtime) -> Result<P
             rlhf.len()
         )));
     }
+    // Work in sequences: both sides of every pair scored by the ground truth, and two
+    // samples per RM prompt (then scored) when there are mixes.
+    let on_policy = if input.mixes.is_empty() {
+        0
+    } else {
+        4 * rm.len()
+    };
+    crate::progress::set_work(
+        crate::progress::Unit::Sequences,
+        (2 * (rm.len() + rlhf.len()) + on_policy) as u64,
+        0,
+    );
     let off = relabel_all(rm, input.ground_truth, "off_policy")?;
     let rlhf = relabel_all(rlhf, input.ground_truth, "off_policy")?;
     // On-policy pairs only feed the mixes: a run with no mixes (external RMs only)

@@ -264,6 +264,7 @@ pub fn checked_scores_keyed(
             scores[i], prompts[i]
         )));
     }
+    crate::progress::advance(crate::progress::Unit::Sequences, scores.len() as u64);
     Ok(scores)
 }
 

@@ -17,8 +17,8 @@ use super::normalize::{load_samples, load_scores, RawScores};
 use super::stage::{Runtime, Stage};
 use crate::analysis::bootstrap::mean_interval;
 pub use crate::records::{
-    LowVarianceRecord, RmEvalEntry, RmEvalRow, RmEvalTable, GROUND_TRUTH, LOW_VARIANCE,
-    NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
+    LowVarianceOrder, LowVarianceRecord, RmEvalEntry, RmEvalRow, RmEvalTable, GROUND_TRUTH,
+    LOW_VARIANCE,
 };
 use crate::records::{PerPrompt, Table1Intervals};
 use crate::rundir::{write_json, StageDir};
@@ -39,8 +39,8 @@ pub struct LowVarianceSpec {
     pub keys: BTreeSet<usize>,
     /// The factor (0.001).
     pub scale: f64,
-    /// `scale_then_normalize` or `normalize_then_scale`.
-    pub order: String,
+    /// Where the normalisation is fitted.
+    pub order: LowVarianceOrder,
     /// RLHF prompt rows in all.
     pub rlhf_prompts: usize,
 }
@@ -62,14 +62,14 @@ impl LowVarianceSpec {
     /// multiplied by `scale` (the authors' code).
     pub fn normalizer(
         &self,
-        order: &str,
+        order: LowVarianceOrder,
         gt_raw: &[f64],
         row_keys: &[usize],
         gt: Normalizer,
     ) -> Result<Normalizer> {
         match order {
-            NORMALIZE_THEN_SCALE => Ok(gt),
-            SCALE_THEN_NORMALIZE => {
+            LowVarianceOrder::NormalizeThenScale => Ok(gt),
+            LowVarianceOrder::ScaleThenNormalize => {
                 if gt_raw.len() != row_keys.len() {
                     return Err(Error::Input(format!(
                         "low-variance normaliser: {} scores for {} keys",
@@ -85,10 +85,6 @@ impl LowVarianceSpec {
                 Normalizer::fit(&mixed)
                     .map_err(|e| Error::Input(format!("low-variance normaliser: {e}")))
             }
-            other => Err(Error::Input(format!(
-                "low_variance.order `{other}`: use \"{SCALE_THEN_NORMALIZE}\" or \
-                 \"{NORMALIZE_THEN_SCALE}\""
-            ))),
         }
     }
 }
@@ -186,16 +182,19 @@ fn rm_eval(stage: &StageDir, input: RmEval<'_>) -> Result<RmEvalTable> {
     }
     let low = if columns.iter().any(|c| c == LOW_VARIANCE) {
         let mut by_order = BTreeMap::new();
-        for order in [SCALE_THEN_NORMALIZE, NORMALIZE_THEN_SCALE] {
+        for order in LowVarianceOrder::ALL {
             let n = low_variance.normalizer(order, &gt.samples, &row_keys, gt_norm)?;
-            by_order.insert(order.to_string(), column(LOW_VARIANCE, n)?.reward_variance);
+            by_order.insert(
+                order.name().to_string(),
+                column(LOW_VARIANCE, n)?.reward_variance,
+            );
         }
         let table1_scaled = prompt_keys
             .iter()
             .filter(|k| low_variance.keys.contains(k))
             .count();
         Some(LowVarianceRecord {
-            order: low_variance.order.clone(),
+            order: low_variance.order,
             scale: low_variance.scale,
             scaled_count: low_variance.keys.len(),
             rlhf_prompts: low_variance.rlhf_prompts,

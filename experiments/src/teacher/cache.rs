@@ -189,13 +189,12 @@ fn read_lines(path: &Path) -> Result<Vec<SampleLine>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::Input(format!(
-                    "{} line {}: not a sample line ({e}); delete the file to resample",
-                    path.display(),
-                    i + 1
-                ))
-            })
+            let label = format!(
+                "{} line {} (a sample line; delete the file to resample)",
+                path.display(),
+                i + 1
+            );
+            crate::rundir::parse_json(l, &label)
         })
         .collect::<Result<Vec<SampleLine>>>()?;
     if torn {

@@ -84,6 +84,20 @@ pub struct TeacherInputs {
 }
 
 impl TeacherInputs {
+    /// The name of `policy` in the sample cache and the report: its path relative to
+    /// the output directory's parent when it lies there (a run's `sft` beside its
+    /// `teacher`), so a moved or copied directory keeps its samples and its figure
+    /// titles; else the path as given.
+    pub fn policy_name(&self, policy: &Path) -> String {
+        let base = self.out.parent().unwrap_or(Path::new(""));
+        match policy.strip_prefix(base) {
+            Ok(inside) if !base.as_os_str().is_empty() && !inside.as_os_str().is_empty() => {
+                inside.display().to_string()
+            }
+            _ => policy.display().to_string(),
+        }
+    }
+
     /// What the samples depend on (`settings.json`).
     pub fn settings(&self) -> SampleSettings {
         let o = &self.sampling;

@@ -179,7 +179,7 @@ impl TeacherReport {
             "off-policy accuracy"
         };
         let mut grid = GridPlot::new(
-            "Reward variance against accuracy under each policy",
+            "Reward variance against accuracy under each policy (one point per RM, best first in the legend; 95% intervals in teacher.md)",
             self.policies.len().min(3),
         );
         for p in &self.policies {

@@ -46,7 +46,7 @@ pub fn run_teacher(inputs: &TeacherInputs) -> Result<TeacherReport> {
     for policy in &inputs.policies {
         sample_policy(
             &mut cache,
-            policy,
+            (&inputs.policy_name(policy), policy),
             &inputs.prompts,
             o,
             (&inputs.device, inputs.dtype),
@@ -73,7 +73,7 @@ pub fn run_teacher(inputs: &TeacherInputs) -> Result<TeacherReport> {
     bar.finish_and_clear();
     let mut policies = Vec::new();
     for policy in &inputs.policies {
-        let name = policy.display().to_string();
+        let name = inputs.policy_name(policy);
         let lines = cache.policy_lines(&name);
         let lines = &lines[..p * s];
         let column = |reward: &str| -> Result<Vec<f64>> {

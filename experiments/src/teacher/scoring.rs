@@ -30,15 +30,14 @@ pub fn prompts_per_chunk(o: &EvalOptions) -> usize {
 /// run draws what an uninterrupted one would have.
 pub fn sample_policy(
     cache: &mut SampleCache,
-    policy: &Path,
+    (name, policy): (&str, &Path),
     prompts: &[String],
     o: &EvalOptions,
     (device, dtype): (&Device, DType),
     bar: &ProgressBar,
 ) -> Result<()> {
-    let name = policy.display().to_string();
     let s = o.samples_per_prompt;
-    let done = cache.prompts_done(&name, s)?;
+    let done = cache.prompts_done(name, s)?;
     if done > prompts.len() {
         return Err(Error::Input(format!(
             "{}: policy `{name}` has samples for {done} prompts, more than the {} given",
@@ -68,7 +67,7 @@ pub fn sample_policy(
             .into_iter()
             .enumerate()
             .map(|(i, response)| SampleLine {
-                policy: name.clone(),
+                policy: name.to_string(),
                 prompt_index: start + i / s,
                 response,
                 scores: BTreeMap::new(),

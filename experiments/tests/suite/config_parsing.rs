@@ -2,7 +2,7 @@
 //! unsupported architectures and options are rejected with the field named.
 
 use rmteach_experiments::models::config::{RopeConfig, RopeScaling};
-use rmteach_experiments::models::ModelConfig;
+use rmteach_experiments::models::Architecture;
 use serde_json::{json, Value};
 
 const PYTHIA_160M_4X: &str = r#"{
@@ -62,15 +62,15 @@ fn e(f: impl FnOnce(&mut Obj) + 'static) -> Edit {
     Box::new(f)
 }
 
-fn parse(text: &str) -> ModelConfig {
-    ModelConfig::from_json_str(text, "config.json").unwrap()
+fn parse(text: &str) -> Architecture {
+    Architecture::from_json_str(text, "config.json").unwrap()
 }
 
 /// Parses `base` with `edit` applied and returns the error message.
 fn error_after(base: &str, edit: impl FnOnce(&mut Obj)) -> String {
     let mut value: Value = serde_json::from_str(base).unwrap();
     edit(value.as_object_mut().unwrap());
-    ModelConfig::from_json_str(&value.to_string(), "config.json")
+    Architecture::from_json_str(&value.to_string(), "config.json")
         .unwrap_err()
         .to_string()
 }
@@ -79,7 +79,7 @@ fn error_after(base: &str, edit: impl FnOnce(&mut Obj)) -> String {
 fn pythia_4x_and_5x_spellings_agree() {
     let (a, b) = (parse(PYTHIA_160M_4X), parse(PYTHIA_160M_5X));
     assert_eq!(a, b);
-    let ModelConfig::GptNeox(c) = a else {
+    let Architecture::GptNeox(c) = a else {
         panic!("not gpt_neox")
     };
     assert_eq!(
@@ -101,7 +101,7 @@ fn pythia_4x_and_5x_spellings_agree() {
 fn llama_32_4x_and_5x_spellings_agree() {
     let (a, b) = (parse(LLAMA_32_1B_4X), parse(LLAMA_32_1B_5X));
     assert_eq!(a, b);
-    let ModelConfig::Llama(c) = a else {
+    let Architecture::Llama(c) = a else {
         panic!("not llama")
     };
     assert_eq!(
@@ -288,18 +288,18 @@ fn unsupported_architectures_and_options_name_the_field() {
 
 #[test]
 fn bad_documents_and_missing_files_are_errors() {
-    let err = ModelConfig::from_json_str("[1, 2]", "x.json")
+    let err = Architecture::from_json_str("[1, 2]", "x.json")
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("x.json") && err.contains("JSON object"),
         "{err}"
     );
-    let err = ModelConfig::from_json_str("{", "x.json")
+    let err = Architecture::from_json_str("{", "x.json")
         .unwrap_err()
         .to_string();
     assert!(err.contains("invalid JSON"), "{err}");
     let path = std::path::Path::new("/nonexistent/config.json");
-    let err = ModelConfig::from_file(path).unwrap_err().to_string();
+    let err = Architecture::from_file(path).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/config.json"), "{err}");
 }

@@ -13,7 +13,7 @@ use rmteach_experiments::data::{load_alpaca_sft, load_ultrafeedback};
 use rmteach_experiments::hf::load_checkpoint;
 use rmteach_experiments::logprobs::{token_logprobs, SequenceBatch};
 use rmteach_experiments::models::attention::MASK_VALUE;
-use rmteach_experiments::models::{AttentionInputs, CausalLm, Model, ModelConfig};
+use rmteach_experiments::models::{Architecture, AttentionInputs, CausalLm, Model};
 use rmteach_experiments::reward::reward_model_from_causal_checkpoint;
 use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::sample::{
@@ -44,7 +44,7 @@ fn converted(varmap: &VarMap, dtype: DType) -> VarMap {
 }
 
 /// The same seeded weights as an f32 and a bf16 model.
-fn twins(config: &ModelConfig, seed: u64) -> (Model, Model) {
+fn twins(config: &Architecture, seed: u64) -> (Model, Model) {
     let (varmap, f32_model) = build(config, seed);
     let bf16 = converted(&varmap, DType::BF16);
     let bf16_model = Model::new(config, VarBuilder::from_varmap(&bf16, DType::BF16, &CPU)).unwrap();

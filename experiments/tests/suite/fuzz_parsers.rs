@@ -10,8 +10,7 @@ use candle_nn::{Init, VarMap};
 use rmteach::fuzz::{campaign, FuzzStats};
 use rmteach_experiments::data::{load_alpaca_sft, load_pairs, load_prompts, load_ultrafeedback};
 use rmteach_experiments::hf::{checkpoint_files, load_into_varmap, tensor_names};
-use rmteach_experiments::models::backbone::BackboneConfig;
-use rmteach_experiments::models::ModelConfig;
+use rmteach_experiments::models::Architecture;
 use rmteach_experiments::pipeline::config::RunConfig;
 use rmteach_experiments::pipeline::experiment::ExperimentConfig;
 use rmteach_experiments::reward::ArmoRmConfig;
@@ -83,12 +82,7 @@ fn model_reward_and_armorm_configs_never_panic() {
     .map(|d| fixture(&format!("tests/fixtures/{d}/config.json")))
     .collect();
     let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
-    fuzz_text(3, &refs[..3], |t| {
-        ModelConfig::from_json_str(t, "config.json")
-    });
-    fuzz_text(4, &refs, |t| {
-        BackboneConfig::from_json_str(t, "config.json")
-    });
+    fuzz_text(4, &refs, |t| Architecture::from_json_str(t, "config.json"));
     let armo = r#"{"architectures": ["LlamaForRewardModelWithGating"], "model_type": "llama",
         "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
         "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 64,

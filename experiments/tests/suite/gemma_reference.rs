@@ -1,16 +1,16 @@
 //! Gemma and Gemma-2 against transformers: tiny checkpoints written by
 //! `save_pretrained` (transformers 5.24, random weights of std 0.3 with perturbed
 //! norms; see `scripts/make_rm_fixtures.py`) load through
-//! [`load_backbone_checkpoint`] and reproduce the logits transformers computed for a
+//! [`load_checkpoint`] and reproduce the logits transformers computed for a
 //! left-padded batch, through the full and the key/value-cached forward. The Gemma
 //! fixture uses multi-query attention and `head_dim * heads != hidden`; the Gemma-2
 //! one soft-caps attention (5) and logits (8), scales by `query_pre_attn_scalar` 24
 //! and slides a window of 3 over rows of 8 on layers 0 and 2. Also: config parsing.
 
 use candle_core::{DType, Device, Tensor};
-use rmteach_experiments::hf::load_backbone_checkpoint;
+use rmteach_experiments::hf::load_checkpoint;
 use rmteach_experiments::models::config::LayerType;
-use rmteach_experiments::models::{BackboneConfig, CausalLm};
+use rmteach_experiments::models::{Architecture, CausalLm};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
@@ -34,7 +34,7 @@ fn masked_max_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> f32 {
 
 fn check(name: &str) {
     let dir = fixture(name);
-    let ckpt = load_backbone_checkpoint(&dir, DType::F32, &Device::Cpu).unwrap();
+    let ckpt = load_checkpoint(&dir, DType::F32, &Device::Cpu).unwrap();
     assert!(
         ckpt.report.unexpected.is_empty(),
         "{name}: {:?}",
@@ -84,8 +84,8 @@ fn gemma_mqa_matches_transformers() {
 
 #[test]
 fn gemma2_softcap_sliding_window_matches_transformers() {
-    let config = BackboneConfig::from_file(&fixture("gemma2").join("config.json")).unwrap();
-    let BackboneConfig::Gemma2(c) = config else {
+    let config = Architecture::from_file(&fixture("gemma2").join("config.json")).unwrap();
+    let Architecture::Gemma2(c) = config else {
         panic!("not gemma2")
     };
     assert_eq!(c.sliding_window, Some(3));
@@ -103,13 +103,13 @@ fn gemma2_json() -> Value {
         "query_pre_attn_scalar": 16, "pad_token_id": 0})
 }
 
-fn parse(v: &Value) -> rmteach_experiments::Result<BackboneConfig> {
-    BackboneConfig::from_json_str(&v.to_string(), "config.json")
+fn parse(v: &Value) -> rmteach_experiments::Result<Architecture> {
+    Architecture::from_json_str(&v.to_string(), "config.json")
 }
 
 #[test]
 fn gemma2_config_defaults_nulls_and_errors() {
-    let BackboneConfig::Gemma2(c) = parse(&gemma2_json()).unwrap() else {
+    let Architecture::Gemma2(c) = parse(&gemma2_json()).unwrap() else {
         panic!("not gemma2")
     };
     assert_eq!(c.attn_logit_softcapping, Some(50.0));
@@ -124,7 +124,7 @@ fn gemma2_config_defaults_nulls_and_errors() {
     v["attn_logit_softcapping"] = Value::Null;
     v["final_logit_softcapping"] = Value::Null;
     v["sliding_window"] = Value::Null;
-    let BackboneConfig::Gemma2(c) = parse(&v).unwrap() else {
+    let Architecture::Gemma2(c) = parse(&v).unwrap() else {
         panic!("not gemma2")
     };
     assert_eq!(
@@ -177,7 +177,7 @@ fn gemma_config_activation_and_model_type() {
     v["architectures"] = json!(["GemmaForCausalLM"]);
     v.as_object_mut().unwrap().remove("hidden_activation");
     v["hidden_act"] = json!("gelu");
-    let BackboneConfig::Gemma(c) = parse(&v).unwrap() else {
+    let Architecture::Gemma(c) = parse(&v).unwrap() else {
         panic!("not gemma")
     };
     assert_eq!((c.head_dim, c.num_key_value_heads), (16, 2));
@@ -190,6 +190,28 @@ fn gemma_config_activation_and_model_type() {
         err.contains("model_type") && err.contains("mistral"),
         "{err}"
     );
+}
+
+#[test]
+fn gemma_architectures_name_their_classes_and_refuse_to_write_a_config() {
+    let gemma2 = parse(&gemma2_json()).unwrap();
+    let mut v = gemma2_json();
+    v["model_type"] = json!("gemma");
+    v["architectures"] = json!(["GemmaForCausalLM"]);
+    let gemma = parse(&v).unwrap();
+    for (arch, model_type, class) in [
+        (&gemma, "gemma", "GemmaForSequenceClassification"),
+        (&gemma2, "gemma2", "Gemma2ForSequenceClassification"),
+    ] {
+        assert_eq!(arch.model_type(), model_type);
+        assert_eq!(arch.sequence_classification_class(), class);
+        assert_eq!(arch.hidden_size(), 32);
+        let err = arch.to_hf_json("float32").unwrap_err().to_string();
+        assert!(
+            err.contains(model_type) && err.contains("its own config.json"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -217,7 +239,7 @@ fn gemma2_fixture_depends_on_the_sliding_window_and_softcaps() {
             dir.path().join("model.safetensors"),
         )
         .unwrap();
-        let ckpt = load_backbone_checkpoint(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        let ckpt = load_checkpoint(dir.path(), DType::F32, &Device::Cpu).unwrap();
         let got = ckpt.model.forward(&ids, Some(&mask)).unwrap();
         let diff = masked_max_diff(&got, &expected["logits"], &mask);
         assert!(diff > 0.05, "{key} off changes the logits by only {diff}");
@@ -241,7 +263,7 @@ fn every_architecture_rejects_inputs_past_max_position_embeddings() {
             dir.path().join("model.safetensors"),
         )
         .unwrap();
-        let ckpt = load_backbone_checkpoint(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        let ckpt = load_checkpoint(dir.path(), DType::F32, &Device::Cpu).unwrap();
         let ids = |t: usize| Tensor::ones((1, t), DType::U32, &Device::Cpu).unwrap();
         assert!(ckpt.model.forward(&ids(4), None).is_ok(), "{name}: 4 fit");
         let err = ckpt

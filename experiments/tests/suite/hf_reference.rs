@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use rmteach_experiments::hf::load_checkpoint;
-use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::models::{Architecture, CausalLm};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -103,7 +103,7 @@ fn gpt_neox_sequential_residual_matches_transformers() {
 #[test]
 fn llama_gqa_llama3_rope_tied_matches_transformers() {
     let ckpt = load_checkpoint(&fixture("llama"), DType::F32, &Device::Cpu).unwrap();
-    let ModelConfig::Llama(c) = &ckpt.config else {
+    let Architecture::Llama(c) = &ckpt.config else {
         panic!("not llama")
     };
     assert!(c.tie_word_embeddings && c.num_key_value_heads < c.num_attention_heads);

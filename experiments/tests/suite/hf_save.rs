@@ -14,7 +14,7 @@ use rmteach_experiments::hf::{
     load_checkpoint, read_config_json, save_checkpoint, save_checkpoint_with_json,
     sequence_classification_json, SaveOptions,
 };
-use rmteach_experiments::models::{CausalLm, ModelConfig};
+use rmteach_experiments::models::{Architecture, CausalLm};
 use rmteach_experiments::reward::{load_reward_checkpoint, new_reward_model};
 use std::path::PathBuf;
 
@@ -25,16 +25,18 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// `config` with weights drawn at std 0.3 (logits of order 10: a sharp test).
-fn sharp(mut config: ModelConfig) -> ModelConfig {
+fn sharp(mut config: Architecture) -> Architecture {
     match &mut config {
-        ModelConfig::GptNeox(c) => c.initializer_range = 0.3,
-        ModelConfig::Llama(c) => c.initializer_range = 0.3,
+        Architecture::GptNeox(c) => c.initializer_range = 0.3,
+        Architecture::Llama(c) => c.initializer_range = 0.3,
+        Architecture::Gemma(c) => c.initializer_range = 0.3,
+        Architecture::Gemma2(c) => c.base.initializer_range = 0.3,
     }
     config
 }
 
 /// The checkpoints whose transformers logits are committed: (name, config, seed).
-fn saved_cases() -> Vec<(&'static str, ModelConfig, u64)> {
+fn saved_cases() -> Vec<(&'static str, Architecture, u64)> {
     vec![
         ("neox_saved", sharp(tiny_neox(true)), 11),
         ("llama_saved", sharp(tiny_llama(false, true)), 12),
@@ -45,8 +47,8 @@ fn saved_cases() -> Vec<(&'static str, ModelConfig, u64)> {
 #[test]
 fn config_json_parses_back_equal() {
     for (label, config) in all_tiny() {
-        let json = config.to_hf_json("float32").to_string();
-        let back = ModelConfig::from_json_str(&json, label).unwrap();
+        let json = config.to_hf_json("float32").unwrap().to_string();
+        let back = Architecture::from_json_str(&json, label).unwrap();
         assert_eq!(back, config, "{label}");
     }
 }
@@ -192,7 +194,7 @@ fn transformers_reads_our_checkpoints_with_the_same_logits() {
         let fixture_config = read_config_json(&fixture("saved").join(name)).unwrap();
         let (_, config, _) = saved_cases().into_iter().find(|c| c.0 == name).unwrap();
         assert_eq!(
-            config.to_hf_json("float32"),
+            config.to_hf_json("float32").unwrap(),
             fixture_config,
             "{name}: config.json"
         );
@@ -206,7 +208,7 @@ fn transformers_reads_our_checkpoints_with_the_same_logits() {
 }
 
 /// Reward models whose transformers scores are committed: (name, config, seed).
-fn saved_reward_cases() -> Vec<(&'static str, ModelConfig, u64)> {
+fn saved_reward_cases() -> Vec<(&'static str, Architecture, u64)> {
     vec![
         ("rm_neox_saved", sharp(tiny_neox(true)), 21),
         ("rm_llama_saved", sharp(tiny_llama(false, true)), 22),

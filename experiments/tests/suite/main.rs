@@ -18,6 +18,7 @@ mod hf_save;
 mod logprobs_scoring;
 mod pipeline_config;
 mod pipeline_experiment;
+mod pipeline_jobs;
 mod pipeline_paper_world;
 mod pipeline_run;
 mod reward_load;

@@ -1,9 +1,12 @@
 //! The TOML run config: the presets parse, defaults are the paper's, and every bad
 //! field is an error naming the field.
 
-use rmteach_experiments::pipeline::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
+use rmteach_experiments::pipeline::config::{
+    LowVarianceOrder, PgAlgorithm, RunConfig, GROUND_TRUTH, LOW_VARIANCE,
+};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
 use rmteach_experiments::stages::pg::GrpoKl;
+use rmteach_experiments::stages::pg::{upgrade_options, PgOptions};
 use std::path::Path;
 
 const MINIMAL: &str = "name = \"x\"\n[world.toy]\n";
@@ -60,17 +63,17 @@ fn defaults_are_the_papers() {
     );
     assert_eq!((c.low_variance.fraction, c.low_variance.scale), (0.5, 1e-3));
     // The authors' orders: scale before normalising, GRPO's KL without gradient.
-    assert_eq!(c.low_variance.order, "scale_then_normalize");
+    assert_eq!(c.low_variance.order, LowVarianceOrder::ScaleThenNormalize);
     assert_eq!(c.pg.grpo_kl, GrpoKl::Rollout);
     assert_eq!(
-        c.pg.options(0).unwrap().grpo_kl,
+        c.pg.options(0).grpo_kl,
         rmteach_experiments::stages::pg::GrpoKl::Rollout
     );
     assert_eq!(c.world.toy.as_ref().unwrap().offpolicy_gap, 0.0);
     let names = c.reward_names();
     assert_eq!(names.first().map(String::as_str), Some("rm-100"));
     assert_eq!(names[5..], [LOW_VARIANCE, GROUND_TRUTH]);
-    let o = c.pg.options(7).unwrap();
+    let o = c.pg.options(7);
     assert_eq!((o.seed, o.batch_size, o.max_new_tokens), (7, 32, 512));
 }
 
@@ -193,4 +196,35 @@ fn a_toy_model_too_short_for_the_toy_world_is_refused_naming_the_minimum() {
     );
     let ok = format!("{MINIMAL}max_position_embeddings = {longest}\n");
     RunConfig::from_toml_str(&ok, "m.toml").unwrap();
+}
+
+#[test]
+fn algorithm_and_order_keep_their_spellings_and_old_records_load() {
+    let c = RunConfig::from_toml_str(
+        &format!("{MINIMAL}[pg]\nalgorithm = \"grpo\"\n[low_variance]\norder = \"normalize_then_scale\"\n"),
+        "test.toml",
+    )
+    .unwrap();
+    assert_eq!(c.pg.algorithm, PgAlgorithm::Grpo);
+    assert_eq!(c.low_variance.order, LowVarianceOrder::NormalizeThenScale);
+    // A run directory's config.json is written and read in the TOML spelling.
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["pg"]["algorithm"], "grpo");
+    assert_eq!(json["low_variance"]["order"], "normalize_then_scale");
+    let back: RunConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, c);
+    // Checkpoint options written before the TOML spelling named the variant.
+    for (old, new) in [("Rloo", PgAlgorithm::Rloo), ("Grpo", PgAlgorithm::Grpo)] {
+        let options = PgOptions {
+            algorithm: new,
+            ..PgOptions::default()
+        };
+        let now = serde_json::to_value(&options).unwrap();
+        let mut stored = now.clone();
+        stored["algorithm"] = old.into();
+        assert_ne!(stored, now);
+        assert_eq!(upgrade_options(stored.clone()), now, "{old}");
+        let read: PgOptions = serde_json::from_value(stored).unwrap();
+        assert_eq!(read.algorithm, new);
+    }
 }

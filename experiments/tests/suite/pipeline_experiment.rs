@@ -6,7 +6,7 @@ use crate::pipeline_run::TINY;
 use rmteach_experiments::pipeline::config::SftSource;
 use rmteach_experiments::pipeline::run::RunSummary;
 use rmteach_experiments::pipeline::{
-    is_experiment, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
+    is_experiment, parse_toml, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
 };
 use rmteach_experiments::rundir::read_json;
 use rmteach_experiments::stages::rm_eval::RmEvalTable;
@@ -22,8 +22,8 @@ fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
 fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/toy-4.2.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(is_experiment(&text));
-    assert!(!is_experiment(TINY));
+    assert!(is_experiment(&parse_toml(&text, "toy-4.2.toml").unwrap()));
+    assert!(!is_experiment(&parse_toml(TINY, "tiny.toml").unwrap()));
     let exp = ExperimentConfig::from_file(&path, Path::new("/runs")).unwrap();
     assert_eq!(exp.name, "toy-4.2");
     let names: Vec<&str> = exp.runs.iter().map(|r| r.config.name.as_str()).collect();
@@ -47,13 +47,18 @@ fn the_toy_preset_expands_into_policy_by_algorithm_runs() {
     let beta0 = &exp.runs[2].config;
     assert_eq!((beta0.pg.beta, beta0.pg.lr), (0.0, 1e-4));
     assert_eq!(topic.pg.beta, 0.05);
-    assert!(topic.pg.seeds.len() >= 6 && topic.pg.algorithm == "rloo");
-    // Each policy's own RM, the other's, and the union, resolved under the runs root.
+    assert!(topic.pg.seeds.len() >= 6 && topic.pg.algorithm.name() == "rloo");
+    // Each policy's own RM, the other's, and the union: the experiment's own, so
+    // relative to its directory (where its runs run), not to the runs root.
     let e = &length.rm.external[0];
     assert_eq!(e.name, "rm-topic");
     assert_eq!(
-        e.dir.as_deref(),
-        Some(Path::new("/runs/toy-4.2/topic-rloo/rms/rm-100"))
+        (e.dir.as_deref(), e.from_run.as_deref()),
+        (None, Some(Path::new("topic-rloo/rms/rm-100")))
+    );
+    assert_eq!(
+        e.resolve(Path::new("/runs/toy-4.2")),
+        Path::new("/runs/toy-4.2/topic-rloo/rms/rm-100")
     );
     assert_eq!(topic.rm.union_with, [Path::new("length-rloo")]);
     assert_eq!(
@@ -408,4 +413,53 @@ fn a_tiny_run_in_bf16_finishes_with_finite_tables() {
         .iter()
         .all(|r| r.values.iter().all(|v| v.is_finite())));
     assert!(root.path().join("tiny/report/report.md").is_file());
+}
+
+/// Copies directory `from` into `to` (created), recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_experiment_over_its_own_reward_models_can_be_moved_and_rerun() {
+    // Two policies; the second trains with the first's RM (as toy 4.2 does).
+    let text = TINY
+        .replace("name = \"tiny\"", "algorithms = [\"rloo\"]\nname = \"own\"")
+        .replace("[pg]\n", "[pg]\nrewards = [\"rm-100\", \"rm-100@llama\"]\n");
+    let text = format!(
+        "{text}\n[low_variance]\nenabled = false\n\n\
+         [[rm.external]]\nname = \"rm-100@llama\"\nfrom_run = \"own/llama-rloo/rms/rm-100\"\n\n\
+         [[policies]]\nname = \"llama\"\n\n\
+         [[policies]]\nname = \"neox\"\nworld.toy.arch = \"gpt-neox\"\n"
+    );
+    let first = tempfile::tempdir().unwrap();
+    let exp = parse(&text, first.path()).unwrap();
+    assert!(
+        run_experiment(&exp, first.path(), &RunOptions::default())
+            .unwrap()
+            .finished
+    );
+    let config = std::fs::read_to_string(first.path().join("own/neox-rloo/config.json")).unwrap();
+    let old_root = first.path().display().to_string();
+    assert!(!config.contains(&old_root), "{config}");
+
+    let second = tempfile::tempdir().unwrap();
+    copy_dir(&first.path().join("own"), &second.path().join("own"));
+    drop(first);
+    let exp = parse(&text, second.path()).unwrap();
+    let again = run_experiment(&exp, second.path(), &RunOptions::default()).unwrap();
+    assert!(again.finished);
+    assert!(again
+        .runs
+        .iter()
+        .all(|s| s.stages.iter().all(|t| t.skipped)));
 }

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use rmteach_experiments::hf::{read_config_json, save_checkpoint_with_json, SaveOptions};
-use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::models::{Architecture, Model, SeededVarMap};
 use rmteach_experiments::pipeline::{run, RunConfig};
 use rmteach_experiments::records::RmEvalTable;
 use rmteach_experiments::reward::new_reward_model;
@@ -33,7 +33,7 @@ fn user_files(root: &Path) {
         sft_style: Default::default(),
     };
     let paths = write_toy_world(root, &spec).unwrap();
-    let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();
+    let config = Architecture::from_file(&paths.llama.join("config.json")).unwrap();
     let json = read_config_json(&paths.llama).unwrap();
     let varmap = VarMap::new();
     Model::new(

@@ -2,7 +2,7 @@
 //! every stage, and a run stopped after the reward models resumes and finishes with
 //! the same results as an uninterrupted one.
 
-use rmteach_experiments::pipeline::config::SftSource;
+use rmteach_experiments::pipeline::config::{LowVarianceOrder, SftSource};
 use rmteach_experiments::pipeline::run::{run_with, EvalRecord};
 use rmteach_experiments::pipeline::{run, RunConfig, RunOptions};
 use rmteach_experiments::rundir::{read_json, MetricsLog};
@@ -117,7 +117,7 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
     let lv = table.low_variance.as_ref().unwrap();
     assert_eq!((lv.scaled_count, lv.rlhf_prompts), (2, 4));
     assert_eq!(lv.scaled_fraction, 0.5);
-    assert_eq!(lv.order, "scale_then_normalize");
+    assert_eq!(lv.order, LowVarianceOrder::ScaleThenNormalize);
     assert_eq!(lv.reward_variance_by_order.len(), 2);
     assert_eq!(
         lv.reward_variance_by_order["scale_then_normalize"],

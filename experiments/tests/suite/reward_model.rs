@@ -9,14 +9,14 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use common::{all_tiny, assert_every_var_has_gradient};
 use rmteach_experiments::hf::save_varmap;
 use rmteach_experiments::logprobs::SequenceBatch;
+use rmteach_experiments::models::Architecture;
 use rmteach_experiments::models::Model;
-use rmteach_experiments::models::ModelConfig;
 use rmteach_experiments::reward::{
     bradley_terry_loss, bradley_terry_loss_with, last_token_indices, load_reward_checkpoint,
     new_reward_model, reward_model_from_causal_checkpoint, RewardModel,
 };
 
-fn rm(config: &ModelConfig, seed: u64) -> (VarMap, RewardModel<Model>) {
+fn rm(config: &Architecture, seed: u64) -> (VarMap, RewardModel<Model>) {
     let varmap = VarMap::new();
     let model = new_reward_model(config, &varmap, seed, DType::F32, &Device::Cpu).unwrap();
     (varmap, model)
@@ -215,7 +215,7 @@ fn sequence_classification_checkpoints_load() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), json).unwrap();
-        let config = ModelConfig::from_json_str(json, "config.json").unwrap();
+        let config = Architecture::from_json_str(json, "config.json").unwrap();
         let (varmap, model) = rm(&config, 77);
         let want = model.score(&ids, Some(&mask)).unwrap();
         // The Hugging Face layout has no LM head.
@@ -244,7 +244,7 @@ fn sequence_classification_checkpoints_load() {
 fn missing_backbone_tensor_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), LLAMA_SEQ_CLS).unwrap();
-    let config = ModelConfig::from_json_str(LLAMA_SEQ_CLS, "config.json").unwrap();
+    let config = Architecture::from_json_str(LLAMA_SEQ_CLS, "config.json").unwrap();
     let (varmap, _) = rm(&config, 1);
     varmap.data().lock().unwrap().remove("model.norm.weight");
     save_varmap(&varmap, &dir.path().join("model.safetensors")).unwrap();
@@ -260,7 +260,7 @@ fn causal_checkpoint_gets_a_new_head() {
     let causal = LLAMA_SEQ_CLS.replace("LlamaForSequenceClassification", "LlamaForCausalLM");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), &causal).unwrap();
-    let (varmap, _) = common::build(&ModelConfig::from_json_str(&causal, "c").unwrap(), 4);
+    let (varmap, _) = common::build(&Architecture::from_json_str(&causal, "c").unwrap(), 4);
     save_varmap(&varmap, &dir.path().join("model.safetensors")).unwrap();
     let a = reward_model_from_causal_checkpoint(dir.path(), 10, DType::F32, &Device::Cpu).unwrap();
     let b = reward_model_from_causal_checkpoint(dir.path(), 10, DType::F32, &Device::Cpu).unwrap();

@@ -8,7 +8,7 @@ use rmteach_experiments::data::{load_alpaca_sft, load_ultrafeedback, SftExample}
 use rmteach_experiments::hf::{
     load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions,
 };
-use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::models::{Architecture, Model, SeededVarMap};
 use rmteach_experiments::reward::load_reward_checkpoint;
 use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::stages::batches::ChatCodec;
@@ -47,7 +47,7 @@ pub(crate) fn toy(root: &Path) -> ToyWorldPaths {
         sft_style: Default::default(),
     };
     let paths = write_toy_world(root, &spec).unwrap();
-    let config = ModelConfig::from_file(&paths.llama.join("config.json")).unwrap();
+    let config = Architecture::from_file(&paths.llama.join("config.json")).unwrap();
     let varmap = VarMap::new();
     Model::new(
         &config,
@@ -479,6 +479,12 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         &Runtime::cpu()
     )
     .is_err());
+    // A checkpoint written before the algorithm's TOML spelling (`"Rloo"`) resumes.
+    let latest = killed.file("ckpt/LATEST.json");
+    let text = std::fs::read_to_string(&latest).unwrap();
+    let old = text.replace("\"rloo\"", "\"Rloo\"");
+    assert_ne!(old, text, "the options name the algorithm: {text}");
+    std::fs::write(&latest, old).unwrap();
     stages::run(
         Pg {
             reward_name: "gt",
@@ -649,7 +655,7 @@ fn stage_timings_on_default_toy_models() {
     let paths = write_toy_world(dir.path(), &spec).unwrap();
     let run = RunDir::open(dir.path().join("run")).unwrap();
     for (label, model_dir) in [("llama", &paths.llama), ("gpt-neox", &paths.gpt_neox)] {
-        let config = ModelConfig::from_file(&model_dir.join("config.json")).unwrap();
+        let config = Architecture::from_file(&model_dir.join("config.json")).unwrap();
         let varmap = VarMap::new();
         Model::new(
             &config,
@@ -819,4 +825,54 @@ fn metrics_log_resumes_at_the_checkpoint_and_stages_complete_atomically() {
         stage.summary::<Rec>().is_err(),
         "a corrupt marker names its file"
     );
+}
+
+#[test]
+fn the_normalize_stage_counts_every_sequence_it_announces() {
+    use rmteach_experiments::data::PreferencePair;
+    use rmteach_experiments::progress::{self, Reporter};
+    use rmteach_experiments::stages::normalize::Normalize;
+    use rmteach_experiments::stages::rewards::RewardFn;
+
+    let dir = tempfile::tempdir().unwrap();
+    let paths = toy(dir.path());
+    let pairs: Vec<PreferencePair> = prompts(&paths)
+        .into_iter()
+        .take(5)
+        .map(|prompt| PreferencePair {
+            prompt,
+            chosen: "a".into(),
+            rejected: "b".into(),
+            score_chosen: None,
+            score_rejected: None,
+        })
+        .collect();
+    let rewards = vec!["gt".to_string(), "gt-copy".to_string()];
+    let load = |_: &str| -> rmteach_experiments::Result<Box<dyn RewardFn>> {
+        Ok(Box::new(GroundTruthReward(ToyReward::default())))
+    };
+    let run = RunDir::open(dir.path().join("run")).unwrap();
+    let reporter = Reporter::start("normalize");
+    stages::run(
+        Normalize {
+            policy_dir: &paths.llama,
+            pairs: &pairs,
+            rewards: &rewards,
+            load: &load,
+            sampling: EvalOptions {
+                samples_per_prompt: 3,
+                max_new_tokens: 4,
+                batch_size: 4,
+                ..Default::default()
+            },
+        },
+        &run.stage("normalize").unwrap(),
+        &Runtime::cpu(),
+    )
+    .unwrap();
+    // 5 prompts x 3 samples drawn, then scored by two rewards with both sides of the
+    // 5 pairs: 15 + 2 x (15 + 10).
+    assert_eq!(reporter.position(), (65, 65));
+    progress::inc(); // an update is not this stage's unit
+    assert_eq!(reporter.position(), (65, 65));
 }

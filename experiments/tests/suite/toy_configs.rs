@@ -1,7 +1,7 @@
 //! The toy models' `config.json`s parse with the crate's config parser, name the toy
 //! tokenizer's ids, and have 1-10M parameters.
 
-use rmteach_experiments::models::ModelConfig;
+use rmteach_experiments::models::Architecture;
 use rmteach_experiments::toy::{
     gpt_neox_config, llama_config, toy_tokenizer, write_toy_world, ToyModelSize, ToyTokenIds,
     ToyWorldSpec,
@@ -17,14 +17,14 @@ fn ids() -> ToyTokenIds {
 }
 
 /// Parameter count of a parsed config (weights and biases, untied unless tied).
-fn parameters(config: &ModelConfig) -> usize {
+fn parameters(config: &Architecture) -> usize {
     match config {
-        ModelConfig::GptNeox(c) => {
+        Architecture::GptNeox(c) => {
             let (v, h, m) = (c.vocab_size, c.hidden_size, c.intermediate_size);
             let block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * m + m) + (m * h + h);
             2 * v * h + c.num_hidden_layers * block + 2 * h
         }
-        ModelConfig::Llama(c) => {
+        Architecture::Llama(c) => {
             let (v, h, m) = (c.vocab_size, c.hidden_size, c.intermediate_size);
             let q = c.num_attention_heads * c.head_dim;
             let kv = c.num_key_value_heads * c.head_dim;
@@ -32,6 +32,10 @@ fn parameters(config: &ModelConfig) -> usize {
             let head = if c.tie_word_embeddings { 0 } else { v * h };
             v * h + head + c.num_hidden_layers * block + h
         }
+        other => panic!(
+            "toy worlds use GPT-NeoX or Llama, not {}",
+            other.model_type()
+        ),
     }
 }
 
@@ -40,19 +44,19 @@ fn toy_configs_parse_and_are_small() {
     let ids = ids();
     let size = ToyModelSize::default();
     let neox =
-        ModelConfig::from_json_str(&gpt_neox_config(&size, &ids).to_string(), "neox").unwrap();
+        Architecture::from_json_str(&gpt_neox_config(&size, &ids).to_string(), "neox").unwrap();
     let llama =
-        ModelConfig::from_json_str(&llama_config(&size, &ids).to_string(), "llama").unwrap();
+        Architecture::from_json_str(&llama_config(&size, &ids).to_string(), "llama").unwrap();
     for config in [&neox, &llama] {
         assert_eq!(config.vocab_size(), ids.vocab_size);
         let n = parameters(config);
         assert!((1_000_000..=10_000_000).contains(&n), "{n} parameters");
     }
-    let ModelConfig::GptNeox(c) = &neox else {
+    let Architecture::GptNeox(c) = &neox else {
         panic!("expected gpt_neox")
     };
     assert_eq!(c.rotary_dims(), 16);
-    let ModelConfig::Llama(c) = &llama else {
+    let Architecture::Llama(c) = &llama else {
         panic!("expected llama")
     };
     assert_eq!((c.num_key_value_heads, c.head_dim), (2, 64));
@@ -71,7 +75,7 @@ fn toy_world_model_dirs_parse_from_disk() {
     };
     let paths = write_toy_world(dir.path(), &spec).unwrap();
     for model_dir in [&paths.gpt_neox, &paths.llama] {
-        let config = ModelConfig::from_file(&model_dir.join("config.json")).unwrap();
+        let config = Architecture::from_file(&model_dir.join("config.json")).unwrap();
         assert_eq!(config.vocab_size(), ids().vocab_size);
     }
 }

@@ -37,18 +37,24 @@ pub trait VectorField: Sync {
 /// ([`VectorField::eval_combined`]), never written to memory.
 #[derive(Debug, Clone)]
 pub struct TabularKlField {
-    /// `c[x][y] = r_RM(x, y) + lambda ln pi_ref(y|x)`, columns concatenated.
-    c: Vec<f64>,
-    num_outputs: usize,
-    lambda: f64,
+    cols: KlColumns,
     /// The prompt weight `1/|S|`.
     scale: f64,
 }
 
-impl TabularKlField {
-    /// The field of columns with rewards `reward[x]`, reference log-probabilities
-    /// `ref_log_probs[x]`, KL coefficient `lambda` and prompt weight `scale`.
-    pub fn new(reward: &[&[f64]], ref_log_probs: &[&[f64]], lambda: f64, scale: f64) -> Self {
+/// The per-prompt columns both tabular fields ([`TabularKlField`], [`TabularNpgField`])
+/// work on: `c[x][y] = r_RM(x, y) + lambda ln pi_ref(y|x)`, columns concatenated.
+#[derive(Debug, Clone)]
+struct KlColumns {
+    c: Vec<f64>,
+    num_outputs: usize,
+    lambda: f64,
+}
+
+impl KlColumns {
+    /// The columns of rewards `reward[x]`, reference log-probabilities
+    /// `ref_log_probs[x]` and KL coefficient `lambda`.
+    fn new(reward: &[&[f64]], ref_log_probs: &[&[f64]], lambda: f64) -> Self {
         let num_outputs = reward.first().map_or(0, |r| r.len());
         let c = reward
             .iter()
@@ -59,6 +65,21 @@ impl TabularKlField {
             c,
             num_outputs,
             lambda,
+        }
+    }
+
+    /// Each prompt's `c` column.
+    fn columns(&self) -> std::slice::ChunksExact<'_, f64> {
+        self.c.chunks_exact(self.num_outputs)
+    }
+}
+
+impl TabularKlField {
+    /// The field of columns with rewards `reward[x]`, reference log-probabilities
+    /// `ref_log_probs[x]`, KL coefficient `lambda` and prompt weight `scale`.
+    pub fn new(reward: &[&[f64]], ref_log_probs: &[&[f64]], lambda: f64, scale: f64) -> Self {
+        Self {
+            cols: KlColumns::new(reward, ref_log_probs, lambda),
             scale,
         }
     }
@@ -66,17 +87,12 @@ impl TabularKlField {
 
 impl VectorField for TabularKlField {
     fn dim(&self) -> usize {
-        self.c.len()
+        self.cols.c.len()
     }
     fn eval(&self, y: &[f64], dy: &mut [f64]) {
-        let n = self.num_outputs;
-        for (col, (c, d)) in self
-            .c
-            .chunks_exact(n)
-            .zip(dy.chunks_exact_mut(n))
-            .enumerate()
-        {
-            tabular_kl_stage(y, 0.0, &[], col * n, c, self.lambda, self.scale, &mut [], d);
+        let (n, lambda) = (self.cols.num_outputs, self.cols.lambda);
+        for (col, (c, d)) in self.cols.columns().zip(dy.chunks_exact_mut(n)).enumerate() {
+            tabular_kl_stage(y, 0.0, &[], col * n, c, lambda, self.scale, &mut [], d);
         }
     }
     fn eval_combined(
@@ -87,15 +103,15 @@ impl VectorField for TabularKlField {
         scratch: &mut [f64],
         dy: &mut [f64],
     ) -> bool {
-        let n = self.num_outputs;
+        let (n, lambda) = (self.cols.num_outputs, self.cols.lambda);
         for (col, ((c, sc), d)) in self
-            .c
-            .chunks_exact(n)
+            .cols
+            .columns()
             .zip(scratch.chunks_exact_mut(n))
             .zip(dy.chunks_exact_mut(n))
             .enumerate()
         {
-            tabular_kl_stage(base, h, terms, col * n, c, self.lambda, self.scale, sc, d);
+            tabular_kl_stage(base, h, terms, col * n, c, lambda, self.scale, sc, d);
         }
         true
     }
@@ -110,46 +126,35 @@ impl VectorField for TabularKlField {
 /// `pi_t ∝ pi_0 exp((1 - e^(-lambda t)) r / lambda)` (`pi_0 exp(t r)` at `lambda = 0`).
 #[derive(Debug, Clone)]
 pub struct TabularNpgField {
-    /// `c[x][y] = r_RM(x, y) + lambda ln pi_ref(y|x)`, columns concatenated.
-    c: Vec<f64>,
-    num_outputs: usize,
-    lambda: f64,
+    cols: KlColumns,
 }
 
 impl TabularNpgField {
     /// The field of columns with rewards `reward[x]`, reference log-probabilities
     /// `ref_log_probs[x]` and KL coefficient `lambda`.
     pub fn new(reward: &[&[f64]], ref_log_probs: &[&[f64]], lambda: f64) -> Self {
-        let num_outputs = reward.first().map_or(0, |r| r.len());
-        let c = reward
-            .iter()
-            .zip(ref_log_probs)
-            .flat_map(|(r, l)| r.iter().zip(*l).map(|(r, l)| r + lambda * l))
-            .collect();
         Self {
-            c,
-            num_outputs,
-            lambda,
+            cols: KlColumns::new(reward, ref_log_probs, lambda),
         }
     }
 }
 
 impl VectorField for TabularNpgField {
     fn dim(&self) -> usize {
-        self.c.len()
+        self.cols.c.len()
     }
     fn eval(&self, y: &[f64], dy: &mut [f64]) {
-        let n = self.num_outputs;
+        let n = self.cols.num_outputs;
         for ((c, th), d) in self
-            .c
-            .chunks_exact(n)
+            .cols
+            .columns()
             .zip(y.chunks_exact(n))
             .zip(dy.chunks_exact_mut(n))
         {
             let max = th.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let (mut sum, mut weighted) = (0.0, 0.0);
             for ((c, t), d) in c.iter().zip(th).zip(d.iter_mut()) {
-                let u = c - self.lambda * t;
+                let u = c - self.cols.lambda * t;
                 let e = (t - max).exp();
                 sum += e;
                 weighted += e * u;
@@ -316,7 +321,7 @@ mod tests {
                             let max = th.iter().copied().fold(f64::MIN, f64::max);
                             let e: Vec<f64> = th.iter().map(|t| (t - max).exp()).collect();
                             let sum: f64 = e.iter().sum();
-                            let c = &field.c[col * n..(col + 1) * n];
+                            let c = &field.cols.c[col * n..(col + 1) * n];
                             let u: Vec<f64> = (0..n).map(|y| c[y] - lambda * th[y]).collect();
                             let mean: f64 = (0..n).map(|y| e[y] * u[y]).sum::<f64>() / sum;
                             let big = (0..n)

@@ -47,6 +47,7 @@ pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
+use rmteach::report::{Document, Placement};
 use serde::Serialize;
 
 use crate::flow::SolverConfig;
@@ -134,6 +135,11 @@ pub fn run(cfg: &LeversConfig, solver: &SolverConfig) -> Result<Levers> {
 }
 
 impl Levers {
+    /// The report as blocks (`levers.md` is its rendering in place).
+    pub fn document(&self) -> Document {
+        report::document(self)
+    }
+
     /// Writes `levers.md`, `levers.json` and the figures into `dir`; returns the files.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         let io = |path: &Path, source| TheoryError::Io {
@@ -143,7 +149,8 @@ impl Levers {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let mut files = plot::render(self, dir)?;
         let md = dir.join("levers.md");
-        std::fs::write(&md, report::markdown(self)).map_err(|e| io(&md, e))?;
+        let text = self.document().render(Placement::default());
+        std::fs::write(&md, text).map_err(|e| io(&md, e))?;
         let json = dir.join("levers.json");
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| io(&json, std::io::Error::other(e.to_string())))?;

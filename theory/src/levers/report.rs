@@ -1,7 +1,10 @@
 //! `levers.md`: one table per lever, the prediction written before the runs, and one
-//! sentence of what the numbers show (worded from the intervals, never fixed).
+//! sentence of what the numbers show (worded from the intervals, never fixed), built
+//! as a [`Document`] so that `rmteach reproduce` renders it in its own report.
 
 use std::fmt::Write as _;
+
+use rmteach::report::{Document, Inline};
 
 use super::family::{BETAS, GAMMA, OUTPUTS};
 use super::scaling::{ScaleSweep, BASE_SCALE, BETA as SCALING_BETA};
@@ -52,37 +55,45 @@ fn near(i: Option<Interval>, value: f64) -> bool {
     i.is_some_and(|i| i.lo - SLOPE_SLACK <= value && value <= i.hi + SLOPE_SLACK)
 }
 
-/// The markdown report.
-pub(super) fn markdown(l: &Levers) -> String {
+/// The report.
+pub(super) fn document(l: &Levers) -> Document {
     let cfg = &l.config;
     let low = *BETAS.last().expect("betas");
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# Beyond the paper: levers on reward variance (theory)\n\n\
-         Tabular policies, one prompt, |Y| = {OUTPUTS}, a perfect proxy (r_RM = r_G = r), \
-         lambda = 0, gamma = {GAMMA}. Reward variance under pi_0 is lowered by moving \
-         pi_0's mass onto the worst output (logits z - beta r, beta in {BETAS:?}); the reward \
-         is unchanged. {} instances (seed {}); every interval is a 95% Student-t interval \
-         over instances. Discrete runs: step {}, t_gamma in flow time (steps x lr), stopped \
-         at {}x the flow's t_gamma. Predictions were written (theory/src/levers/mod.rs) \
-         before the runs. Every run: [levers.json](levers.json).\n",
-        cfg.instances,
-        cfg.seed,
-        cfg.lr,
-        super::optimizers::HORIZON_FACTOR
-    );
-    flows_section(&mut md, l, low);
-    optimizers_section(&mut md, l, low);
-    scaling_section(&mut md, &l.scaling);
-    md
+    let mut doc = Document::default();
+    doc.heading(1, "Beyond the paper: levers on reward variance (theory)");
+    doc.paragraph(vec![
+        Inline::text(format!(
+            "Tabular policies, one prompt, |Y| = {OUTPUTS}, a perfect proxy (r_RM = r_G = r), \
+             lambda = 0, gamma = {GAMMA}. Reward variance under pi_0 is lowered by moving \
+             pi_0's mass onto the worst output (logits z - beta r, beta in {BETAS:?}); the \
+             reward is unchanged. {} instances (seed {}); every interval is a 95% Student-t \
+             interval over instances. Discrete runs: step {}, t_gamma in flow time (steps x \
+             lr), stopped at {}x the flow's t_gamma. Predictions were written \
+             (theory/src/levers/mod.rs) before the runs. Every run: ",
+            cfg.instances,
+            cfg.seed,
+            cfg.lr,
+            super::optimizers::HORIZON_FACTOR
+        )),
+        Inline::link("levers.json", "levers.json"),
+        Inline::text("."),
+    ]);
+    flows_section(&mut doc, l, low);
+    optimizers_section(&mut doc, l, low);
+    scaling_section(&mut doc, &l.scaling);
+    doc
+}
+
+/// A paragraph that is one image of the report's `file`.
+fn image(doc: &mut Document, alt: &str, file: &str) {
+    doc.paragraph(vec![Inline::image(alt, file)]);
 }
 
 fn sweep_row(md: &mut String, s: &Sweep, reference: &Sweep, low: f64, instances: usize) {
     let level = s.levels.iter().find(|v| v.beta == low);
-    let _ = writeln!(
+    let _ = write!(
         md,
-        "| {} | {} | {} | {} | {} |",
+        "\n| {} | {} | {} | {} | {} |",
         s.method,
         show(s.slope, 2),
         show(level.and_then(|v| v.log10_t), 2),
@@ -92,14 +103,14 @@ fn sweep_row(md: &mut String, s: &Sweep, reference: &Sweep, low: f64, instances:
 }
 
 fn table_head(md: &mut String, reference: &str) {
-    let _ = writeln!(
+    let _ = write!(
         md,
         "| method | slope of log t_gamma vs log Var | log10 t_gamma at the lowest variance | \
          log10 (t / t of {reference}) there | reached there |\n|---|---|---|---|---|"
     );
 }
 
-fn flows_section(md: &mut String, l: &Levers, low: f64) {
+fn flows_section(doc: &mut Document, l: &Levers, low: f64) {
     let n = l.config.instances;
     let (pg, npg) = (&l.flows[0], &l.flows[1]);
     let low_var = pg
@@ -107,19 +118,20 @@ fn flows_section(md: &mut String, l: &Levers, low: f64) {
         .iter()
         .find(|v| v.beta == low)
         .and_then(|v| v.log10_var);
-    let _ = writeln!(
-        md,
-        "## Natural gradient and entropy bonus (flows)\n\n\
-         Predicted: the gradient flow's slope near -1 (at most -1/2, Proposition 3), the \
+    doc.heading(2, "Natural gradient and entropy bonus (flows)");
+    doc.text(format!(
+        "Predicted: the gradient flow's slope near -1 (at most -1/2, Proposition 3), the \
          natural gradient's near 0 (t_gamma ~ ln(1/Var)) and below Proposition 3's bound \
          at low variance; an entropy bonus a few-fold speed-up at low variance at most, \
-         the slope staying steep. Lowest variance: beta = {low}, mean log10 Var = {}.\n",
+         the slope staying steep. Lowest variance: beta = {low}, mean log10 Var = {}.",
         show(low_var, 2)
-    );
-    table_head(md, "PG flow");
+    ));
+    let mut table = String::new();
+    table_head(&mut table, "PG flow");
     for s in &l.flows {
-        sweep_row(md, s, pg, low, n);
+        sweep_row(&mut table, s, pg, low, n);
     }
+    doc.text(table);
     let bound = |var: f64| 2.0 * (1.0 - (-GAMMA / 2.0_f64).exp()) / var.sqrt();
     let (below_bound, total) =
         npg.runs
@@ -130,9 +142,8 @@ fn flows_section(md: &mut String, l: &Levers, low: f64) {
                 (b + usize::from(under), t + 1)
             });
     let ratio = npg.log10_ratio(pg, low, n);
-    let _ = writeln!(
-        md,
-        "\nNatural gradient: its slope is {} against the gradient flow's {} ({}; the \
+    doc.text(format!(
+        "Natural gradient: its slope is {} against the gradient flow's {} ({}; the \
          predicted slope near 0 {}); at the lowest variance it reaches the level {} decades sooner, below Proposition 3's \
          bound (which binds the gradient flow only) in {below_bound} of {total} instances.",
         show(npg.slope, 2),
@@ -148,16 +159,16 @@ fn flows_section(md: &mut String, l: &Levers, low: f64) {
             "does not appear"
         },
         ratio.map_or("n/a".into(), |r| format!("{:.2} [{:.2}, {:.2}]", -r.mean, -r.hi, -r.lo)),
-    );
-    let _ = writeln!(
-        md,
-        "\n![t_gamma against variance: PG and NPG flows, entropy bonus](levers_flows.png)"
+    ));
+    image(
+        doc,
+        "t_gamma against variance: PG and NPG flows, entropy bonus",
+        "levers_flows.png",
     );
     for s in &l.flows[2..] {
         let r = s.log10_ratio(pg, low, n);
-        let _ = writeln!(
-            md,
-            "\n{}: t_gamma at the lowest variance is {} times the gradient flow's; slope {} \
+        doc.text(format!(
+            "{}: t_gamma at the lowest variance is {} times the gradient flow's; slope {} \
              ({}).",
             s.method,
             factor(r),
@@ -167,30 +178,35 @@ fn flows_section(md: &mut String, l: &Levers, low: f64) {
             } else {
                 "not distinguishable from the gradient flow's"
             }
-        );
+        ));
     }
-    md.push('\n');
 }
 
-fn optimizers_section(md: &mut String, l: &Levers, low: f64) {
+fn optimizers_section(doc: &mut Document, l: &Levers, low: f64) {
     let n = l.config.instances;
     let pg = &l.flows[0];
-    let _ = writeln!(
-        md,
-        "## The algorithms people run: SGD and Adam, exact and k-sample (RLOO) gradients\n\n\
-         Predicted: exact SGD = the flow up to O(lr); RLOO SGD near the flow, its spread \
+    doc.heading(
+        2,
+        "The algorithms people run: SGD and Adam, exact and k-sample (RLOO) gradients",
+    );
+    doc.text(
+        "Predicted: exact SGD = the flow up to O(lr); RLOO SGD near the flow, its spread \
          shrinking with k; exact Adam a slope near 0 (each logit moves about lr per step); \
-         sampled Adam slower than exact Adam at low variance (no slope predicted).\n"
+         sampled Adam slower than exact Adam at low variance (no slope predicted).",
     );
-    table_head(md, "PG flow");
-    sweep_row(md, pg, pg, low, n);
+    let mut table = String::new();
+    table_head(&mut table, "PG flow");
+    sweep_row(&mut table, pg, pg, low, n);
     for s in &l.optimizers {
-        sweep_row(md, s, pg, low, n);
+        sweep_row(&mut table, s, pg, low, n);
     }
-    let _ = writeln!(
-        md,
-        "\n![t_gamma against variance: flow, SGD, Adam](levers_optimizers.png)\n"
+    doc.text(table);
+    image(
+        doc,
+        "t_gamma against variance: flow, SGD, Adam",
+        "levers_optimizers.png",
     );
+    let mut items = Vec::new();
     for s in &l.optimizers {
         let r0 = s.log10_ratio(pg, BETAS[0], n);
         let rl = s.log10_ratio(pg, low, n);
@@ -212,36 +228,36 @@ fn optimizers_section(md: &mut String, l: &Levers, low: f64) {
              distinguishably"
                 .to_string()
         };
-        let _ = writeln!(
-            md,
-            "- {}: t_gamma is {} times the flow's at the highest variance, {} at the lowest: \
+        items.push(format!(
+            "{}: t_gamma is {} times the flow's at the highest variance, {} at the lowest: \
              {verdict}.",
             s.method,
             factor(r0),
             factor(rl)
-        );
+        ));
     }
-    md.push('\n');
+    doc.list(items);
 }
 
-fn scaling_section(md: &mut String, sweeps: &[ScaleSweep]) {
-    let _ = writeln!(
-        md,
-        "## Reward scaling: exact against sampled gradients\n\n\
-         r_RM = c r / {} at beta = {SCALING_BETA}, t_gamma of r_G = r counted in steps. \
+fn scaling_section(doc: &mut Document, sweeps: &[ScaleSweep]) {
+    doc.heading(2, "Reward scaling: exact against sampled gradients");
+    doc.text(format!(
+        "r_RM = c r / {} at beta = {SCALING_BETA}, t_gamma of r_G = r counted in steps. \
          Predicted: SGD's steps fall like 1/c (slope -1) for exact and sampled gradients \
          alike; the seed-to-seed spread of sampled runs grows like sqrt(c) (slope +1/2) and \
-         falls with k; Adam's steps do not depend on c (slope 0).\n\n\
-         | method | slope of steps vs c | slope of spread vs c | log10 steps, c = 1 | \
+         falls with k; Adam's steps do not depend on c (slope 0).",
+        1.0 / BASE_SCALE
+    ));
+    let mut table = String::from(
+        "| method | slope of steps vs c | slope of spread vs c | log10 steps, c = 1 | \
          log10 steps, c = 16 | spread, c = 1 | spread, c = 16 | reached |\n\
          |---|---|---|---|---|---|---|---|",
-        1.0 / BASE_SCALE
     );
     for s in sweeps {
         let (first, last) = (s.points.first(), s.points.last());
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
+        let _ = write!(
+            table,
+            "\n| {} | {} | {} | {} | {} | {} | {} | {}/{} |",
             s.method,
             show(s.steps_slope, 2),
             show(s.spread_slope, 2),
@@ -253,10 +269,13 @@ fn scaling_section(md: &mut String, sweeps: &[ScaleSweep]) {
             s.points.iter().map(|p| p.total).sum::<usize>(),
         );
     }
-    let _ = writeln!(
-        md,
-        "\n![steps and their spread against the reward scale](levers_scaling.png)\n"
+    doc.text(table);
+    image(
+        doc,
+        "steps and their spread against the reward scale",
+        "levers_scaling.png",
     );
+    let mut items = Vec::new();
     for s in sweeps {
         let sampled = s.spread_slope.is_some();
         let steps = if near(s.steps_slope, -1.0) {
@@ -287,7 +306,7 @@ fn scaling_section(md: &mut String, sweeps: &[ScaleSweep]) {
                 show(s.spread_slope, 2)
             )
         };
-        let _ = writeln!(md, "- {}: {steps}{spread}.", s.method);
+        items.push(format!("{}: {steps}{spread}.", s.method));
     }
-    md.push('\n');
+    doc.list(items);
 }

@@ -6,11 +6,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::family::instance;
-use super::optimizers::{methods, HORIZON_FACTOR};
+use super::optimizers::{methods, run_method, HORIZON_FACTOR};
 use super::stats::{std_dev, Interval};
 use super::LeversConfig;
 use crate::checks::log_log_slope;
-use crate::discrete::{self, DiscreteConfig, Estimate, Stop};
+use crate::discrete::{Estimate, Stop};
 use crate::flow::SolverConfig;
 use crate::Result;
 
@@ -82,18 +82,9 @@ pub fn scaling_sweeps(cfg: &LeversConfig, solver: &SolverConfig) -> Result<Vec<S
                 .par_iter()
                 .map(|&(i, c, s)| {
                     let inst = instance(cfg.seed, i, BETA, SCALES[c] * BASE_SCALE, horizons[i]);
-                    let out = discrete::run(
-                        &inst,
-                        &DiscreteConfig {
-                            lr: cfg.lr,
-                            optimizer,
-                            estimate,
-                            entropy: 0.0,
-                            seed: cfg.seed ^ ((i * 1000 + s) as u64).wrapping_mul(0x9E37_79B9),
-                            // r_RM = c s0 r rarely rises by gamma: only r_G's level counts.
-                            stop: Stop::GroundTruth,
-                        },
-                    )?;
+                    // r_RM = c s0 r rarely rises by gamma: only r_G's level counts.
+                    let method = (optimizer, estimate);
+                    let out = run_method(cfg, &inst, method, i * 1000 + s, Stop::GroundTruth)?;
                     Ok(out.t_gamma_g.time().map(|t| (t / cfg.lr).round() as usize))
                 })
                 .collect::<Result<Vec<Option<usize>>>>()?;

@@ -1,23 +1,28 @@
-//! Serialising a parsed [`ModelConfig`] back to a Hugging Face `config.json`, in the
+//! Serialising a parsed [`Architecture`] back to a Hugging Face `config.json`, in the
 //! transformers 5.x spelling (`rope_parameters`, `dtype`) plus the 4.x top-level
 //! fields (`rope_theta`, `rope_scaling`, `rotary_pct`, `rotary_emb_base`) so that both
 //! major versions read the same settings. Parsing the result gives back an equal
 //! config.
 
-use super::{GptNeoxConfig, LlamaConfig, ModelConfig, RopeConfig, RopeScaling};
+use super::{Architecture, GptNeoxConfig, LlamaConfig, RopeConfig, RopeScaling};
+use crate::{Error, Result};
 use serde_json::{json, Map, Value};
 
-impl ModelConfig {
+impl Architecture {
     /// The `config.json` object for this configuration (`architectures` names the
     /// causal-LM class). `dtype` is the torch name of the saved weights' dtype
-    /// (`"float32"`, `"bfloat16"`).
-    pub fn to_hf_json(&self, dtype: &str) -> Value {
-        let mut obj = match self {
-            ModelConfig::GptNeox(c) => gpt_neox_json(c),
-            ModelConfig::Llama(c) => llama_json(c),
-        };
+    /// (`"float32"`, `"bfloat16"`). Fails for an architecture whose config this crate
+    /// does not write (Gemma, Gemma-2: save those with their own `config.json`).
+    pub fn to_hf_json(&self, dtype: &str) -> Result<Value> {
+        let mut obj = self.spec().hf_json().ok_or_else(|| {
+            Error::Input(format!(
+                "writing a `{}` config.json is not implemented: save the checkpoint \
+                 with its own config.json (save_checkpoint_with_json)",
+                self.model_type()
+            ))
+        })?;
         obj.insert("dtype".into(), json!(dtype));
-        Value::Object(obj)
+        Ok(Value::Object(obj))
     }
 }
 
@@ -59,7 +64,8 @@ fn object(v: Value) -> Map<String, Value> {
     }
 }
 
-fn gpt_neox_json(c: &GptNeoxConfig) -> Map<String, Value> {
+/// The `config.json` fields of a GPT-NeoX config.
+pub(crate) fn gpt_neox_json(c: &GptNeoxConfig) -> Map<String, Value> {
     let mut obj = object(json!({
         "architectures": ["GPTNeoXForCausalLM"],
         "model_type": "gpt_neox",
@@ -90,7 +96,8 @@ fn gpt_neox_json(c: &GptNeoxConfig) -> Map<String, Value> {
     obj
 }
 
-fn llama_json(c: &LlamaConfig) -> Map<String, Value> {
+/// The `config.json` fields of a Llama config.
+pub(crate) fn llama_json(c: &LlamaConfig) -> Map<String, Value> {
     let mut obj = object(json!({
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",

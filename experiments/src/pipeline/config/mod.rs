@@ -13,15 +13,23 @@ use std::path::Path;
 mod tables;
 mod validate;
 
-pub use crate::stages::rm_eval::{
-    GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE, SCALE_THEN_NORMALIZE,
-};
+pub use crate::stages::pg::PgAlgorithm;
+pub use crate::stages::rm_eval::{LowVarianceOrder, GROUND_TRUTH, LOW_VARIANCE};
 pub use tables::{
     DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
     RmConfig, SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
 };
 pub(crate) use validate::check_dir_name;
-use validate::toml_field;
+use validate::{toml_field, unknown_field};
+
+/// Parses TOML text into its table: the one parse of a config file. A syntax error
+/// names `file` and, where it can, the field.
+pub fn parse_toml(text: &str, file: &str) -> Result<toml::Table> {
+    toml::from_str(text).map_err(|e| {
+        let field = toml_field(text, &e).unwrap_or_else(|| "(document)".into());
+        Error::config(file, &field, e.to_string().trim_end())
+    })
+}
 
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,9 +115,24 @@ impl RunConfig {
 
     /// Parses and validates TOML text; `file` names it in errors.
     pub fn from_toml_str(text: &str, file: &str) -> Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| {
-            let field = toml_field(text, &e).unwrap_or_else(|| "(document)".into());
-            Error::config(file, &field, e.to_string().trim_end())
+        Self::from_table(parse_toml(text, file)?, file)
+    }
+
+    /// The config of a parsed TOML table ([`parse_toml`]), validated: the one place a
+    /// run config is checked, so everything that holds a `RunConfig` built here (the
+    /// runner included) takes it as it is. `file` names it in errors, which name the
+    /// dotted field.
+    pub fn from_table(table: toml::Table, file: &str) -> Result<Self> {
+        let config: Self = serde_path_to_error::deserialize(table).map_err(|e| {
+            let message = e.inner().message().trim_end().to_string();
+            let path = e.path().to_string();
+            let field = match unknown_field(&message) {
+                Some(k) if path == "." => k,
+                Some(k) if !path.ends_with(&k) => format!("{path}.{k}"),
+                _ if path == "." => "(document)".into(),
+                _ => path,
+            };
+            Error::config(file, &field, message)
         })?;
         config.validate(file)?;
         Ok(config)

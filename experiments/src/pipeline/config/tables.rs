@@ -1,10 +1,9 @@
 //! The tables of a run config (`[world]`, `[sft]`, `[rm]`, `[pg]`, ...) with the
 //! paper's defaults.
 
-use crate::records::SCALE_THEN_NORMALIZE;
+use crate::records::LowVarianceOrder;
 use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
 use crate::toy::SftStyle;
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -310,7 +309,7 @@ pub struct LowVarianceConfig {
     /// on the initial-policy rewards with the chosen prompts' raw rewards already
     /// scaled; the default) or `normalize_then_scale` (the ground truth's own
     /// constants). Both orders' Table 1 variance is recorded in `rm_eval.json`.
-    pub order: String,
+    pub order: LowVarianceOrder,
 }
 
 impl Default for LowVarianceConfig {
@@ -319,7 +318,7 @@ impl Default for LowVarianceConfig {
             enabled: true,
             fraction: 0.5,
             scale: 1e-3,
-            order: SCALE_THEN_NORMALIZE.into(),
+            order: LowVarianceOrder::ScaleThenNormalize,
         }
     }
 }
@@ -329,7 +328,7 @@ impl Default for LowVarianceConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PgConfig {
     /// `rloo` or `grpo`.
-    pub algorithm: String,
+    pub algorithm: PgAlgorithm,
     /// Samples per prompt (2).
     pub k: usize,
     /// KL coefficient (0.05).
@@ -363,7 +362,7 @@ impl Default for PgConfig {
     fn default() -> Self {
         let d = PgOptions::default();
         Self {
-            algorithm: "rloo".into(),
+            algorithm: PgAlgorithm::Rloo,
             k: d.k,
             beta: d.beta,
             lr: d.lr,
@@ -382,20 +381,9 @@ impl Default for PgConfig {
 
 impl PgConfig {
     /// The stage options for training seed `seed`.
-    pub fn options(&self, seed: u64) -> Result<PgOptions> {
-        let algorithm = match self.algorithm.as_str() {
-            "rloo" => PgAlgorithm::Rloo,
-            "grpo" => PgAlgorithm::Grpo,
-            other => {
-                return Err(Error::config(
-                    "<run config>",
-                    "pg.algorithm",
-                    format!("unknown `{other}`; use \"rloo\" or \"grpo\""),
-                ))
-            }
-        };
-        Ok(PgOptions {
-            algorithm,
+    pub fn options(&self, seed: u64) -> PgOptions {
+        PgOptions {
+            algorithm: self.algorithm,
             grpo_kl: self.grpo_kl,
             k: self.k,
             beta: self.beta,
@@ -408,6 +396,6 @@ impl PgConfig {
             checkpoint_every: self.checkpoint_every,
             seed,
             ..PgOptions::default()
-        })
+        }
     }
 }

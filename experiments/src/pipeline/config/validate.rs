@@ -1,10 +1,7 @@
 //! Validation of a run config: every value a stage would reject later is reported
 //! up front, naming the file, the dotted field and the fix.
 
-use super::{
-    RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE, NORMALIZE_THEN_SCALE,
-    SCALE_THEN_NORMALIZE,
-};
+use super::{RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE};
 use crate::{Error, Result};
 use std::path::Path;
 
@@ -88,18 +85,8 @@ impl RunConfig {
         if !(lv.scale.is_finite() && lv.scale > 0.0) {
             return bad("low_variance.scale", "must be finite and positive (0.001)");
         }
-        if ![SCALE_THEN_NORMALIZE, NORMALIZE_THEN_SCALE].contains(&lv.order.as_str()) {
-            return bad(
-                "low_variance.order",
-                &format!(
-                    "unknown `{}`; use \"{SCALE_THEN_NORMALIZE}\" (the authors' order) or \
-                     \"{NORMALIZE_THEN_SCALE}\"",
-                    lv.order
-                ),
-            );
-        }
         let pg = &self.pg;
-        let o = pg.options(0).map_err(|e| rename(e, file))?;
+        let o = pg.options(0);
         rate(file, "pg.lr", pg.lr)?;
         if pg.seeds.is_empty() {
             return bad("pg.seeds", "must list at least one seed, e.g. [0, 1, 2]");
@@ -325,13 +312,6 @@ pub(crate) fn check_dir_name(file: &str, field: &str, name: &str, extra: &str) -
 }
 
 /// Renames the `<run config>` file label of an error to `file`.
-fn rename(e: Error, file: &str) -> Error {
-    match e {
-        Error::Config { field, message, .. } => Error::config(file, &field, message),
-        other => other,
-    }
-}
-
 fn positive(file: &str, field: &str, v: usize) -> Result<()> {
     if v == 0 {
         return Err(Error::config(file, field, "must be positive"));
@@ -400,7 +380,7 @@ pub(super) fn toml_field(text: &str, e: &toml::de::Error) -> Option<String> {
 }
 
 /// `x` of serde's "unknown field `x`, expected ...".
-fn unknown_field(message: &str) -> Option<String> {
+pub(super) fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest.split('`').next()?.to_string())
 }

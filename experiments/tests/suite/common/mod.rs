@@ -3,11 +3,11 @@
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
-use rmteach_experiments::models::{Model, ModelConfig, SeededVarMap};
+use rmteach_experiments::models::{Architecture, Model, SeededVarMap};
 
 /// A tiny Pythia-like GPT-NeoX config (4.x spelling): hidden 32, 4 heads of 8,
 /// half of each head rotated.
-pub fn tiny_neox(parallel: bool) -> ModelConfig {
+pub fn tiny_neox(parallel: bool) -> Architecture {
     let json = format!(
         r#"{{"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"],
             "vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 2,
@@ -16,12 +16,12 @@ pub fn tiny_neox(parallel: bool) -> ModelConfig {
             "layer_norm_eps": 1e-5, "use_parallel_residual": {parallel},
             "tie_word_embeddings": false, "attention_dropout": 0.0, "hidden_dropout": 0.0}}"#
     );
-    ModelConfig::from_json_str(&json, "tiny_neox").expect("tiny neox config")
+    Architecture::from_json_str(&json, "tiny_neox").expect("tiny neox config")
 }
 
 /// A tiny Llama-3.2-like config (5.x spelling): GQA 4/2 heads of 8, llama3 rope
 /// scaling, tied or untied embeddings, optional biases.
-pub fn tiny_llama(tied: bool, bias: bool) -> ModelConfig {
+pub fn tiny_llama(tied: bool, bias: bool) -> Architecture {
     let json = format!(
         r#"{{"model_type": "llama", "architectures": ["LlamaForCausalLM"],
             "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
@@ -33,11 +33,11 @@ pub fn tiny_llama(tied: bool, bias: bool) -> ModelConfig {
                 "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                 "original_max_position_embeddings": 16}}}}"#
     );
-    ModelConfig::from_json_str(&json, "tiny_llama").expect("tiny llama config")
+    Architecture::from_json_str(&json, "tiny_llama").expect("tiny llama config")
 }
 
 /// Every tiny configuration the tests cover, with a label.
-pub fn all_tiny() -> Vec<(&'static str, ModelConfig)> {
+pub fn all_tiny() -> Vec<(&'static str, Architecture)> {
     vec![
         ("neox-parallel", tiny_neox(true)),
         ("neox-sequential", tiny_neox(false)),
@@ -47,7 +47,7 @@ pub fn all_tiny() -> Vec<(&'static str, ModelConfig)> {
 }
 
 /// A model with freshly initialised (seeded) variables in a new map.
-pub fn build(config: &ModelConfig, seed: u64) -> (VarMap, Model) {
+pub fn build(config: &Architecture, seed: u64) -> (VarMap, Model) {
     let varmap = VarMap::new();
     let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
     let model = Model::new(config, vb).expect("build model");
