@@ -12,6 +12,7 @@ use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
 use rmteach_experiments::models::{Architecture, CausalLm};
+use rmteach_experiments::pipeline::dry_run::{dry_run_config, dry_run_name};
 use rmteach_experiments::pipeline::units::Parallelism;
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
@@ -159,6 +160,13 @@ pub enum ExpCommand {
         quiet: bool,
         #[command(flatten)]
         jobs: JobsArgs,
+        /// Run a paper config ([world.paper]) end to end with seeded random stand-ins
+        /// of its models (real architectures, shrunk sizes, real tokenizer formats and
+        /// chat templates) and UltraFeedback / AlpacaFarm-format parquet written by the
+        /// run itself, counts shrunk to minutes on a CPU, into <runs>/<name>-dry-run/.
+        /// Nothing is read from [world.paper]'s paths; the report says it is a dry run.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Benchmarks against PyTorch: `bench init` saves seeded random models and inputs,
     /// `bench run` times forward, training steps, sampling and an RLOO update on them.
@@ -212,6 +220,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             device,
             quiet,
             jobs,
+            dry_run,
         } => {
             let parallel = jobs.parallelism(1)?;
             let text = std::fs::read_to_string(&config)
@@ -222,7 +231,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
                 file: &config.display().to_string(),
                 dir,
             };
-            run_config(&source, &runs, device, quiet, &parallel).map(|_| 0)
+            run_config(&source, &runs, device, quiet, &parallel, dry_run).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
     }
@@ -239,14 +248,15 @@ pub struct ConfigSource<'a> {
 }
 
 /// Runs a Section 4.1 config or a Section 4.2 experiment (a config with
-/// `[[policies]]`) under `runs`; prints the stage times and returns the directory
-/// holding the report.
+/// `[[policies]]`) under `runs` (its dry run with `dry_run`); prints the stage times
+/// and returns the directory holding the report.
 pub fn run_config(
     source: &ConfigSource<'_>,
     runs: &Path,
     device: Option<DeviceSpec>,
     quiet: bool,
     parallel: &Parallelism,
+    dry_run: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
         is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
@@ -261,6 +271,9 @@ pub fn run_config(
     let table = parse_toml(source.text, source.file)?;
     if is_experiment(&table) {
         let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
+        if dry_run {
+            to_dry_run(&mut exp, source.file)?;
+        }
         for r in &mut exp.runs {
             if let Some(d) = device {
                 r.config.device = d;
@@ -279,6 +292,10 @@ pub fn run_config(
     }
     let mut cfg = RunConfig::from_table(table, source.file)?;
     cfg.resolve_relative(source.dir);
+    if dry_run {
+        cfg = dry_run_config(&cfg, source.file)?;
+        cfg.name = dry_run_name(&cfg.name);
+    }
     if let Some(d) = device {
         cfg.device = d;
     }
@@ -287,6 +304,16 @@ pub fn run_config(
     print!("{}", summary.table());
     println!("report: {}", summary.dir.join("report").display());
     Ok(summary.dir.join("report"))
+}
+
+/// An experiment's dry run: every run mapped by [`dry_run_config`], the experiment
+/// renamed `<name>-dry-run`.
+fn to_dry_run(exp: &mut rmteach_experiments::pipeline::ExperimentConfig, file: &str) -> Result<()> {
+    exp.name = dry_run_name(&exp.name);
+    for r in &mut exp.runs {
+        r.config = dry_run_config(&r.config, file)?;
+    }
+    Ok(())
 }
 
 fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {

@@ -2,6 +2,9 @@
 //! config, `rmteach exp --device/--dtype`, `rmteach bench`) from their spellings
 //! (`cpu`, `cuda`, `cuda:N`; `f32`, `bf16`) and opened into a [`Runtime`].
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
@@ -28,15 +31,21 @@ impl DeviceSpec {
         }
     }
 
-    /// Opens the device (fails for a GPU without a build with the `cuda` feature).
+    /// Opens the device (fails for a GPU without a build with the `cuda` feature); a
+    /// CUDA device gets the `RMTEACH_CUDA_*` runtime settings (`runtime::cuda`).
     pub fn open(self) -> Result<Device> {
         match self.ordinal() {
             None => Ok(Device::Cpu),
-            Some(n) => Device::new_cuda(n).map_err(|e| {
-                Error::Input(format!(
-                    "device `{self}`: no CUDA device ({e}); build with `--features cuda` or use \"cpu\""
-                ))
-            }),
+            Some(n) => {
+                let device = Device::new_cuda(n).map_err(|e| {
+                    Error::Input(format!(
+                        "device `{self}`: no CUDA device ({e}); build with `--features cuda` or use \"cpu\""
+                    ))
+                })?;
+                #[cfg(feature = "cuda")]
+                cuda::CudaSettings::from_env()?.apply(&device)?;
+                Ok(device)
+            }
         }
     }
 }

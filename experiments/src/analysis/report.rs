@@ -96,6 +96,20 @@ fn seeds_section(run: &SummarizedRun, md: &mut Document) {
     md.list(items);
 }
 
+/// What a dry run's report says first.
+const DRY_RUN_NOTE: &str = "**This is a dry run.** Every model (policy, reward models, ground truth) is a \
+    seeded random stand-in with the real architecture and format but shrunk sizes, and the data are \
+    toy-world text written as UltraFeedback / AlpacaFarm parquet: the run checks that the paper's \
+    config runs end to end. Its numbers say nothing about the paper.";
+
+/// Whether `run_dir` is a dry run (its `world/` stage wrote the dry-run manifest).
+fn is_dry_run(run_dir: &Path) -> bool {
+    run_dir
+        .join("world")
+        .join(crate::records::DRY_RUN_FILE)
+        .exists()
+}
+
 /// Reads `run_dir` (see [`crate::records`] for the file formats) and writes into
 /// `out_dir` (normally `<run>/report/`): `table1`, `reward_increase`, `table2`,
 /// `table10` (each `.md`, `.csv`, `.json`), figures `reward_increase_vs_epoch`,
@@ -112,15 +126,20 @@ pub fn write_report(run_dir: &Path, out_dir: &Path) -> Result<ReportFiles> {
     let mut files = ReportFiles::default();
     let (data, summaries) = (&run.data, &run.summaries);
     let mut md = Document::default();
+    let dry = is_dry_run(run_dir);
     md.heading(
         1,
         format!(
-            "Report: {}",
+            "{}: {}",
+            if dry { "Dry-run report" } else { "Report" },
             run_dir
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         ),
     );
+    if dry {
+        md.text(DRY_RUN_NOTE);
+    }
     md.text(format!(
         "Run directory: `{}`. Policy: {}.",
         run_dir.display(),
@@ -255,7 +274,15 @@ pub fn write_policies_report(
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     let mut files = ReportFiles::default();
     let mut md = Document::default();
-    md.heading(1, "Section 4.2: reward models across language models");
+    if run_dirs.iter().any(|d| is_dry_run(d)) {
+        md.heading(
+            1,
+            "Section 4.2 (dry run): reward models across language models",
+        );
+        md.text(DRY_RUN_NOTE);
+    } else {
+        md.heading(1, "Section 4.2: reward models across language models");
+    }
     let mut groups = Vec::new();
     let mut runs = Vec::new();
     for (i, dir) in run_dirs.iter().enumerate() {

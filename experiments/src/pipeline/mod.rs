@@ -2,6 +2,7 @@
 //! Section 4.2 experiments over several policies and algorithms ([`experiment`]).
 
 pub mod config;
+pub mod dry_run;
 pub mod experiment;
 pub mod run;
 pub mod units;

@@ -11,6 +11,7 @@
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
 use super::config::{RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
+use super::dry_run::DryRunSpec;
 use super::units::{run_units, Parallelism, Unit};
 use crate::data::{
     filter_max_tokens, load_alpaca_sft, load_ultrafeedback, permutation, PreferencePair, PromptMix,
@@ -485,6 +486,9 @@ impl<'a> Runner<'a> {
     /// (written by the `world` step) or the paper's paths.
     fn world(&self) -> Result<World> {
         let c = self.c;
+        if let Some(d) = &c.dry_run {
+            return self.dry_run_world(d);
+        }
         if let Some(p) = &c.world.paper {
             // The paths were checked by `check_paths` before anything was written.
             return Ok(World {
@@ -513,8 +517,36 @@ impl<'a> Runner<'a> {
         })
     }
 
-    /// The toy world's `world/` stage (nothing for the paper's world).
+    /// A dry run's world: the stand-ins its `world/` stage writes (`[[rm.external]]`
+    /// reward models of other runs, `from_run`, stay where they are).
+    fn dry_run_world(&self, d: &DryRunSpec) -> Result<World> {
+        let p = d.paths(self.dir.stage("world")?.path());
+        let mut external = self.external();
+        external.extend(p.external);
+        Ok(World {
+            policy: p.policy,
+            sft_data: p.sft_data,
+            train_prefs: p.train_prefs,
+            ground_truth: Some(p.ground_truth),
+            external,
+        })
+    }
+
+    /// A dry run's `world/` stage: writes the stand-in models and data.
+    fn write_dry_run_world(&mut self, d: &DryRunSpec) -> Result<bool> {
+        let (seed, max_tokens) = (self.c.seed, self.c.data.max_tokens);
+        self.stage(Prepared::new("world", |dir: &StageDir, _: &Runtime| {
+            d.write(dir.path(), seed, max_tokens)
+        }))?;
+        Ok(true)
+    }
+
+    /// The `world/` stage: a dry run's stand-ins or the toy world (nothing for the
+    /// paper's world).
     fn toy_world(&mut self, world: &World) -> Result<bool> {
+        if let Some(d) = &self.c.dry_run {
+            return self.write_dry_run_world(d);
+        }
         let Some(t) = &self.c.world.toy else {
             return Ok(true);
         };

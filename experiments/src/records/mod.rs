@@ -20,6 +20,10 @@ pub mod rm_eval;
 pub mod summary;
 
 pub use error::RecordError;
+
+/// The file a dry run's `world/` stage writes (what stands in for what); its presence
+/// marks a run directory as a dry run, which the reports say.
+pub const DRY_RUN_FILE: &str = "dry_run.json";
 pub use eval::{read_eval_log, EvalRecord, RewardStats, EVAL_LOG_FILE};
 pub use interval::Interval;
 pub use rm_eval::{

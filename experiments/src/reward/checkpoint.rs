@@ -68,6 +68,32 @@ pub fn save_random_reward_model(
     Ok((config, varmap))
 }
 
+/// Random-initialises (seeded, f32 on the CPU) the reward model of any kind that the
+/// `config.json` object `json` describes — a `*ForSequenceClassification` of any
+/// architecture (GPT-NeoX, Llama, Gemma, Gemma-2) or ArmoRM
+/// (`LlamaForRewardModelWithGating`, its reward transform set to the identity so the
+/// score is the gated sum of the objectives) — and saves it with that config into `dir`
+/// without a language-model head: what [`super::load`] reads back.
+pub fn save_random_scorer(dir: &Path, json: &Value, seed: u64) -> Result<VarMap> {
+    let options = SaveOptions {
+        exclude: LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect(),
+        ..SaveOptions::default()
+    };
+    if json["architectures"][0] != super::armorm::ARMORM_ARCHITECTURE {
+        return Ok(save_random_reward_model(dir, json, seed, &options)?.1);
+    }
+    let file = dir.join("config.json").display().to_string();
+    let mut varmap = VarMap::new();
+    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
+    let config = super::ArmoRmConfig::from_json_str(&json.to_string(), &file)?;
+    super::ArmoRm::new(&config, vb)?;
+    let n = config.num_objectives;
+    let identity = candle_core::Tensor::eye(n, DType::F32, &Device::Cpu)?;
+    varmap.set_one("reward_transform_matrix", identity)?;
+    save_checkpoint_with_json(dir, json, &varmap, &options)?;
+    Ok(varmap)
+}
+
 /// Loads a `*ForSequenceClassification` checkpoint of any backbone (Llama, GPT-NeoX,
 /// Gemma or Gemma-2) from `dir` with weights of `dtype` on `device`. An untied LM head
 /// is not required (it is dropped from the variables when the files lack it); every

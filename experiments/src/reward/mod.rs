@@ -15,7 +15,7 @@ pub mod scalar;
 pub use armorm::{find_gating_position, load_armorm, ArmoRm, ArmoRmCheckpoint, ArmoRmConfig};
 pub use checkpoint::{
     load_reward_checkpoint, new_reward_model, reward_model_from_causal_checkpoint,
-    save_random_reward_model, RewardCheckpoint,
+    save_random_reward_model, save_random_scorer, RewardCheckpoint,
 };
 pub use scalar::{
     bradley_terry_loss, bradley_terry_loss_with, last_token_indices, RewardModel,

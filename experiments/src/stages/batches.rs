@@ -37,6 +37,25 @@ impl ChatCodec {
         Self::new(TextTokenizer::from_dir(dir)?)
     }
 
+    /// Loads the tokenizer of the model directory `dir` for fine-tuning a model with
+    /// `embedding_rows` token embeddings: a tokenizer without a chat template (Pythia's)
+    /// gets the paper's fallback template and its `<|user|>` / `<|assistant|>` special
+    /// tokens, whose ids must be rows the model has (Pythia pads its embeddings past
+    /// the tokenizer's vocabulary); the fine-tuned model is saved with it.
+    pub fn for_fine_tuning(dir: &std::path::Path, embedding_rows: usize) -> Result<Self> {
+        let mut tokenizer = TextTokenizer::from_dir(dir)?;
+        if tokenizer.ensure_chat_template()? > 0 && tokenizer.vocab_size() > embedding_rows {
+            return Err(Error::Input(format!(
+                "{}: the tokenizer has no chat template, and the fallback template's \
+                 special tokens need {} token ids but the model has {embedding_rows} \
+                 embedding rows; give the tokenizer a chat template (tokenizer_config.json)",
+                dir.display(),
+                tokenizer.vocab_size()
+            )));
+        }
+        Self::new(tokenizer)
+    }
+
     /// Token ids of the generation prompt of a single user turn.
     pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
         let ids = self

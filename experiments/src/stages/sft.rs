@@ -165,7 +165,7 @@ impl Stage for Sft<'_> {
     fn run(self, stage: &StageDir, rt: &Runtime) -> Result<SftReport> {
         rt.check_training_dtype()?;
         let ckpt = load_checkpoint(self.init_dir, rt.dtype, &rt.device)?;
-        let codec = ChatCodec::from_dir(self.init_dir)?;
+        let codec = ChatCodec::for_fine_tuning(self.init_dir, ckpt.config.vocab_size())?;
         let (report, opt) = train(&ckpt.model, &ckpt.varmap, &codec, self.data, self.options)?;
         save_policy(
             stage.path(),

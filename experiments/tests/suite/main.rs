@@ -7,6 +7,7 @@ mod common;
 mod config_parsing;
 mod data_loaders;
 mod data_split_filter;
+mod dry_run;
 mod dtype_device;
 mod fuzz_parsers;
 mod gemma_reference;

@@ -73,6 +73,11 @@ pub struct RunConfig {
     /// Per-epoch evaluation.
     #[serde(default)]
     pub eval: SampleConfig,
+    /// A dry run: the `world/` stage writes these stand-ins and the run reads them
+    /// instead of `[world.paper]`'s files (made by `exp run --dry-run`; see
+    /// [`crate::pipeline::dry_run`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<crate::pipeline::dry_run::DryRunSpec>,
 }
 
 impl RunConfig {

@@ -149,6 +149,10 @@ impl RunConfig {
 
     /// Checks that the files of a `[world.paper]` exist.
     pub fn check_paper_paths(&self, file: &str) -> Result<()> {
+        if self.dry_run.is_some() {
+            // A dry run's `world/` stage writes stand-ins for them.
+            return Ok(());
+        }
         if let Some(p) = &self.world.paper {
             for (field, path) in [
                 ("world.paper.model", &p.model),
@@ -172,6 +176,13 @@ impl RunConfig {
     /// holds a `config.json`.
     pub fn check_external_paths(&self, file: &str, runs_root: &Path) -> Result<()> {
         for (i, e) in self.rm.external.iter().enumerate() {
+            if self
+                .dry_run
+                .as_ref()
+                .is_some_and(|d| d.external.contains_key(&e.name))
+            {
+                continue;
+            }
             let dir = e.resolve(runs_root);
             if dir.join("config.json").exists() {
                 continue;
