@@ -2,7 +2,8 @@
 //!
 //! One *update* = one rollout batch of `batch_size` completions (`batch_size / k`
 //! prompts, `k` samples each; temperature 1, no top-k, stop at EOS), scored by a
-//! [`RewardFn`] (normalised by the caller), then `mini_batches` AdamW steps on the
+//! [`RewardFn`] (normalised by the caller), then `mini_batches` optimiser steps
+//! (AdamW, or SGD with `optimizer`) on the
 //! clipped surrogate of the sequence-level ratio `exp(sum new logp - sum old logp)`.
 //! - RLOO: reward = score - `beta * sum_t (log pi_old - log pi_ref)`, leave-one-out
 //!   advantages, no whitening.
@@ -37,7 +38,7 @@ use super::advantages::{
 };
 use super::batches::{check_batch, mix_seed, order, ChatCodec};
 use super::checkpoint::{self, TrainState};
-use super::optim::{AdamW, OptimConfig};
+use super::optim::{AdamW, OptimConfig, Optimizer};
 use super::rewards::{checked_scores_keyed, RewardFn};
 use super::sft::save_policy;
 use super::stage::{Runtime, Stage};
@@ -82,8 +83,12 @@ pub struct PgOptions {
     pub k: usize,
     /// KL coefficient (0.05).
     pub beta: f64,
-    /// Constant AdamW learning rate (1e-7).
+    /// Constant learning rate (1e-7); what it means depends on `optimizer` (see
+    /// [`super::optim`]).
     pub lr: f64,
+    /// AdamW (default) or SGD, with the same constant `lr` and gradient clipping.
+    #[serde(default, skip_serializing_if = "Optimizer::is_default")]
+    pub optimizer: Optimizer,
     /// Completions per rollout batch (32); a multiple of `k` and of `mini_batches`.
     pub batch_size: usize,
     /// Optimiser steps per rollout batch (2).
@@ -119,6 +124,7 @@ impl Default for PgOptions {
             k: 2,
             beta: 0.05,
             lr: 1e-7,
+            optimizer: Optimizer::Adamw,
             batch_size: 32,
             mini_batches: 2,
             micro_batch_size: None,
@@ -396,6 +402,7 @@ impl<'a> Trainer<'a> {
         let opt = AdamW::new(
             &policy.varmap,
             OptimConfig {
+                optimizer: o.optimizer,
                 max_grad_norm: o.max_grad_norm,
                 ..OptimConfig::new(o.lr)
             },

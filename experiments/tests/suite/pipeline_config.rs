@@ -3,6 +3,7 @@
 
 use rmteach_experiments::pipeline::config::{RunConfig, GROUND_TRUTH, LOW_VARIANCE};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
+use rmteach_experiments::stages::optim::Optimizer;
 use rmteach_experiments::stages::pg::GrpoKl;
 use std::path::Path;
 
@@ -72,6 +73,16 @@ fn defaults_are_the_papers() {
     assert_eq!(names[5..], [LOW_VARIANCE, GROUND_TRUTH]);
     let o = c.pg.options(7).unwrap();
     assert_eq!((o.seed, o.batch_size, o.max_new_tokens), (7, 32, 512));
+    // AdamW unless set, and the default is not written (records stay as they were).
+    assert_eq!(o.optimizer, Optimizer::Adamw);
+    let json = serde_json::to_string(&c).unwrap();
+    assert!(!json.contains("optimizer"), "{json}");
+    let sgd =
+        RunConfig::from_toml_str(&format!("{MINIMAL}[pg]\noptimizer = \"sgd\"\n"), "s").unwrap();
+    assert_eq!(sgd.pg.options(0).unwrap().optimizer, Optimizer::Sgd);
+    assert!(serde_json::to_string(&sgd)
+        .unwrap()
+        .contains("\"optimizer\":\"sgd\""));
 }
 
 #[test]
@@ -112,6 +123,7 @@ fn bad_fields_are_named() {
         "low_variance.order",
     );
     refused("[pg]\ngrpo_kl = \"k3\"\n", "pg.grpo_kl");
+    refused("[pg]\noptimizer = \"adam\"\n", "pg.optimizer");
     for gap in ["1.0", "-0.1"] {
         let e = err(&format!(
             "name = \"x\"\n[world.toy]\noffpolicy_gap = {gap}\n"

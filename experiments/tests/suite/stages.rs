@@ -13,7 +13,7 @@ use rmteach_experiments::reward::load_reward_checkpoint;
 use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
-use rmteach_experiments::stages::optim::{AdamW, OptimConfig};
+use rmteach_experiments::stages::optim::{AdamW, OptimConfig, Optimizer as Update};
 use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgHooks, PgOptions, PgOutcome, PgRecord};
 use rmteach_experiments::stages::rewards::{
     GroundTruthReward, Normalized, RewardFn, RewardModelScorer,
@@ -186,6 +186,79 @@ fn adamw_matches_candle_and_clips_and_resumes() {
     assert!(resumed
         .load_state(&dir.path().join("missing.safetensors"))
         .is_err());
+}
+
+#[test]
+fn sgd_first_update_is_minus_lr_times_the_gradient() {
+    // The gradient of `quad`, read from candle's backward pass before any step.
+    let varmap = two_vars();
+    let grads = quad(&varmap, 1.0).backward().unwrap();
+    let grad: Vec<f32> = {
+        let d = varmap.data().lock().unwrap();
+        ["a", "b"]
+            .iter()
+            .flat_map(|n| {
+                grads
+                    .get(d[*n].as_tensor())
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let before = values(&varmap);
+    let lr = 0.01;
+    for (clip, expect_scale) in [(None, 1.0f64), (Some(1.0), f64::NAN)] {
+        let ours = two_vars();
+        let mut opt = AdamW::new(
+            &ours,
+            OptimConfig {
+                optimizer: Update::Sgd,
+                max_grad_norm: clip,
+                ..OptimConfig::new(lr)
+            },
+        )
+        .unwrap();
+        let stats = opt.step(&quad(&ours, 1.0)).unwrap();
+        let norm = grad
+            .iter()
+            .map(|g| f64::from(*g).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!((stats.grad_norm - norm).abs() < 1e-4 * norm);
+        // Clipped at 1: the gradient is rescaled to norm 1 (it is far above 1 here).
+        let scale = if expect_scale.is_nan() {
+            assert!(
+                norm > 1.0,
+                "the check needs a gradient norm above 1: {norm}"
+            );
+            1.0 / (norm + 1e-6)
+        } else {
+            expect_scale
+        };
+        for ((after, b), g) in values(&ours).iter().zip(&before).zip(&grad) {
+            let want = f64::from(*b) - lr * scale * f64::from(*g);
+            assert!(
+                (f64::from(*after) - want).abs() < 1e-6,
+                "clip {clip:?}: {after} vs {want}"
+            );
+        }
+    }
+    // AdamW's first step differs from SGD's: about lr per coordinate, not lr * g.
+    let adam = two_vars();
+    AdamW::new(
+        &adam,
+        OptimConfig {
+            max_grad_norm: None,
+            ..OptimConfig::new(lr)
+        },
+    )
+    .unwrap()
+    .step(&quad(&adam, 1.0))
+    .unwrap();
+    for (after, b) in values(&adam).iter().zip(&before) {
+        assert!(((after - b).abs() - lr as f32).abs() < 1e-5);
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! paper's defaults.
 
 use crate::records::SCALE_THEN_NORMALIZE;
+use crate::stages::optim::Optimizer;
 use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
 use crate::toy::SftStyle;
 use crate::{Error, Result};
@@ -334,8 +335,15 @@ pub struct PgConfig {
     pub k: usize,
     /// KL coefficient (0.05).
     pub beta: f64,
-    /// Constant learning rate (1e-7).
+    /// Constant learning rate (1e-7). With `adamw` each coordinate moves by about `lr`
+    /// per step whatever the reward's scale; with `sgd` the step is `lr` times the
+    /// (clipped) gradient, so it scales with the reward (n SGD steps follow the
+    /// gradient flow for time n `lr`).
     pub lr: f64,
+    /// `"adamw"` (default, the paper's) or `"sgd"` (no momentum), both with the constant
+    /// `lr` and clipping at gradient norm 1.
+    #[serde(skip_serializing_if = "Optimizer::is_default")]
+    pub optimizer: Optimizer,
     /// Completions per rollout batch (32; the TOML key is `batch`).
     #[serde(rename = "batch")]
     pub batch_size: usize,
@@ -367,6 +375,7 @@ impl Default for PgConfig {
             k: d.k,
             beta: d.beta,
             lr: d.lr,
+            optimizer: d.optimizer,
             batch_size: d.batch_size,
             mini_batches: d.mini_batches,
             micro_batch_size: None,
@@ -400,6 +409,7 @@ impl PgConfig {
             k: self.k,
             beta: self.beta,
             lr: self.lr,
+            optimizer: self.optimizer,
             batch_size: self.batch_size,
             mini_batches: self.mini_batches,
             micro_batch_size: self.micro_batch_size,
