@@ -19,8 +19,8 @@ pub use checkpoint::{
     RewardCheckpoint,
 };
 pub use scalar::{
-    bradley_terry_loss, bradley_terry_loss_with, last_token_indices, RewardModel,
-    CENTERING_COEFFICIENT, SCORE_INIT_STD,
+    bradley_terry_loss, bradley_terry_loss_margin, bradley_terry_loss_with, last_token_indices,
+    RewardModel, CENTERING_COEFFICIENT, SCORE_INIT_STD,
 };
 
 use crate::hf::read_config_json;

@@ -199,6 +199,12 @@ impl Default for PrefDataConfig {
     }
 }
 
+/// Whether `x` is 0 (serde leaves zero-valued levers out, so the records of runs
+/// without them stay as they were).
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// `[rm]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +219,13 @@ pub struct RmConfig {
     pub micro_batch_size: Option<usize>,
     /// Passes over the pairs (1).
     pub epochs: usize,
+    /// Beyond the paper: Llama 2's margin (Touvron et al. 2023, Eq. 2),
+    /// `-log sigmoid(r_c - r_r - m)` with `m = margin * (score_chosen - score_rejected)`,
+    /// the pair's own score gap (in the toy world and on-policy pairs: the ground-truth
+    /// rewards, i.e. the ground truth's preference strength). 0 (default): the paper's
+    /// loss, no margin.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub margin: f64,
     /// Rows per scoring pass when the RMs score samples (64).
     pub score_batch_size: usize,
     /// Reward models trained elsewhere (Section 4.2's public RMs), `[[rm.external]]`.
@@ -260,6 +273,7 @@ impl Default for RmConfig {
             batch_size: 32,
             micro_batch_size: None,
             epochs: 1,
+            margin: 0.0,
             score_batch_size: 64,
             external: Vec::new(),
             union_with: Vec::new(),

@@ -70,6 +70,7 @@ impl RunConfig {
         positive(file, "rm.score_batch_size", rm.score_batch_size)?;
         micro(file, "rm", rm.batch_size, rm.micro_batch_size)?;
         rate(file, "rm.lr", rm.lr)?;
+        rate(file, "rm.margin", rm.margin)?;
         for (table, s) in [("normalize", &self.normalize), ("eval", &self.eval)] {
             positive(file, &format!("{table}.prompts"), s.prompts)?;
             if s.samples < 2 {
