@@ -125,6 +125,8 @@ fn bad_fields_are_named() {
     refused("[pg]\ngrpo_kl = \"k3\"\n", "pg.grpo_kl");
     refused("[pg]\noptimizer = \"adam\"\n", "pg.optimizer");
     refused("[rm]\nmargin = -1.0\n", "rm.margin");
+    refused("[pg]\nselect_quantile = 1.0\n", "pg.select_quantile");
+    refused("[pg]\nreward_scale = 0.0\n", "pg.reward_scale");
     for gap in ["1.0", "-0.1"] {
         let e = err(&format!(
             "name = \"x\"\n[world.toy]\noffpolicy_gap = {gap}\n"

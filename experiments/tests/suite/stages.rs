@@ -20,7 +20,7 @@ use rmteach_experiments::stages::rewards::{
 };
 use rmteach_experiments::stages::rm_train::{RmTrain, RmTrainOptions};
 use rmteach_experiments::stages::sft::{Sft, SftOptions};
-use rmteach_experiments::stages::{self, Runtime};
+use rmteach_experiments::stages::{self, advantages, Runtime};
 use rmteach_experiments::toy::{
     write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec,
 };
@@ -259,6 +259,25 @@ fn sgd_first_update_is_minus_lr_times_the_gradient() {
     for (after, b) in values(&adam).iter().zip(&before) {
         assert!(((after - b).abs() - lr as f32).abs() < 1e-5);
     }
+}
+
+#[test]
+fn selection_keeps_the_groups_above_the_quantile() {
+    // Four groups of 2 with within-group variances 0.5, 0, 2, 0.125.
+    let scores = [0.0, 1.0, 3.0, 3.0, -1.0, 1.0, 0.5, 0.0];
+    let keep = |q| advantages::select_groups(&scores, 2, q).unwrap();
+    assert_eq!(keep(0.5), [true, false, true, false]);
+    assert_eq!(keep(0.0), [true; 4]);
+    assert_eq!(keep(0.75), [false, false, true, false]);
+    // ceil((1 - 0.3) 4) = 3: all but the flat group.
+    assert_eq!(keep(0.3), [true, false, true, true]);
+    // Ties keep the earlier group; at least one group survives.
+    assert_eq!(
+        advantages::select_groups(&[1.0, 1.0, 2.0, 2.0], 2, 0.9).unwrap(),
+        [true, false]
+    );
+    assert!(advantages::select_groups(&scores, 2, 1.0).is_err());
+    assert!(advantages::select_groups(&scores, 3, 0.5).is_err());
 }
 
 #[test]
@@ -609,7 +628,44 @@ fn grpo_runs_and_bad_options_are_errors() {
     assert!(records
         .iter()
         .all(|r| r.loss.is_finite() && r.reward == r.score));
+    assert!(records.iter().all(|r| r.kept_group_std.is_none()));
+    // Prompt selection: the kept prompts' within-prompt std is at least the batch's.
+    let selecting = PgOptions {
+        select_quantile: Some(0.5),
+        reward_scale: 2.0,
+        ..o.clone()
+    };
+    stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &selecting,
+            hooks: &mut (),
+        },
+        &run.stage("select").unwrap(),
+        &Runtime::cpu(),
+    )
+    .unwrap();
+    let records: Vec<PgRecord> =
+        MetricsLog::read_all(&run.stage("select").unwrap().file("metrics.jsonl")).unwrap();
+    for r in &records {
+        let (kept, all) = (
+            r.kept_group_std.unwrap(),
+            r.spread.unwrap().group_reward_std,
+        );
+        assert!(kept >= all - 1e-12 && r.loss.is_finite(), "{kept} vs {all}");
+    }
     for bad in [
+        PgOptions {
+            select_quantile: Some(1.0),
+            ..o.clone()
+        },
+        PgOptions {
+            reward_scale: 0.0,
+            ..o.clone()
+        },
         PgOptions { k: 1, ..o.clone() },
         PgOptions {
             batch_size: 6,

@@ -379,6 +379,22 @@ pub struct PgConfig {
     /// log-probabilities, no gradient) or `differentiable` (TRL: from the current
     /// policy, with gradient). Ignored by RLOO.
     pub grpo_kl: GrpoKl,
+    /// Beyond the paper: multiply the (normalised) training reward by this global scale
+    /// before the KL penalty (1: off). With `adamw` and `beta = 0` a global scale cancels;
+    /// with `sgd` it scales every step.
+    #[serde(skip_serializing_if = "is_one")]
+    pub reward_scale: f64,
+    /// Beyond the paper: prompt selection by reward variance. In each rollout batch
+    /// train only on the prompts whose variance of the reward over their `k` samples
+    /// (drawn anyway) is above this quantile of the batch's (0.5: the upper half);
+    /// absent (default): every prompt. In [0, 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select_quantile: Option<f64>,
+}
+
+/// Whether `x` is 1.
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 impl Default for PgConfig {
@@ -399,6 +415,8 @@ impl Default for PgConfig {
             checkpoint_every: d.checkpoint_every,
             rewards: None,
             grpo_kl: GrpoKl::Rollout,
+            reward_scale: 1.0,
+            select_quantile: None,
         }
     }
 }
@@ -431,6 +449,8 @@ impl PgConfig {
             max_new_tokens: self.max_new_tokens,
             checkpoint_every: self.checkpoint_every,
             seed,
+            reward_scale: self.reward_scale,
+            select_quantile: self.select_quantile,
             ..PgOptions::default()
         })
     }
