@@ -43,8 +43,8 @@ pub fn write_report(results: &LeverResults, out: &Path) -> Result<()> {
          ground-truth increase and KL at the last epoch. Every increase is measured from \
          one shared evaluation of the initial policy (epoch 0), so all runs share its \
          sampling error: a policy that barely moves (KL near 0) shows that offset, not 0; \
-         compare runs through the paired differences. All numbers: \
-         [levers.json](levers.json).",
+         compare runs through the paired differences. All numbers, per seed: \
+         `levers.json` beside `levers.md` in `<runs>/levers/levers-report/`.",
         results
             .variants
             .first()
