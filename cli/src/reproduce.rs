@@ -18,6 +18,7 @@ use crate::evidence;
 use crate::exp::{run_config, ConfigSource};
 use crate::jobs::{all_cores, JobsArgs};
 use crate::theory::{levers, verify, SolverArgs};
+use rmteach_experiments::pipeline::run::RunOptions;
 use rmteach_experiments::runtime::DeviceSpec;
 
 /// The built-in toy Section 4.1 preset (experiments/configs/toy-4.1.toml).
@@ -40,6 +41,10 @@ pub struct ReproduceArgs {
     /// Only the part "Beyond the paper: levers on reward variance (theory)" (seconds).
     #[arg(long, conflicts_with = "theory_only")]
     levers_only: bool,
+    /// Only the part "Beyond the paper: levers on reward variance (experiments)" (the
+    /// toy levers experiment, about two minutes on 2 cores).
+    #[arg(long, conflicts_with_all = ["theory_only", "levers_only"])]
+    levers_experiments_only: bool,
     /// The theory checks at the small sizes the tests use.
     #[arg(long)]
     quick: bool,
@@ -67,6 +72,10 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     let theory_dir = out.join("theory");
     if args.levers_only {
         levers_section(&mut md, &mut times, args, &theory_dir)?;
+        return finish(md, &times, start, out).map(|()| 0);
+    }
+    if args.levers_experiments_only {
+        levers_experiments_section(&mut md, &mut times, args, out)?;
         return finish(md, &times, start, out).map(|()| 0);
     }
     let t = Instant::now();
@@ -140,6 +149,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
             md.push_str(&section(&runs.join(run), out, args.quiet)?);
             times.push((step, t.elapsed().as_secs_f64()));
         }
+        levers_experiments_section(&mut md, &mut times, args, out)?;
     }
     finish(md, &times, start, out)?;
     Ok(code)
@@ -165,6 +175,36 @@ fn levers_section(
     md.push_str(&doc.render(Placement {
         heading_offset: 1,
         link_prefix: Some("theory/levers"),
+    }));
+    md.push('\n');
+    Ok(())
+}
+
+/// Runs the toy levers experiment under `out/runs/levers/` and appends its report
+/// (headings one level down, links relative to the report).
+fn levers_experiments_section(
+    md: &mut String,
+    times: &mut Vec<(&str, f64)>,
+    args: &ReproduceArgs,
+    out: &Path,
+) -> Result<()> {
+    let t = Instant::now();
+    let opts = RunOptions {
+        progress: !args.quiet,
+        ..RunOptions::default()
+    };
+    let report = rmteach_experiments::levers::run(&out.join("runs"), args.device, &opts)
+        .context("the levers experiment")?;
+    times.push(("levers experiments", t.elapsed().as_secs_f64()));
+    let doc = Document::read(&report.join("report.json"))?;
+    let rel = report
+        .strip_prefix(out)
+        .unwrap_or(&report)
+        .display()
+        .to_string();
+    md.push_str(&doc.render(Placement {
+        heading_offset: 1,
+        link_prefix: Some(&rel),
     }));
     md.push('\n');
     Ok(())

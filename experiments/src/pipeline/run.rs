@@ -388,6 +388,7 @@ impl<'a> Runner<'a> {
                     batch_size: rm.batch_size,
                     micro_batch_size: rm.micro_batch_size,
                     epochs: rm.epochs,
+                    margin: rm.margin,
                     shuffle_seed: Some(c.seed),
                     head_seed: c.seed,
                     ..RmTrainOptions::default()

@@ -70,7 +70,7 @@ pub fn save_random_reward_model(
 
 /// Random-initialises (seeded, f32 on the CPU) the reward model of any kind that the
 /// `config.json` object `json` describes — a `*ForSequenceClassification` of any
-/// backbone (GPT-NeoX, Llama, Gemma, Gemma-2; [`save_random_reward_model`]) or ArmoRM
+/// architecture (GPT-NeoX, Llama, Gemma, Gemma-2) or ArmoRM
 /// (`LlamaForRewardModelWithGating`, its reward transform set to the identity so the
 /// score is the gated sum of the objectives) — and saves it with that config into `dir`
 /// without a language-model head: what [`super::load`] reads back.
@@ -87,7 +87,8 @@ pub fn save_random_scorer(dir: &Path, json: &Value, seed: u64) -> Result<VarMap>
     let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
     let config = super::ArmoRmConfig::from_json_str(&json.to_string(), &file)?;
     super::ArmoRm::new(&config, vb)?;
-    let identity = candle_core::Tensor::eye(config.num_objectives, DType::F32, &Device::Cpu)?;
+    let n = config.num_objectives;
+    let identity = candle_core::Tensor::eye(n, DType::F32, &Device::Cpu)?;
     varmap.set_one("reward_transform_matrix", identity)?;
     save_checkpoint_with_json(dir, json, &varmap, &options)?;
     Ok(varmap)

@@ -18,8 +18,8 @@ pub use checkpoint::{
     save_random_reward_model, save_random_scorer, RewardCheckpoint,
 };
 pub use scalar::{
-    bradley_terry_loss, bradley_terry_loss_with, last_token_indices, RewardModel,
-    CENTERING_COEFFICIENT, SCORE_INIT_STD,
+    bradley_terry_loss, bradley_terry_loss_margin, bradley_terry_loss_with, last_token_indices,
+    RewardModel, CENTERING_COEFFICIENT, SCORE_INIT_STD,
 };
 
 use crate::hf::read_config_json;

@@ -155,6 +155,20 @@ pub fn bradley_terry_loss_with(
     rejected: &Tensor,
     centering: f64,
 ) -> Result<Tensor> {
+    bradley_terry_loss_margin(chosen, rejected, None, centering)
+}
+
+/// [`bradley_terry_loss_with`] with a per-pair margin `m` `(pairs,)` (Llama 2, Touvron
+/// et al. 2023, Eq. 2): `-log sigmoid(r_c - r_r - m) + centering (r_c + r_r)^2`, mean
+/// over pairs. The loss keeps pushing a pair apart until its reward gap exceeds `m`,
+/// so pairs with a larger margin are separated further. `None` is the loss without a
+/// margin (the same arithmetic as before margins existed).
+pub fn bradley_terry_loss_margin(
+    chosen: &Tensor,
+    rejected: &Tensor,
+    margin: Option<&Tensor>,
+    centering: f64,
+) -> Result<Tensor> {
     if chosen.dims() != rejected.dims() || chosen.rank() != 1 || chosen.elem_count() == 0 {
         return Err(Error::Input(format!(
             "chosen and rejected rewards must be equal, non-empty vectors, found {:?} and {:?}",
@@ -162,7 +176,18 @@ pub fn bradley_terry_loss_with(
             rejected.dims()
         )));
     }
-    let diff = (chosen - rejected)?;
+    let mut diff = (chosen - rejected)?;
+    if let Some(m) = margin {
+        if m.dims() != chosen.dims() {
+            return Err(Error::Input(format!(
+                "the margins have shape {:?}, the rewards {:?}",
+                m.dims(),
+                chosen.dims()
+            )));
+        }
+        let m = m.to_dtype(diff.dtype())?;
+        diff = (diff - m)?;
+    }
     // -log sigmoid(x) = softplus(-x) = relu(-x) + log(1 + exp(-|x|)), stable for any x.
     let nls = (diff.neg()?.relu()? + diff.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?)?;
     let center = ((chosen + rejected)?.sqr()? * centering)?;

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 /// Prompts are left-padded to a common length; the whole batch is prefilled once and
 /// then extended one token per step through a [`KvCache`]. Only the last position's
 /// logits are computed, and they stay on `device`: the next tokens are chosen there
-/// (see [`pick_tokens`]) and only their ids come back to the host. A row that produces an
+/// (see [`TokenPicker`]) and only their ids come back to the host. A row that produces an
 /// end-of-sequence token stops (the token is kept); afterwards it is fed padding that
 /// is masked out of attention. The loop ends when every row has stopped or after
 /// `max_new_tokens` steps. With the same `config.seed` the result is reproducible.

@@ -45,6 +45,32 @@ pub fn group_spread(rewards: &[f64], k: usize) -> Result<GroupSpread> {
     })
 }
 
+/// Which groups of `k` consecutive completions prompt selection keeps: the
+/// `ceil((1 - q) G)` of the `G` groups with the largest unbiased within-group variance
+/// of `scores` (ties: the earlier group), i.e. the groups above the `q`-quantile of the
+/// batch's within-prompt variances; at least one group. `q` in `[0, 1)`.
+pub fn select_groups(scores: &[f64], k: usize, q: f64) -> Result<Vec<bool>> {
+    if !(0.0..1.0).contains(&q) {
+        return Err(Error::Input(format!(
+            "prompt selection quantile {q} is out of range: use 0 <= q < 1"
+        )));
+    }
+    let vars = groups(scores, k)?
+        .map(|g| {
+            sample_variance(g, VarianceEstimator::Unbiased)
+                .map_err(|e| Error::Input(format!("prompt selection: {e}")))
+        })
+        .collect::<Result<Vec<f64>>>()?;
+    let keep = ((1.0 - q) * vars.len() as f64).ceil().max(1.0) as usize;
+    let mut by_var: Vec<usize> = (0..vars.len()).collect();
+    by_var.sort_by(|&a, &b| vars[b].total_cmp(&vars[a]).then(a.cmp(&b)));
+    let mut kept = vec![false; vars.len()];
+    for &g in by_var.iter().take(keep) {
+        kept[g] = true;
+    }
+    Ok(kept)
+}
+
 /// `score - beta * kl_sum` for every completion (the RLOO reward).
 pub fn kl_penalised(scores: &[f64], kl_sums: &[f64], beta: f64) -> Result<Vec<f64>> {
     if scores.len() != kl_sums.len() {

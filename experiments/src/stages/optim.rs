@@ -1,4 +1,13 @@
-//! AdamW with global-norm gradient clipping, the one optimiser of every stage.
+//! AdamW with global-norm gradient clipping, the optimiser of every stage; policy
+//! gradient may take plain SGD instead ([`Optimizer::Sgd`], `pg.optimizer = "sgd"`).
+//!
+//! ## What the learning rate means
+//! - AdamW: each coordinate moves by about `lr` per step whatever the gradient's size
+//!   (the update is the bias-corrected first moment over the root of the second), so a
+//!   global scale of the loss cancels (up to `eps`).
+//! - SGD: `theta <- theta (1 - lr wd) - lr g`, with `g` the clipped gradient: the step
+//!   is proportional to the gradient, so a global scale `c` of the loss scales it by
+//!   `c` (until clipping caps it): n steps follow the gradient flow for time n `lr`.
 //!
 //! The update is exactly `candle_nn::AdamW`'s (decoupled weight decay, bias-corrected
 //! moments, `eps` outside the square root, as `torch.optim.AdamW`), re-implemented
@@ -30,12 +39,35 @@ use crate::ops::{adamw_update_cpu, AdamWStep};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// The update rule of [`AdamW::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// AdamW (the paper's and every stage's default).
+    #[default]
+    Adamw,
+    /// Plain stochastic gradient descent, no momentum: `theta -= lr * g` (after the
+    /// same clipping and decoupled weight decay as AdamW).
+    Sgd,
+}
+
+impl Optimizer {
+    /// Whether this is the default ([`Optimizer::Adamw`]); serde skips the default so
+    /// records written before SGD existed stay byte-identical.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
 
 /// Hyperparameters of [`AdamW`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OptimConfig {
+    /// The update rule (AdamW unless set).
+    pub optimizer: Optimizer,
     /// Learning rate (constant).
     pub lr: f64,
     /// First-moment decay.
@@ -54,6 +86,7 @@ impl OptimConfig {
     /// Learning rate `lr`, betas (0.9, 0.999), eps 1e-8, no weight decay, clip at 1.0.
     pub fn new(lr: f64) -> Self {
         Self {
+            optimizer: Optimizer::Adamw,
             lr,
             beta1: 0.9,
             beta2: 0.999,
@@ -236,7 +269,8 @@ impl AdamW {
         Ok(())
     }
 
-    /// Clips the accumulated gradients to the global norm and takes one AdamW step;
+    /// Clips the accumulated gradients to the global norm and takes one AdamW (or SGD)
+    /// step;
     /// variables without a gradient are left alone (as candle and torch do). Fails
     /// when no variable has a gradient or the norm is not finite.
     pub fn apply(&mut self) -> Result<StepStats> {
@@ -259,6 +293,13 @@ impl AdamW {
             None => 1.0,
         };
         self.step += 1;
+        if self.config.optimizer == Optimizer::Sgd {
+            self.sgd_step(clip)?;
+            return Ok(StepStats {
+                grad_norm,
+                step: self.step,
+            });
+        }
         let c = &self.config;
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let (scale_m, scale_v) = (1.0 / (1.0 - c.beta1.powi(t)), 1.0 / (1.0 - c.beta2.powi(t)));
@@ -301,6 +342,25 @@ impl AdamW {
             grad_norm,
             step: self.step,
         })
+    }
+
+    /// One SGD step on the accumulated gradients scaled by `clip`: `theta (1 - lr wd) -
+    /// lr clip g` (on the f32 master where there is one); the moments stay at zero.
+    fn sgd_step(&mut self, clip: f64) -> Result<()> {
+        let c = self.config;
+        for slot in &mut self.slots {
+            let Some(g) = slot.grad.take() else { continue };
+            let theta = (slot.weights() * (1.0 - c.lr * c.weight_decay))?;
+            let theta = (theta - (g * (c.lr * clip))?)?;
+            match &mut slot.master {
+                Some(master) => {
+                    slot.var.set(&theta.to_dtype(slot.var.dtype())?)?;
+                    *master = theta;
+                }
+                None => slot.var.set(&theta)?,
+            }
+        }
+        Ok(())
     }
 
     /// [`backward`](Self::backward) then [`apply`](Self::apply): one full step on `loss`.

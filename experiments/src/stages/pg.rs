@@ -2,7 +2,8 @@
 //!
 //! One *update* = one rollout batch of `batch_size` completions (`batch_size / k`
 //! prompts, `k` samples each; temperature 1, no top-k, stop at EOS), scored by a
-//! [`RewardFn`] (normalised by the caller), then `mini_batches` AdamW steps on the
+//! [`RewardFn`] (normalised by the caller), then `mini_batches` optimiser steps
+//! (AdamW, or SGD with `optimizer`) on the
 //! clipped surrogate of the sequence-level ratio `exp(sum new logp - sum old logp)`.
 //! - RLOO: reward = score - `beta * sum_t (log pi_old - log pi_ref)`, leave-one-out
 //!   advantages, no whitening.
@@ -12,6 +13,18 @@
 //!   rollout-time log-probabilities without gradient, so the term is a constant of the
 //!   loss; [`GrpoKl::Differentiable`] (TRL's GRPO trainer) computes it from the current
 //!   policy's log-probabilities, with gradient.
+//!
+//! Beyond the paper, two levers on reward variance (both off by default, leaving the
+//! stage exactly as above):
+//! - `reward_scale` `c`: the reward function's scores are multiplied by `c` before
+//!   the KL penalty and the advantages (a global scale of the reward).
+//! - `select_quantile` `q` (prompt selection by reward variance): of each rollout
+//!   batch's prompts, only those whose within-prompt variance of the (scaled) scores
+//!   over their `k` samples is above the batch's `q`-quantile are trained on (the top
+//!   `ceil((1 - q) G)` of `G` prompts, see [`select_groups`]); the others' completions
+//!   are dropped from the mini-batches, which keep their count (`mini_batches`
+//!   optimiser steps on the kept completions). The variances come from the samples
+//!   the update draws anyway: no extra generation, and no refill of the batch.
 //!
 //! Epochs count completions: `epochs * |prompts|` completions in all, the prompts
 //! drawn in a fresh seeded order per pass. Every random draw derives from the seed and
@@ -33,11 +46,11 @@
 //! accumulated on the device over the micro-batches.
 
 use super::advantages::{
-    group_spread, grpo_advantages, k3, kl_penalised, rloo_advantages, GroupSpread,
+    group_spread, grpo_advantages, k3, kl_penalised, rloo_advantages, select_groups, GroupSpread,
 };
 use super::batches::{check_batch, mix_seed, order, ChatCodec};
 use super::checkpoint::{self, TrainState};
-use super::optim::{AdamW, OptimConfig};
+use super::optim::{AdamW, OptimConfig, Optimizer};
 use super::rewards::{checked_scores_keyed, RewardFn};
 use super::sft::save_policy;
 use super::stage::{Runtime, Stage};
@@ -114,8 +127,12 @@ pub struct PgOptions {
     pub k: usize,
     /// KL coefficient (0.05).
     pub beta: f64,
-    /// Constant AdamW learning rate (1e-7).
+    /// Constant learning rate (1e-7); what it means depends on `optimizer` (see
+    /// [`super::optim`]).
     pub lr: f64,
+    /// AdamW (default) or SGD, with the same constant `lr` and gradient clipping.
+    #[serde(default, skip_serializing_if = "Optimizer::is_default")]
+    pub optimizer: Optimizer,
     /// Completions per rollout batch (32); a multiple of `k` and of `mini_batches`.
     pub batch_size: usize,
     /// Optimiser steps per rollout batch (2).
@@ -139,6 +156,13 @@ pub struct PgOptions {
     /// GRPO's KL term (ignored by RLOO).
     #[serde(default)]
     pub grpo_kl: GrpoKl,
+    /// Multiplies the reward function's scores (1: off).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub reward_scale: f64,
+    /// Train only on the prompts whose within-prompt score variance is above this
+    /// quantile of the rollout batch's (`None`: every prompt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_quantile: Option<f64>,
     /// Return after this many updates without finishing (a test's simulated kill).
     #[serde(skip)]
     pub stop_after: Option<u64>,
@@ -151,6 +175,7 @@ impl Default for PgOptions {
             k: 2,
             beta: 0.05,
             lr: 1e-7,
+            optimizer: Optimizer::Adamw,
             batch_size: 32,
             mini_batches: 2,
             micro_batch_size: None,
@@ -162,6 +187,8 @@ impl Default for PgOptions {
             checkpoint_every: 10,
             seed: 0,
             grpo_kl: GrpoKl::Rollout,
+            reward_scale: 1.0,
+            select_quantile: None,
             stop_after: None,
         }
     }
@@ -196,6 +223,14 @@ impl PgOptions {
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(bad(field, "must be finite and >= 0"));
+            }
+        }
+        if !(self.reward_scale.is_finite() && self.reward_scale > 0.0) {
+            return Err(bad("reward_scale", "must be finite and > 0"));
+        }
+        if let Some(q) = self.select_quantile {
+            if !(0.0..1.0).contains(&q) {
+                return Err(bad("select_quantile", "must be in [0, 1)"));
             }
         }
         if self.checkpoint_every == 0 || self.max_new_tokens == 0 || prompts == 0 {
@@ -242,6 +277,19 @@ pub struct PgRecord {
     /// zero-std groups, batch variance (absent in logs written before it existed).
     #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
     pub spread: Option<GroupSpread>,
+    /// With prompt selection: the mean within-group score std of the kept prompts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_group_std: Option<f64>,
+}
+
+/// Serde's default `reward_scale`.
+fn one() -> f64 {
+    1.0
+}
+
+/// Whether `x` is 1 (serde leaves an unscaled reward out of the records).
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 impl Stepped for PgRecord {
@@ -429,6 +477,7 @@ impl<'a> Trainer<'a> {
         let opt = AdamW::new(
             &policy.varmap,
             OptimConfig {
+                optimizer: o.optimizer,
                 max_grad_norm: o.max_grad_norm,
                 ..OptimConfig::new(o.lr)
             },
@@ -479,7 +528,10 @@ impl<'a> Trainer<'a> {
             .collect::<Result<Vec<_>>>()?;
         let prompts: Vec<String> = rows.iter().map(|&i| self.prompts[i].clone()).collect();
         // Keyed by prompt index (the low-variance reward scales chosen indices).
-        let scores = checked_scores_keyed(self.reward, &rows, &prompts, &texts)?;
+        let mut scores = checked_scores_keyed(self.reward, &rows, &prompts, &texts)?;
+        if o.reward_scale != 1.0 {
+            scores.iter_mut().for_each(|s| *s *= o.reward_scale);
+        }
         let rollout_seconds = start.elapsed().as_secs_f64();
         let kl: Vec<f64> = ro
             .old_logp
@@ -496,10 +548,21 @@ impl<'a> Trainer<'a> {
             PgAlgorithm::Grpo => (scores.clone(), grpo_advantages(&scores, o.k)?),
         };
         let micro = check_batch(o.batch_size / o.mini_batches, o.micro_batch_size, "pg")?;
-        let perm = order(rows.len(), Some(mix_seed(o.seed, 2 * u + 1)));
+        let mut perm = order(rows.len(), Some(mix_seed(o.seed, 2 * u + 1)));
+        let mut kept_group_std = None;
+        if let Some(q) = o.select_quantile {
+            let kept = select_groups(&scores, o.k, q)?;
+            perm.retain(|&i| kept[i / o.k]);
+            let kept_scores: Vec<f64> = (0..rows.len())
+                .filter(|&i| kept[i / o.k])
+                .map(|i| scores[i])
+                .collect();
+            kept_group_std = Some(group_spread(&kept_scores, o.k)?.group_reward_std);
+        }
+        let per_step = perm.len().div_ceil(o.mini_batches);
         // (loss, clipped count) summed on the device, read once after the update.
         let (mut sums, mut grad_norm): (Option<Tensor>, f64) = (None, 0.0);
-        for mb in perm.chunks(o.batch_size / o.mini_batches) {
+        for mb in perm.chunks(per_step) {
             for part in mb.chunks(micro) {
                 let (l, c) = self.surrogate(&ro, &adv, part)?;
                 let l = (l / mb.len() as f64)?;
@@ -529,13 +592,14 @@ impl<'a> Trainer<'a> {
             reward: rewards.iter().sum::<f64>() / b,
             kl: kl.iter().sum::<f64>() / b,
             loss,
-            clip_frac: clipped / b,
+            clip_frac: clipped / perm.len() as f64,
             grad_norm,
             response_len: ro.response_ids.iter().map(Vec::len).sum::<usize>() as f64 / b,
             optimizer_step: self.opt.step_count(),
             seconds: start.elapsed().as_secs_f64(),
             rollout_seconds,
             spread: Some(group_spread(&scores, o.k)?),
+            kept_group_std,
         })
     }
 

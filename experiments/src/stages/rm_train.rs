@@ -2,6 +2,14 @@
 //! Bradley-Terry loss with the centring term `0.01 (r_c + r_r)^2` (mean over pairs),
 //! AdamW at a constant learning rate; the paper's defaults.
 //!
+//! Beyond the paper, an optional margin ([`RmTrainOptions::margin`]): Llama 2's
+//! `-log sigmoid(r_c - r_r - m)` (Touvron et al. 2023, Eq. 2), where Llama 2 takes `m`
+//! from the annotators' preference strength. Here `m = margin * (s_c - s_r)`, the gap
+//! of the pair's own scores (`score_chosen`, `score_rejected`: in the toy world and
+//! in relabelled on-policy pairs the ground-truth rewards of the two responses, so the
+//! margin is the ground truth's preference strength); a pair without both scores is an
+//! error when the margin is on.
+//!
 //! In bf16 (a [`Runtime`] with `BF16`) the backbone and head run in bf16, the
 //! rewards and the loss are f32, and AdamW keeps f32 master weights (saved in the
 //! checkpoint). Per step the host reads three numbers: the loss and the count of
@@ -16,7 +24,7 @@ use crate::hf::{save_checkpoint_with_json, sequence_classification_json, SaveOpt
 use crate::logprobs::SequenceBatch;
 use crate::models::Model;
 use crate::reward::{
-    bradley_terry_loss_with, reward_model_from_causal_checkpoint, RewardModel,
+    bradley_terry_loss_margin, reward_model_from_causal_checkpoint, RewardModel,
     CENTERING_COEFFICIENT, LM_HEAD_NAMES,
 };
 use crate::rundir::StageDir;
@@ -46,6 +54,15 @@ pub struct RmTrainOptions {
     pub head_seed: u64,
     /// Weight of the centring term (0.01).
     pub centering: f64,
+    /// Coefficient of the margin `m = margin * (score_chosen - score_rejected)` in
+    /// `-log sigmoid(r_c - r_r - m)` (0: no margin, the paper's loss).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub margin: f64,
+}
+
+/// Whether `x` is 0 (serde skips a zero margin, so older records stay as they were).
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for RmTrainOptions {
@@ -59,6 +76,7 @@ impl Default for RmTrainOptions {
             shuffle_seed: Some(0),
             head_seed: 0,
             centering: CENTERING_COEFFICIENT,
+            margin: 0.0,
         }
     }
 }
@@ -92,6 +110,7 @@ fn train(
     if pairs.is_empty() {
         return Err(Error::Input("rm_train: no preference pairs".into()));
     }
+    let margins = margins(pairs, o.margin)?;
     let mut opt = AdamW::new(
         varmap,
         OptimConfig {
@@ -119,7 +138,11 @@ fn train(
                 let n = chunk.len();
                 let (rc, rr) = (r.narrow(0, 0, n)?, r.narrow(0, n, n)?);
                 // Mean over the micro-batch, weighted by its share of the batch.
-                let loss = (bradley_terry_loss_with(&rc, &rr, o.centering)?
+                let m = match &margins {
+                    Some(all) => Some(Tensor::from_iter(chunk.iter().map(|&i| all[i]), &device)?),
+                    None => None,
+                };
+                let loss = (bradley_terry_loss_margin(&rc, &rr, m.as_ref(), o.centering)?
                     * (n as f64 / batch.len() as f64))?;
                 let here = Tensor::stack(
                     &[
@@ -156,6 +179,31 @@ fn train(
         seconds: start.elapsed().as_secs_f64(),
     };
     Ok((report, opt))
+}
+
+/// Each pair's margin `coefficient * (score_chosen - score_rejected)` (f32), or `None`
+/// when `coefficient` is 0; a pair without both scores is an error naming it.
+pub fn margins(pairs: &[PreferencePair], coefficient: f64) -> Result<Option<Vec<f32>>> {
+    if coefficient == 0.0 {
+        return Ok(None);
+    }
+    if !coefficient.is_finite() {
+        return Err(Error::Input(format!(
+            "rm_train: the margin coefficient must be finite, found {coefficient}"
+        )));
+    }
+    pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| match (p.score_chosen, p.score_rejected) {
+            (Some(c), Some(r)) => Ok((coefficient * (c - r)) as f32),
+            _ => Err(Error::Input(format!(
+                "rm_train: pair {i} has no `score_chosen` / `score_rejected`, which the \
+                 margin needs (set rm.margin = 0 for data without scores)"
+            ))),
+        })
+        .collect::<Result<Vec<f32>>>()
+        .map(Some)
 }
 
 /// Rows `[chosen of each pair..., rejected of each pair...]` of the pairs `idx`.

@@ -15,6 +15,7 @@ mod generation_cache;
 mod gradients;
 mod hf_reference;
 mod hf_save;
+mod levers;
 mod logprobs_scoring;
 mod pipeline_config;
 mod pipeline_experiment;

@@ -5,6 +5,7 @@ use rmteach_experiments::pipeline::config::{
     LowVarianceOrder, PgAlgorithm, RunConfig, GROUND_TRUTH, LOW_VARIANCE,
 };
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
+use rmteach_experiments::stages::optim::Optimizer;
 use rmteach_experiments::stages::pg::GrpoKl;
 use rmteach_experiments::stages::pg::{upgrade_options, PgOptions};
 use std::path::Path;
@@ -75,6 +76,16 @@ fn defaults_are_the_papers() {
     assert_eq!(names[5..], [LOW_VARIANCE, GROUND_TRUTH]);
     let o = c.pg.options(7);
     assert_eq!((o.seed, o.batch_size, o.max_new_tokens), (7, 32, 512));
+    // AdamW unless set, and the default is not written (records stay as they were).
+    assert_eq!(o.optimizer, Optimizer::Adamw);
+    let json = serde_json::to_string(&c).unwrap();
+    assert!(!json.contains("optimizer"), "{json}");
+    let sgd =
+        RunConfig::from_toml_str(&format!("{MINIMAL}[pg]\noptimizer = \"sgd\"\n"), "s").unwrap();
+    assert_eq!(sgd.pg.options(0).optimizer, Optimizer::Sgd);
+    assert!(serde_json::to_string(&sgd)
+        .unwrap()
+        .contains("\"optimizer\":\"sgd\""));
 }
 
 #[test]
@@ -115,6 +126,10 @@ fn bad_fields_are_named() {
         "low_variance.order",
     );
     refused("[pg]\ngrpo_kl = \"k3\"\n", "pg.grpo_kl");
+    refused("[pg]\noptimizer = \"adam\"\n", "pg.optimizer");
+    refused("[rm]\nmargin = -1.0\n", "rm.margin");
+    refused("[pg]\nselect_quantile = 1.0\n", "pg.select_quantile");
+    refused("[pg]\nreward_scale = 0.0\n", "pg.reward_scale");
     for gap in ["1.0", "-0.1"] {
         let e = err(&format!(
             "name = \"x\"\n[world.toy]\noffpolicy_gap = {gap}\n"

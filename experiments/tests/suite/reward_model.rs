@@ -12,8 +12,8 @@ use rmteach_experiments::logprobs::SequenceBatch;
 use rmteach_experiments::models::Architecture;
 use rmteach_experiments::models::Model;
 use rmteach_experiments::reward::{
-    bradley_terry_loss, bradley_terry_loss_with, last_token_indices, load_reward_checkpoint,
-    new_reward_model, reward_model_from_causal_checkpoint, RewardModel,
+    bradley_terry_loss, bradley_terry_loss_margin, bradley_terry_loss_with, last_token_indices,
+    load_reward_checkpoint, new_reward_model, reward_model_from_causal_checkpoint, RewardModel,
 };
 
 fn rm(config: &Architecture, seed: u64) -> (VarMap, RewardModel<Model>) {
@@ -150,6 +150,60 @@ fn bradley_terry_loss_values() {
     let want_plain = (nls(1.0) + nls(-3.0) + nls(80.0)) / 3.0;
     assert!((f64::from(plain) - want_plain).abs() < 1e-5);
     assert!(bradley_terry_loss(&c, &r.narrow(0, 0, 2).unwrap()).is_err());
+    // Llama 2's margin: -log sigmoid(r_c - r_r - m) + 0.01 (r_c + r_r)^2.
+    let m = Tensor::new(&[0.5f32, 0.0, 2.0], &dev).unwrap();
+    let got = bradley_terry_loss_margin(&c, &r, Some(&m), 0.01)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let want: f64 = [(1.0, 0.0, 0.5), (-2.0, 1.0, 0.0), (30.0, -50.0, 2.0)]
+        .iter()
+        .map(|&(a, b, m): &(f64, f64, f64)| nls(a - b - m) + 0.01 * (a + b) * (a + b))
+        .sum::<f64>()
+        / 3.0;
+    assert!((f64::from(got) - want).abs() < 1e-4, "{got} vs {want}");
+    // A margin raises the loss of every pair (softplus is increasing), and no margin is
+    // bit-identical to the loss without one.
+    assert!(
+        f64::from(got)
+            > f64::from(
+                bradley_terry_loss(&c, &r)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            )
+    );
+    let none = bradley_terry_loss_margin(&c, &r, None, 0.01).unwrap();
+    assert_eq!(
+        none.to_scalar::<f32>().unwrap().to_bits(),
+        bradley_terry_loss(&c, &r)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .to_bits()
+    );
+    assert!(bradley_terry_loss_margin(&c, &r, Some(&m.narrow(0, 0, 2).unwrap()), 0.01).is_err());
+}
+
+#[test]
+fn rm_margins_are_the_scaled_score_gaps() {
+    use rmteach_experiments::data::PreferencePair;
+    use rmteach_experiments::stages::rm_train::margins;
+    let pair = |c: Option<f64>, r: Option<f64>| PreferencePair {
+        prompt: "p".into(),
+        chosen: "a".into(),
+        rejected: "b".into(),
+        score_chosen: c,
+        score_rejected: r,
+    };
+    let pairs = [pair(Some(0.9), Some(0.4)), pair(Some(1.0), Some(1.0))];
+    assert_eq!(margins(&pairs, 0.0).unwrap(), None);
+    let m = margins(&pairs, 2.0).unwrap().unwrap();
+    assert!((m[0] - 1.0).abs() < 1e-6 && m[1] == 0.0, "{m:?}");
+    let err = margins(&[pair(Some(1.0), None)], 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pair 0") && err.contains("rm.margin"), "{err}");
 }
 
 #[test]

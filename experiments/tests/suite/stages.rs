@@ -13,14 +13,14 @@ use rmteach_experiments::reward::load_reward_checkpoint;
 use rmteach_experiments::rundir::{MetricsLog, RunDir};
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
-use rmteach_experiments::stages::optim::{AdamW, OptimConfig};
+use rmteach_experiments::stages::optim::{AdamW, OptimConfig, Optimizer as Update};
 use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgHooks, PgOptions, PgOutcome, PgRecord};
 use rmteach_experiments::stages::rewards::{
     GroundTruthReward, Normalized, RewardFn, RewardModelScorer,
 };
 use rmteach_experiments::stages::rm_train::{RmTrain, RmTrainOptions};
 use rmteach_experiments::stages::sft::{Sft, SftOptions};
-use rmteach_experiments::stages::{self, Runtime};
+use rmteach_experiments::stages::{self, advantages, Runtime};
 use rmteach_experiments::toy::{
     write_toy_world, ToyModelSize, ToyReward, ToyWorldPaths, ToyWorldSpec,
 };
@@ -186,6 +186,98 @@ fn adamw_matches_candle_and_clips_and_resumes() {
     assert!(resumed
         .load_state(&dir.path().join("missing.safetensors"))
         .is_err());
+}
+
+#[test]
+fn sgd_first_update_is_minus_lr_times_the_gradient() {
+    // The gradient of `quad`, read from candle's backward pass before any step.
+    let varmap = two_vars();
+    let grads = quad(&varmap, 1.0).backward().unwrap();
+    let grad: Vec<f32> = {
+        let d = varmap.data().lock().unwrap();
+        ["a", "b"]
+            .iter()
+            .flat_map(|n| {
+                grads
+                    .get(d[*n].as_tensor())
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let before = values(&varmap);
+    let lr = 0.01;
+    for (clip, expect_scale) in [(None, 1.0f64), (Some(1.0), f64::NAN)] {
+        let ours = two_vars();
+        let mut opt = AdamW::new(
+            &ours,
+            OptimConfig {
+                optimizer: Update::Sgd,
+                max_grad_norm: clip,
+                ..OptimConfig::new(lr)
+            },
+        )
+        .unwrap();
+        let stats = opt.step(&quad(&ours, 1.0)).unwrap();
+        let norm = grad
+            .iter()
+            .map(|g| f64::from(*g).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!((stats.grad_norm - norm).abs() < 1e-4 * norm);
+        // Clipped at 1: the gradient is rescaled to norm 1 (it is far above 1 here).
+        let scale = if expect_scale.is_nan() {
+            assert!(
+                norm > 1.0,
+                "the check needs a gradient norm above 1: {norm}"
+            );
+            1.0 / (norm + 1e-6)
+        } else {
+            expect_scale
+        };
+        for ((after, b), g) in values(&ours).iter().zip(&before).zip(&grad) {
+            let want = f64::from(*b) - lr * scale * f64::from(*g);
+            assert!(
+                (f64::from(*after) - want).abs() < 1e-6,
+                "clip {clip:?}: {after} vs {want}"
+            );
+        }
+    }
+    // AdamW's first step differs from SGD's: about lr per coordinate, not lr * g.
+    let adam = two_vars();
+    AdamW::new(
+        &adam,
+        OptimConfig {
+            max_grad_norm: None,
+            ..OptimConfig::new(lr)
+        },
+    )
+    .unwrap()
+    .step(&quad(&adam, 1.0))
+    .unwrap();
+    for (after, b) in values(&adam).iter().zip(&before) {
+        assert!(((after - b).abs() - lr as f32).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn selection_keeps_the_groups_above_the_quantile() {
+    // Four groups of 2 with within-group variances 0.5, 0, 2, 0.125.
+    let scores = [0.0, 1.0, 3.0, 3.0, -1.0, 1.0, 0.5, 0.0];
+    let keep = |q| advantages::select_groups(&scores, 2, q).unwrap();
+    assert_eq!(keep(0.5), [true, false, true, false]);
+    assert_eq!(keep(0.0), [true; 4]);
+    assert_eq!(keep(0.75), [false, false, true, false]);
+    // ceil((1 - 0.3) 4) = 3: all but the flat group.
+    assert_eq!(keep(0.3), [true, false, true, true]);
+    // Ties keep the earlier group; at least one group survives.
+    assert_eq!(
+        advantages::select_groups(&[1.0, 1.0, 2.0, 2.0], 2, 0.9).unwrap(),
+        [true, false]
+    );
+    assert!(advantages::select_groups(&scores, 2, 1.0).is_err());
+    assert!(advantages::select_groups(&scores, 3, 0.5).is_err());
 }
 
 #[test]
@@ -542,7 +634,44 @@ fn grpo_runs_and_bad_options_are_errors() {
     assert!(records
         .iter()
         .all(|r| r.loss.is_finite() && r.reward == r.score));
+    assert!(records.iter().all(|r| r.kept_group_std.is_none()));
+    // Prompt selection: the kept prompts' within-prompt std is at least the batch's.
+    let selecting = PgOptions {
+        select_quantile: Some(0.5),
+        reward_scale: 2.0,
+        ..o.clone()
+    };
+    stages::run(
+        Pg {
+            reward_name: "gt",
+            init_dir: &paths.llama,
+            prompts: &prompts,
+            reward: &reward,
+            options: &selecting,
+            hooks: &mut (),
+        },
+        &run.stage("select").unwrap(),
+        &Runtime::cpu(),
+    )
+    .unwrap();
+    let records: Vec<PgRecord> =
+        MetricsLog::read_all(&run.stage("select").unwrap().file("metrics.jsonl")).unwrap();
+    for r in &records {
+        let (kept, all) = (
+            r.kept_group_std.unwrap(),
+            r.spread.unwrap().group_reward_std,
+        );
+        assert!(kept >= all - 1e-12 && r.loss.is_finite(), "{kept} vs {all}");
+    }
     for bad in [
+        PgOptions {
+            select_quantile: Some(1.0),
+            ..o.clone()
+        },
+        PgOptions {
+            reward_scale: 0.0,
+            ..o.clone()
+        },
         PgOptions { k: 1, ..o.clone() },
         PgOptions {
             batch_size: 6,

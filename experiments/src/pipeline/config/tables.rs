@@ -2,6 +2,7 @@
 //! paper's defaults.
 
 use crate::records::LowVarianceOrder;
+use crate::stages::optim::Optimizer;
 use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
 use crate::toy::SftStyle;
 use serde::{Deserialize, Serialize};
@@ -197,6 +198,12 @@ impl Default for PrefDataConfig {
     }
 }
 
+/// Whether `x` is 0 (serde leaves zero-valued levers out, so the records of runs
+/// without them stay as they were).
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// `[rm]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -211,6 +218,13 @@ pub struct RmConfig {
     pub micro_batch_size: Option<usize>,
     /// Passes over the pairs (1).
     pub epochs: usize,
+    /// Beyond the paper: Llama 2's margin (Touvron et al. 2023, Eq. 2),
+    /// `-log sigmoid(r_c - r_r - m)` with `m = margin * (score_chosen - score_rejected)`,
+    /// the pair's own score gap (in the toy world and on-policy pairs: the ground-truth
+    /// rewards, i.e. the ground truth's preference strength). 0 (default): the paper's
+    /// loss, no margin.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub margin: f64,
     /// Rows per scoring pass when the RMs score samples (64).
     pub score_batch_size: usize,
     /// Reward models trained elsewhere (Section 4.2's public RMs), `[[rm.external]]`.
@@ -258,6 +272,7 @@ impl Default for RmConfig {
             batch_size: 32,
             micro_batch_size: None,
             epochs: 1,
+            margin: 0.0,
             score_batch_size: 64,
             external: Vec::new(),
             union_with: Vec::new(),
@@ -333,8 +348,15 @@ pub struct PgConfig {
     pub k: usize,
     /// KL coefficient (0.05).
     pub beta: f64,
-    /// Constant learning rate (1e-7).
+    /// Constant learning rate (1e-7). With `adamw` each coordinate moves by about `lr`
+    /// per step whatever the reward's scale; with `sgd` the step is `lr` times the
+    /// (clipped) gradient, so it scales with the reward (n SGD steps follow the
+    /// gradient flow for time n `lr`).
     pub lr: f64,
+    /// `"adamw"` (default, the paper's) or `"sgd"` (no momentum), both with the constant
+    /// `lr` and clipping at gradient norm 1.
+    #[serde(skip_serializing_if = "Optimizer::is_default")]
+    pub optimizer: Optimizer,
     /// Completions per rollout batch (32; the TOML key is `batch`).
     #[serde(rename = "batch")]
     pub batch_size: usize,
@@ -356,6 +378,22 @@ pub struct PgConfig {
     /// log-probabilities, no gradient) or `differentiable` (TRL: from the current
     /// policy, with gradient). Ignored by RLOO.
     pub grpo_kl: GrpoKl,
+    /// Beyond the paper: multiply the (normalised) training reward by this global scale
+    /// before the KL penalty (1: off). With `adamw` and `beta = 0` a global scale cancels;
+    /// with `sgd` it scales every step.
+    #[serde(skip_serializing_if = "is_one")]
+    pub reward_scale: f64,
+    /// Beyond the paper: prompt selection by reward variance. In each rollout batch
+    /// train only on the prompts whose variance of the reward over their `k` samples
+    /// (drawn anyway) is above this quantile of the batch's (0.5: the upper half);
+    /// absent (default): every prompt. In [0, 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select_quantile: Option<f64>,
+}
+
+/// Whether `x` is 1.
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 impl Default for PgConfig {
@@ -366,6 +404,7 @@ impl Default for PgConfig {
             k: d.k,
             beta: d.beta,
             lr: d.lr,
+            optimizer: d.optimizer,
             batch_size: d.batch_size,
             mini_batches: d.mini_batches,
             micro_batch_size: None,
@@ -375,6 +414,8 @@ impl Default for PgConfig {
             checkpoint_every: d.checkpoint_every,
             rewards: None,
             grpo_kl: GrpoKl::Rollout,
+            reward_scale: 1.0,
+            select_quantile: None,
         }
     }
 }
@@ -388,6 +429,7 @@ impl PgConfig {
             k: self.k,
             beta: self.beta,
             lr: self.lr,
+            optimizer: self.optimizer,
             batch_size: self.batch_size,
             mini_batches: self.mini_batches,
             micro_batch_size: self.micro_batch_size,
@@ -395,6 +437,8 @@ impl PgConfig {
             max_new_tokens: self.max_new_tokens,
             checkpoint_every: self.checkpoint_every,
             seed,
+            reward_scale: self.reward_scale,
+            select_quantile: self.select_quantile,
             ..PgOptions::default()
         }
     }

@@ -67,6 +67,7 @@ impl RunConfig {
         positive(file, "rm.score_batch_size", rm.score_batch_size)?;
         micro(file, "rm", rm.batch_size, rm.micro_batch_size)?;
         rate(file, "rm.lr", rm.lr)?;
+        rate(file, "rm.margin", rm.margin)?;
         for (table, s) in [("normalize", &self.normalize), ("eval", &self.eval)] {
             positive(file, &format!("{table}.prompts"), s.prompts)?;
             if s.samples < 2 {
@@ -123,6 +124,15 @@ impl RunConfig {
             return bad("pg.checkpoint_every", "must be positive");
         }
         rate(file, "pg.beta", pg.beta)?;
+        if !(pg.reward_scale.is_finite() && pg.reward_scale > 0.0) {
+            return bad("pg.reward_scale", "must be finite and > 0 (1: off)");
+        }
+        if pg.select_quantile.is_some_and(|q| !(0.0..1.0).contains(&q)) {
+            return bad(
+                "pg.select_quantile",
+                "must be in [0, 1) (0.5 keeps the upper half), or left out (every prompt)",
+            );
+        }
         // Anything else the stage itself would refuse.
         if let Err(e) = o.total_updates(1) {
             return bad("pg", &e.to_string());
