@@ -148,6 +148,25 @@ impl BarPlot {
     }
 }
 
+/// Widths of the value-axis label area and of the left and right margins (pixels).
+const Y_LABEL_AREA: u32 = 88;
+const MARGIN: u32 = 14;
+const MARGIN_RIGHT: u32 = 28;
+
+/// The font size of the group labels: the usual one, shrunk (to no less than 11 px) so
+/// that the longest label fits its group's share of the axis (a character is taken
+/// as 0.45 of the font size wide), so that neighbouring labels do not run together.
+fn group_label_size(groups: &[String]) -> f64 {
+    let usual = DESC_SIZE - 2.0;
+    let longest = groups.iter().map(|g| g.chars().count()).max().unwrap_or(0);
+    if longest == 0 {
+        return usual;
+    }
+    let axis = f64::from(FIGURE_SIZE.0 - Y_LABEL_AREA - MARGIN - MARGIN_RIGHT);
+    let slot = axis / groups.len() as f64;
+    (0.9 * slot / (0.45 * longest as f64)).clamp(11.0, usual)
+}
+
 struct Bars<'a> {
     plot: &'a BarPlot,
     y_range: (f64, f64),
@@ -164,10 +183,10 @@ impl Figure for Bars<'_> {
         let m = p.bars.len();
         let mut builder = ChartBuilder::on(root);
         builder
-            .margin(14)
-            .margin_right(28)
+            .margin(MARGIN)
+            .margin_right(MARGIN_RIGHT)
             .x_label_area_size(50)
-            .y_label_area_size(88);
+            .y_label_area_size(Y_LABEL_AREA);
         if !p.title.is_empty() {
             builder.caption(&p.title, text(TITLE_SIZE));
         }
@@ -196,7 +215,7 @@ impl Figure for Bars<'_> {
             .disable_x_mesh()
             .y_desc(p.y_label.as_str())
             .label_style(text(TICK_SIZE))
-            .x_label_style(text(DESC_SIZE - 2.0))
+            .x_label_style(text(group_label_size(&p.groups)))
             .axis_desc_style(text(DESC_SIZE))
             .x_label_formatter(&group_name)
             .y_label_formatter(&value_fmt)
@@ -263,5 +282,27 @@ impl Figure for Bars<'_> {
                 .map_err(draw_err)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(n: usize, text: &str) -> Vec<String> {
+        vec![text.to_string(); n]
+    }
+
+    #[test]
+    fn group_labels_shrink_only_when_they_would_run_together() {
+        let usual = DESC_SIZE - 2.0;
+        assert_eq!(group_label_size(&labels(3, "toy-4.1 (epoch 2)")), usual);
+        // Twelve groups of ten characters: 72.5 px each, so 14.5 px type.
+        let small = group_label_size(&labels(12, "A .001 .05"));
+        assert!(small < usual && small >= 11.0, "{small}");
+        assert!(10.0 * 0.45 * small <= 870.0 / 12.0, "{small}");
+        // Never below 11 px, however many groups.
+        assert_eq!(group_label_size(&labels(40, "a long group label")), 11.0);
+        assert_eq!(group_label_size(&[]), usual);
     }
 }
