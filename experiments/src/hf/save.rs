@@ -74,13 +74,7 @@ pub fn read_config_json(dir: &Path) -> Result<Value> {
         path: path.clone(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::config(
-            &path.display().to_string(),
-            "<document>",
-            format!("invalid JSON: {e}"),
-        )
-    })
+    crate::models::config::parse_json_document(&text, &path.display().to_string())
 }
 
 /// Saves `varmap` with a `config.json` serialised from `config`

@@ -30,8 +30,7 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
         source,
     })?;
     let label = index.display().to_string();
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::config(&label, "<document>", format!("invalid JSON: {e}")))?;
+    let value = crate::models::config::parse_json_document(&text, &label)?;
     let map = value
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -183,6 +183,25 @@ macro_rules! architecture_spec {
 }
 pub(crate) use architecture_spec;
 
+/// Parses the text of a JSON document (`file` labels the error): invalid JSON is a
+/// config error on `<document>`.
+pub fn parse_json_document(text: &str, file: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::config(file, "<document>", format!("invalid JSON: {e}")))
+}
+
+/// [`parse_json_document`] for a document that must be one JSON object (a
+/// `config.json`).
+pub fn parse_json_object(
+    text: &str,
+    file: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match parse_json_document(text, file)? {
+        serde_json::Value::Object(obj) => Ok(obj),
+        _ => Err(Error::config(file, "<document>", "expected a JSON object")),
+    }
+}
+
 impl Architecture {
     /// Reads and parses `path` (a `config.json`).
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -195,12 +214,8 @@ impl Architecture {
 
     /// Parses the text of a `config.json`; `file` labels error messages.
     pub fn from_json_str(text: &str, file: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::config(file, "<document>", format!("invalid JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| Error::config(file, "<document>", "expected a JSON object"))?;
-        let f = Fields::new(file, obj);
+        let obj = parse_json_object(text, file)?;
+        let f = Fields::new(file, &obj);
         match f.opt_str("model_type")? {
             Some("gpt_neox") => {
                 check_architectures(&f, GPT_NEOX_ARCHITECTURES)?;

@@ -22,7 +22,7 @@
 use super::checkpoint::drop_lm_heads;
 use super::scalar::last_token_indices;
 use crate::hf::{checkpoint_files, load_into_varmap, LoadReport};
-use crate::models::config::{Fields, LlamaConfig};
+use crate::models::config::{parse_json_object, Fields, LlamaConfig};
 use crate::models::layers::Linear;
 use crate::models::no_grad::param;
 use crate::models::{AttentionInputs, CausalLm, Llama};
@@ -67,12 +67,8 @@ impl ArmoRmConfig {
 
     /// Parses the text of a `config.json`; `file` labels error messages.
     pub fn from_json_str(text: &str, file: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| Error::config(file, "<document>", format!("invalid JSON: {e}")))?;
-        let Some(obj) = value.as_object() else {
-            return Err(Error::config(file, "<document>", "expected a JSON object"));
-        };
-        let f = Fields::new(file, obj);
+        let obj = parse_json_object(text, file)?;
+        let f = Fields::new(file, &obj);
         match f.opt_str("model_type")? {
             Some("llama") => {}
             other => {

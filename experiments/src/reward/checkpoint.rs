@@ -171,8 +171,7 @@ fn check_single_label(path: &Path) -> Result<()> {
         source,
     })?;
     let file = path.display().to_string();
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::config(&file, "<document>", format!("invalid JSON: {e}")))?;
+    let value = crate::models::config::parse_json_document(&text, &file)?;
     let labels = match (value.get("num_labels"), value.get("id2label")) {
         (Some(n), _) if n.is_u64() => n.as_u64().map(|n| ("num_labels", n)),
         (_, Some(serde_json::Value::Object(m))) => Some(("id2label", m.len() as u64)),

@@ -10,7 +10,7 @@ use rmteach_experiments::hf::{
 };
 use rmteach_experiments::models::{Architecture, Model, SeededVarMap};
 use rmteach_experiments::reward::load_reward_checkpoint;
-use rmteach_experiments::rundir::{MetricsLog, RunDir};
+use rmteach_experiments::rundir::{MetricsLog, RunDir, StageDir};
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
 use rmteach_experiments::stages::optim::{AdamW, OptimConfig, Optimizer as Update};
@@ -488,30 +488,38 @@ impl PgHooks for EpochEnds {
     }
 }
 
+/// Runs the policy-gradient stage from `init_dir` on `prompts`, trained on the toy
+/// ground truth, in `stage`.
+fn pg_on_gt(
+    init_dir: &Path,
+    prompts: &[String],
+    options: &PgOptions,
+    hooks: &mut dyn PgHooks,
+    stage: &StageDir,
+) -> rmteach_experiments::Result<PgOutcome> {
+    let reward = GroundTruthReward(ToyReward::default());
+    let pg = Pg {
+        reward_name: "gt",
+        init_dir,
+        prompts,
+        reward: &reward,
+        options,
+        hooks,
+    };
+    stages::run(pg, stage, &Runtime::cpu())
+}
+
 #[test]
 fn rloo_runs_and_resumes_exactly_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let paths = toy(dir.path());
     let prompts = prompts(&paths);
-    let reward = GroundTruthReward(ToyReward::default());
     let run = RunDir::open(dir.path().join("run")).unwrap();
     let o = pg_options(PgAlgorithm::Rloo);
 
     let whole = run.stage("pg/gt/seed0").unwrap();
     let mut epochs = EpochEnds::default();
-    let outcome = stages::run(
-        Pg {
-            reward_name: "gt",
-            init_dir: &paths.llama,
-            prompts: &prompts,
-            reward: &reward,
-            options: &o,
-            hooks: &mut epochs,
-        },
-        &whole,
-        &Runtime::cpu(),
-    )
-    .unwrap();
+    let outcome = pg_on_gt(&paths.llama, &prompts, &o, &mut epochs, &whole).unwrap();
     assert_eq!(epochs.0, [(1, 2), (2, 4)], "epoch ends (epoch, update)");
     assert!(
         matches!(outcome, PgOutcome::Finished { updates: 4, .. }),
@@ -531,19 +539,7 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         ..o.clone()
     };
     assert_eq!(
-        stages::run(
-            Pg {
-                reward_name: "gt",
-                init_dir: &paths.llama,
-                prompts: &prompts,
-                reward: &reward,
-                options: &stop,
-                hooks: &mut ()
-            },
-            &killed,
-            &Runtime::cpu()
-        )
-        .unwrap(),
+        pg_on_gt(&paths.llama, &prompts, &stop, &mut (), &killed).unwrap(),
         PgOutcome::Stopped(3)
     );
     assert_eq!(
@@ -558,38 +554,14 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         lr: 1e-4,
         ..o.clone()
     };
-    assert!(stages::run(
-        Pg {
-            reward_name: "gt",
-            init_dir: &paths.llama,
-            prompts: &prompts,
-            reward: &reward,
-            options: &other,
-            hooks: &mut ()
-        },
-        &killed,
-        &Runtime::cpu()
-    )
-    .is_err());
+    assert!(pg_on_gt(&paths.llama, &prompts, &other, &mut (), &killed).is_err());
     // A checkpoint written before the algorithm's TOML spelling (`"Rloo"`) resumes.
     let latest = killed.file("ckpt/LATEST.json");
     let text = std::fs::read_to_string(&latest).unwrap();
     let old = text.replace("\"rloo\"", "\"Rloo\"");
     assert_ne!(old, text, "the options name the algorithm: {text}");
     std::fs::write(&latest, old).unwrap();
-    stages::run(
-        Pg {
-            reward_name: "gt",
-            init_dir: &paths.llama,
-            prompts: &prompts,
-            reward: &reward,
-            options: &o,
-            hooks: &mut epochs,
-        },
-        &killed,
-        &Runtime::cpu(),
-    )
-    .unwrap();
+    pg_on_gt(&paths.llama, &prompts, &o, &mut epochs, &killed).unwrap();
     assert_eq!(
         epochs.0,
         [(1, 2), (2, 4), (2, 4)],
@@ -608,24 +580,18 @@ fn grpo_runs_and_bad_options_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let paths = toy(dir.path());
     let prompts = prompts(&paths);
-    let reward = GroundTruthReward(ToyReward::default());
     let run = RunDir::open(dir.path().join("run")).unwrap();
     let o = PgOptions {
         k: 4,
         epochs: 1.0,
         ..pg_options(PgAlgorithm::Grpo)
     };
-    stages::run(
-        Pg {
-            reward_name: "gt",
-            init_dir: &paths.llama,
-            prompts: &prompts,
-            reward: &reward,
-            options: &o,
-            hooks: &mut (),
-        },
+    pg_on_gt(
+        &paths.llama,
+        &prompts,
+        &o,
+        &mut (),
         &run.stage("grpo").unwrap(),
-        &Runtime::cpu(),
     )
     .unwrap();
     let records: Vec<PgRecord> =
@@ -641,17 +607,12 @@ fn grpo_runs_and_bad_options_are_errors() {
         reward_scale: 2.0,
         ..o.clone()
     };
-    stages::run(
-        Pg {
-            reward_name: "gt",
-            init_dir: &paths.llama,
-            prompts: &prompts,
-            reward: &reward,
-            options: &selecting,
-            hooks: &mut (),
-        },
+    pg_on_gt(
+        &paths.llama,
+        &prompts,
+        &selecting,
+        &mut (),
         &run.stage("select").unwrap(),
-        &Runtime::cpu(),
     )
     .unwrap();
     let records: Vec<PgRecord> =
@@ -682,17 +643,12 @@ fn grpo_runs_and_bad_options_are_errors() {
             ..o.clone()
         },
     ] {
-        assert!(stages::run(
-            Pg {
-                reward_name: "gt",
-                init_dir: &paths.llama,
-                prompts: &prompts,
-                reward: &reward,
-                options: &bad,
-                hooks: &mut ()
-            },
-            &run.stage("bad").unwrap(),
-            &Runtime::cpu()
+        assert!(pg_on_gt(
+            &paths.llama,
+            &prompts,
+            &bad,
+            &mut (),
+            &run.stage("bad").unwrap()
         )
         .is_err());
     }
@@ -843,7 +799,6 @@ fn stage_timings_on_default_toy_models() {
             r.losses.len()
         );
         let prompts: Vec<String> = data.iter().map(|e| e.prompt.clone()).take(32).collect();
-        let reward = GroundTruthReward(ToyReward::default());
         for algorithm in [PgAlgorithm::Rloo, PgAlgorithm::Grpo] {
             let o = PgOptions {
                 algorithm,
@@ -854,19 +809,7 @@ fn stage_timings_on_default_toy_models() {
                 ..Default::default()
             };
             let stage = run.stage(&format!("{label}/pg-{algorithm:?}")).unwrap();
-            stages::run(
-                Pg {
-                    reward_name: "gt",
-                    init_dir: model_dir,
-                    prompts: &prompts,
-                    reward: &reward,
-                    options: &o,
-                    hooks: &mut (),
-                },
-                &stage,
-                &Runtime::cpu(),
-            )
-            .unwrap();
+            pg_on_gt(model_dir, &prompts, &o, &mut (), &stage).unwrap();
             let recs: Vec<PgRecord> = MetricsLog::read_all(&stage.file("metrics.jsonl")).unwrap();
             let secs: Vec<String> = recs
                 .iter()
