@@ -6,6 +6,10 @@
 #   experiments/scripts/build-cuda.sh --check-only  # `cargo check` of the CUDA code paths, real nvcc
 #   experiments/scripts/build-cuda.sh --check-stub  # the same check with a stand-in nvcc (CI:
 #                                                   # no toolkit, no kernels compiled, minutes)
+#   experiments/scripts/build-cuda.sh --kernels     # compile our kernels (experiments/kernels/*.cu)
+#                                                   # to PTX with the real nvcc and assemble each
+#                                                   # with ptxas for the target (registers, spills;
+#                                                   # seconds, no cargo)
 #
 # What it does (each step is skipped when its result is already there, so a second run
 # only costs cargo's no-op check):
@@ -31,15 +35,16 @@
 # on the first run.
 set -euo pipefail
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 
 MODE=build
 for arg in "$@"; do
   case "$arg" in
     --check-only) MODE=check ;;
     --check-stub) MODE=stub ;;
+    --kernels) MODE=kernels ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "build-cuda.sh: unknown argument '$arg' (expected --check-only, --check-stub or --help)" >&2; exit 2 ;;
+    *) echo "build-cuda.sh: unknown argument '$arg' (expected --check-only, --check-stub, --kernels or --help)" >&2; exit 2 ;;
   esac
 done
 
@@ -122,6 +127,35 @@ if [ ! -x "$CU/bin/nvcc" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "${WHEELS[*]}" 
   echo "${WHEELS[*]}" > "$STAMP"
 else
   log "CUDA wheels already in $CACHE/site"
+fi
+
+# ---- 1b) --kernels: our kernels through nvcc and ptxas only ------------------------------
+# The same nvcc flags as experiments/build.rs (cudaforge adds the arch, --ptx and
+# --default-stream per-thread); ptxas then assembles the PTX for the target as the
+# driver's JIT would, so errors and register spills show here, not on the GPU machine.
+if [ "$MODE" = kernels ]; then
+  KOUT=${RMTEACH_KERNELS_OUT:-$ROOT/target/cuda-kernels}
+  mkdir -p "$KOUT"
+  export PATH=$CU/bin:$PATH
+  status=0
+  for cu in "$ROOT"/experiments/kernels/*.cu; do
+    name=$(basename "$cu" .cu)
+    if ! "$CU/bin/nvcc" -gencode "arch=compute_$CUDA_COMPUTE_CAP,code=sm_$CUDA_COMPUTE_CAP" --ptx \
+        --default-stream per-thread -std=c++17 -O3 -o "$KOUT/$name.ptx" "$cu"; then
+      log "nvcc failed on $cu"; status=1; continue
+    fi
+    if ! "$CU/bin/ptxas" -arch="sm_$CUDA_COMPUTE_CAP" -v -o "$KOUT/$name.cubin" "$KOUT/$name.ptx" \
+        2> "$KOUT/$name.ptxas.txt"; then
+      cat "$KOUT/$name.ptxas.txt" >&2; log "ptxas failed on $KOUT/$name.ptx"; status=1; continue
+    fi
+    # One line per kernel: its name, registers and any spill.
+    awk '/Compiling entry function/ {fn=$0; sub(/.*entry function \x27/, "", fn); sub(/\x27.*/, "", fn)}
+         /Used [0-9]+ registers/ {sub(/.*Used /, ""); printf "  %-40s %s\n", fn, $0}
+         /bytes spill/ && !/0 bytes spill stores, 0 bytes spill loads/ {print "  spill in " fn ": " $0}' \
+      "$KOUT/$name.ptxas.txt"
+    log "$name.cu: nvcc + ptxas (sm_$CUDA_COMPUTE_CAP) passed"
+  done
+  exit $status
 fi
 
 # ---- 2) link-time stubs ---------------------------------------------------------------

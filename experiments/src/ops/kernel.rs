@@ -3,6 +3,7 @@
 //! test that picks the fused path.
 #![allow(clippy::needless_range_loop)]
 
+use super::switch::CudaKernel;
 use candle_core::{CpuStorage, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -15,6 +16,34 @@ pub(super) fn cpu_f32(tensors: &[&Tensor]) -> bool {
     tensors
         .iter()
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// Whether an op's fused node applies to `tensors`: on the CPU in f32 (its CPU kernel),
+/// or on one CUDA device in f32 or bf16 when `kernel` is switched on (its CUDA kernel,
+/// see [`super::switch`]). Otherwise the op falls back to differentiable tensor ops.
+pub(super) fn fused(kernel: CudaKernel, tensors: &[&Tensor]) -> bool {
+    cpu_f32(tensors) || cuda_kernel_applies(kernel, tensors)
+}
+
+/// Whether `kernel` is on and `tensors` are on one CUDA device in one dtype it has
+/// kernels for.
+#[cfg(feature = "cuda")]
+fn cuda_kernel_applies(kernel: CudaKernel, tensors: &[&Tensor]) -> bool {
+    let Some(first) = tensors.first() else {
+        return false;
+    };
+    super::cuda_kernels().contains(kernel)
+        && first.device().is_cuda()
+        && super::cuda::has_kernels_for(first.dtype())
+        && tensors
+            .iter()
+            .all(|t| t.device().same_device(first.device()) && t.dtype() == first.dtype())
+}
+
+/// Without the `cuda` feature no tensor is on a CUDA device.
+#[cfg(not(feature = "cuda"))]
+fn cuda_kernel_applies(_kernel: CudaKernel, _tensors: &[&Tensor]) -> bool {
+    false
 }
 
 /// The contiguous f32 slice of a CPU storage under `layout`, or an error.

@@ -30,7 +30,11 @@
 //!   `RMTEACH_CUDA_EVENT_TRACKING=0` turns it off (`CudaDevice::disable_event_tracking`,
 //!   for buffers created after the device is opened) for runs where each device is used
 //!   from one thread (`--jobs 1`, or `--devices` with a device per worker).
+//! - **The fused ops' own kernels** (`experiments/kernels/*.cu`): off by default until
+//!   gpu-check has compared them with the CPU ops on a GPU; `RMTEACH_CUDA_KERNELS=all`
+//!   or a list (`rms_norm,adamw`) turns them on, process-wide, when a device is opened.
 
+use crate::ops::{set_cuda_kernels, CudaKernels};
 use crate::{Error, Result};
 use candle_core::cuda_backend::cudarc::driver::{result, sys};
 use candle_core::{CudaDevice, Device};
@@ -46,6 +50,9 @@ pub struct CudaSettings {
     pub release_threshold: Option<u64>,
     /// Keep cudarc's per-buffer event tracking (needed only across several streams).
     pub event_tracking: bool,
+    /// The fused ops that run their own CUDA kernels (none by default; see
+    /// [`crate::ops::CudaKernels`]).
+    pub kernels: CudaKernels,
 }
 
 impl Default for CudaSettings {
@@ -54,6 +61,7 @@ impl Default for CudaSettings {
             htod_cache: false,
             release_threshold: Some(u64::MAX),
             event_tracking: true,
+            kernels: CudaKernels::NONE,
         }
     }
 }
@@ -62,6 +70,7 @@ impl Default for CudaSettings {
 const HTOD_CACHE_VAR: &str = "RMTEACH_CUDA_HTOD_CACHE";
 const RELEASE_THRESHOLD_VAR: &str = "RMTEACH_CUDA_POOL_RELEASE_THRESHOLD";
 const EVENT_TRACKING_VAR: &str = "RMTEACH_CUDA_EVENT_TRACKING";
+const KERNELS_VAR: &str = "RMTEACH_CUDA_KERNELS";
 
 impl CudaSettings {
     /// The defaults with the `RMTEACH_CUDA_*` environment overrides; a malformed value
@@ -82,6 +91,10 @@ impl CudaSettings {
             })?;
             s.release_threshold = (bytes > 0).then_some(bytes);
         }
+        if let Some(v) = env_var(KERNELS_VAR)? {
+            s.kernels =
+                CudaKernels::parse(&v).map_err(|e| Error::Input(format!("{KERNELS_VAR}: {e}")))?;
+        }
         Ok(s)
     }
 
@@ -98,6 +111,7 @@ impl CudaSettings {
             // one thread (one stream); see the module docs.
             unsafe { cuda.disable_event_tracking() };
         }
+        set_cuda_kernels(self.kernels);
         if self.htod_cache {
             // The guard counts enablings per thread; forgetting it keeps the cache on
             // for this thread for the life of the process.

@@ -1,0 +1,75 @@
+//! What the fused ops' CUDA kernels share (the `cuda` feature only): the PTX that
+//! `build.rs` compiles from `experiments/kernels/*.cu`, the kernel names per dtype,
+//! contiguous views of candle's device buffers and launch shapes.
+//!
+//! An op's `cuda_fwd` loads its kernel with
+//! `dev.get_or_load_custom_func(&kernel_name::<T>("rms_norm_fwd"), NORM.name, NORM.ptx)`
+//! (candle caches the module per device), pushes its arguments on the function's
+//! `builder()` and launches it on the device's stream, as candle-nn's own ops do.
+//! Kernels exist for f32 and bf16 storage (`<name>_f32`, `<name>_bf16`); which ops use
+//! them is decided by [`super::kernel::fused`] and [`super::CudaKernels`].
+
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig};
+use candle_core::{DType, Layout};
+
+/// The generated `pub const <FILE>: &str` of PTX, one per `kernels/*.cu`.
+mod ptx {
+    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
+}
+
+pub(super) use candle_core::cuda_backend::kernel_name;
+
+/// One compiled kernel file: its PTX and the name candle caches its module under.
+pub(super) struct Module {
+    /// Module name in the device's cache (unique per file).
+    pub name: &'static str,
+    /// The PTX text.
+    pub ptx: &'static str,
+}
+
+/// `kernels/norm.cu`: RMSNorm and LayerNorm.
+pub(super) const NORM: Module = Module {
+    name: "rmteach-norm",
+    ptx: ptx::NORM,
+};
+
+/// Whether the kernels exist for `dtype` (f32 and bf16 storage).
+pub(super) fn has_kernels_for(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::BF16)
+}
+
+/// The contiguous part of `slice` that `layout` addresses, or an error naming `op`.
+pub(super) fn contiguous<'a, T>(
+    op: &str,
+    slice: &'a CudaSlice<T>,
+    layout: &Layout,
+) -> candle_core::Result<CudaView<'a, T>> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(slice.slice(a..b)),
+        None => candle_core::bail!("{op}: non-contiguous CUDA input"),
+    }
+}
+
+/// Threads per block for kernels that give each row of `width` values one block: a
+/// multiple of 32 (whole warps, as `block_sum` needs), about four values per thread,
+/// between 32 and 1024.
+pub(super) fn row_block(width: usize) -> u32 {
+    (width.div_ceil(4).div_ceil(32) * 32).clamp(32, 1024) as u32
+}
+
+/// One block of [`row_block`] threads per row.
+pub(super) fn per_row(rows: usize, width: usize) -> candle_core::Result<LaunchConfig> {
+    let grid = u32::try_from(rows)
+        .map_err(|_| candle_core::Error::Msg(format!("{rows} rows exceed a CUDA grid")))?;
+    Ok(LaunchConfig {
+        grid_dim: (grid, 1, 1),
+        block_dim: (row_block(width), 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+/// A row width as the kernels' `int`, or an error.
+pub(super) fn int(name: &str, value: usize) -> candle_core::Result<i32> {
+    i32::try_from(value)
+        .map_err(|_| candle_core::Error::Msg(format!("{name} = {value} exceeds a CUDA int")))
+}
