@@ -6,9 +6,12 @@ pub mod checkpoint;
 pub mod save;
 pub mod weights;
 
-pub use checkpoint::{load_checkpoint, Checkpoint};
+pub use checkpoint::{load_checkpoint, load_checkpoint_cut, Checkpoint};
 pub use save::{
     read_config_json, save_checkpoint, save_checkpoint_with_json, save_random_model, save_weights,
     save_weights_except, sequence_classification_json, SaveOptions,
 };
-pub use weights::{checkpoint_files, load_into_varmap, save_varmap, tensor_names, LoadReport};
+pub use weights::{
+    checkpoint_files, load_into_varmap, load_into_varmap_cut, save_varmap, tensor_names,
+    LoadReport, RowCut,
+};

@@ -1,9 +1,12 @@
 //! Opening a Hugging Face checkpoint directory (`config.json` plus safetensors) of any
 //! supported [`Architecture`] as a [`Model`].
 
-use super::weights::{checkpoint_files, load_into_varmap, LoadReport};
+use super::save::read_config_json;
+use super::weights::{
+    checkpoint_files, load_into_varmap, load_into_varmap_cut, LoadReport, RowCut,
+};
 use crate::models::{Architecture, Model};
-use crate::Result;
+use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use std::path::Path;
@@ -38,4 +41,45 @@ pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Chec
         model,
         report,
     })
+}
+
+/// [`load_checkpoint`] with the token embeddings and the output head cut to their first
+/// `rows` rows, as transformers' `resize_token_embeddings(rows)` does for `rows` below
+/// the checkpoint's `vocab_size`. The paper's code resizes so after adding the fallback
+/// chat template's special tokens (`update_model_num_embeddings_and_special_tokens`,
+/// `model.resize_token_embeddings(len(tokenizer))`): Pythia's 50304 padded rows become
+/// the tokenizer's 50279, and the softmax no longer spans the never-used padding rows.
+/// Returns the checkpoint and its `config.json` with `vocab_size` = `rows`, to save
+/// beside the weights. Growing (`rows` above `vocab_size`) is refused.
+pub fn load_checkpoint_cut(
+    dir: &Path,
+    rows: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Checkpoint, serde_json::Value)> {
+    let path = dir.join("config.json");
+    let label = path.display().to_string();
+    let from = Architecture::from_file(&path)?.vocab_size();
+    if rows == 0 || rows > from {
+        return Err(Error::config(
+            &label,
+            "vocab_size",
+            format!("cannot resize the token embeddings from {from} to {rows} rows (only a cut to 1..={from} is supported)"),
+        ));
+    }
+    let mut json = read_config_json(dir)?;
+    json["vocab_size"] = rows.into();
+    let config = Architecture::from_json_str(&json.to_string(), &label)?;
+    let files = checkpoint_files(dir)?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
+    let model = Model::new(&config, vb)?;
+    let report = load_into_varmap_cut(&varmap, &files, Some(RowCut { from, to: rows }))?;
+    let checkpoint = Checkpoint {
+        config,
+        varmap,
+        model,
+        report,
+    };
+    Ok((checkpoint, json))
 }

@@ -56,6 +56,39 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// converting to the variable's dtype and device. Fails, naming the tensors, when a
 /// variable has no tensor in the files or a tensor has the wrong shape.
 pub fn load_into_varmap(varmap: &VarMap, files: &[PathBuf]) -> Result<LoadReport> {
+    load_into_varmap_cut(varmap, files, None)
+}
+
+/// Token rows cut on loading: tensors stored with `from` rows (the checkpoint's
+/// `vocab_size`) load into variables of `to < from` rows as their first `to` rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RowCut {
+    /// Rows of the stored vocabulary-indexed tensors.
+    pub from: usize,
+    /// Rows of the model's variables.
+    pub to: usize,
+}
+
+impl RowCut {
+    /// The stored tensor cut to the variable's shape, when this cut explains the
+    /// difference (same trailing dimensions, `from` rows stored, `to` wanted).
+    fn apply(&self, tensor: &candle_core::Tensor, want: &[usize]) -> Option<candle_core::Tensor> {
+        let have = tensor.dims();
+        let fits = have.len() == want.len()
+            && have.first() == Some(&self.from)
+            && want.first() == Some(&self.to)
+            && have[1..] == want[1..];
+        fits.then(|| tensor.narrow(0, 0, self.to).ok()).flatten()
+    }
+}
+
+/// [`load_into_varmap`], cutting vocabulary-indexed tensors (token embeddings, the
+/// output head) to the model's rows when `cut` is given.
+pub fn load_into_varmap_cut(
+    varmap: &VarMap,
+    files: &[PathBuf],
+    cut: Option<RowCut>,
+) -> Result<LoadReport> {
     let vars = varmap
         .data()
         .lock()
@@ -75,6 +108,11 @@ pub fn load_into_varmap(varmap: &VarMap, files: &[PathBuf]) -> Result<LoadReport
                 report.unexpected.push(name);
                 continue;
             };
+            let cut_tensor = match cut {
+                Some(c) if tensor.dims() != var.dims() => c.apply(&tensor, var.dims()),
+                _ => None,
+            };
+            let tensor = cut_tensor.unwrap_or(tensor);
             if tensor.dims() != var.dims() {
                 return Err(Error::Weights {
                     file: label,

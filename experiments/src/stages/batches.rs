@@ -42,9 +42,18 @@ impl ChatCodec {
     /// gets the paper's fallback template and its `<|user|>` / `<|assistant|>` special
     /// tokens, whose ids must be rows the model has (Pythia pads its embeddings past
     /// the tokenizer's vocabulary); the fine-tuned model is saved with it.
-    pub fn for_fine_tuning(dir: &std::path::Path, embedding_rows: usize) -> Result<Self> {
+    ///
+    /// Also returns the embedding rows the fine-tuned model keeps when the fallback
+    /// added tokens: the tokenizer's length (`Some(rows)` below `embedding_rows`), as the
+    /// paper's code resizes the embeddings to `len(tokenizer)` after adding them; `None`
+    /// when nothing was added or the rows already match.
+    pub fn for_fine_tuning(
+        dir: &std::path::Path,
+        embedding_rows: usize,
+    ) -> Result<(Self, Option<usize>)> {
         let mut tokenizer = TextTokenizer::from_dir(dir)?;
-        if tokenizer.ensure_chat_template()? > 0 && tokenizer.vocab_size() > embedding_rows {
+        let added = tokenizer.ensure_chat_template()?;
+        if added > 0 && tokenizer.vocab_size() > embedding_rows {
             return Err(Error::Input(format!(
                 "{}: the tokenizer has no chat template, and the fallback template's \
                  special tokens need {} token ids but the model has {embedding_rows} \
@@ -53,7 +62,9 @@ impl ChatCodec {
                 tokenizer.vocab_size()
             )));
         }
-        Self::new(tokenizer)
+        let rows = tokenizer.vocab_size();
+        let cut = (added > 0 && rows < embedding_rows).then_some(rows);
+        Ok((Self::new(tokenizer)?, cut))
     }
 
     /// Token ids of the generation prompt of a single user turn.

@@ -54,7 +54,7 @@ use super::optim::{AdamW, OptimConfig, Optimizer};
 use super::rewards::{checked_scores_keyed, RewardFn};
 use super::sft::save_policy;
 use super::stage::{Runtime, Stage};
-use crate::hf::load_checkpoint;
+use crate::hf::{load_checkpoint, read_config_json};
 use crate::logprobs::{inference_logprobs, token_logprobs, SequenceBatch};
 use crate::models::Model;
 use crate::rundir::{MetricsLog, StageDir, Stepped};
@@ -422,7 +422,7 @@ fn train(stage: &StageDir, pg: Pg<'_>, rt: &Runtime) -> Result<PgOutcome> {
     }
     save_policy(
         &stage.file("policy"),
-        init_dir,
+        &read_config_json(init_dir)?,
         &t.opt.master_varmap(&t.varmap)?,
         &t.codec,
     )?;

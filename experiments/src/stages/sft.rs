@@ -12,9 +12,11 @@ use super::batches::{check_batch, order, ChatCodec};
 use super::optim::{AdamW, OptimConfig};
 use super::stage::{Runtime, Stage};
 use crate::data::SftExample;
-use crate::hf::{load_checkpoint, read_config_json, save_checkpoint_with_json, SaveOptions};
+use crate::hf::{
+    load_checkpoint, load_checkpoint_cut, read_config_json, save_checkpoint_with_json, SaveOptions,
+};
 use crate::logprobs::{token_logprobs, SequenceBatch};
-use crate::models::Model;
+use crate::models::{Architecture, Model};
 use crate::rundir::StageDir;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -164,12 +166,19 @@ impl Stage for Sft<'_> {
 
     fn run(self, stage: &StageDir, rt: &Runtime) -> Result<SftReport> {
         rt.check_training_dtype()?;
-        let ckpt = load_checkpoint(self.init_dir, rt.dtype, &rt.device)?;
-        let codec = ChatCodec::for_fine_tuning(self.init_dir, ckpt.config.vocab_size())?;
+        let rows = Architecture::from_file(&self.init_dir.join("config.json"))?.vocab_size();
+        let (codec, cut) = ChatCodec::for_fine_tuning(self.init_dir, rows)?;
+        let (ckpt, config_json) = match cut {
+            Some(rows) => load_checkpoint_cut(self.init_dir, rows, rt.dtype, &rt.device)?,
+            None => (
+                load_checkpoint(self.init_dir, rt.dtype, &rt.device)?,
+                read_config_json(self.init_dir)?,
+            ),
+        };
         let (report, opt) = train(&ckpt.model, &ckpt.varmap, &codec, self.data, self.options)?;
         save_policy(
             stage.path(),
-            self.init_dir,
+            &config_json,
             &opt.master_varmap(&ckpt.varmap)?,
             &codec,
         )?;
@@ -177,13 +186,14 @@ impl Stage for Sft<'_> {
     }
 }
 
-/// Saves `varmap` with `init_dir`'s `config.json` and `codec`'s tokenizer into `dir`.
-pub fn save_policy(dir: &Path, init_dir: &Path, varmap: &VarMap, codec: &ChatCodec) -> Result<()> {
-    save_checkpoint_with_json(
-        dir,
-        &read_config_json(init_dir)?,
-        varmap,
-        &SaveOptions::default(),
-    )?;
+/// Saves `varmap` with the `config.json` value `config` and `codec`'s tokenizer into
+/// `dir`.
+pub fn save_policy(
+    dir: &Path,
+    config: &serde_json::Value,
+    varmap: &VarMap,
+    codec: &ChatCodec,
+) -> Result<()> {
+    save_checkpoint_with_json(dir, config, varmap, &SaveOptions::default())?;
     Ok(codec.tokenizer.save(dir)?)
 }

@@ -159,3 +159,53 @@ fn stand_in_data_is_parquet_in_the_hugging_face_layouts() {
     let filtered = filter_max_tokens(pairs, &tok, 512).unwrap();
     assert_eq!(filtered.dropped, 3);
 }
+
+/// The paper's code resizes the token embeddings to `len(tokenizer)` after adding the
+/// fallback template's tokens: the Pythia stand-in (rows padded to a multiple of 128,
+/// like Pythia's 50304) is cut to the tokenizer's rows, the cut model's logits are the
+/// first rows of the full model's (same weights), and growing is refused.
+#[test]
+fn fine_tuning_cuts_padded_embedding_rows_to_the_tokenizer() {
+    use rmteach_experiments::hf::load_checkpoint_cut;
+    use rmteach_experiments::models::CausalLm;
+    use rmteach_experiments::stages::batches::ChatCodec;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pythia");
+    StandIn::Pythia.write(&dir, 7).unwrap();
+    let full = load_checkpoint(&dir, DType::F32, &Device::Cpu).unwrap();
+    let padded = full.config.vocab_size();
+    let (codec, cut) = ChatCodec::for_fine_tuning(&dir, padded).unwrap();
+    let rows = codec.tokenizer.vocab_size();
+    assert!(
+        rows < padded,
+        "the stand-in pads its rows: {rows} vs {padded}"
+    );
+    assert_eq!(cut, Some(rows));
+    let (small, json) = load_checkpoint_cut(&dir, rows, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(small.config.vocab_size(), rows);
+    assert_eq!(json["vocab_size"].as_u64(), Some(rows as u64));
+    let ids = codec.prompt_ids("Hi there").unwrap();
+    let input = candle_core::Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let a = full.model.forward(&input, None).unwrap();
+    let b = small.model.forward(&input, None).unwrap();
+    assert_eq!(b.dims(), &[1, ids.len(), rows]);
+    let a = a.narrow(2, 0, rows).unwrap();
+    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+    assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+    let e = load_checkpoint_cut(&dir, padded + 1, DType::F32, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("vocab_size") && e.contains("config.json"), "{e}");
+    // A tokenizer that already has a template adds nothing and cuts nothing.
+    let llama = tmp.path().join("llama");
+    StandIn::Llama32.write(&llama, 7).unwrap();
+    let rows = load_checkpoint(&llama, DType::F32, &Device::Cpu)
+        .unwrap()
+        .config
+        .vocab_size();
+    assert_eq!(ChatCodec::for_fine_tuning(&llama, rows).unwrap().1, None);
+}
