@@ -10,7 +10,7 @@
 //! resumes from its last checkpoint, so a killed run restarts where it stopped. The
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
-use super::config::{RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
+use super::config::{Checked, RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
 use super::dry_run::DryRunSpec;
 use super::units::{run_units, Parallelism, Unit};
 use crate::data::{
@@ -63,14 +63,18 @@ pub struct RunOptions {
 pub use crate::records::{RunSummary, StageTime};
 
 /// Runs (or resumes) the whole pipeline of `config` in `runs_root/<name>/`.
-pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
+pub fn run(config: &Checked<RunConfig>, runs_root: &Path) -> Result<RunSummary> {
     run_with(config, runs_root, &RunOptions::default())
 }
 
-/// [`run`] with [`RunOptions`]. The config is validated first (a config built or
-/// changed in code is refused before anything is written, naming the field).
-pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
-    config.validate("<run config>")?;
+/// [`run`] with [`RunOptions`]. The config was validated when it was made
+/// ([`Checked`]); the paths it reads are checked first, before anything is written.
+pub fn run_with(
+    config: &Checked<RunConfig>,
+    runs_root: &Path,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let config: &RunConfig = config;
     config.check_paper_paths("<run config>")?;
     // External reward models are needed from `normalize` on; a run stopped before it
     // (an experiment's first passes, which train them) does not need them yet.

@@ -2,7 +2,7 @@
 //! field is an error naming the field.
 
 use rmteach_experiments::pipeline::config::{
-    LowVarianceOrder, PgAlgorithm, RunConfig, GROUND_TRUTH, LOW_VARIANCE,
+    parse_toml, LowVarianceOrder, PgAlgorithm, RunConfig, GROUND_TRUTH, LOW_VARIANCE,
 };
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
 use rmteach_experiments::stages::optim::Optimizer;
@@ -163,25 +163,43 @@ fn bad_fields_are_named() {
 }
 
 #[test]
-fn a_refused_config_or_a_missing_path_writes_nothing() {
+fn a_config_changed_in_code_is_refused_where_it_is_validated() {
+    // `run_with` takes only a `Checked<RunConfig>` (see the compile_fail examples of
+    // `pipeline::config::Checked`): an edit goes through `into_inner`, and the edited
+    // config reaches the runner only through `validate`, which names the field.
+    let edit = |f: &dyn Fn(&mut RunConfig)| {
+        let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml")
+            .unwrap()
+            .into_inner();
+        f(&mut c);
+        c.validate("m.toml (edited)").map_err(|e| e.to_string())
+    };
+    // Values a stage would refuse only later, set past the parser.
+    let e = edit(&|c| c.sft.max_grad_norm = Some(-1.0)).unwrap_err();
+    assert!(
+        e.contains("m.toml (edited)") && e.contains("sft.max_grad_norm") && e.contains("> 0"),
+        "{e}"
+    );
+    let e = edit(&|c| c.data.max_sft_examples = Some(0)).unwrap_err();
+    assert!(e.contains("data.max_sft_examples"), "{e}");
+    let e = edit(&|c| c.pg.k = 1).unwrap_err();
+    assert!(e.contains("pg.k") && e.contains("at least 2"), "{e}");
+    // A valid edit passes and is what the runner reads.
+    let ok = edit(&|c| c.pg.k = 4).unwrap();
+    assert_eq!(ok.pg.k, 4);
+}
+
+#[test]
+fn a_missing_path_writes_nothing() {
     use rmteach_experiments::pipeline::{run::run_with, RunOptions};
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path().join("runs");
     let opts = RunOptions::default();
-    // Values a stage would refuse only later, set past the parser.
-    let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
-    c.sft.max_grad_norm = Some(-1.0);
-    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
-    assert!(e.contains("sft.max_grad_norm") && e.contains("> 0"), "{e}");
-    let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
-    c.data.max_sft_examples = Some(0);
-    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
-    assert!(e.contains("data.max_sft_examples"), "{e}");
-    // A paper world whose files are missing.
+    // A paper world whose files are missing (relative to the config's directory).
     let text = "name = \"p\"\n[world.paper]\nmodel = \"no-model\"\nsft_data = \"s.jsonl\"\n\
                 train_prefs = \"t.jsonl\"\nground_truth = \"gt\"\n";
-    let mut c = RunConfig::from_toml_str(text, "p.toml").unwrap();
-    c.resolve_relative(tmp.path());
+    let c =
+        RunConfig::from_table(parse_toml(text, "p.toml").unwrap(), "p.toml", tmp.path()).unwrap();
     let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
     assert!(
         e.contains("world.paper.model") && e.contains("no-model"),
@@ -227,7 +245,7 @@ fn algorithm_and_order_keep_their_spellings_and_old_records_load() {
     assert_eq!(json["pg"]["algorithm"], "grpo");
     assert_eq!(json["low_variance"]["order"], "normalize_then_scale");
     let back: RunConfig = serde_json::from_value(json).unwrap();
-    assert_eq!(back, c);
+    assert_eq!(&back, &*c);
     // Checkpoint options written before the TOML spelling named the variant.
     for (old, new) in [("Rloo", PgAlgorithm::Rloo), ("Grpo", PgAlgorithm::Grpo)] {
         let options = PgOptions {
