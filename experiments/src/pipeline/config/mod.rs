@@ -14,12 +14,12 @@ mod checked;
 mod tables;
 mod validate;
 
-pub use crate::stages::pg::PgAlgorithm;
+pub use crate::stages::pg::{PgAlgorithm, PgConfig};
 pub use crate::stages::rm_eval::{LowVarianceOrder, GROUND_TRUTH, LOW_VARIANCE};
 pub use checked::{Check, Checked};
 pub use tables::{
-    DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
-    RmConfig, SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
+    DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PrefDataConfig, RmConfig,
+    SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
 };
 pub(crate) use validate::check_dir_name;
 use validate::{toml_field, unknown_field};

@@ -95,7 +95,6 @@ impl Check for RunConfig {
             return bad("low_variance.scale", "must be finite and positive (0.001)");
         }
         let pg = &self.pg;
-        let o = pg.options(0);
         rate(file, "pg.lr", pg.lr)?;
         if pg.seeds.is_empty() {
             return bad("pg.seeds", "must list at least one seed, e.g. [0, 1, 2]");
@@ -142,7 +141,7 @@ impl Check for RunConfig {
             );
         }
         // Anything else the stage itself would refuse.
-        if let Err(e) = o.total_updates(1) {
+        if let Err(e) = pg.total_updates(1) {
             return bad("pg", &e.to_string());
         }
         if let Some(r) = &pg.rewards {
