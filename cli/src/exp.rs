@@ -12,8 +12,11 @@ use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
 use rmteach_experiments::models::{Architecture, CausalLm};
+use rmteach_experiments::pipeline::config::Checked;
 use rmteach_experiments::pipeline::dry_run::{dry_run_config, dry_run_name};
+use rmteach_experiments::pipeline::experiment::ExperimentRun;
 use rmteach_experiments::pipeline::units::Parallelism;
+use rmteach_experiments::pipeline::{ExperimentConfig, RunConfig};
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
 use rmteach_experiments::sample::{generate, SamplingConfig};
@@ -259,25 +262,21 @@ pub fn run_config(
     dry_run: bool,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
-        is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
-        RunOptions,
+        is_experiment, parse_toml, run::run_with, run_experiment, RunOptions,
     };
     let opts = RunOptions {
         progress: !quiet,
         parallel: parallel.clone(),
         ..RunOptions::default()
     };
-    // The one parse and the one validation of the file.
+    // The one parse of the file, validated once as written; a dry run or a --device
+    // override is validated again where it is made (the runner takes only checked
+    // configs).
     let table = parse_toml(source.text, source.file)?;
     if is_experiment(&table) {
         let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
-        if dry_run {
-            to_dry_run(&mut exp, source.file)?;
-        }
-        for r in &mut exp.runs {
-            if let Some(d) = device {
-                r.config.device = d;
-            }
+        if dry_run || device.is_some() {
+            exp = edit_experiment(exp.into_inner(), source.file, dry_run, device)?;
         }
         let summary = run_experiment(&exp, runs, &opts)
             .with_context(|| format!("experiment `{}` from {}", exp.name, source.file))?;
@@ -290,14 +289,13 @@ pub fn run_config(
         println!("report: {}", summary.dir.join("report").display());
         return Ok(summary.dir.join("report"));
     }
-    let mut cfg = RunConfig::from_table(table, source.file)?;
-    cfg.resolve_relative(source.dir);
-    if dry_run {
-        cfg = dry_run_config(&cfg, source.file)?;
-        cfg.name = dry_run_name(&cfg.name);
-    }
-    if let Some(d) = device {
-        cfg.device = d;
+    let mut cfg = RunConfig::from_table(table, source.file, source.dir)?;
+    if dry_run || device.is_some() {
+        let mut edited = edit_run(cfg.into_inner(), source.file, dry_run, device)?;
+        if dry_run {
+            edited.name = dry_run_name(&edited.name);
+        }
+        cfg = edited.validate(source.file)?;
     }
     let summary = run_with(&cfg, runs, &opts)
         .with_context(|| format!("run `{}` from {}", cfg.name, source.file))?;
@@ -306,14 +304,41 @@ pub fn run_config(
     Ok(summary.dir.join("report"))
 }
 
-/// An experiment's dry run: every run mapped by [`dry_run_config`], the experiment
-/// renamed `<name>-dry-run`.
-fn to_dry_run(exp: &mut rmteach_experiments::pipeline::ExperimentConfig, file: &str) -> Result<()> {
-    exp.name = dry_run_name(&exp.name);
-    for r in &mut exp.runs {
-        r.config = dry_run_config(&r.config, file)?;
+/// A run's dry run ([`dry_run_config`], name kept) when `dry_run`, on `device` when
+/// given; `file` names the config in errors.
+fn edit_run(
+    mut cfg: RunConfig,
+    file: &str,
+    dry_run: bool,
+    device: Option<DeviceSpec>,
+) -> Result<RunConfig> {
+    if dry_run {
+        cfg = dry_run_config(&cfg, file)?;
     }
-    Ok(())
+    if let Some(d) = device {
+        cfg.device = d;
+    }
+    Ok(cfg)
+}
+
+/// An experiment's dry run (every run mapped by [`dry_run_config`], the experiment
+/// renamed `<name>-dry-run`) when `dry_run`, every run on `device` when given; each
+/// edited run and the experiment validated again.
+fn edit_experiment(
+    mut exp: ExperimentConfig,
+    file: &str,
+    dry_run: bool,
+    device: Option<DeviceSpec>,
+) -> Result<Checked<ExperimentConfig>> {
+    if dry_run {
+        exp.name = dry_run_name(&exp.name);
+    }
+    for r in &mut exp.runs {
+        let label = ExperimentRun::label(file, &r.policy, &r.algorithm);
+        let edited = edit_run(r.config.as_ref().clone(), file, dry_run, device)?;
+        r.config = edited.validate(&label)?;
+    }
+    Ok(exp.validate(file)?)
 }
 
 fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {

@@ -228,15 +228,19 @@ pub fn lever_rows(variants: &[Variant], lever: Lever) -> Vec<&Variant> {
         .collect()
 }
 
-/// The toy 4.1 preset with the experiment's budget changes (see the module docs).
+/// The toy 4.1 preset with the experiment's budget changes (see the module docs); not
+/// validated (each run's [`variant_config`] is, where it is finished).
 pub fn base_config() -> Result<RunConfig> {
-    let mut c = RunConfig::from_toml_str(TOY_41, "<built-in toy-4.1.toml>")?;
+    let mut c = RunConfig::from_toml_str(TOY_41, "<built-in toy-4.1.toml>")?.into_inner();
     c.rm.mixes = vec![MARGIN_MIX];
     c.pg.seeds = SEEDS.to_vec();
     c.pg.epochs = EPOCHS;
     c.eval.samples = EVAL_SAMPLES;
     Ok(c)
 }
+
+/// How errors name the experiment's configs (built here, not read from a file).
+const LABEL: &str = "<levers experiment>";
 
 /// The run config of `v` on `base`; SGD runs take `sgd_lr`.
 pub fn variant_config(base: &RunConfig, v: &Variant, sgd_lr: f64) -> RunConfig {
@@ -284,7 +288,7 @@ pub fn run(runs_root: &Path, device: Option<DeviceSpec>, opts: &RunOptions) -> R
     let variants = plan();
     let dir = runs_root.join(EXPERIMENT);
     // The first run's world fixes P, hence SGD's learning rate.
-    let first = variant_config(&base, &variants[0], base.pg.lr);
+    let first = variant_config(&base, &variants[0], base.pg.lr).validate(LABEL)?;
     let early = RunOptions {
         stop_after: Some("world".into()),
         ..opts.clone()
@@ -293,19 +297,24 @@ pub fn run(runs_root: &Path, device: Option<DeviceSpec>, opts: &RunOptions) -> R
     let world = ToyWorldPaths::new(&dir.join(&first.name).join("world"));
     let parameters = count_parameters(&world.llama.join("model.safetensors"))?;
     let lr = sgd_lr(base.pg.lr, parameters);
+    let algorithm = base.pg.algorithm.name();
     let exp = ExperimentConfig {
         name: EXPERIMENT.into(),
         runs: variants
             .iter()
-            .map(|v| ExperimentRun {
-                policy: v.name.clone(),
-                algorithm: base.pg.algorithm.name().to_string(),
-                config: variant_config(&base, v, lr),
+            .map(|v| {
+                let label = ExperimentRun::label(LABEL, &v.name, algorithm);
+                Ok(ExperimentRun {
+                    policy: v.name.clone(),
+                    algorithm: algorithm.to_string(),
+                    config: variant_config(&base, v, lr).validate(&label)?,
+                })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
         teachers: Vec::new(),
         contrasts: Vec::new(),
-    };
+    }
+    .validate(LABEL)?;
     let summary = run_experiment(&exp, runs_root, opts)?;
     if !summary.finished {
         return Err(Error::Input(format!(

@@ -25,7 +25,7 @@
 //! interaction contrast of policies `a` and `b` with their teachers. The report compares the policies per
 //! algorithm (Table 10 layout and bars) in `<runs>/<name>/report/`.
 
-use super::config::{check_dir_name, parse_toml, RunConfig};
+use super::config::{check_dir_name, parse_toml, Check, Checked, RunConfig};
 use super::run::{run_with, RunOptions, RunSummary, StageTime};
 use crate::analysis::{write_policies_report, PolicyContrast};
 use crate::{Error, Result};
@@ -38,8 +38,15 @@ pub struct ExperimentRun {
     pub policy: String,
     /// `rloo` or `grpo`.
     pub algorithm: String,
-    /// The run's config (its `name` is `<policy>-<algorithm>`).
-    pub config: RunConfig,
+    /// The run's config (its `name` is `<policy>-<algorithm>`), validated.
+    pub config: Checked<RunConfig>,
+}
+
+impl ExperimentRun {
+    /// How errors name this run's config: `file` (the experiment's) and the run.
+    pub fn label(file: &str, policy: &str, algorithm: &str) -> String {
+        format!("{file} (policy `{policy}`, {algorithm})")
+    }
 }
 
 /// A parsed experiment file.
@@ -68,7 +75,7 @@ const SHARED_STAGES: [&str; 6] = ["world", "sft", "prefdata", "rms", "normalize"
 impl ExperimentConfig {
     /// Reads an experiment file; relative paths are relative to its directory and
     /// `from_run` reward models are resolved under `runs_root`.
-    pub fn from_file(path: &Path, runs_root: &Path) -> Result<Self> {
+    pub fn from_file(path: &Path, runs_root: &Path) -> Result<Checked<Self>> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
@@ -78,26 +85,30 @@ impl ExperimentConfig {
     }
 
     /// Parses an experiment; `file` names it in errors.
-    pub fn from_toml_str(text: &str, file: &str, dir: &Path, runs_root: &Path) -> Result<Self> {
+    pub fn from_toml_str(
+        text: &str,
+        file: &str,
+        dir: &Path,
+        runs_root: &Path,
+    ) -> Result<Checked<Self>> {
         Self::from_table(parse_toml(text, file)?, file, dir, runs_root)
     }
 
-    /// The experiment of a parsed file ([`parse_toml`]): each run's config is built
-    /// and validated from its merged table ([`RunConfig::from_table`]), never printed
-    /// and parsed again.
+    /// The experiment of a parsed file ([`parse_toml`]), validated: each run's config
+    /// is built from its merged table, never printed and parsed again, and validated
+    /// once its paths are resolved.
     pub fn from_table(
         mut base: toml::Table,
         file: &str,
         dir: &Path,
         runs_root: &Path,
-    ) -> Result<Self> {
+    ) -> Result<Checked<Self>> {
         let bad = |field: &str, msg: &str| Error::config(file, field, msg);
         let name = base
             .get("name")
             .and_then(toml::Value::as_str)
             .ok_or_else(|| bad("name", "give the experiment a name"))?
             .to_string();
-        check_dir_name(file, "name", &name, "")?;
         let policies = match base.remove("policies") {
             Some(toml::Value::Array(p)) if !p.is_empty() => p,
             _ => {
@@ -160,33 +171,31 @@ impl ExperimentConfig {
                 if let toml::Value::Table(pg) = pg {
                     pg.insert("algorithm".into(), toml::Value::String(algorithm.clone()));
                 }
-                let label = format!("{file} (policy `{policy}`, {algorithm})");
-                let mut config = RunConfig::from_table(t, &label)?;
+                let label = ExperimentRun::label(file, &policy, algorithm);
+                let mut config = RunConfig::parse_table(t, &label)?;
                 config.resolve_relative(dir);
                 relative_to_experiment(&mut config, runs_root, &runs_root.join(&name));
                 runs.push(ExperimentRun {
                     policy: policy.clone(),
                     algorithm: algorithm.clone(),
-                    config,
+                    config: config.validate(&label)?,
                 });
             }
         }
-        for (i, (a, b)) in contrasts.iter().enumerate() {
-            for p in [a, b] {
-                if !teachers.iter().any(|(q, _)| q == p) {
-                    return Err(bad(
-                        &format!("contrasts[{i}]"),
-                        &format!("policy `{p}` is not a [[policies]] entry with a `teacher`"),
-                    ));
-                }
-            }
-        }
-        Ok(Self {
+        Self {
             name,
             runs,
             teachers,
             contrasts,
-        })
+        }
+        .validate(file)
+    }
+
+    /// Checks the experiment ([`Check`]; its runs were checked when made), naming
+    /// `file`: the experiment the runner takes. Code that builds or edits an
+    /// experiment calls this where it is done.
+    pub fn validate(self, file: &str) -> Result<Checked<Self>> {
+        Checked::new(self, file)
     }
 
     /// The contrasts of the runs of `algorithm`, as indices into those runs.
@@ -225,6 +234,26 @@ impl ExperimentConfig {
             }
         }
         out
+    }
+}
+
+impl Check for ExperimentConfig {
+    /// The name is a directory name, and every contrast names policies with a
+    /// `teacher`.
+    fn check(&self, file: &str) -> Result<()> {
+        check_dir_name(file, "name", &self.name, "")?;
+        for (i, (a, b)) in self.contrasts.iter().enumerate() {
+            for p in [a, b] {
+                if !self.teachers.iter().any(|(q, _)| q == p) {
+                    return Err(Error::config(
+                        file,
+                        &format!("contrasts[{i}]"),
+                        format!("policy `{p}` is not a [[policies]] entry with a `teacher`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -292,9 +321,13 @@ pub struct ExperimentSummary {
 /// for the runner, which runs the experiment's runs in `exp_dir`: a reward model the
 /// experiment trains itself stays `from_run`, relative to `exp_dir`, so the
 /// experiment's directory can be moved or copied and rerun; one of another run becomes
-/// its `dir`.
+/// its `dir`. An entry that gives both `dir` and `from_run` is left for validation to
+/// refuse.
 fn relative_to_experiment(config: &mut RunConfig, runs_root: &Path, exp_dir: &Path) {
     for e in &mut config.rm.external {
+        if e.dir.is_some() {
+            continue;
+        }
         if let Some(r) = e.from_run.take() {
             let path = runs_root.join(r);
             match path.strip_prefix(exp_dir) {
@@ -308,21 +341,21 @@ fn relative_to_experiment(config: &mut RunConfig, runs_root: &Path, exp_dir: &Pa
 /// Runs (or resumes) every run of `exp` under `<runs_root>/<name>/` and writes the
 /// cross-policy report per algorithm into `<runs_root>/<name>/report/<algorithm>/`.
 pub fn run_experiment(
-    exp: &ExperimentConfig,
+    exp: &Checked<ExperimentConfig>,
     runs_root: &Path,
     opts: &RunOptions,
 ) -> Result<ExperimentSummary> {
-    check_dir_name("<experiment>", "name", &exp.name, "")?;
+    let exp: &ExperimentConfig = exp;
     let dir = runs_root.join(&exp.name);
-    // Every run's config was validated when parsed; every path it reads is checked
-    // before the first run writes anything (reward models this experiment trains
-    // itself excepted).
+    // The experiment and its runs were validated when made ([`Checked`]); every path a
+    // run reads is checked before the first run writes anything (reward models this
+    // experiment trains itself excepted).
     for r in &exp.runs {
         let label = format!(
             "<experiment {}> (policy `{}`, {})",
             exp.name, r.policy, r.algorithm
         );
-        let mut outside = r.config.clone();
+        let mut outside = r.config.as_ref().clone();
         outside
             .rm
             .external

@@ -10,7 +10,7 @@
 //! resumes from its last checkpoint, so a killed run restarts where it stopped. The
 //! config is kept as `config.json`; a rerun with a different config is refused.
 
-use super::config::{RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
+use super::config::{Checked, RunConfig, SftSource, ToyArch, GROUND_TRUTH, LOW_VARIANCE};
 use super::dry_run::DryRunSpec;
 use super::units::{run_units, Parallelism, Unit};
 use crate::data::{
@@ -26,7 +26,7 @@ use crate::stages::batches::{mix_seed, ChatCodec};
 use crate::stages::evaluate::{prompt_means, reward_stats, sample, EvalOptions};
 use crate::stages::normalize::load_scores;
 use crate::stages::normalize::{load_normalizers, Normalize};
-use crate::stages::pg::{Pg, PgOptions, PgOutcome};
+use crate::stages::pg::{Pg, PgOutcome};
 use crate::stages::policy_eval::EvalHook;
 pub use crate::stages::policy_eval::{Baseline, BaselineReward, EvalRecord};
 use crate::stages::prefdata::{mix_pairs, rlhf_pairs, rm_split_chosen, LabeledPair, PrefData};
@@ -63,14 +63,18 @@ pub struct RunOptions {
 pub use crate::records::{RunSummary, StageTime};
 
 /// Runs (or resumes) the whole pipeline of `config` in `runs_root/<name>/`.
-pub fn run(config: &RunConfig, runs_root: &Path) -> Result<RunSummary> {
+pub fn run(config: &Checked<RunConfig>, runs_root: &Path) -> Result<RunSummary> {
     run_with(config, runs_root, &RunOptions::default())
 }
 
-/// [`run`] with [`RunOptions`]. The config is validated first (a config built or
-/// changed in code is refused before anything is written, naming the field).
-pub fn run_with(config: &RunConfig, runs_root: &Path, opts: &RunOptions) -> Result<RunSummary> {
-    config.validate("<run config>")?;
+/// [`run`] with [`RunOptions`]. The config was validated when it was made
+/// ([`Checked`]); the paths it reads are checked first, before anything is written.
+pub fn run_with(
+    config: &Checked<RunConfig>,
+    runs_root: &Path,
+    opts: &RunOptions,
+) -> Result<RunSummary> {
+    let config: &RunConfig = config;
     config.check_paper_paths("<run config>")?;
     // External reward models are needed from `normalize` on; a run stopped before it
     // (an experiment's first passes, which train them) does not need them yet.
@@ -327,6 +331,7 @@ impl<'a> Runner<'a> {
         }
         self.stage(Prepared::new("sft", |dir: &StageDir, rt: &Runtime| {
             let data = sft_examples(c, world, &root, rt)?;
+            // `[sft]` plus the run's seed; `enabled` and `source` are the runner's.
             let s = &c.sft;
             let o = SftOptions {
                 lr: s.lr,
@@ -382,6 +387,8 @@ impl<'a> Runner<'a> {
             let label = format!("rms/{name}");
             let dir = self.dir.stage(&label)?;
             let stage = Prepared::new(label.clone(), move |dir: &StageDir, rt: &Runtime| {
+                // `[rm]`'s training settings plus the run's seeds; the mixes, external
+                // and union reward models and the scoring batch are the runner's.
                 let rm = &c.rm;
                 let o = RmTrainOptions {
                     lr: rm.lr,
@@ -899,10 +906,6 @@ impl PgUnit<'_> {
         };
         let proxy = ctx.get(name, gt_raw.as_ref())?;
         let gt = ctx.get(GROUND_TRUTH, gt_raw.as_ref())?;
-        let o = PgOptions {
-            stop_after: self.stop_after,
-            ..c.pg.options(seed)
-        };
         let mut hook = EvalHook {
             reference,
             codec: &codec,
@@ -921,7 +924,9 @@ impl PgUnit<'_> {
             init_dir: self.policy_dir,
             prompts: self.prompts,
             reward: proxy.as_ref(),
-            options: &o,
+            options: &c.pg,
+            seed,
+            stop_after: self.stop_after,
             hooks: &mut hook,
         };
         stages::run(pg, stage, rt)
@@ -1040,7 +1045,9 @@ fn union_pairs(
     Ok(pairs)
 }
 
-/// Sampling settings of `[normalize]` / `[eval]`.
+/// Sampling settings of `[normalize]` / `[eval]` (the TOML's `top_k = 0` is "no
+/// top-k", `None` for the sampler; the temperature is fixed at 1; `prompts` is the
+/// runner's).
 fn sampling(s: &super::config::SampleConfig, seed: u64) -> EvalOptions {
     EvalOptions {
         samples_per_prompt: s.samples,

@@ -118,57 +118,66 @@ pub enum GrpoKl {
     Differentiable,
 }
 
-/// Settings of [`Pg`] (defaults: the paper's RLOO).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PgOptions {
-    /// RLOO or GRPO.
+/// `[pg]` of a run config, and the settings the [`Pg`] stage takes as they are
+/// (defaults: the paper's RLOO). `seeds` and `rewards` choose the stage's runs (the
+/// pipeline runs it once per training reward and seed, [`Pg::seed`]); the stage reads
+/// the rest. The surrogate clip range, gradient clipping and rollout temperature are
+/// the paper's fixed values ([`CLIP_RANGE`], [`MAX_GRAD_NORM`], [`TEMPERATURE`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgConfig {
+    /// `rloo` or `grpo`.
     pub algorithm: PgAlgorithm,
     /// Samples per prompt (2).
     pub k: usize,
     /// KL coefficient (0.05).
     pub beta: f64,
-    /// Constant learning rate (1e-7); what it means depends on `optimizer` (see
-    /// [`super::optim`]).
+    /// Constant learning rate (1e-7). With `adamw` each coordinate moves by about `lr`
+    /// per step whatever the reward's scale; with `sgd` the step is `lr` times the
+    /// (clipped) gradient, so it scales with the reward (n SGD steps follow the
+    /// gradient flow for time n `lr`); see [`super::optim`].
     pub lr: f64,
-    /// AdamW (default) or SGD, with the same constant `lr` and gradient clipping.
-    #[serde(default, skip_serializing_if = "Optimizer::is_default")]
+    /// `"adamw"` (default, the paper's) or `"sgd"` (no momentum), both with the constant
+    /// `lr` and clipping at gradient norm 1.
+    #[serde(skip_serializing_if = "Optimizer::is_default")]
     pub optimizer: Optimizer,
-    /// Completions per rollout batch (32); a multiple of `k` and of `mini_batches`.
+    /// Completions per rollout batch (32; the TOML key is `batch`); a multiple of `k`
+    /// and of `mini_batches`.
+    #[serde(rename = "batch")]
     pub batch_size: usize,
     /// Optimiser steps per rollout batch (2).
     pub mini_batches: usize,
-    /// Rows per forward pass, gradients accumulated (`None`: a whole mini-batch).
+    /// Completions per forward pass, gradients accumulated (`None`: the mini-batch).
     pub micro_batch_size: Option<usize>,
-    /// Surrogate clipping range (0.2).
-    pub clip_range: f64,
-    /// Gradient clipping (1.0).
-    pub max_grad_norm: Option<f64>,
-    /// Longest response (512).
-    pub max_new_tokens: usize,
-    /// Rollout temperature (1); log-probabilities are always the policy's own.
-    pub temperature: f64,
-    /// Training length in epochs of `|prompts|` completions.
+    /// Training length in epochs of `|prompts|` completions (6).
     pub epochs: f64,
-    /// Checkpoint every this many updates (and at every epoch end and the last update).
+    /// Longest rollout response (512).
+    pub max_new_tokens: usize,
+    /// Training seeds ([0, 1, 2]): one run of the stage each.
+    pub seeds: Vec<u64>,
+    /// Checkpoint every this many updates (10; and at every epoch end and the last
+    /// update).
     pub checkpoint_every: u64,
-    /// Seed of prompt order, sampling and mini-batch shuffles.
-    pub seed: u64,
-    /// GRPO's KL term (ignored by RLOO).
-    #[serde(default)]
+    /// Train on these rewards only (`None`: every RM, the low-variance reward, `gt`).
+    pub rewards: Option<Vec<String>>,
+    /// GRPO's `k3` KL term: `rollout` (the authors' code: from the rollout-time
+    /// log-probabilities, no gradient) or `differentiable` (TRL: from the current
+    /// policy, with gradient). Ignored by RLOO.
     pub grpo_kl: GrpoKl,
-    /// Multiplies the reward function's scores (1: off).
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    /// Beyond the paper: multiply the (normalised) training reward by this global scale
+    /// before the KL penalty (1: off). With `adamw` and `beta = 0` a global scale cancels;
+    /// with `sgd` it scales every step.
+    #[serde(skip_serializing_if = "is_one")]
     pub reward_scale: f64,
-    /// Train only on the prompts whose within-prompt score variance is above this
-    /// quantile of the rollout batch's (`None`: every prompt).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Beyond the paper: prompt selection by reward variance. In each rollout batch
+    /// train only on the prompts whose variance of the reward over their `k` samples
+    /// (drawn anyway) is above this quantile of the batch's (0.5: the upper half);
+    /// absent (default): every prompt. In [0, 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub select_quantile: Option<f64>,
-    /// Return after this many updates without finishing (a test's simulated kill).
-    #[serde(skip)]
-    pub stop_after: Option<u64>,
 }
 
-impl Default for PgOptions {
+impl Default for PgConfig {
     fn default() -> Self {
         Self {
             algorithm: PgAlgorithm::Rloo,
@@ -179,22 +188,58 @@ impl Default for PgOptions {
             batch_size: 32,
             mini_batches: 2,
             micro_batch_size: None,
-            clip_range: 0.2,
-            max_grad_norm: Some(1.0),
-            max_new_tokens: 512,
-            temperature: 1.0,
             epochs: 6.0,
+            max_new_tokens: 512,
+            seeds: vec![0, 1, 2],
             checkpoint_every: 10,
-            seed: 0,
+            rewards: None,
             grpo_kl: GrpoKl::Rollout,
             reward_scale: 1.0,
             select_quantile: None,
-            stop_after: None,
         }
     }
 }
 
-impl PgOptions {
+/// Surrogate clipping range (0.2).
+pub const CLIP_RANGE: f64 = 0.2;
+/// Gradient clipping (1.0).
+pub const MAX_GRAD_NORM: f64 = 1.0;
+/// Rollout temperature (1); log-probabilities are always the policy's own.
+pub const TEMPERATURE: f64 = 1.0;
+
+/// The `[pg]` keys that choose the stage's runs rather than set one run: not part of a
+/// checkpoint's options.
+const RUN_LEVEL_KEYS: [&str; 2] = ["seeds", "rewards"];
+
+impl PgConfig {
+    /// The options a checkpoint of training seed `seed` records (`ckpt/*.json`), which
+    /// a resume must match: these settings in the spelling checkpoints have always
+    /// had, so checkpoints written before the config and the stage shared this type
+    /// still resume: `batch_size` for the TOML's `batch`, the run-level `seeds` and
+    /// `rewards` left out, the run's `seed` and the fixed `clip_range`,
+    /// `max_grad_norm` and `temperature` added. (The one place the stage's record
+    /// differs from the config's spelling; a new run-level key goes into
+    /// `RUN_LEVEL_KEYS`, a new setting needs a `skip_serializing_if` at its default so
+    /// older checkpoints keep resuming.)
+    pub fn checkpoint_options(&self, seed: u64) -> Result<serde_json::Value> {
+        let err = |e: serde_json::Error| Error::Input(format!("pg options: {e}"));
+        let mut options = serde_json::to_value(self).map_err(err)?;
+        let map = options
+            .as_object_mut()
+            .ok_or_else(|| Error::Input("pg options: not a JSON object".into()))?;
+        for key in RUN_LEVEL_KEYS {
+            map.remove(key);
+        }
+        if let Some(batch) = map.remove("batch") {
+            map.insert("batch_size".into(), batch);
+        }
+        map.insert("seed".into(), seed.into());
+        map.insert("clip_range".into(), CLIP_RANGE.into());
+        map.insert("max_grad_norm".into(), MAX_GRAD_NORM.into());
+        map.insert("temperature".into(), TEMPERATURE.into());
+        Ok(options)
+    }
+
     /// Checks the options against `prompts` prompts; returns the number of updates.
     pub fn total_updates(&self, prompts: usize) -> Result<u64> {
         let bad = |field: &str, why: &str| Error::Input(format!("pg: `{field}` {why}"));
@@ -215,12 +260,7 @@ impl PgOptions {
             self.micro_batch_size,
             "pg",
         )?;
-        for (field, v) in [
-            ("beta", self.beta),
-            ("clip_range", self.clip_range),
-            ("temperature", self.temperature),
-            ("epochs", self.epochs),
-        ] {
+        for (field, v) in [("beta", self.beta), ("epochs", self.epochs)] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(bad(field, "must be finite and >= 0"));
             }
@@ -282,11 +322,6 @@ pub struct PgRecord {
     pub kept_group_std: Option<f64>,
 }
 
-/// Serde's default `reward_scale`.
-fn one() -> f64 {
-    1.0
-}
-
 /// Whether `x` is 1 (serde leaves an unscaled reward out of the records).
 fn is_one(x: &f64) -> bool {
     *x == 1.0
@@ -344,8 +379,12 @@ pub struct Pg<'a> {
     pub prompts: &'a [String],
     /// The (normalised) training reward.
     pub reward: &'a dyn RewardFn,
-    /// The training settings.
-    pub options: &'a PgOptions,
+    /// The training settings (`seeds` and `rewards` are not read).
+    pub options: &'a PgConfig,
+    /// The training seed: prompt order, sampling and mini-batch shuffles.
+    pub seed: u64,
+    /// Return after this many updates without finishing (a test's simulated kill).
+    pub stop_after: Option<u64>,
     /// Called at each epoch's end.
     pub hooks: &'a mut dyn PgHooks,
 }
@@ -354,7 +393,7 @@ impl Stage for Pg<'_> {
     type Summary = PgOutcome;
 
     fn name(&self) -> String {
-        format!("pg/{}/seed{}", self.reward_name, self.options.seed)
+        format!("pg/{}/seed{}", self.reward_name, self.seed)
     }
 
     fn run(self, stage: &StageDir, rt: &Runtime) -> Result<PgOutcome> {
@@ -375,14 +414,15 @@ fn train(stage: &StageDir, pg: Pg<'_>, rt: &Runtime) -> Result<PgOutcome> {
         prompts,
         reward,
         options: o,
+        seed,
+        stop_after,
         hooks,
         ..
     } = pg;
     let (device, dtype) = (&rt.device, rt.dtype);
     let total = o.total_updates(prompts.len())?;
-    let mut t = Trainer::new(init_dir, prompts, reward, o, device, dtype)?;
-    let mut options =
-        serde_json::to_value(o).map_err(|e| Error::Input(format!("pg options: {e}")))?;
+    let mut t = Trainer::new(init_dir, prompts, reward, (o, seed), device, dtype)?;
+    let mut options = o.checkpoint_options(seed)?;
     if dtype != DType::F32 {
         if let Some(map) = options.as_object_mut() {
             map.insert("dtype".into(), format!("{dtype:?}").to_lowercase().into());
@@ -410,13 +450,13 @@ fn train(stage: &StageDir, pg: Pg<'_>, rt: &Runtime) -> Result<PgOutcome> {
             let state = TrainState {
                 update: done,
                 optimizer_step: t.opt.step_count(),
-                seed: o.seed,
+                seed,
                 options: options.clone(),
             };
             checkpoint::save(stage, &t.varmap, &t.opt, &state)?;
         }
         last = Some(record);
-        if o.stop_after == Some(done) && done < total {
+        if stop_after == Some(done) && done < total {
             return Ok(PgOutcome::Stopped(done));
         }
     }
@@ -442,7 +482,9 @@ struct Trainer<'a> {
     prompts: &'a [String],
     prompt_ids: Vec<Vec<u32>>,
     reward: &'a dyn RewardFn,
-    o: &'a PgOptions,
+    o: &'a PgConfig,
+    /// The training seed.
+    seed: u64,
     device: Device,
 }
 
@@ -463,7 +505,7 @@ impl<'a> Trainer<'a> {
         init_dir: &Path,
         prompts: &'a [String],
         reward: &'a dyn RewardFn,
-        o: &'a PgOptions,
+        (o, seed): (&'a PgConfig, u64),
         device: &Device,
         dtype: DType,
     ) -> Result<Self> {
@@ -478,7 +520,7 @@ impl<'a> Trainer<'a> {
             &policy.varmap,
             OptimConfig {
                 optimizer: o.optimizer,
-                max_grad_norm: o.max_grad_norm,
+                max_grad_norm: Some(MAX_GRAD_NORM),
                 ..OptimConfig::new(o.lr)
             },
         )?;
@@ -492,6 +534,7 @@ impl<'a> Trainer<'a> {
             prompt_ids,
             reward,
             o,
+            seed,
             device: device.clone(),
         })
     }
@@ -508,7 +551,7 @@ impl<'a> Trainer<'a> {
             if pass.0 != pos / n {
                 pass = (
                     pos / n,
-                    order(n as usize, Some(mix_seed(self.o.seed, 2 * (pos / n)))),
+                    order(n as usize, Some(mix_seed(self.seed, 2 * (pos / n)))),
                 );
             }
             rows.extend(std::iter::repeat_n(pass.1[(pos % n) as usize], self.o.k));
@@ -548,7 +591,7 @@ impl<'a> Trainer<'a> {
             PgAlgorithm::Grpo => (scores.clone(), grpo_advantages(&scores, o.k)?),
         };
         let micro = check_batch(o.batch_size / o.mini_batches, o.micro_batch_size, "pg")?;
-        let mut perm = order(rows.len(), Some(mix_seed(o.seed, 2 * u + 1)));
+        let mut perm = order(rows.len(), Some(mix_seed(self.seed, 2 * u + 1)));
         let mut kept_group_std = None;
         if let Some(q) = o.select_quantile {
             let kept = select_groups(&scores, o.k, q)?;
@@ -609,10 +652,10 @@ impl<'a> Trainer<'a> {
         let prompt_ids: Vec<Vec<u32>> = rows.iter().map(|&i| self.prompt_ids[i].clone()).collect();
         let config = SamplingConfig::sampling(
             o.max_new_tokens,
-            o.temperature,
+            TEMPERATURE,
             self.codec.eos,
             self.codec.pad,
-            mix_seed(o.seed ^ 0x5A5A, u),
+            mix_seed(self.seed ^ 0x5A5A, u),
         );
         let response_ids = generate(&self.policy, &prompt_ids, &config, &self.device)?.responses;
         let (mut old_logp, mut ref_logp, mut old_k3) = (Vec::new(), Vec::new(), Vec::new());
@@ -659,7 +702,7 @@ impl<'a> Trainer<'a> {
         let a = Tensor::from_iter(idx.iter().map(|&i| adv[i] as f32), dev)?;
         let ratio = (new_tok.sum(1)? - old)?.exp()?;
         let unclipped = (a.neg()? * &ratio)?;
-        let clipped = (a.neg()? * ratio.clamp(1.0 - o.clip_range, 1.0 + o.clip_range)?)?;
+        let clipped = (a.neg()? * ratio.clamp(1.0 - CLIP_RANGE, 1.0 + CLIP_RANGE)?)?;
         let n_clipped = clipped.gt(&unclipped)?.to_dtype(DType::F32)?.sum_all()?;
         let mut loss = unclipped.maximum(&clipped)?;
         if o.algorithm == PgAlgorithm::Grpo && o.grpo_kl == GrpoKl::Rollout {

@@ -33,7 +33,7 @@ fn paper_4_1_maps_to_stand_ins_with_lengths_kept_and_counts_shrunk() {
     assert!(d.pg.epochs <= 1.0 && d.normalize.prompts < c.normalize.prompts);
     assert_eq!(d.device.to_string(), "cpu");
     // The mapped config is valid and needs none of the paper's files.
-    d.validate("dry").unwrap();
+    let d = d.validate("dry").unwrap();
     d.check_paths("dry", Path::new("/nonexistent")).unwrap();
     assert!(c.check_paths("real", Path::new("/nonexistent")).is_err());
 }

@@ -20,7 +20,7 @@ use rmteach_experiments::sample::{
     generate, pick_token, pick_tokens, row_rng, FinishReason, SamplingConfig,
 };
 use rmteach_experiments::stages::optim::{global_norm, AdamW, OptimConfig};
-use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgOptions, PgOutcome, PgRecord};
+use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgConfig, PgOutcome, PgRecord};
 use rmteach_experiments::stages::rewards::GroundTruthReward;
 use rmteach_experiments::stages::rm_train::{RmTrain, RmTrainOptions};
 use rmteach_experiments::stages::sft::{Sft, SftOptions};
@@ -484,14 +484,13 @@ fn bf16_reward_model_and_policy_gradient_run() {
         .take(8)
         .collect();
     let reward = GroundTruthReward(ToyReward::default());
-    let po = PgOptions {
+    let po = PgConfig {
         algorithm: PgAlgorithm::Grpo,
         lr: 1e-3,
         batch_size: 8,
         max_new_tokens: 8,
         epochs: 2.0,
         checkpoint_every: 1,
-        seed: 11,
         ..Default::default()
     };
     let stage = run.stage("pg/gt/seed0").unwrap();
@@ -502,6 +501,8 @@ fn bf16_reward_model_and_policy_gradient_run() {
             prompts: &prompts,
             reward: &reward,
             options: &po,
+            seed: 11,
+            stop_after: None,
             hooks: &mut (),
         },
         &stage,

@@ -33,8 +33,7 @@ fn the_plan_runs_each_variant_once_and_every_lever_has_its_reference() {
     let lr = sgd_lr(base.pg.lr, 10_000);
     assert!((lr - 100.0 * base.pg.lr).abs() < 1e-12);
     for x in &v {
-        let c = variant_config(&base, x, lr);
-        c.validate("levers").unwrap();
+        let c = variant_config(&base, x, lr).validate("levers").unwrap();
         assert_eq!(c.pg.rewards.as_deref(), Some(&[x.reward.clone()][..]));
         assert_eq!(
             c.pg.lr,

@@ -2,12 +2,12 @@
 //! field is an error naming the field.
 
 use rmteach_experiments::pipeline::config::{
-    LowVarianceOrder, PgAlgorithm, RunConfig, GROUND_TRUTH, LOW_VARIANCE,
+    parse_toml, LowVarianceOrder, PgAlgorithm, RunConfig, GROUND_TRUTH, LOW_VARIANCE,
 };
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec};
 use rmteach_experiments::stages::optim::Optimizer;
 use rmteach_experiments::stages::pg::GrpoKl;
-use rmteach_experiments::stages::pg::{upgrade_options, PgOptions};
+use rmteach_experiments::stages::pg::{upgrade_options, PgConfig};
 use std::path::Path;
 
 const MINIMAL: &str = "name = \"x\"\n[world.toy]\n";
@@ -66,23 +66,18 @@ fn defaults_are_the_papers() {
     // The authors' orders: scale before normalising, GRPO's KL without gradient.
     assert_eq!(c.low_variance.order, LowVarianceOrder::ScaleThenNormalize);
     assert_eq!(c.pg.grpo_kl, GrpoKl::Rollout);
-    assert_eq!(
-        c.pg.options(0).grpo_kl,
-        rmteach_experiments::stages::pg::GrpoKl::Rollout
-    );
     assert_eq!(c.world.toy.as_ref().unwrap().offpolicy_gap, 0.0);
     let names = c.reward_names();
     assert_eq!(names.first().map(String::as_str), Some("rm-100"));
     assert_eq!(names[5..], [LOW_VARIANCE, GROUND_TRUTH]);
-    let o = c.pg.options(7);
-    assert_eq!((o.seed, o.batch_size, o.max_new_tokens), (7, 32, 512));
+    assert_eq!((c.pg.batch_size, c.pg.max_new_tokens), (32, 512));
     // AdamW unless set, and the default is not written (records stay as they were).
-    assert_eq!(o.optimizer, Optimizer::Adamw);
+    assert_eq!(c.pg.optimizer, Optimizer::Adamw);
     let json = serde_json::to_string(&c).unwrap();
     assert!(!json.contains("optimizer"), "{json}");
     let sgd =
         RunConfig::from_toml_str(&format!("{MINIMAL}[pg]\noptimizer = \"sgd\"\n"), "s").unwrap();
-    assert_eq!(sgd.pg.options(0).optimizer, Optimizer::Sgd);
+    assert_eq!(sgd.pg.optimizer, Optimizer::Sgd);
     assert!(serde_json::to_string(&sgd)
         .unwrap()
         .contains("\"optimizer\":\"sgd\""));
@@ -163,25 +158,43 @@ fn bad_fields_are_named() {
 }
 
 #[test]
-fn a_refused_config_or_a_missing_path_writes_nothing() {
+fn a_config_changed_in_code_is_refused_where_it_is_validated() {
+    // `run_with` takes only a `Checked<RunConfig>` (see the compile_fail examples of
+    // `pipeline::config::Checked`): an edit goes through `into_inner`, and the edited
+    // config reaches the runner only through `validate`, which names the field.
+    let edit = |f: &dyn Fn(&mut RunConfig)| {
+        let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml")
+            .unwrap()
+            .into_inner();
+        f(&mut c);
+        c.validate("m.toml (edited)").map_err(|e| e.to_string())
+    };
+    // Values a stage would refuse only later, set past the parser.
+    let e = edit(&|c| c.sft.max_grad_norm = Some(-1.0)).unwrap_err();
+    assert!(
+        e.contains("m.toml (edited)") && e.contains("sft.max_grad_norm") && e.contains("> 0"),
+        "{e}"
+    );
+    let e = edit(&|c| c.data.max_sft_examples = Some(0)).unwrap_err();
+    assert!(e.contains("data.max_sft_examples"), "{e}");
+    let e = edit(&|c| c.pg.k = 1).unwrap_err();
+    assert!(e.contains("pg.k") && e.contains("at least 2"), "{e}");
+    // A valid edit passes and is what the runner reads.
+    let ok = edit(&|c| c.pg.k = 4).unwrap();
+    assert_eq!(ok.pg.k, 4);
+}
+
+#[test]
+fn a_missing_path_writes_nothing() {
     use rmteach_experiments::pipeline::{run::run_with, RunOptions};
     let tmp = tempfile::tempdir().unwrap();
     let runs = tmp.path().join("runs");
     let opts = RunOptions::default();
-    // Values a stage would refuse only later, set past the parser.
-    let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
-    c.sft.max_grad_norm = Some(-1.0);
-    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
-    assert!(e.contains("sft.max_grad_norm") && e.contains("> 0"), "{e}");
-    let mut c = RunConfig::from_toml_str(MINIMAL, "m.toml").unwrap();
-    c.data.max_sft_examples = Some(0);
-    let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
-    assert!(e.contains("data.max_sft_examples"), "{e}");
-    // A paper world whose files are missing.
+    // A paper world whose files are missing (relative to the config's directory).
     let text = "name = \"p\"\n[world.paper]\nmodel = \"no-model\"\nsft_data = \"s.jsonl\"\n\
                 train_prefs = \"t.jsonl\"\nground_truth = \"gt\"\n";
-    let mut c = RunConfig::from_toml_str(text, "p.toml").unwrap();
-    c.resolve_relative(tmp.path());
+    let c =
+        RunConfig::from_table(parse_toml(text, "p.toml").unwrap(), "p.toml", tmp.path()).unwrap();
     let e = run_with(&c, &runs, &opts).unwrap_err().to_string();
     assert!(
         e.contains("world.paper.model") && e.contains("no-model"),
@@ -227,19 +240,55 @@ fn algorithm_and_order_keep_their_spellings_and_old_records_load() {
     assert_eq!(json["pg"]["algorithm"], "grpo");
     assert_eq!(json["low_variance"]["order"], "normalize_then_scale");
     let back: RunConfig = serde_json::from_value(json).unwrap();
-    assert_eq!(back, c);
+    assert_eq!(&back, &*c);
     // Checkpoint options written before the TOML spelling named the variant.
     for (old, new) in [("Rloo", PgAlgorithm::Rloo), ("Grpo", PgAlgorithm::Grpo)] {
-        let options = PgOptions {
+        let options = PgConfig {
             algorithm: new,
-            ..PgOptions::default()
+            ..PgConfig::default()
         };
-        let now = serde_json::to_value(&options).unwrap();
+        let now = options.checkpoint_options(0).unwrap();
         let mut stored = now.clone();
         stored["algorithm"] = old.into();
         assert_ne!(stored, now);
         assert_eq!(upgrade_options(stored.clone()), now, "{old}");
-        let read: PgOptions = serde_json::from_value(stored).unwrap();
-        assert_eq!(read.algorithm, new);
     }
+}
+
+#[test]
+fn checkpoint_options_keep_the_spelling_of_checkpoints_written_before() {
+    // The options of a toy-4.1 checkpoint (`pg/gt/seed4/ckpt/LATEST.json`) as written
+    // when the stage had its own options type (`PgOptions`, `batch_size`, the fixed
+    // clip range, clipping and temperature, the run's seed).
+    let old = serde_json::json!({
+        "algorithm": "rloo", "batch_size": 16, "beta": 0.05, "checkpoint_every": 10,
+        "clip_range": 0.2, "epochs": 2.0, "grpo_kl": "rollout", "k": 2, "lr": 0.0001,
+        "max_grad_norm": 1.0, "max_new_tokens": 16, "micro_batch_size": null,
+        "mini_batches": 2, "seed": 4, "temperature": 1.0
+    });
+    let text = format!(
+        "{MINIMAL}[pg]\nbatch = 16\nepochs = 2.0\nlr = 1e-4\nmax_new_tokens = 16\n\
+         rewards = [\"gt\"]\nseeds = [3, 4]\n"
+    );
+    let c = RunConfig::from_toml_str(&text, "t.toml").unwrap();
+    let now = c.pg.checkpoint_options(4).unwrap();
+    assert_eq!(now, old);
+    assert_eq!(
+        serde_json::to_string(&now).unwrap(),
+        serde_json::to_string(&old).unwrap()
+    );
+    // The levers, written only when set (as before).
+    let text = format!("{text}optimizer = \"sgd\"\nreward_scale = 0.5\nselect_quantile = 0.25\n");
+    let c = RunConfig::from_toml_str(&text, "t.toml").unwrap();
+    let mut levers = old.clone();
+    levers["optimizer"] = "sgd".into();
+    levers["reward_scale"] = 0.5.into();
+    levers["select_quantile"] = 0.25.into();
+    assert_eq!(c.pg.checkpoint_options(4).unwrap(), levers);
+    // The run's config.json keeps the TOML spelling.
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        (json["pg"]["batch"].as_u64(), json["pg"].get("batch_size")),
+        (Some(16), None)
+    );
 }

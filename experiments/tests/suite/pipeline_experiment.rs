@@ -3,7 +3,7 @@
 //! finishes with a cross-policy report, reusing each policy's stages across algorithms.
 
 use crate::pipeline_run::TINY;
-use rmteach_experiments::pipeline::config::SftSource;
+use rmteach_experiments::pipeline::config::{Checked, SftSource};
 use rmteach_experiments::pipeline::run::RunSummary;
 use rmteach_experiments::pipeline::{
     is_experiment, parse_toml, run, run_experiment, ExperimentConfig, RunConfig, RunOptions,
@@ -13,7 +13,7 @@ use rmteach_experiments::stages::rm_eval::RmEvalTable;
 use rmteach_experiments::toy::SftStyle;
 use std::path::Path;
 
-fn parse(text: &str, runs: &Path) -> Result<ExperimentConfig, String> {
+fn parse(text: &str, runs: &Path) -> Result<Checked<ExperimentConfig>, String> {
     ExperimentConfig::from_toml_str(text, "exp.toml", Path::new("/cfg"), runs)
         .map_err(|e| e.to_string())
 }
@@ -156,7 +156,8 @@ fn experiment_and_policy_names_cannot_leave_the_runs_root() {
             "policy name {bad:?}: {e}"
         );
     }
-    // A hand-built experiment with a bad name writes nothing.
+    // A hand-built or edited experiment with a bad name is refused where it is
+    // validated (the runner takes only validated experiments), naming the field.
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("runs");
     let ok = parse(
@@ -167,10 +168,10 @@ fn experiment_and_policy_names_cannot_leave_the_runs_root() {
     for bad in ["../escape", ""] {
         let exp = ExperimentConfig {
             name: bad.into(),
-            ..ok.clone()
+            ..ok.clone().into_inner()
         };
-        let e = run_experiment(&exp, &root, &RunOptions::default()).unwrap_err();
-        assert!(e.to_string().contains("`name`"), "{e}");
+        let e = exp.validate("<hand-built>").unwrap_err().to_string();
+        assert!(e.contains("<hand-built>") && e.contains("`name`"), "{e}");
     }
     assert!(!root.exists() && !tmp.path().join("escape").exists());
 }

@@ -2,7 +2,7 @@
 //! every stage, and a run stopped after the reward models resumes and finishes with
 //! the same results as an uninterrupted one.
 
-use rmteach_experiments::pipeline::config::{LowVarianceOrder, SftSource};
+use rmteach_experiments::pipeline::config::{Checked, LowVarianceOrder, SftSource};
 use rmteach_experiments::pipeline::run::{run_with, EvalRecord};
 use rmteach_experiments::pipeline::{run, RunConfig, RunOptions};
 use rmteach_experiments::rundir::{read_json, MetricsLog};
@@ -55,8 +55,15 @@ samples = 2
 max_new_tokens = 6
 "#;
 
-fn config() -> RunConfig {
+fn config() -> Checked<RunConfig> {
     RunConfig::from_toml_str(TINY, "tiny.toml").unwrap()
+}
+
+/// The tiny config changed by `edit`, validated again.
+fn edited(edit: impl FnOnce(&mut RunConfig)) -> Checked<RunConfig> {
+    let mut c = config().into_inner();
+    edit(&mut c);
+    c.validate("tiny.toml (edited)").unwrap()
 }
 
 const STAGES: [&str; 11] = [
@@ -173,8 +180,7 @@ fn tiny_run_completes_and_a_rerun_skips_every_stage() {
     assert!(second.table().contains("skipped"));
 
     // Another config in the same run directory is refused.
-    let mut other = config();
-    other.pg.lr = 5e-4;
+    let other = edited(|c| c.pg.lr = 5e-4);
     let e = run(&other, root.path()).unwrap_err().to_string();
     assert!(e.contains("different config"), "{e}");
     // ... naming the field that differs, both values and the way out.
@@ -225,9 +231,10 @@ fn a_run_stopped_after_the_reward_models_resumes_and_finishes() {
 #[test]
 fn a_run_killed_inside_policy_gradient_resumes_from_its_checkpoint() {
     // Three epochs of one update each: checkpoints at every epoch end.
-    let mut c = config();
-    c.pg.epochs = 3.0;
-    c.pg.rewards = Some(vec!["rm-0".into()]);
+    let c = edited(|c| {
+        c.pg.epochs = 3.0;
+        c.pg.rewards = Some(vec!["rm-0".into()]);
+    });
     let root = tempfile::tempdir().unwrap();
     let kill = RunOptions {
         pg_stop_after: Some(2),
@@ -262,9 +269,10 @@ fn a_run_killed_inside_policy_gradient_resumes_from_its_checkpoint() {
 #[test]
 fn an_emptied_sft_set_names_the_file_and_the_filter() {
     let root = tempfile::tempdir().unwrap();
-    let mut c = config();
-    c.sft.source = SftSource::RmSplitChosen;
-    c.data.max_tokens = 1;
+    let c = edited(|c| {
+        c.sft.source = SftSource::RmSplitChosen;
+        c.data.max_tokens = 1;
+    });
     let e = run(&c, root.path()).unwrap_err().to_string();
     assert!(
         e.contains("sft: no training examples")

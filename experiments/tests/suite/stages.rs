@@ -14,7 +14,7 @@ use rmteach_experiments::rundir::{MetricsLog, RunDir, StageDir};
 use rmteach_experiments::stages::batches::ChatCodec;
 use rmteach_experiments::stages::evaluate::{evaluate, sample, EvalOptions};
 use rmteach_experiments::stages::optim::{AdamW, OptimConfig, Optimizer as Update};
-use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgHooks, PgOptions, PgOutcome, PgRecord};
+use rmteach_experiments::stages::pg::{Pg, PgAlgorithm, PgConfig, PgHooks, PgOutcome, PgRecord};
 use rmteach_experiments::stages::rewards::{
     GroundTruthReward, Normalized, RewardFn, RewardModelScorer,
 };
@@ -426,18 +426,20 @@ fn reward_model_trains_and_reloads() {
     assert!(scores.iter().all(|s| s.is_finite()));
 }
 
-fn pg_options(algorithm: PgAlgorithm) -> PgOptions {
-    PgOptions {
+fn pg_options(algorithm: PgAlgorithm) -> PgConfig {
+    PgConfig {
         algorithm,
         lr: 1e-3,
         batch_size: 8,
         max_new_tokens: 10,
         epochs: 2.0,
         checkpoint_every: 2,
-        seed: 11,
         ..Default::default()
     }
 }
+
+/// The training seed of the policy-gradient tests.
+const PG_SEED: u64 = 11;
 
 /// Every tensor of two safetensors files, which must be equal.
 fn same_weights(a: &Path, b: &Path) {
@@ -488,12 +490,13 @@ impl PgHooks for EpochEnds {
     }
 }
 
-/// Runs the policy-gradient stage from `init_dir` on `prompts`, trained on the toy
-/// ground truth, in `stage`.
+/// Runs the policy-gradient stage (seed [`PG_SEED`], stopped after `stop_after`
+/// updates when given) from `init_dir` on `prompts`, trained on the toy ground truth,
+/// in `stage`.
 fn pg_on_gt(
     init_dir: &Path,
     prompts: &[String],
-    options: &PgOptions,
+    (options, stop_after): (&PgConfig, Option<u64>),
     hooks: &mut dyn PgHooks,
     stage: &StageDir,
 ) -> rmteach_experiments::Result<PgOutcome> {
@@ -504,6 +507,8 @@ fn pg_on_gt(
         prompts,
         reward: &reward,
         options,
+        seed: PG_SEED,
+        stop_after,
         hooks,
     };
     stages::run(pg, stage, &Runtime::cpu())
@@ -519,7 +524,7 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
 
     let whole = run.stage("pg/gt/seed0").unwrap();
     let mut epochs = EpochEnds::default();
-    let outcome = pg_on_gt(&paths.llama, &prompts, &o, &mut epochs, &whole).unwrap();
+    let outcome = pg_on_gt(&paths.llama, &prompts, (&o, None), &mut epochs, &whole).unwrap();
     assert_eq!(epochs.0, [(1, 2), (2, 4)], "epoch ends (epoch, update)");
     assert!(
         matches!(outcome, PgOutcome::Finished { updates: 4, .. }),
@@ -534,12 +539,8 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
 
     // Stopped after update 3: the checkpoint holds update 2, the log has 3 records.
     let killed = run.stage("pg/gt/seed0-killed").unwrap();
-    let stop = PgOptions {
-        stop_after: Some(3),
-        ..o.clone()
-    };
     assert_eq!(
-        pg_on_gt(&paths.llama, &prompts, &stop, &mut (), &killed).unwrap(),
+        pg_on_gt(&paths.llama, &prompts, (&o, Some(3)), &mut (), &killed).unwrap(),
         PgOutcome::Stopped(3)
     );
     assert_eq!(
@@ -550,18 +551,25 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
     );
     assert!(killed.file("ckpt/update-00000002").is_dir());
     // Other options are refused; the same options resume and finish identically.
-    let other = PgOptions {
+    let other = PgConfig {
         lr: 1e-4,
         ..o.clone()
     };
-    assert!(pg_on_gt(&paths.llama, &prompts, &other, &mut (), &killed).is_err());
-    // A checkpoint written before the algorithm's TOML spelling (`"Rloo"`) resumes.
+    assert!(pg_on_gt(&paths.llama, &prompts, (&other, None), &mut (), &killed).is_err());
+    // A checkpoint written by the code before the config and the stage shared one
+    // options type, and before the algorithm's TOML spelling (`"Rloo"`), resumes: its
+    // options in that spelling, written out here.
     let latest = killed.file("ckpt/LATEST.json");
-    let text = std::fs::read_to_string(&latest).unwrap();
-    let old = text.replace("\"rloo\"", "\"Rloo\"");
-    assert_ne!(old, text, "the options name the algorithm: {text}");
-    std::fs::write(&latest, old).unwrap();
-    pg_on_gt(&paths.llama, &prompts, &o, &mut epochs, &killed).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&latest).unwrap()).unwrap();
+    state["state"]["options"] = serde_json::json!({
+        "algorithm": "Rloo", "batch_size": 8, "beta": 0.05, "checkpoint_every": 2,
+        "clip_range": 0.2, "epochs": 2.0, "grpo_kl": "rollout", "k": 2, "lr": 0.001,
+        "max_grad_norm": 1.0, "max_new_tokens": 10, "micro_batch_size": null,
+        "mini_batches": 2, "seed": PG_SEED, "temperature": 1.0
+    });
+    std::fs::write(&latest, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    pg_on_gt(&paths.llama, &prompts, (&o, None), &mut epochs, &killed).unwrap();
     assert_eq!(
         epochs.0,
         [(1, 2), (2, 4), (2, 4)],
@@ -581,7 +589,7 @@ fn grpo_runs_and_bad_options_are_errors() {
     let paths = toy(dir.path());
     let prompts = prompts(&paths);
     let run = RunDir::open(dir.path().join("run")).unwrap();
-    let o = PgOptions {
+    let o = PgConfig {
         k: 4,
         epochs: 1.0,
         ..pg_options(PgAlgorithm::Grpo)
@@ -589,7 +597,7 @@ fn grpo_runs_and_bad_options_are_errors() {
     pg_on_gt(
         &paths.llama,
         &prompts,
-        &o,
+        (&o, None),
         &mut (),
         &run.stage("grpo").unwrap(),
     )
@@ -602,7 +610,7 @@ fn grpo_runs_and_bad_options_are_errors() {
         .all(|r| r.loss.is_finite() && r.reward == r.score));
     assert!(records.iter().all(|r| r.kept_group_std.is_none()));
     // Prompt selection: the kept prompts' within-prompt std is at least the batch's.
-    let selecting = PgOptions {
+    let selecting = PgConfig {
         select_quantile: Some(0.5),
         reward_scale: 2.0,
         ..o.clone()
@@ -610,7 +618,7 @@ fn grpo_runs_and_bad_options_are_errors() {
     pg_on_gt(
         &paths.llama,
         &prompts,
-        &selecting,
+        (&selecting, None),
         &mut (),
         &run.stage("select").unwrap(),
     )
@@ -625,20 +633,20 @@ fn grpo_runs_and_bad_options_are_errors() {
         assert!(kept >= all - 1e-12 && r.loss.is_finite(), "{kept} vs {all}");
     }
     for bad in [
-        PgOptions {
+        PgConfig {
             select_quantile: Some(1.0),
             ..o.clone()
         },
-        PgOptions {
+        PgConfig {
             reward_scale: 0.0,
             ..o.clone()
         },
-        PgOptions { k: 1, ..o.clone() },
-        PgOptions {
+        PgConfig { k: 1, ..o.clone() },
+        PgConfig {
             batch_size: 6,
             ..o.clone()
         },
-        PgOptions {
+        PgConfig {
             mini_batches: 3,
             ..o.clone()
         },
@@ -646,7 +654,7 @@ fn grpo_runs_and_bad_options_are_errors() {
         assert!(pg_on_gt(
             &paths.llama,
             &prompts,
-            &bad,
+            (&bad, None),
             &mut (),
             &run.stage("bad").unwrap()
         )
@@ -800,7 +808,7 @@ fn stage_timings_on_default_toy_models() {
         );
         let prompts: Vec<String> = data.iter().map(|e| e.prompt.clone()).take(32).collect();
         for algorithm in [PgAlgorithm::Rloo, PgAlgorithm::Grpo] {
-            let o = PgOptions {
+            let o = PgConfig {
                 algorithm,
                 lr: 1e-5,
                 max_new_tokens: 16,
@@ -809,7 +817,7 @@ fn stage_timings_on_default_toy_models() {
                 ..Default::default()
             };
             let stage = run.stage(&format!("{label}/pg-{algorithm:?}")).unwrap();
-            pg_on_gt(model_dir, &prompts, &o, &mut (), &stage).unwrap();
+            pg_on_gt(model_dir, &prompts, (&o, None), &mut (), &stage).unwrap();
             let recs: Vec<PgRecord> = MetricsLog::read_all(&stage.file("metrics.jsonl")).unwrap();
             let secs: Vec<String> = recs
                 .iter()

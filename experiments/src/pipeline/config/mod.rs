@@ -10,14 +10,16 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+mod checked;
 mod tables;
 mod validate;
 
-pub use crate::stages::pg::PgAlgorithm;
+pub use crate::stages::pg::{PgAlgorithm, PgConfig};
 pub use crate::stages::rm_eval::{LowVarianceOrder, GROUND_TRUTH, LOW_VARIANCE};
+pub use checked::{Check, Checked};
 pub use tables::{
-    DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PgConfig, PrefDataConfig,
-    RmConfig, SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
+    DataConfig, ExternalRm, LowVarianceConfig, PaperWorldConfig, PrefDataConfig, RmConfig,
+    SampleConfig, SftConfig, SftSource, ToyArch, ToyWorldConfig, WorldConfig,
 };
 pub(crate) use validate::check_dir_name;
 use validate::{toml_field, unknown_field};
@@ -81,17 +83,16 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// Reads and validates a config file.
-    pub fn from_file(path: &Path) -> Result<Self> {
+    /// Reads and validates a config file (its relative paths made relative to its
+    /// directory).
+    pub fn from_file(path: &Path) -> Result<Checked<Self>> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::from_toml_str(&text, &path.display().to_string())?;
-        if let Some(dir) = path.parent() {
-            config.resolve_relative(dir);
-        }
-        Ok(config)
+        let file = path.display().to_string();
+        let dir = path.parent().unwrap_or(Path::new(""));
+        Self::from_table(parse_toml(&text, &file)?, &file, dir)
     }
 
     /// Makes the relative paths of a paper world and of `[[rm.external]]` `dir`s
@@ -113,17 +114,25 @@ impl RunConfig {
         }
     }
 
-    /// Parses and validates TOML text; `file` names it in errors.
-    pub fn from_toml_str(text: &str, file: &str) -> Result<Self> {
-        Self::from_table(parse_toml(text, file)?, file)
+    /// Parses and validates TOML text (relative paths kept as they are); `file` names
+    /// it in errors.
+    pub fn from_toml_str(text: &str, file: &str) -> Result<Checked<Self>> {
+        Self::parse_table(parse_toml(text, file)?, file)?.validate(file)
     }
 
-    /// The config of a parsed TOML table ([`parse_toml`]), validated: the one place a
-    /// run config is checked, so everything that holds a `RunConfig` built here (the
-    /// runner included) takes it as it is. `file` names it in errors, which name the
-    /// dotted field.
-    pub fn from_table(table: toml::Table, file: &str) -> Result<Self> {
-        let config: Self = serde_path_to_error::deserialize(table).map_err(|e| {
+    /// The config of a parsed TOML table ([`parse_toml`]) with its relative paths made
+    /// relative to `dir` (the file's directory), validated: the runner takes it as it
+    /// is ([`Checked`]). `file` names it in errors, which name the dotted field.
+    pub fn from_table(table: toml::Table, file: &str, dir: &Path) -> Result<Checked<Self>> {
+        let mut config = Self::parse_table(table, file)?;
+        config.resolve_relative(dir);
+        config.validate(file)
+    }
+
+    /// The config of a parsed TOML table, not yet validated: for readers that finish
+    /// it (relative paths) before they validate it once.
+    pub(crate) fn parse_table(table: toml::Table, file: &str) -> Result<Self> {
+        serde_path_to_error::deserialize(table).map_err(|e| {
             let message = e.inner().message().trim_end().to_string();
             let path = e.path().to_string();
             let field = match unknown_field(&message) {
@@ -133,9 +142,7 @@ impl RunConfig {
                 _ => path,
             };
             Error::config(file, &field, message)
-        })?;
-        config.validate(file)?;
-        Ok(config)
+        })
     }
 
     /// Opens the config's device for models in its dtype.

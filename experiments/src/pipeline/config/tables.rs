@@ -2,8 +2,6 @@
 //! paper's defaults.
 
 use crate::records::LowVarianceOrder;
-use crate::stages::optim::Optimizer;
-use crate::stages::pg::{GrpoKl, PgAlgorithm, PgOptions};
 use crate::toy::SftStyle;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -334,112 +332,6 @@ impl Default for LowVarianceConfig {
             fraction: 0.5,
             scale: 1e-3,
             order: LowVarianceOrder::ScaleThenNormalize,
-        }
-    }
-}
-
-/// `[pg]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PgConfig {
-    /// `rloo` or `grpo`.
-    pub algorithm: PgAlgorithm,
-    /// Samples per prompt (2).
-    pub k: usize,
-    /// KL coefficient (0.05).
-    pub beta: f64,
-    /// Constant learning rate (1e-7). With `adamw` each coordinate moves by about `lr`
-    /// per step whatever the reward's scale; with `sgd` the step is `lr` times the
-    /// (clipped) gradient, so it scales with the reward (n SGD steps follow the
-    /// gradient flow for time n `lr`).
-    pub lr: f64,
-    /// `"adamw"` (default, the paper's) or `"sgd"` (no momentum), both with the constant
-    /// `lr` and clipping at gradient norm 1.
-    #[serde(skip_serializing_if = "Optimizer::is_default")]
-    pub optimizer: Optimizer,
-    /// Completions per rollout batch (32; the TOML key is `batch`).
-    #[serde(rename = "batch")]
-    pub batch_size: usize,
-    /// Optimiser steps per rollout batch (2).
-    pub mini_batches: usize,
-    /// Completions per forward pass (`None`: the mini-batch).
-    pub micro_batch_size: Option<usize>,
-    /// Training length in epochs of completions (6).
-    pub epochs: f64,
-    /// Longest rollout response (512).
-    pub max_new_tokens: usize,
-    /// Training seeds ([0, 1, 2]).
-    pub seeds: Vec<u64>,
-    /// Checkpoint every this many updates (10).
-    pub checkpoint_every: u64,
-    /// Train on these rewards only (`None`: every RM, the low-variance reward, `gt`).
-    pub rewards: Option<Vec<String>>,
-    /// GRPO's `k3` KL term: `rollout` (the authors' code: from the rollout-time
-    /// log-probabilities, no gradient) or `differentiable` (TRL: from the current
-    /// policy, with gradient). Ignored by RLOO.
-    pub grpo_kl: GrpoKl,
-    /// Beyond the paper: multiply the (normalised) training reward by this global scale
-    /// before the KL penalty (1: off). With `adamw` and `beta = 0` a global scale cancels;
-    /// with `sgd` it scales every step.
-    #[serde(skip_serializing_if = "is_one")]
-    pub reward_scale: f64,
-    /// Beyond the paper: prompt selection by reward variance. In each rollout batch
-    /// train only on the prompts whose variance of the reward over their `k` samples
-    /// (drawn anyway) is above this quantile of the batch's (0.5: the upper half);
-    /// absent (default): every prompt. In [0, 1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub select_quantile: Option<f64>,
-}
-
-/// Whether `x` is 1.
-fn is_one(x: &f64) -> bool {
-    *x == 1.0
-}
-
-impl Default for PgConfig {
-    fn default() -> Self {
-        let d = PgOptions::default();
-        Self {
-            algorithm: PgAlgorithm::Rloo,
-            k: d.k,
-            beta: d.beta,
-            lr: d.lr,
-            optimizer: d.optimizer,
-            batch_size: d.batch_size,
-            mini_batches: d.mini_batches,
-            micro_batch_size: None,
-            epochs: d.epochs,
-            max_new_tokens: d.max_new_tokens,
-            seeds: vec![0, 1, 2],
-            checkpoint_every: d.checkpoint_every,
-            rewards: None,
-            grpo_kl: GrpoKl::Rollout,
-            reward_scale: 1.0,
-            select_quantile: None,
-        }
-    }
-}
-
-impl PgConfig {
-    /// The stage options for training seed `seed`.
-    pub fn options(&self, seed: u64) -> PgOptions {
-        PgOptions {
-            algorithm: self.algorithm,
-            grpo_kl: self.grpo_kl,
-            k: self.k,
-            beta: self.beta,
-            lr: self.lr,
-            optimizer: self.optimizer,
-            batch_size: self.batch_size,
-            mini_batches: self.mini_batches,
-            micro_batch_size: self.micro_batch_size,
-            epochs: self.epochs,
-            max_new_tokens: self.max_new_tokens,
-            checkpoint_every: self.checkpoint_every,
-            seed,
-            reward_scale: self.reward_scale,
-            select_quantile: self.select_quantile,
-            ..PgOptions::default()
         }
     }
 }

@@ -1,13 +1,21 @@
 //! Validation of a run config: every value a stage would reject later is reported
 //! up front, naming the file, the dotted field and the fix.
 
-use super::{RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE};
+use super::{Check, Checked, RunConfig, ToyWorldConfig, GROUND_TRUTH, LOW_VARIANCE};
 use crate::{Error, Result};
 use std::path::Path;
 
 impl RunConfig {
-    /// Checks every value a stage would reject later, naming the field and the fix.
-    pub fn validate(&self, file: &str) -> Result<()> {
+    /// Checks every value a stage would reject later ([`Check`]), naming `file`, the
+    /// field and the fix: the config the runner takes. Code that builds or edits a
+    /// config calls this where it is done.
+    pub fn validate(self, file: &str) -> Result<Checked<Self>> {
+        Checked::new(self, file)
+    }
+}
+
+impl Check for RunConfig {
+    fn check(&self, file: &str) -> Result<()> {
         let bad = |field: &str, msg: &str| Err(Error::config(file, field, msg));
         check_dir_name(file, "name", &self.name, "")?;
         match (&self.world.toy, &self.world.paper) {
@@ -87,7 +95,6 @@ impl RunConfig {
             return bad("low_variance.scale", "must be finite and positive (0.001)");
         }
         let pg = &self.pg;
-        let o = pg.options(0);
         rate(file, "pg.lr", pg.lr)?;
         if pg.seeds.is_empty() {
             return bad("pg.seeds", "must list at least one seed, e.g. [0, 1, 2]");
@@ -134,7 +141,7 @@ impl RunConfig {
             );
         }
         // Anything else the stage itself would refuse.
-        if let Err(e) = o.total_updates(1) {
+        if let Err(e) = pg.total_updates(1) {
             return bad("pg", &e.to_string());
         }
         if let Some(r) = &pg.rewards {
@@ -148,7 +155,9 @@ impl RunConfig {
         }
         Ok(())
     }
+}
 
+impl RunConfig {
     /// Checks every path the run reads before anything is written: the files of a
     /// `[world.paper]` exist, and every `[[rm.external]]` directory (`from_run` under
     /// `runs_root`) holds a `config.json`.
