@@ -21,6 +21,8 @@ use rmteach_experiments::text::{TextError, TextTokenizer};
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
 #[path = "bench.rs"]
 mod bench;
+#[path = "check_kernels.rs"]
+mod check_kernels;
 
 /// Where tensors live and in which precision.
 #[derive(Args, Debug, Clone)]
@@ -172,6 +174,11 @@ pub enum ExpCommand {
     /// `bench run` times forward, training steps, sampling and an RLOO update on them.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Compare each fused op's CUDA kernel (on the CPU: its fused CPU kernel) with the
+    /// CPU f32 reference and with candle's composite ops, values and gradients, on
+    /// seeded random inputs at a 1B model's sizes; writes a markdown + JSON table and
+    /// exits 1 on any failure. The kernels stay off in runs until this has passed them.
+    CheckKernels(check_kernels::CheckKernelsArgs),
 }
 
 /// Runs an experiment subcommand; returns the exit code.
@@ -234,6 +241,7 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             run_config(&source, &runs, device, quiet, &parallel, dry_run).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
+        ExpCommand::CheckKernels(args) => check_kernels::run(&args),
     }
 }
 
