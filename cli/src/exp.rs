@@ -12,7 +12,9 @@ use rmteach_experiments::hf::{
     checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
 };
 use rmteach_experiments::models::{Architecture, CausalLm};
-use rmteach_experiments::pipeline::dry_run::{dry_run_config, dry_run_name};
+use rmteach_experiments::pipeline::dry_run::{
+    dry_run_config, dry_run_name, real_size_dry_run_config, real_size_dry_run_name,
+};
 use rmteach_experiments::pipeline::units::Parallelism;
 use rmteach_experiments::reward::{load_reward_checkpoint, save_random_reward_model};
 use rmteach_experiments::runtime::{DTypeSpec, DeviceSpec, Runtime};
@@ -169,6 +171,12 @@ pub enum ExpCommand {
         /// Nothing is read from [world.paper]'s paths; the report says it is a dry run.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: keep the models' published sizes (Pythia-1B, an
+        /// ArmoRM-shaped Llama-3-8B ground truth, ...; random weights saved in bf16) and
+        /// run in bf16, counts still shrunk, into <runs>/<name>-dry-run-real-sizes/: time
+        /// per stage and memory at paper scale (a GPU run: `--device cuda`).
+        #[arg(long, requires = "dry_run")]
+        real_sizes: bool,
     },
     /// Benchmarks against PyTorch: `bench init` saves seeded random models and inputs,
     /// `bench run` times forward, training steps, sampling and an RLOO update on them.
@@ -228,7 +236,13 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             quiet,
             jobs,
             dry_run,
+            real_sizes,
         } => {
+            let dry_run = match (dry_run, real_sizes) {
+                (false, _) => DryRun::Off,
+                (true, false) => DryRun::Shrunk,
+                (true, true) => DryRun::RealSizes,
+            };
             let parallel = jobs.parallelism(1)?;
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("cannot read {}", config.display()))?;
@@ -245,6 +259,41 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
     }
 }
 
+/// Whether `exp run` runs a paper config's dry run, and at which sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// The config as it is.
+    Off,
+    /// Stand-ins with shrunk sizes (minutes on a CPU).
+    Shrunk,
+    /// Stand-ins at the published sizes, in bf16 (a GPU run).
+    RealSizes,
+}
+
+impl DryRun {
+    /// The dry run of `c` (`file` names it in errors), under `c`'s name.
+    fn config(
+        self,
+        c: &rmteach_experiments::pipeline::RunConfig,
+        file: &str,
+    ) -> Result<rmteach_experiments::pipeline::RunConfig> {
+        Ok(match self {
+            DryRun::Off => c.clone(),
+            DryRun::Shrunk => dry_run_config(c, file)?,
+            DryRun::RealSizes => real_size_dry_run_config(c, file)?,
+        })
+    }
+
+    /// The dry run's name for a run or experiment called `name`.
+    fn name(self, name: &str) -> String {
+        match self {
+            DryRun::Off => name.to_string(),
+            DryRun::Shrunk => dry_run_name(name),
+            DryRun::RealSizes => real_size_dry_run_name(name),
+        }
+    }
+}
+
 /// A run or experiment config's text and where it came from.
 pub struct ConfigSource<'a> {
     /// The TOML text.
@@ -256,7 +305,7 @@ pub struct ConfigSource<'a> {
 }
 
 /// Runs a Section 4.1 config or a Section 4.2 experiment (a config with
-/// `[[policies]]`) under `runs` (its dry run with `dry_run`); prints the stage times
+/// `[[policies]]`) under `runs` (its dry run as `dry_run` says); prints the stage times
 /// and returns the directory holding the report.
 pub fn run_config(
     source: &ConfigSource<'_>,
@@ -264,7 +313,7 @@ pub fn run_config(
     device: Option<DeviceSpec>,
     quiet: bool,
     parallel: &Parallelism,
-    dry_run: bool,
+    dry_run: DryRun,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
         is_experiment, parse_toml, run::run_with, run_experiment, ExperimentConfig, RunConfig,
@@ -279,8 +328,12 @@ pub fn run_config(
     let table = parse_toml(source.text, source.file)?;
     if is_experiment(&table) {
         let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
-        if dry_run {
-            to_dry_run(&mut exp, source.file)?;
+        if dry_run != DryRun::Off {
+            exp.name = dry_run.name(&exp.name);
+            // The experiment is renamed; its runs keep their names inside it.
+            for r in &mut exp.runs {
+                r.config = dry_run.config(&r.config, source.file)?;
+            }
         }
         for r in &mut exp.runs {
             if let Some(d) = device {
@@ -300,10 +353,8 @@ pub fn run_config(
     }
     let mut cfg = RunConfig::from_table(table, source.file)?;
     cfg.resolve_relative(source.dir);
-    if dry_run {
-        cfg = dry_run_config(&cfg, source.file)?;
-        cfg.name = dry_run_name(&cfg.name);
-    }
+    cfg = dry_run.config(&cfg, source.file)?;
+    cfg.name = dry_run.name(&cfg.name);
     if let Some(d) = device {
         cfg.device = d;
     }
@@ -312,16 +363,6 @@ pub fn run_config(
     print!("{}", summary.table());
     println!("report: {}", summary.dir.join("report").display());
     Ok(summary.dir.join("report"))
-}
-
-/// An experiment's dry run: every run mapped by [`dry_run_config`], the experiment
-/// renamed `<name>-dry-run`.
-fn to_dry_run(exp: &mut rmteach_experiments::pipeline::ExperimentConfig, file: &str) -> Result<()> {
-    exp.name = dry_run_name(&exp.name);
-    for r in &mut exp.runs {
-        r.config = dry_run_config(&r.config, file)?;
-    }
-    Ok(())
 }
 
 fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
