@@ -261,7 +261,7 @@ else
 fi
 
 # 5. speed vs PyTorch: 5a kernels off; GPU mode also 5b with RMTEACH_CUDA_KERNELS=all
-bench() { # label out-subdir VAR=value (environment of both sides; only rmteach reads it)
+bench() { # step-label out-subdir VAR=value (environment of both sides; only rmteach reads it)
   local label=$1 sub=$2 t0
   shift 2
   t0=$(date +%s)
@@ -269,16 +269,20 @@ bench() { # label out-subdir VAR=value (environment of both sides; only rmteach 
     --configs "$B_CONFIGS" --workloads sample,rloo --batch "$B_BATCH" --prompt-len "$B_PROMPT" \
     --response-len "$B_PROMPT" --new-tokens "$B_NEW" --reps "$B_REPS" --per-workload-process \
     --work "$WORK/$sub" --out "$OUT_DIR/$sub" --title "gpu-check speed ($MODE mode, $label)" >>"$LOG" 2>&1; then
-    record "5$label speed vs torch" PASS "$(($(date +%s) - t0)) s; $sub/table.md"
+    record "$label" PASS "$(($(date +%s) - t0)) s; $sub/table.md"
   else
-    record "5$label speed vs torch" FAIL "$(($(date +%s) - t0)) s; see $sub/table.md / gpu-check.log"
+    record "$label" FAIL "$(($(date +%s) - t0)) s; see $sub/table.md / gpu-check.log"
   fi
 }
-bench "a kernels off" bench-off RMTEACH_CUDA_KERNELS=none
-if [ "$MODE" = gpu ]; then
-  bench "b kernels all" bench-all RMTEACH_CUDA_KERNELS=all
+if ! "$PY" -c "import torch, transformers" >/dev/null 2>&1; then
+  record "5 speed vs torch" SKIP "no torch + transformers in $PY (give --python)"
 else
-  record "5b kernels all" SKIP "CPU mode (RMTEACH_CUDA_KERNELS applies on CUDA only)"
+  bench "5a speed vs torch (kernels off)" bench-off RMTEACH_CUDA_KERNELS=none
+  if [ "$MODE" = gpu ]; then
+    bench "5b speed vs torch (RMTEACH_CUDA_KERNELS=all)" bench-all RMTEACH_CUDA_KERNELS=all
+  else
+    record "5b speed vs torch (kernels all)" SKIP "CPU mode (RMTEACH_CUDA_KERNELS applies on CUDA only)"
+  fi
 fi
 
 # 6. paper-4.1 dry run at real sizes on CUDA (CPU mode, with --pipeline: shrunk sizes)

@@ -322,6 +322,16 @@ pub fn check_kernels(
     })
 }
 
+/// The limit on the kernel's relative error in `dtype`, given the composite's error
+/// (see the module docs).
+pub fn limit(dtype: DType, composite: &ErrorStats) -> f64 {
+    if dtype == DType::F32 {
+        F32_TOLERANCE
+    } else {
+        2.0 * composite.max_rel + BF16_ULP
+    }
+}
+
 /// The rows of one item in one dtype. An op that fails on a path gives one failing
 /// row naming the error (the reference must work: its failure is an error).
 fn check_item(item: &Item, device: &Device, dtype: DType) -> Result<Vec<Row>> {
@@ -361,9 +371,7 @@ fn check_item(item: &Item, device: &Device, dtype: DType) -> Result<Vec<Row>> {
         let mut r = row(name.clone());
         let k = errors(want, &fused[i].1)?;
         let c = errors(want, &composite[i].1)?;
-        if dtype != DType::F32 {
-            r.limit = 2.0 * c.max_rel + BF16_ULP;
-        }
+        r.limit = limit(dtype, &c);
         (r.kernel_error, r.composite_error) = (Some(k), Some(c));
         r.verdict = if !item.has_fused_op() {
             r.note = "(no fused op calls this kernel in this build)".into();
@@ -425,8 +433,7 @@ mod tests {
             assert!(
                 f32_rows
                     .iter()
-                    .any(|r| r.kernel == name && r.tensor.starts_with("grad")
-                        || r.kernel == name && name == "adamw"),
+                    .any(|r| r.kernel == name && (name == "adamw" || r.tensor.starts_with("grad"))),
                 "no {name} rows"
             );
         }
@@ -437,11 +444,18 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_result_fails_with_op_dtype_tensor_and_error() -> Result<()> {
+    fn limits_catch_an_f32_formula_error_and_scale_with_the_bf16_composite() -> Result<()> {
         let r = Tensor::new(&[[1f32, 2.0]], &Device::Cpu)?;
         let g = Tensor::new(&[[1f32, 2.001]], &Device::Cpu)?;
         let e = errors(&r, &g)?;
-        assert!(e.max_rel > F32_TOLERANCE && e.max_rel < 1e-3, "{e:?}");
+        // A 5e-4 relative slip is far over the f32 limit.
+        assert!(e.max_rel > limit(DType::F32, &e), "{e:?}");
+        let composite = ErrorStats {
+            max_abs: 0.01,
+            max_rel: 0.004,
+        };
+        let l = limit(DType::BF16, &composite);
+        assert!((l - (0.008 + BF16_ULP)).abs() < 1e-12, "{l}");
         Ok(())
     }
 }
