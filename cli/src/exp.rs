@@ -13,7 +13,9 @@ use rmteach_experiments::hf::{
 };
 use rmteach_experiments::models::{Architecture, CausalLm};
 use rmteach_experiments::pipeline::config::Checked;
-use rmteach_experiments::pipeline::dry_run::{dry_run_config, dry_run_name};
+use rmteach_experiments::pipeline::dry_run::{
+    dry_run_config, dry_run_name, real_size_dry_run_config, real_size_dry_run_name,
+};
 use rmteach_experiments::pipeline::experiment::ExperimentRun;
 use rmteach_experiments::pipeline::units::Parallelism;
 use rmteach_experiments::pipeline::{ExperimentConfig, RunConfig};
@@ -24,6 +26,8 @@ use rmteach_experiments::text::{TextError, TextTokenizer};
 use rmteach_experiments::toy::{write_toy_world, ToyWorldSpec};
 #[path = "bench.rs"]
 mod bench;
+#[path = "check_kernels.rs"]
+mod check_kernels;
 
 /// Where tensors live and in which precision.
 #[derive(Args, Debug, Clone)]
@@ -170,11 +174,22 @@ pub enum ExpCommand {
         /// Nothing is read from [world.paper]'s paths; the report says it is a dry run.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: keep the models' published sizes (Pythia-1B, an
+        /// ArmoRM-shaped Llama-3-8B ground truth, ...; random weights saved in bf16) and
+        /// run in bf16, counts still shrunk, into <runs>/<name>-dry-run-real-sizes/: time
+        /// per stage and memory at paper scale (a GPU run: `--device cuda`).
+        #[arg(long, requires = "dry_run")]
+        real_sizes: bool,
     },
     /// Benchmarks against PyTorch: `bench init` saves seeded random models and inputs,
     /// `bench run` times forward, training steps, sampling and an RLOO update on them.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Compare each fused op's CUDA kernel (on the CPU: its fused CPU kernel) with the
+    /// CPU f32 reference and with candle's composite ops, values and gradients, on
+    /// seeded random inputs at a 1B model's sizes; writes a markdown + JSON table and
+    /// exits 1 on any failure. The kernels stay off in runs until this has passed them.
+    CheckKernels(check_kernels::CheckKernelsArgs),
 }
 
 /// Runs an experiment subcommand; returns the exit code.
@@ -224,7 +239,13 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             quiet,
             jobs,
             dry_run,
+            real_sizes,
         } => {
+            let dry_run = match (dry_run, real_sizes) {
+                (false, _) => DryRun::Off,
+                (true, false) => DryRun::Shrunk,
+                (true, true) => DryRun::RealSizes,
+            };
             let parallel = jobs.parallelism(1)?;
             let text = std::fs::read_to_string(&config)
                 .with_context(|| format!("cannot read {}", config.display()))?;
@@ -237,6 +258,42 @@ pub fn run(cmd: ExpCommand) -> Result<i32> {
             run_config(&source, &runs, device, quiet, &parallel, dry_run).map(|_| 0)
         }
         ExpCommand::Bench(cmd) => bench::run(cmd),
+        ExpCommand::CheckKernels(args) => check_kernels::run(&args),
+    }
+}
+
+/// Whether `exp run` runs a paper config's dry run, and at which sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    /// The config as it is.
+    Off,
+    /// Stand-ins with shrunk sizes (minutes on a CPU).
+    Shrunk,
+    /// Stand-ins at the published sizes, in bf16 (a GPU run).
+    RealSizes,
+}
+
+impl DryRun {
+    /// The dry run of `c` (`file` names it in errors), under `c`'s name.
+    fn config(
+        self,
+        c: &rmteach_experiments::pipeline::RunConfig,
+        file: &str,
+    ) -> Result<rmteach_experiments::pipeline::RunConfig> {
+        Ok(match self {
+            DryRun::Off => c.clone(),
+            DryRun::Shrunk => dry_run_config(c, file)?,
+            DryRun::RealSizes => real_size_dry_run_config(c, file)?,
+        })
+    }
+
+    /// The dry run's name for a run or experiment called `name`.
+    fn name(self, name: &str) -> String {
+        match self {
+            DryRun::Off => name.to_string(),
+            DryRun::Shrunk => dry_run_name(name),
+            DryRun::RealSizes => real_size_dry_run_name(name),
+        }
     }
 }
 
@@ -251,7 +308,7 @@ pub struct ConfigSource<'a> {
 }
 
 /// Runs a Section 4.1 config or a Section 4.2 experiment (a config with
-/// `[[policies]]`) under `runs` (its dry run with `dry_run`); prints the stage times
+/// `[[policies]]`) under `runs` (its dry run as `dry_run` says); prints the stage times
 /// and returns the directory holding the report.
 pub fn run_config(
     source: &ConfigSource<'_>,
@@ -259,7 +316,7 @@ pub fn run_config(
     device: Option<DeviceSpec>,
     quiet: bool,
     parallel: &Parallelism,
-    dry_run: bool,
+    dry_run: DryRun,
 ) -> Result<PathBuf> {
     use rmteach_experiments::pipeline::{
         is_experiment, parse_toml, run::run_with, run_experiment, RunOptions,
@@ -275,7 +332,7 @@ pub fn run_config(
     let table = parse_toml(source.text, source.file)?;
     if is_experiment(&table) {
         let mut exp = ExperimentConfig::from_table(table, source.file, source.dir, runs)?;
-        if dry_run || device.is_some() {
+        if dry_run != DryRun::Off || device.is_some() {
             exp = edit_experiment(exp.into_inner(), source.file, dry_run, device)?;
         }
         let summary = run_experiment(&exp, runs, &opts)
@@ -290,11 +347,9 @@ pub fn run_config(
         return Ok(summary.dir.join("report"));
     }
     let mut cfg = RunConfig::from_table(table, source.file, source.dir)?;
-    if dry_run || device.is_some() {
+    if dry_run != DryRun::Off || device.is_some() {
         let mut edited = edit_run(cfg.into_inner(), source.file, dry_run, device)?;
-        if dry_run {
-            edited.name = dry_run_name(&edited.name);
-        }
+        edited.name = dry_run.name(&edited.name);
         cfg = edited.validate(source.file)?;
     }
     let summary = run_with(&cfg, runs, &opts)
@@ -304,35 +359,31 @@ pub fn run_config(
     Ok(summary.dir.join("report"))
 }
 
-/// A run's dry run ([`dry_run_config`], name kept) when `dry_run`, on `device` when
-/// given; `file` names the config in errors.
+/// A run's dry run ([`DryRun::config`], name kept), on `device` when given; `file`
+/// names the config in errors.
 fn edit_run(
-    mut cfg: RunConfig,
+    cfg: RunConfig,
     file: &str,
-    dry_run: bool,
+    dry_run: DryRun,
     device: Option<DeviceSpec>,
 ) -> Result<RunConfig> {
-    if dry_run {
-        cfg = dry_run_config(&cfg, file)?;
-    }
+    let mut cfg = dry_run.config(&cfg, file)?;
     if let Some(d) = device {
         cfg.device = d;
     }
     Ok(cfg)
 }
 
-/// An experiment's dry run (every run mapped by [`dry_run_config`], the experiment
-/// renamed `<name>-dry-run`) when `dry_run`, every run on `device` when given; each
-/// edited run and the experiment validated again.
+/// An experiment's dry run (every run mapped by [`DryRun::config`], the experiment
+/// renamed by [`DryRun::name`]), every run on `device` when given; each edited run and
+/// the experiment validated again.
 fn edit_experiment(
     mut exp: ExperimentConfig,
     file: &str,
-    dry_run: bool,
+    dry_run: DryRun,
     device: Option<DeviceSpec>,
 ) -> Result<Checked<ExperimentConfig>> {
-    if dry_run {
-        exp.name = dry_run_name(&exp.name);
-    }
+    exp.name = dry_run.name(&exp.name);
     for r in &mut exp.runs {
         let label = ExperimentRun::label(file, &r.policy, &r.algorithm);
         let edited = edit_run(r.config.as_ref().clone(), file, dry_run, device)?;

@@ -123,7 +123,14 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
                 file: &format!("<built-in {file}>"),
                 dir: here,
             };
-            let report = run_config(&source, &runs, args.device, args.quiet, &parallel, false)?;
+            let report = run_config(
+                &source,
+                &runs,
+                args.device,
+                args.quiet,
+                &parallel,
+                crate::exp::DryRun::Off,
+            )?;
             times.push((file, t.elapsed().as_secs_f64()));
             let _ = writeln!(md, "## {title} (experiments/configs/{file})\n");
             md.push_str(&embed_reports(&report, out)?);

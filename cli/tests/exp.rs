@@ -222,3 +222,55 @@ fn reproduce_writes_one_report_linking_the_theory_tables() {
     assert!(dir.join("theory/verify.csv").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_kernels_compares_the_cpu_kernels_with_the_composite() {
+    let out = world().join("check-kernels");
+    let text = ok(&rmteach(&[
+        "exp",
+        "check-kernels",
+        "--device",
+        "cpu",
+        "--sizes",
+        "small",
+        "--dtypes",
+        "f32,bf16",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]));
+    assert!(text.contains("| rms_norm 6x64 | f32 | grad x |"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("check-kernels.json")).unwrap())
+            .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    for kernel in [
+        "adamw",
+        "rms_norm",
+        "layer_norm",
+        "picked_logprob",
+        "swiglu",
+        "gelu",
+        "rotary",
+    ] {
+        assert!(
+            rows.iter().any(|r| r["kernel"] == kernel),
+            "no {kernel} rows"
+        );
+    }
+    assert!(rows.iter().all(|r| r["verdict"] != "fail"), "{text}");
+    assert!(std::fs::read_to_string(out.join("check-kernels.md"))
+        .unwrap()
+        .contains("Reference: CPU f32"));
+    // A kernel name that does not exist is refused, naming the ones that do.
+    let bad = rmteach(&[
+        "exp",
+        "check-kernels",
+        "--kernels",
+        "softmax",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("layer_norm"));
+}

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod data;
 pub mod error;
 pub mod hf;
+pub mod kernel_check;
 pub mod levers;
 pub mod logprobs;
 pub mod models;

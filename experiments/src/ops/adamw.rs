@@ -5,7 +5,7 @@
 
 use super::kernel::{parallel, with_avx2};
 use crate::Result;
-use candle_core::{DType, Storage, Tensor};
+use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
 
 /// Per-step constants of the update (all applied in f32, as tensor ops with f64
@@ -41,10 +41,7 @@ pub fn adamw_update_cpu(
     k: &AdamWStep,
 ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     let all = [theta, m, v, g];
-    if !all
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.shape() == theta.shape())
-    {
+    if !(super::kernel::cpu_f32(&all) && all.iter().all(|t| t.shape() == theta.shape())) {
         return Ok(None);
     }
     let all: Vec<Tensor> = all
@@ -150,7 +147,7 @@ with_avx2! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     #[test]
     fn matches_the_tensor_op_update() -> Result<()> {

@@ -11,11 +11,13 @@ use std::sync::Mutex;
 /// Rows per rayon task: enough work to outweigh the scheduling.
 const ROWS_PER_TASK: usize = 8;
 
-/// Whether the fused CPU kernels apply to all of `tensors`: on the CPU, in f32.
+/// Whether the fused CPU kernels apply to all of `tensors`: on the CPU, in f32 (and
+/// not inside [`super::switch::without_cpu_kernels`]).
 pub(super) fn cpu_f32(tensors: &[&Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    super::switch::cpu_kernels_on()
+        && tensors
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// Whether an op's fused node applies to `tensors`: on the CPU in f32 (its CPU kernel),

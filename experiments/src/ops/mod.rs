@@ -32,4 +32,4 @@ pub use norm::{layer_norm, rms_norm};
 pub use picked_logprob::{linear_picked_logprob, picked_logprob};
 pub use qkv_attention::{llama_attention, neox_attention};
 pub use softmax::{log_softmax, softmax_last_dim};
-pub use switch::{cuda_kernels, set_cuda_kernels, CudaKernel, CudaKernels};
+pub use switch::{cuda_kernels, set_cuda_kernels, without_cpu_kernels, CudaKernel, CudaKernels};

@@ -24,7 +24,7 @@ pub fn picked_logprob(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
             logits.dims()
         )));
     }
-    if logits.device().is_cpu() && logits.dtype() == DType::F32 {
+    if cpu_f32(&[logits]) {
         let rows: usize = lead.iter().product();
         let flat = logits.reshape((rows, vocab))?;
         let t = targets.flatten_all()?.to_dtype(DType::U32)?;

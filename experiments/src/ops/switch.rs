@@ -8,6 +8,7 @@
 //! (`rms_norm,layer_norm`); `none` (or unset) keeps them off. A CPU build compiles the
 //! switch but never reaches a kernel.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A fused op with a CUDA kernel.
@@ -135,6 +136,33 @@ pub fn set_cuda_kernels(kernels: CudaKernels) {
 /// The ops that use their CUDA kernels.
 pub fn cuda_kernels() -> CudaKernels {
     CudaKernels(ENABLED.load(Ordering::Relaxed))
+}
+
+thread_local! {
+    /// Whether the CPU kernels are off on this thread (see [`without_cpu_kernels`]).
+    static CPU_KERNELS_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the fused CPU kernels off on the calling thread: every op called
+/// inside computes its composite (differentiable tensor ops) on the CPU too. The
+/// kernel check (`rmteach exp check-kernels`) takes its reference this way; nothing
+/// else does, so the CPU path is unchanged.
+pub fn without_cpu_kernels<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the previous setting, also on unwinding.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CPU_KERNELS_OFF.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CPU_KERNELS_OFF.with(|c| c.replace(true)));
+    f()
+}
+
+/// Whether the fused CPU kernels may run on this thread (true unless inside
+/// [`without_cpu_kernels`]).
+pub(super) fn cpu_kernels_on() -> bool {
+    !CPU_KERNELS_OFF.with(Cell::get)
 }
 
 #[cfg(test)]

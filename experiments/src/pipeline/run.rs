@@ -543,8 +543,8 @@ impl<'a> Runner<'a> {
     /// A dry run's `world/` stage: writes the stand-in models and data.
     fn write_dry_run_world(&mut self, d: &DryRunSpec) -> Result<bool> {
         let (seed, max_tokens) = (self.c.seed, self.c.data.max_tokens);
-        self.stage(Prepared::new("world", |dir: &StageDir, _: &Runtime| {
-            d.write(dir.path(), seed, max_tokens)
+        self.stage(Prepared::new("world", |dir: &StageDir, rt: &Runtime| {
+            d.write(dir.path(), seed, max_tokens, &rt.device)
         }))?;
         Ok(true)
     }

@@ -12,7 +12,7 @@
 
 use super::scalar::RewardModel;
 use super::LM_HEAD_NAMES;
-use crate::hf::save::config_of_json;
+use crate::hf::save::{config_of_json, random_var_builder};
 use crate::hf::{
     checkpoint_files, load_checkpoint, load_into_varmap, save_checkpoint_with_json, tensor_names,
     LoadReport, SaveOptions,
@@ -63,7 +63,9 @@ pub fn save_random_reward_model(
 ) -> Result<(Architecture, VarMap)> {
     let config = config_of_json(dir, json)?;
     let varmap = VarMap::new();
-    new_reward_model(&config, &varmap, seed, DType::F32, &Device::Cpu)?;
+    let vb = random_var_builder(&varmap, seed, options);
+    let backbone = Model::new(&config, vb.clone())?;
+    RewardModel::new(backbone, config.hidden_size(), vb)?;
     save_checkpoint_with_json(dir, json, &varmap, options)?;
     Ok((config, varmap))
 }
@@ -72,23 +74,30 @@ pub fn save_random_reward_model(
 /// `config.json` object `json` describes — a `*ForSequenceClassification` of any
 /// architecture (GPT-NeoX, Llama, Gemma, Gemma-2) or ArmoRM
 /// (`LlamaForRewardModelWithGating`, its reward transform set to the identity so the
-/// score is the gated sum of the objectives) — and saves it with that config into `dir`
-/// without a language-model head: what [`super::load`] reads back.
-pub fn save_random_scorer(dir: &Path, json: &Value, seed: u64) -> Result<VarMap> {
+/// score is the gated sum of the objectives) — and saves it with that config into `dir`,
+/// as `options` say (dtype, where to draw), without a language-model head: what
+/// [`super::load`] reads back.
+pub fn save_random_scorer(
+    dir: &Path,
+    json: &Value,
+    seed: u64,
+    options: &SaveOptions,
+) -> Result<VarMap> {
     let options = SaveOptions {
         exclude: LM_HEAD_NAMES.iter().map(|s| s.to_string()).collect(),
-        ..SaveOptions::default()
+        ..options.clone()
     };
     if json["architectures"][0] != super::armorm::ARMORM_ARCHITECTURE {
         return Ok(save_random_reward_model(dir, json, seed, &options)?.1);
     }
     let file = dir.join("config.json").display().to_string();
     let mut varmap = VarMap::new();
-    let vb = SeededVarMap::new(varmap.clone(), seed).var_builder(DType::F32, &Device::Cpu);
+    let vb = random_var_builder(&varmap, seed, &options);
+    let device = vb.device().clone();
     let config = super::ArmoRmConfig::from_json_str(&json.to_string(), &file)?;
     super::ArmoRm::new(&config, vb)?;
     let n = config.num_objectives;
-    let identity = candle_core::Tensor::eye(n, DType::F32, &Device::Cpu)?;
+    let identity = candle_core::Tensor::eye(n, DType::F32, &device)?;
     varmap.set_one("reward_transform_matrix", identity)?;
     save_checkpoint_with_json(dir, json, &varmap, &options)?;
     Ok(varmap)

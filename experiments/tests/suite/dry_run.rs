@@ -4,9 +4,13 @@
 use candle_core::{DType, Device};
 use rmteach_experiments::data::{filter_max_tokens, load_alpaca_sft, load_ultrafeedback};
 use rmteach_experiments::hf::load_checkpoint;
-use rmteach_experiments::pipeline::dry_run::{dry_run_config, DryRunSpec, StandIn};
+use rmteach_experiments::models::Architecture;
+use rmteach_experiments::pipeline::dry_run::{
+    dry_run_config, real_size_dry_run_config, DryRunSpec, StandIn,
+};
 use rmteach_experiments::pipeline::{ExperimentConfig, RunConfig};
 use rmteach_experiments::reward::{find_gating_position, load, ArmoRmConfig};
+use rmteach_experiments::runtime::DTypeSpec;
 use rmteach_experiments::text::TextTokenizer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,6 +79,62 @@ fn paper_4_2_stands_in_for_every_policy_and_public_reward_model() {
     );
 }
 
+/// `--dry-run --real-sizes`: the same mapping with Pythia-1B's and Llama-3-8B's (ArmoRM)
+/// published sizes kept and the run in bf16; the configs parse as the real loaders
+/// read them (no weights are written here: 1B + 8B random parameters take minutes).
+#[test]
+fn real_size_dry_run_keeps_pythia_1b_and_llama_3_8b_dims() {
+    let c = RunConfig::from_file(&configs().join("paper-4.1.toml")).unwrap();
+    let d = real_size_dry_run_config(&c, "paper-4.1.toml").unwrap();
+    let spec = d.dry_run.as_ref().unwrap();
+    assert!(spec.real_sizes && d.dtype == DTypeSpec::Bf16);
+    assert_eq!(
+        (spec.policy, spec.ground_truth),
+        (StandIn::Pythia, StandIn::Armorm)
+    );
+    assert_eq!(
+        d.normalize.prompts,
+        dry_run_config(&c, "x").unwrap().normalize.prompts
+    );
+    d.validate("dry").unwrap();
+    let json = |s: StandIn, real: bool| {
+        s.config_json(&s.family().tokenizer().unwrap(), real)
+            .unwrap()
+    };
+    let dims = |v: &serde_json::Value, keys: &[&str]| -> Vec<u64> {
+        keys.iter().map(|k| v[*k].as_u64().unwrap_or(0)).collect()
+    };
+    let keys = [
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "vocab_size",
+    ];
+    let pythia = json(StandIn::Pythia, true);
+    assert_eq!(dims(&pythia, &keys), [2048, 16, 8, 8192, 50304]);
+    assert_eq!(pythia["rotary_pct"], 0.25);
+    assert_eq!(pythia["architectures"][0], "GPTNeoXForCausalLM");
+    let arch = Architecture::from_json_str(&pythia.to_string(), "pythia config.json").unwrap();
+    assert_eq!(arch.vocab_size(), 50304);
+    let armorm = json(StandIn::Armorm, true);
+    let keys_kv = [
+        &keys[..],
+        &["num_key_value_heads", "head_dim", "gating_hidden_dim"],
+    ]
+    .concat();
+    assert_eq!(
+        dims(&armorm, &keys_kv),
+        [4096, 32, 32, 14336, 128256, 8, 128, 1024]
+    );
+    assert_eq!(armorm["tie_word_embeddings"], false);
+    assert_eq!(armorm["architectures"][0], "LlamaForRewardModelWithGating");
+    ArmoRmConfig::from_json_str(&armorm.to_string(), "armorm config.json").unwrap();
+    // The shrunk stand-ins are unchanged.
+    assert_eq!(json(StandIn::Pythia, false)["hidden_size"], 64);
+    assert_eq!(json(StandIn::Armorm, false)["hidden_size"], 64);
+}
+
 #[test]
 fn a_toy_config_has_no_dry_run() {
     let c = RunConfig::from_file(&configs().join("toy-4.1.toml")).unwrap();
@@ -112,7 +172,7 @@ fn stand_ins_load_through_the_real_loaders() {
     ];
     for (i, (s, marker)) in all.into_iter().enumerate() {
         let dir = tmp.path().join(format!("m{i}"));
-        s.write(&dir, 7).unwrap();
+        s.write(&dir, 7, false, &Device::Cpu).unwrap();
         let mut tok = TextTokenizer::from_dir(&dir).unwrap();
         if s.is_reward() {
             load(&dir, DType::F32, &Device::Cpu).unwrap();
@@ -146,8 +206,9 @@ fn stand_in_data_is_parquet_in_the_hugging_face_layouts() {
         sft_examples: 5,
         train_prefs: 24,
         long_every: 8,
+        real_sizes: false,
     };
-    spec.write(tmp.path(), 3, 512).unwrap();
+    spec.write(tmp.path(), 3, 512, &Device::Cpu).unwrap();
     let p = spec.paths(tmp.path());
     assert_eq!(load_alpaca_sft(&p.sft_data).unwrap().len(), 5);
     let pairs = load_ultrafeedback(&p.train_prefs).unwrap();
@@ -171,7 +232,7 @@ fn fine_tuning_cuts_padded_embedding_rows_to_the_tokenizer() {
     use rmteach_experiments::stages::batches::ChatCodec;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pythia");
-    StandIn::Pythia.write(&dir, 7).unwrap();
+    StandIn::Pythia.write(&dir, 7, false, &Device::Cpu).unwrap();
     let full = load_checkpoint(&dir, DType::F32, &Device::Cpu).unwrap();
     let padded = full.config.vocab_size();
     let (codec, cut) = ChatCodec::for_fine_tuning(&dir, padded).unwrap();
@@ -202,7 +263,9 @@ fn fine_tuning_cuts_padded_embedding_rows_to_the_tokenizer() {
     assert!(e.contains("vocab_size") && e.contains("config.json"), "{e}");
     // A tokenizer that already has a template adds nothing and cuts nothing.
     let llama = tmp.path().join("llama");
-    StandIn::Llama32.write(&llama, 7).unwrap();
+    StandIn::Llama32
+        .write(&llama, 7, false, &Device::Cpu)
+        .unwrap();
     let rows = load_checkpoint(&llama, DType::F32, &Device::Cpu)
         .unwrap()
         .config

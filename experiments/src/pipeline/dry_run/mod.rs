@@ -26,6 +26,7 @@ use crate::rundir::write_json;
 use crate::runtime::{DTypeSpec, DeviceSpec};
 use crate::toy::{SftStyle, ToyGenerator, ToyReward};
 use crate::{Error, Result};
+use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,10 @@ pub struct DryRunSpec {
     /// Every `long_every`-th pair's chosen response is longer than `data.max_tokens`
     /// tokens (0: none).
     pub long_every: usize,
+    /// Whether the stand-ins keep the published model sizes (see
+    /// [`real_size_dry_run_config`]); absent (false) in shrunk dry runs' records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real_sizes: bool,
 }
 
 /// Where a dry run's stand-ins are, under its `world/` stage directory.
@@ -120,6 +125,7 @@ pub fn dry_run_config(c: &RunConfig, file: &str) -> Result<RunConfig> {
         sft_examples: 16,
         train_prefs: 40,
         long_every: 8,
+        real_sizes: false,
     });
     d.device = DeviceSpec::Cpu;
     d.dtype = DTypeSpec::default();
@@ -144,6 +150,25 @@ pub fn dry_run_config(c: &RunConfig, file: &str) -> Result<RunConfig> {
     Ok(d)
 }
 
+/// The dry-run counterpart of a run name at real model sizes.
+pub fn real_size_dry_run_name(name: &str) -> String {
+    format!("{name}-dry-run-real-sizes")
+}
+
+/// [`dry_run_config`] with the stand-ins at their published sizes (Pythia-1B's,
+/// Llama-3-8B's for ArmoRM, ...; random weights stored in bf16) and the run in bf16
+/// (AdamW keeps f32 masters): the paper's memory and time per step on a GPU, with the
+/// same shrunk counts (a few prompts, a couple of updates). Meant for
+/// `exp run CONFIG --dry-run --real-sizes --device cuda`.
+pub fn real_size_dry_run_config(c: &RunConfig, file: &str) -> Result<RunConfig> {
+    let mut d = dry_run_config(c, file)?;
+    if let Some(spec) = d.dry_run.as_mut() {
+        spec.real_sizes = true;
+    }
+    d.dtype = DTypeSpec::Bf16;
+    Ok(d)
+}
+
 impl DryRunSpec {
     /// The stand-ins' paths under `world` (the run's `world/` stage directory).
     pub fn paths(&self, world: &Path) -> DryRunPaths {
@@ -160,17 +185,31 @@ impl DryRunSpec {
         }
     }
 
-    /// Writes every stand-in under `world` (weights from `seed`), with pairs longer
-    /// than `max_tokens` every `long_every`-th, and `world/dry_run.json`, which the
-    /// reports read to say that the run is a dry run.
-    pub fn write(&self, world: &Path, seed: u64, max_tokens: usize) -> Result<serde_json::Value> {
+    /// Writes every stand-in under `world` (weights from `seed`; real sizes drawn on
+    /// `device`, see [`StandIn::write`]), with pairs longer than `max_tokens` every
+    /// `long_every`-th, and `world/dry_run.json`, which the reports read to say that the
+    /// run is a dry run.
+    pub fn write(
+        &self,
+        world: &Path,
+        seed: u64,
+        max_tokens: usize,
+        device: &Device,
+    ) -> Result<serde_json::Value> {
         let p = self.paths(world);
         let stream = |s: u64| seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s);
-        self.policy.write(&p.policy, stream(POLICY_STREAM))?;
+        let real = self.real_sizes;
+        self.policy
+            .write(&p.policy, stream(POLICY_STREAM), real, device)?;
         self.ground_truth
-            .write(&p.ground_truth, stream(GROUND_TRUTH_STREAM))?;
+            .write(&p.ground_truth, stream(GROUND_TRUTH_STREAM), real, device)?;
         for (i, (name, standin)) in self.external.iter().enumerate() {
-            standin.write(&p.external[name], stream(EXTERNAL_STREAM + 16 * i as u64))?;
+            standin.write(
+                &p.external[name],
+                stream(EXTERNAL_STREAM + 16 * i as u64),
+                real,
+                device,
+            )?;
         }
         let data_dir = world.join("data");
         std::fs::create_dir_all(&data_dir).map_err(|source| Error::Io {

@@ -2,13 +2,15 @@
 //! (architecture, activation, normalisation, rotary settings and scaling, grouped-query
 //! ratio, soft-capping, tying, context length, ArmoRM's gate) with its sizes shrunk to
 //! a width of 64-96 and two blocks, seeded random weights, and its family's stand-in
-//! tokenizer ([`Family`]).
+//! tokenizer ([`Family`]). With real sizes ([`StandIn::real_sizes`]) the published
+//! widths, depths, heads and vocabularies are kept (weights saved in bf16).
 
 use super::tokenizer::Family;
 use crate::hf::{save_random_model, SaveOptions};
 use crate::reward::save_random_scorer;
 use crate::text::TextTokenizer;
 use crate::{Error, Result};
+use candle_core::{DType, Device};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -91,21 +93,65 @@ impl StandIn {
     }
 
     /// Writes the stand-in into `dir` (config.json, model.safetensors, tokenizer files)
-    /// with weights drawn from `seed`.
-    pub fn write(self, dir: &Path, seed: u64) -> Result<()> {
+    /// with weights drawn from `seed`: shrunk (f32), or at the published sizes with
+    /// `real` (stored in bf16: half the bytes to write and read).
+    ///
+    /// Real sizes draw the weights on `device` with candle's generator (not seeded:
+    /// an 8B model takes minutes with the seeded CPU generator, seconds on a GPU).
+    pub fn write(self, dir: &Path, seed: u64, real: bool, device: &Device) -> Result<()> {
         let tok = self.family().tokenizer()?;
-        let json = self.config_json(&tok)?;
-        if self.is_reward() {
-            save_random_scorer(dir, &json, seed)?;
+        let json = self.config_json(&tok, real)?;
+        let options = if real {
+            SaveOptions {
+                dtype: DType::BF16,
+                init_device: Some(device.clone()),
+                ..SaveOptions::default()
+            }
         } else {
-            save_random_model(dir, &json, seed, &SaveOptions::default())?;
+            SaveOptions::default()
+        };
+        if self.is_reward() {
+            save_random_scorer(dir, &json, seed, &options)?;
+        } else {
+            save_random_model(dir, &json, seed, &options)?;
         }
         tok.save(dir)?;
         Ok(())
     }
 
-    /// The published `config.json` with shrunk sizes (the real ones in the comments).
-    fn config_json(self, tok: &TextTokenizer) -> Result<Value> {
+    /// The published model's sizes: the `config.json` fields a real-size stand-in
+    /// takes over the shrunk ones (the vocabulary covers the stand-in tokenizer's).
+    pub fn real_sizes(self) -> Value {
+        // (hidden, layers, heads, kv heads, head size, MLP, vocabulary)
+        let (hidden, layers, heads, kv, head, mlp, vocab) = match self {
+            Self::Pythia => (2048, 16, 8, 8, 256, 8192, 50304),
+            Self::Llama32 | Self::Llama32Instruct => (2048, 16, 32, 8, 64, 8192, 128256),
+            Self::GrmLlama32 => (3072, 28, 24, 8, 128, 8192, 128256),
+            Self::Armorm | Self::TuluLlama3 | Self::LlamaRm => {
+                (4096, 32, 32, 8, 128, 14336, 128256)
+            }
+            Self::GrmGemma2 => (2304, 26, 8, 4, 256, 9216, 256000),
+            Self::RmGemma => (2048, 18, 8, 1, 256, 16384, 256000),
+        };
+        let mut v = json!({
+            "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
+            "intermediate_size": mlp, "vocab_size": vocab, "torch_dtype": "bfloat16"
+        });
+        if self != Self::Pythia {
+            v["num_key_value_heads"] = json!(kv);
+            v["head_dim"] = json!(head);
+        }
+        match self {
+            Self::GrmGemma2 => v["query_pre_attn_scalar"] = json!(head),
+            Self::Armorm => v["gating_hidden_dim"] = json!(1024),
+            _ => {}
+        }
+        v
+    }
+
+    /// The published `config.json` with shrunk sizes (the real ones in the comments),
+    /// or with the real sizes ([`StandIn::real_sizes`]) when `real`.
+    pub fn config_json(self, tok: &TextTokenizer, real: bool) -> Result<Value> {
         let id = |t: &Option<String>| t.as_deref().and_then(|t| tok.token_to_id(t));
         let c = tok.config();
         let (bos, eos, pad) = (id(&c.bos_token), id(&c.eos_token), id(&c.pad_token));
@@ -207,6 +253,20 @@ impl StandIn {
             obj.insert("gating_hidden_dim".into(), json!(32));
             obj.insert("gating_n_hidden".into(), json!(3));
             obj.insert("gating_token_pattern".into(), json!(pattern));
+        }
+        if real {
+            let sizes = self.real_sizes();
+            let sizes = sizes.as_object().into_iter().flatten();
+            for (key, value) in sizes {
+                obj.insert(key.clone(), value.clone());
+            }
+            let tokens = tok.vocab_size();
+            if obj["vocab_size"]
+                .as_u64()
+                .is_some_and(|v| (v as usize) < tokens)
+            {
+                obj.insert("vocab_size".into(), json!(tokens));
+            }
         }
         Ok(v)
     }
