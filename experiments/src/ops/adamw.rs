@@ -8,6 +8,29 @@
 #[cfg(feature = "cuda")]
 mod cuda;
 
+/// Without the `cuda` feature no tensor is on a CUDA device: nothing to update.
+#[cfg(not(feature = "cuda"))]
+mod cuda {
+    use super::AdamWStep;
+    use crate::Result;
+    use candle_core::Tensor;
+
+    pub(super) fn update(
+        _theta: &Tensor,
+        _m: &Tensor,
+        _v: &Tensor,
+        _g: &Tensor,
+        _weight: Option<&Tensor>,
+        _k: &AdamWStep,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    pub(super) fn global_norm(_grads: &[&Tensor]) -> Result<Option<f64>> {
+        Ok(None)
+    }
+}
+
 use super::kernel::{parallel, with_avx2};
 use crate::Result;
 use candle_core::{DType, Storage, Tensor};
@@ -158,13 +181,7 @@ pub fn adamw_update_cuda(
     weight: Option<&Tensor>,
     k: &AdamWStep,
 ) -> Result<bool> {
-    #[cfg(feature = "cuda")]
-    return cuda::update(theta, m, v, g, weight, k);
-    #[cfg(not(feature = "cuda"))]
-    {
-        let _ = (theta, m, v, g, weight, k);
-        Ok(false)
-    }
+    cuda::update(theta, m, v, g, weight, k)
 }
 
 /// The global L2 norm of f32 gradients on one CUDA device from `kernels/adamw.cu`: a
@@ -174,13 +191,7 @@ pub fn adamw_update_cuda(
 /// gradient is f32 on one CUDA device (or without the `cuda` feature): the caller
 /// then sums with tensor ops.
 pub fn global_norm_cuda(grads: &[&Tensor]) -> Result<Option<f64>> {
-    #[cfg(feature = "cuda")]
-    return cuda::global_norm(grads);
-    #[cfg(not(feature = "cuda"))]
-    {
-        let _ = grads;
-        Ok(None)
-    }
+    cuda::global_norm(grads)
 }
 
 /// `(theta, m, v)` of a chunk from its `[theta, m, v, g]`. Indexed over slices of one
