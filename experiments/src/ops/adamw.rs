@@ -266,6 +266,11 @@ mod tests {
         }
         let bf = theta.to_dtype(DType::BF16)?;
         assert!(adamw_update_cpu(&bf, &m, &v, &g, &k)?.is_none());
+        // The CUDA update and norm decline CPU tensors, touching nothing.
+        let before = theta.flatten_all()?.to_vec1::<f32>()?;
+        assert!(!adamw_update_cuda(&theta, &m, &v, &g, None, &k)?);
+        assert_eq!(theta.flatten_all()?.to_vec1::<f32>()?, before);
+        assert_eq!(global_norm_cuda(&[&g])?, None);
         Ok(())
     }
 }
