@@ -1,7 +1,35 @@
 //! The AdamW update of one f32 parameter tensor on the CPU in a single pass (the same
 //! arithmetic, in the same order, as the tensor-op update of
 //! [`crate::stages::optim::AdamW`], which takes a dozen full-size passes, each
-//! allocating).
+//! allocating). With the `cuda` feature, the same update runs on a CUDA device in place
+//! ([`adamw_update_cuda`], `kernels/adamw.cu`) with the global gradient norm
+//! ([`global_norm_cuda`]), when [`CudaKernel::AdamW`](super::CudaKernel::AdamW) is on.
+
+#[cfg(feature = "cuda")]
+mod cuda;
+
+/// Without the `cuda` feature no tensor is on a CUDA device: nothing to update.
+#[cfg(not(feature = "cuda"))]
+mod cuda {
+    use super::AdamWStep;
+    use crate::Result;
+    use candle_core::Tensor;
+
+    pub(super) fn update(
+        _theta: &Tensor,
+        _m: &Tensor,
+        _v: &Tensor,
+        _g: &Tensor,
+        _weight: Option<&Tensor>,
+        _k: &AdamWStep,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    pub(super) fn global_norm(_grads: &[&Tensor]) -> Result<Option<f64>> {
+        Ok(None)
+    }
+}
 
 use super::kernel::{parallel, with_avx2};
 use crate::Result;
@@ -63,20 +91,7 @@ pub fn adamw_update_cpu(
     let (th, m0, v0, g0) = (slices[0], slices[1], slices[2], slices[3]);
     let n = th.len();
     let (mut th1, mut m1, mut v1) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-    let f = |x: f64| x as f32;
-    let consts = Consts {
-        clip: f(k.clip),
-        b1: f(k.beta1),
-        b2: f(k.beta2),
-        c1: f(1.0 - k.beta1),
-        c2: f(1.0 - k.beta2),
-        sm: f(k.scale_m),
-        sv: f(k.scale_v),
-        eps: f(k.eps),
-        lr: f(k.lr),
-        decay: f(1.0 - k.lr * k.weight_decay),
-        scaled: k.clip < 1.0,
-    };
+    let consts = Consts::new(k);
     const CHUNK: usize = 1 << 14;
     let update = |c: usize, (th1, (m1, v1)): (&mut [f32], (&mut [f32], &mut [f32]))| {
         let r = c * CHUNK..c * CHUNK + th1.len();
@@ -117,6 +132,63 @@ pub(super) struct Consts {
     lr: f32,
     decay: f32,
     scaled: bool,
+}
+
+impl Consts {
+    /// The constants of step `k`, each rounded once from f64 (as candle's tensor ops
+    /// with f64 scalars round them).
+    fn new(k: &AdamWStep) -> Self {
+        let f = |x: f64| x as f32;
+        Self {
+            clip: f(k.clip),
+            b1: f(k.beta1),
+            b2: f(k.beta2),
+            c1: f(1.0 - k.beta1),
+            c2: f(1.0 - k.beta2),
+            sm: f(k.scale_m),
+            sv: f(k.scale_v),
+            eps: f(k.eps),
+            lr: f(k.lr),
+            decay: f(1.0 - k.lr * k.weight_decay),
+            scaled: k.clip < 1.0,
+        }
+    }
+}
+
+/// The AdamW update of one parameter on CUDA, in place: one kernel
+/// (`kernels/adamw.cu`, `adamw_step`, the arithmetic of [`adamw_update_cpu`] in the same
+/// order, so the same bits) reads the f32 gradient `g` and overwrites the f32 `theta`
+/// (the master copy, or the f32 weight of an f32 model), both f32 moments `m`, `v`, and,
+/// when `weight` is given (the bf16 variable of a master), stores the new theta rounded
+/// to nearest even into it. No allocation.
+///
+/// Contract: returns `Ok(true)` when it updated; `Ok(false)`, touching nothing, unless
+/// the `cuda` feature is built, [`CudaKernel::AdamW`](super::CudaKernel::AdamW) is
+/// switched on and `theta`, `m`, `v`, `g` are contiguous f32 tensors of one shape on
+/// one CUDA device (and `weight` a contiguous bf16 tensor of that shape there): the
+/// caller then takes the tensor-op path. An error when the tensors share storage (each
+/// written one must be its own buffer) or a launch fails. Writes go to the tensors'
+/// storages, so every tensor sharing them (a model's clone of the variable) sees the new
+/// values, as after `Var::set`.
+pub fn adamw_update_cuda(
+    theta: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    weight: Option<&Tensor>,
+    k: &AdamWStep,
+) -> Result<bool> {
+    cuda::update(theta, m, v, g, weight, k)
+}
+
+/// The global L2 norm of f32 gradients on one CUDA device from `kernels/adamw.cu`: a
+/// fixed two-stage sum of squares (256 partial sums per gradient, then one block adding
+/// them all: no atomics, the same result on every run) and one f32 copied to the host.
+/// `Ok(None)` unless [`CudaKernel::AdamW`](super::CudaKernel::AdamW) is on and every
+/// gradient is f32 on one CUDA device (or without the `cuda` feature): the caller
+/// then sums with tensor ops.
+pub fn global_norm_cuda(grads: &[&Tensor]) -> Result<Option<f64>> {
+    cuda::global_norm(grads)
 }
 
 /// `(theta, m, v)` of a chunk from its `[theta, m, v, g]`. Indexed over slices of one
@@ -191,6 +263,11 @@ mod tests {
         }
         let bf = theta.to_dtype(DType::BF16)?;
         assert!(adamw_update_cpu(&bf, &m, &v, &g, &k)?.is_none());
+        // The CUDA update and norm decline CPU tensors, touching nothing.
+        let before = theta.flatten_all()?.to_vec1::<f32>()?;
+        assert!(!adamw_update_cuda(&theta, &m, &v, &g, None, &k)?);
+        assert_eq!(theta.flatten_all()?.to_vec1::<f32>()?, before);
+        assert_eq!(global_norm_cuda(&[&g])?, None);
         Ok(())
     }
 }

@@ -33,6 +33,12 @@ pub(super) const NORM: Module = Module {
     ptx: ptx::NORM,
 };
 
+/// `kernels/adamw.cu`: the AdamW update in place and the global gradient norm.
+pub(super) const ADAMW: Module = Module {
+    name: "rmteach-adamw",
+    ptx: ptx::ADAMW,
+};
+
 /// Whether the kernels exist for `dtype` (f32 and bf16 storage).
 pub(super) fn has_kernels_for(dtype: DType) -> bool {
     matches!(dtype, DType::F32 | DType::BF16)

@@ -24,7 +24,7 @@ mod softmax;
 mod switch;
 
 pub use activation::{gelu_erf, swiglu};
-pub use adamw::{adamw_update_cpu, AdamWStep};
+pub use adamw::{adamw_update_cpu, adamw_update_cuda, global_norm_cuda, AdamWStep};
 pub use attention::attention;
 pub use bias::add_bias;
 pub use linear::linear;

@@ -1,9 +1,14 @@
 //! RMSNorm and LayerNorm over the last dimension, each one node with a one-pass
 //! backward (the input's gradient row by row, the scale's and shift's as column sums).
 //! Off the CPU or in other dtypes: the same normalisation from tensor ops, in f32 and
-//! cast back (as transformers computes it for bf16 models).
+//! cast back (as transformers computes it for bf16 models). With the `cuda` feature the
+//! same nodes run `kernels/norm.cu` on a CUDA device when switched on
+//! ([`CudaKernel::RmsNorm`], [`CudaKernel::LayerNorm`]; launches in `norm/cuda.rs`).
 
-use super::kernel::{column_sums, cpu_f32, f32_slice, for_each_row, fused, rows_width};
+#[cfg(feature = "cuda")]
+mod cuda;
+
+use super::kernel::{column_sums, f32_slice, for_each_row, fused, rows_width};
 use super::switch::CudaKernel;
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
@@ -31,7 +36,7 @@ fn rms_norm_composite(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// `(x - mean) / sqrt(var + eps) * weight + bias` over the last dimension;
 /// differentiable in all three.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    if cpu_f32(&[x, weight, bias]) {
+    if fused(CudaKernel::LayerNorm, &[x, weight, bias]) {
         return Ok(x.contiguous()?.apply_op3(
             &weight.contiguous()?,
             &bias.contiguous()?,
@@ -164,10 +169,10 @@ impl CustomOp2 for RmsNorm {
                     NORM.ptx,
                 )?;
                 // SAFETY: every element is written by the kernel.
-                let out = unsafe { dev.alloc::<T>(rows * d)? };
+                let mut out = unsafe { dev.alloc::<T>(rows * d)? };
                 let (width, eps) = (int("rms_norm width", d)?, self.0);
                 let mut b = func.builder();
-                b.arg(&x).arg(&w).arg(&out).arg(&width).arg(&eps);
+                b.arg(&x).arg(&w).arg(&mut out).arg(&width).arg(&eps);
                 // SAFETY: the kernel reads rows x d values of x, d of w, writes rows x d.
                 unsafe { b.launch(per_row(rows, d)?) }.w()?;
                 Ok(out)
@@ -234,6 +239,19 @@ impl CustomOp3 for RmsNormGrad {
         dw.copy_from_slice(&sums);
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, d))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::norm_bwd(cuda::Norm::Rms, self.eps, s1, l1, s2, l2, s3, l3)
+    }
 }
 
 /// LayerNorm's forward op.
@@ -273,6 +291,19 @@ impl CustomOp3 for LayerNorm {
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::layer_norm_fwd(self.eps, s1, l1, s2, l2, s3, l3)
     }
 
     fn bwd(
@@ -335,6 +366,19 @@ impl CustomOp3 for LayerNormGrad {
         });
         params.copy_from_slice(&sums);
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        cuda::norm_bwd(cuda::Norm::Layer, self.eps, s1, l1, s2, l2, s3, l3)
     }
 }
 

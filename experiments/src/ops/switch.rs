@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// A fused op with a CUDA kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CudaKernel {
-    /// The AdamW update (master, moments and weight in one pass).
+    /// The AdamW update (master, moments and weight in one in-place pass) and the
+    /// global gradient norm.
     AdamW,
     /// RMSNorm and its backward.
     RmsNorm,

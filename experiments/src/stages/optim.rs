@@ -34,8 +34,15 @@
 //! One per [`apply`](AdamW::apply): the global gradient norm (a single f32), which the
 //! clipping factor and the finiteness check need. The sum of squares is formed on the
 //! device.
+//!
+//! ## On CUDA
+//! With the `cuda` feature and the AdamW kernel switched on
+//! ([`CudaKernel::AdamW`](crate::ops::CudaKernel::AdamW), `RMTEACH_CUDA_KERNELS`), each
+//! variable's update is one in-place kernel ([`crate::ops::adamw_update_cuda`]: master,
+//! moments and bf16 weight written where they are, no allocation) and the gradient norm
+//! comes from [`crate::ops::global_norm_cuda`]. SGD keeps the tensor-op path.
 
-use crate::ops::{adamw_update_cpu, AdamWStep};
+use crate::ops::{adamw_update_cpu, adamw_update_cuda, global_norm_cuda, AdamWStep};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -186,12 +193,13 @@ impl AdamW {
                 } else {
                     Some(var.as_tensor().to_dtype(DType::F32)?.detach())
                 };
-                let m = Tensor::zeros(var.shape(), DType::F32, var.device())?;
+                // Two buffers: the CUDA update writes m and v in place.
+                let zeros = || Tensor::zeros(var.shape(), DType::F32, var.device());
                 Ok(Slot {
                     name,
                     master,
-                    v: m.clone(),
-                    m,
+                    v: zeros()?,
+                    m: zeros()?,
                     var,
                     grad: None,
                 })
@@ -324,6 +332,13 @@ impl AdamW {
                     continue;
                 }
             }
+            let (theta, weight) = match &slot.master {
+                Some(master) => (master, Some(slot.var.as_tensor())),
+                None => (slot.var.as_tensor(), None),
+            };
+            if adamw_update_cuda(theta, &slot.m, &slot.v, &g, weight, &fused)? {
+                continue;
+            }
             let g = if clip < 1.0 { (g * clip)? } else { g };
             slot.m = ((&slot.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             slot.v = ((&slot.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
@@ -455,8 +470,13 @@ fn check_f32(t: &Tensor, name: &str, var: &Var) -> std::result::Result<(), Strin
 }
 
 /// Global L2 norm of `grads`: the squares are summed on the gradients' device in f32
-/// (one scalar per tensor, added there) and one number is copied to the host.
+/// (one scalar per tensor, added there) and one number is copied to the host. On CUDA
+/// with the AdamW kernel switched on, one kernel per gradient and one final sum
+/// ([`global_norm_cuda`]) replace the per-tensor chain of tensor ops.
 pub fn global_norm(grads: &[&Tensor]) -> Result<f64> {
+    if let Some(norm) = global_norm_cuda(grads)? {
+        return Ok(norm);
+    }
     let mut sum: Option<Tensor> = None;
     for g in grads {
         let s = g.to_dtype(DType::F32)?.sqr()?.sum_all()?;

@@ -1,0 +1,242 @@
+//! The CUDA side of the norms' backward ops and of LayerNorm's forward (the `cuda`
+//! feature): launches of `kernels/norm.cu` (which says where each kernel rounds for
+//! bf16 and which CPU function it mirrors). RMSNorm's forward launch is in `norm.rs`.
+
+use super::check_width;
+use crate::ops::cuda::{contiguous, int, kernel_name, per_row, NORM};
+use crate::ops::kernel::rows_width;
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+};
+use candle_core::cuda_backend::{CudaDevice, Map3, WrapErr};
+use candle_core::{CudaStorage, Layout, Shape, WithDType};
+
+/// Rows per chunk of the parameter gradients' column sums (at least; more when the
+/// chunks would exceed a grid's y dimension): at rows = 16k, d = 2048 that is 128 chunks
+/// x 64 column tiles = 8192 blocks of 256 threads, and a 2 MiB f32 partial buffer.
+const ROWS_PER_CHUNK: usize = 128;
+
+/// Largest grid y dimension.
+const MAX_GRID_Y: usize = 65_535;
+
+/// Which normalisation a backward launch is for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Norm {
+    /// RMSNorm: one parameter gradient (the weight's).
+    Rms,
+    /// LayerNorm: two (weight, bias).
+    Layer,
+}
+
+impl Norm {
+    /// Parameter gradients below the input's gradient in the output block.
+    fn params(self) -> usize {
+        match self {
+            Norm::Rms => 1,
+            Norm::Layer => 2,
+        }
+    }
+
+    /// The kernel computing the input's gradient and the row statistics.
+    fn rows_kernel(self) -> &'static str {
+        match self {
+            Norm::Rms => "rms_norm_bwd_rows",
+            Norm::Layer => "layer_norm_bwd_rows",
+        }
+    }
+
+    /// The op's name in errors.
+    fn op(self) -> &'static str {
+        match self {
+            Norm::Rms => "rms_norm backward",
+            Norm::Layer => "layer_norm backward",
+        }
+    }
+}
+
+/// LayerNorm's forward `(x, weight, bias)` on CUDA: one block per row
+/// (`layer_norm_fwd`, launch shape [`per_row`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn layer_norm_fwd(
+    eps: f32,
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+    s3: &CudaStorage,
+    l3: &Layout,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    struct Fwd(f32);
+    impl Map3 for Fwd {
+        fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            x: &CudaSlice<T>,
+            lx: &Layout,
+            w: &CudaSlice<T>,
+            lw: &Layout,
+            b: &CudaSlice<T>,
+            lb: &Layout,
+            dev: &CudaDevice,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            const OP: &str = "layer_norm";
+            let (rows, d) = rows_width(lx);
+            check_width("layer_norm weight", lw.shape().elem_count(), d)?;
+            check_width("layer_norm bias", lb.shape().elem_count(), d)?;
+            if rows * d == 0 {
+                return dev.alloc_zeros::<T>(rows * d);
+            }
+            let (x, w, b) = (
+                contiguous(OP, x, lx)?,
+                contiguous(OP, w, lw)?,
+                contiguous(OP, b, lb)?,
+            );
+            let func = dev.get_or_load_custom_func(
+                &kernel_name::<T>("layer_norm_fwd"),
+                NORM.name,
+                NORM.ptx,
+            )?;
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<T>(rows * d)? };
+            let (width, eps) = (int("layer_norm width", d)?, self.0);
+            let mut builder = func.builder();
+            builder
+                .arg(&x)
+                .arg(&w)
+                .arg(&b)
+                .arg(&mut out)
+                .arg(&width)
+                .arg(&eps);
+            // SAFETY: the kernel reads rows x d values of x, d of w and b, writes rows x d.
+            unsafe { builder.launch(per_row(rows, d)?) }.w()?;
+            Ok(out)
+        }
+    }
+    let dev = s1.device().clone();
+    let slice = Fwd(eps).map(&s1.slice, l1, &s2.slice, l2, &s3.slice, l3, &dev)?;
+    Ok((CudaStorage { slice, device: dev }, l1.shape().clone()))
+}
+
+/// A norm's backward `(x, weight, g)` on CUDA: the `(rows + k, d)` block
+/// `[dx; dweight (; dbias)]` of the CPU op. Three launches:
+/// 1. `<norm>_bwd_rows`, one block per row ([`per_row`]): dx and each row's
+///    `(mean, 1 / rms or std)` into an f32 buffer (rows x 2);
+/// 2. `norm_param_partials`: f32 column sums of the parameter gradients over chunks
+///    of [`ROWS_PER_CHUNK`] rows (see the kernel for the block shape);
+/// 3. `norm_param_finish`: the chunks added in order, rounded once to the dtype.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn norm_bwd(
+    norm: Norm,
+    eps: f32,
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+    s3: &CudaStorage,
+    l3: &Layout,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    struct Bwd(Norm, f32);
+    impl Map3 for Bwd {
+        fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            x: &CudaSlice<T>,
+            lx: &Layout,
+            w: &CudaSlice<T>,
+            lw: &Layout,
+            g: &CudaSlice<T>,
+            lg: &Layout,
+            dev: &CudaDevice,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            let (norm, op) = (self.0, self.0.op());
+            let (rows, d) = rows_width(lx);
+            let k = norm.params();
+            check_width(op, lw.shape().elem_count(), d)?;
+            if lg.shape().elem_count() != rows * d {
+                candle_core::bail!(
+                    "{op}: a gradient of {:?} for x of {:?}",
+                    lg.dims(),
+                    lx.dims()
+                );
+            }
+            if rows * d == 0 {
+                return dev.alloc_zeros::<T>((rows + k) * d);
+            }
+            let (x, w, g) = (
+                contiguous(op, x, lx)?,
+                contiguous(op, w, lw)?,
+                contiguous(op, g, lg)?,
+            );
+            let load = |name: &str| {
+                dev.get_or_load_custom_func(&kernel_name::<T>(name), NORM.name, NORM.ptx)
+            };
+            // SAFETY (all three allocations): every element is written by the kernels
+            // below (dx rows by launch 1, the parameter rows by launch 3, stats by launch
+            // 1, every (chunk, column) of partial by launch 2).
+            let mut out = unsafe { dev.alloc::<T>((rows + k) * d)? };
+            let mut stats = unsafe { dev.alloc::<f32>(rows * 2)? };
+            let per_chunk = ROWS_PER_CHUNK.max(rows.div_ceil(MAX_GRID_Y));
+            let chunks = rows.div_ceil(per_chunk);
+            let mut partial = unsafe { dev.alloc::<f32>(chunks * k * d)? };
+            let (width, eps) = (int("norm width", d)?, self.1);
+            {
+                let func = load(norm.rows_kernel())?;
+                let mut dx = out.slice_mut(0..rows * d);
+                let mut b = func.builder();
+                b.arg(&x)
+                    .arg(&w)
+                    .arg(&g)
+                    .arg(&mut dx)
+                    .arg(&mut stats)
+                    .arg(&width)
+                    .arg(&eps);
+                // SAFETY: reads rows x d of x and g, d of w; writes rows x d of dx and
+                // 2 rows of stats.
+                unsafe { b.launch(per_row(rows, d)?) }.w()?;
+            }
+            let (n_rows, n_k) = (int("norm rows", rows)?, int("norm parameters", k)?);
+            let (n_chunk, n_chunks) = (int("rows per chunk", per_chunk)?, int("chunks", chunks)?);
+            {
+                let func = load("norm_param_partials")?;
+                let cfg = LaunchConfig {
+                    grid_dim: (d.div_ceil(32) as u32, chunks as u32, 1),
+                    block_dim: (32, 8, 1),
+                    shared_mem_bytes: 0,
+                };
+                let mut b = func.builder();
+                b.arg(&x)
+                    .arg(&g)
+                    .arg(&stats)
+                    .arg(&mut partial)
+                    .arg(&n_rows)
+                    .arg(&width)
+                    .arg(&n_k)
+                    .arg(&n_chunk);
+                // SAFETY: reads rows x d of x and g, 2 rows of stats; writes chunks x k d
+                // of partial (chunks <= MAX_GRID_Y by the choice of per_chunk).
+                unsafe { b.launch(cfg) }.w()?;
+            }
+            {
+                let func = load("norm_param_finish")?;
+                let kd = int("norm parameter width", k * d)?;
+                let cfg = LaunchConfig {
+                    grid_dim: ((k * d).div_ceil(256) as u32, 1, 1),
+                    block_dim: (256, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                let mut params = out.slice_mut(rows * d..);
+                let mut b = func.builder();
+                b.arg(&partial).arg(&mut params).arg(&n_chunks).arg(&kd);
+                // SAFETY: reads chunks x k d of partial, writes the last k x d of out.
+                unsafe { b.launch(cfg) }.w()?;
+            }
+            Ok(out)
+        }
+    }
+    let dev = s1.device().clone();
+    let (rows, d) = rows_width(l1);
+    let slice = Bwd(norm, eps).map(&s1.slice, l1, &s2.slice, l2, &s3.slice, l3, &dev)?;
+    Ok((
+        CudaStorage { slice, device: dev },
+        Shape::from((rows + norm.params(), d)),
+    ))
+}
