@@ -11,7 +11,7 @@
 
 namespace rmteach {
 
-// Mirrors `rotate_row` in src/ops/rotary.rs. With half = rot / 2, j < half:
+// Mirrors `rotate_half` in src/ops/rotary.rs. With half = rot / 2, j < half:
 //   forward:   o[j] = x[j] c[j] + (-x[j+half]) s[j],  o[j+half] = x[j+half] c[j+half] + x[j] s[j+half]
 //   transpose: o[j] = x[j] c[j] + x[j+half] s[j+half], o[j+half] = x[j+half] c[j+half] + (-x[j]) s[j]
 template <typename T>
