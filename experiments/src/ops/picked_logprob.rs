@@ -16,7 +16,9 @@ use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
 /// `out[..] = log_softmax(logits[.., :])[targets[..]]`: `logits` `(..., vocab)` f32,
-/// `targets` u32 with the leading shape of `logits`; differentiable in `logits`.
+/// `targets` u32 with the leading shape of `logits`; differentiable in `logits`. A
+/// target outside the vocabulary is an error on the CPU and gives NaN from the CUDA
+/// kernel (checking there would copy the targets to the host and stall the stream).
 pub fn picked_logprob(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let vocab = logits.dim(D::Minus1)?;
     let lead = &logits.dims()[..logits.rank() - 1];
