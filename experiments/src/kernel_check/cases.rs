@@ -58,10 +58,7 @@ impl Op {
             Op::LinearPickedLogprob => ops::linear_picked_logprob(&x[0], &x[1], &x[2]),
             Op::SwiGlu => ops::swiglu(&x[0], &x[1]),
             Op::Gelu => ops::gelu_erf(&x[0]),
-            // MERGE (khead's fused rotary op): replace the next line with
-            // `Op::Rotary { dims } => ops::rotary(&x[0], &x[1], &x[2], dims),`
-            // Until then both paths run the composite of models/rotary.rs.
-            Op::Rotary { dims } => Rotary::new(dims, &ROPE).apply(&x[0], &x[1], &x[2]),
+            Op::Rotary { dims } => ops::rotary(&x[0], &x[1], &x[2], dims),
         }
     }
 }

@@ -254,18 +254,6 @@ impl Item<'_> {
         }
     }
 
-    /// Whether a fused op calls the kernel in this build.
-    fn has_fused_op(&self) -> bool {
-        // MERGE (khead's fused rotary op): drop this arm once `ops::rotary` is in.
-        !matches!(
-            self,
-            Item::Op(Case {
-                op: Op::Rotary { .. },
-                ..
-            })
-        )
-    }
-
     /// The reference: the CPU in f32, kernels off, inputs rounded to `dtype`.
     fn reference(&self, dtype: DType) -> Result<Vec<(String, Tensor)>> {
         ops::without_cpu_kernels(|| match self {
@@ -373,10 +361,7 @@ fn check_item(item: &Item, device: &Device, dtype: DType) -> Result<Vec<Row>> {
         let c = errors(want, &composite[i].1)?;
         r.limit = limit(dtype, &c);
         (r.kernel_error, r.composite_error) = (Some(k), Some(c));
-        r.verdict = if !item.has_fused_op() {
-            r.note = "(no fused op calls this kernel in this build)".into();
-            Verdict::Skip
-        } else if device.is_cpu() && dtype != DType::F32 {
+        r.verdict = if device.is_cpu() && dtype != DType::F32 {
             r.note = "(no CPU kernel in this dtype: both paths composite)".into();
             Verdict::Skip
         } else if k.max_rel <= r.limit {

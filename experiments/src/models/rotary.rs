@@ -1,4 +1,4 @@
-//! Rotary position embedding from plain tensor ops (differentiable), in the
+//! Rotary position embedding (differentiable; the rotation itself is `ops::rotary`), in the
 //! "rotate half" layout of transformers, with optional Llama 3 frequency scaling and
 //! partial rotation (GPT-NeoX rotates only the first `dim` of each head).
 
@@ -43,21 +43,9 @@ impl Rotary {
     }
 
     /// Rotates the first `dim` dimensions of `x` `(batch, heads, time, head_dim)` and
-    /// passes the rest through.
+    /// passes the rest through (one fused node where it applies: [`crate::ops::rotary`]).
     pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let head_dim = x.dim(D::Minus1)?;
-        let x_rot = x.narrow(D::Minus1, 0, self.dim)?;
-        let half = self.dim / 2;
-        let x1 = x_rot.narrow(D::Minus1, 0, half)?;
-        let x2 = x_rot.narrow(D::Minus1, half, half)?;
-        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        let out = (x_rot.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?;
-        if self.dim == head_dim {
-            Ok(out)
-        } else {
-            let pass = x.narrow(D::Minus1, self.dim, head_dim - self.dim)?;
-            Ok(Tensor::cat(&[&out, &pass], D::Minus1)?)
-        }
+        crate::ops::rotary(x, cos, sin, self.dim)
     }
 }
 

@@ -1,11 +1,13 @@
 //! The MLP activations as single autograd nodes: exact (erf) GELU, and SwiGLU
 //! `silu(gate) * up`. candle differentiates GELU with about a dozen full-size tensor
 //! ops and SwiGLU with three nodes plus SiLU's own chain; here each is one pass
-//! forward and one backward.
+//! forward and one backward. With the `cuda` feature the same nodes run CUDA kernels
+//! (`kernels/activation.cu`) when switched on ([`CudaKernel::Gelu`], [`CudaKernel::SwiGlu`]).
 
 use super::kernel::{
-    cpu_f32, erf_f32, exp_nonpos, f32_slice, for_each_row, rows_width, sigmoid, with_avx2,
+    erf_f32, exp_nonpos, f32_slice, for_each_row, fused, rows_width, sigmoid, with_avx2,
 };
+use super::switch::CudaKernel;
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
@@ -14,7 +16,7 @@ const ROW: usize = 4096;
 
 /// `0.5 x (1 + erf(x / sqrt 2))`; differentiable.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if cpu_f32(&[x]) {
+    if fused(CudaKernel::Gelu, &[x]) {
         return Ok(x.contiguous()?.apply_op1(GeluErf)?);
     }
     Ok(x.gelu_erf()?)
@@ -22,7 +24,7 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 
 /// `silu(gate) * up` with `silu(x) = x / (1 + e^-x)`; differentiable in both.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    if cpu_f32(&[gate, up]) && gate.shape() == up.shape() {
+    if fused(CudaKernel::SwiGlu, &[gate, up]) && gate.shape() == up.shape() {
         return Ok(gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)?);
     }
     Ok((gate.silu()? * up)?)
@@ -117,6 +119,15 @@ impl CustomOp1 for GeluErf {
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        gpu::Elementwise::new("gelu_erf_fwd", 1).run1(s, l, l.shape().clone())
+    }
+
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(Some(x.apply_op2_no_bwd(&g.contiguous()?, &GeluErfGrad)?))
     }
@@ -141,6 +152,17 @@ impl CustomOp2 for GeluErfGrad {
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        gpu::Elementwise::new("gelu_erf_bwd", 1).run2(s1, l1, s2, l2, l1.shape().clone())
+    }
 }
 
 impl CustomOp2 for SwiGlu {
@@ -161,6 +183,17 @@ impl CustomOp2 for SwiGlu {
             swiglu_rows(&a[c * ROW..], &b[c * ROW..], o)
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        gpu::Elementwise::new("swiglu_fwd", 1).run2(s1, l1, s2, l2, l1.shape().clone())
     }
 
     fn bwd(
@@ -206,6 +239,179 @@ impl CustomOp3 for SwiGluGrad {
         });
         let (rows, w) = rows_width(l1);
         Ok((CpuStorage::F32(out), Shape::from((2, rows * w))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let shape = Shape::from((2, l1.shape().elem_count()));
+        gpu::Elementwise::new("swiglu_bwd", 2).run3(s1, l1, s2, l2, s3, l3, shape)
+    }
+}
+
+/// The CUDA side: one launcher for the elementwise kernels of `kernels/activation.cu`.
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::super::cuda::{contiguous, elementwise, kernel_name, ACTIVATION};
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{
+        CudaSlice, DeviceRepr, PushKernelArg, ValidAsZeroBits,
+    };
+    use candle_core::cuda_backend::{CudaDevice, Map1, Map2, Map3, WrapErr};
+    use candle_core::{CudaStorage, Layout, Shape, WithDType};
+
+    /// Kernel `<root>_<dtype>` over inputs of `n` elements each (same shape, contiguous),
+    /// arguments `(inputs.., out, n)`, writing `outputs * n` elements.
+    pub(super) struct Elementwise {
+        root: &'static str,
+        outputs: usize,
+    }
+
+    impl Elementwise {
+        pub(super) fn new(root: &'static str, outputs: usize) -> Self {
+            Self { root, outputs }
+        }
+
+        /// Allocates the output, pushes `inputs`, the output and `n`, and launches.
+        fn launch<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            inputs: &[(&CudaSlice<T>, &Layout)],
+            dev: &CudaDevice,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            let n = inputs[0].1.shape().elem_count();
+            if let Some((_, l)) = inputs.iter().find(|(_, l)| l.shape().elem_count() != n) {
+                candle_core::bail!(
+                    "{}: inputs of {n} and {} elements",
+                    self.root,
+                    l.shape().elem_count()
+                );
+            }
+            let views = inputs
+                .iter()
+                .map(|(s, l)| contiguous(self.root, s, l))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let func = dev.get_or_load_custom_func(
+                &kernel_name::<T>(self.root),
+                ACTIVATION.name,
+                ACTIVATION.ptx,
+            )?;
+            // SAFETY: every element is written by the kernel.
+            let out = unsafe { dev.alloc::<T>(self.outputs * n)? };
+            let mut b = func.builder();
+            for v in &views {
+                b.arg(v);
+            }
+            b.arg(&out).arg(&n);
+            // SAFETY: the kernel reads n elements of each input and writes outputs * n.
+            unsafe { b.launch(elementwise(n)) }.w()?;
+            Ok(out)
+        }
+
+        /// Wraps a launched slice with the storage's device and the output shape.
+        fn wrap(
+            dev: &CudaDevice,
+            slice: candle_core::cuda_backend::S,
+            shape: Shape,
+        ) -> (CudaStorage, Shape) {
+            (
+                CudaStorage {
+                    slice,
+                    device: dev.clone(),
+                },
+                shape,
+            )
+        }
+
+        /// One input.
+        pub(super) fn run1(
+            &self,
+            s: &CudaStorage,
+            l: &Layout,
+            shape: Shape,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let dev = s.device();
+            Ok(Self::wrap(dev, Map1::map(self, &s.slice, dev, l)?, shape))
+        }
+
+        /// Two inputs.
+        pub(super) fn run2(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+            shape: Shape,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let dev = s1.device();
+            Ok(Self::wrap(
+                dev,
+                Map2::map(self, &s1.slice, l1, &s2.slice, l2, dev)?,
+                shape,
+            ))
+        }
+
+        /// Three inputs.
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn run3(
+            &self,
+            s1: &CudaStorage,
+            l1: &Layout,
+            s2: &CudaStorage,
+            l2: &Layout,
+            s3: &CudaStorage,
+            l3: &Layout,
+            shape: Shape,
+        ) -> candle_core::Result<(CudaStorage, Shape)> {
+            let dev = s1.device();
+            let slice = Map3::map(self, &s1.slice, l1, &s2.slice, l2, &s3.slice, l3, dev)?;
+            Ok(Self::wrap(dev, slice, shape))
+        }
+    }
+
+    impl Map1 for Elementwise {
+        fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            x: &CudaSlice<T>,
+            dev: &CudaDevice,
+            l: &Layout,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            self.launch(&[(x, l)], dev)
+        }
+    }
+
+    impl Map2 for Elementwise {
+        fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            a: &CudaSlice<T>,
+            la: &Layout,
+            b: &CudaSlice<T>,
+            lb: &Layout,
+            dev: &CudaDevice,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            self.launch(&[(a, la), (b, lb)], dev)
+        }
+    }
+
+    impl Map3 for Elementwise {
+        fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            a: &CudaSlice<T>,
+            la: &Layout,
+            b: &CudaSlice<T>,
+            lb: &Layout,
+            g: &CudaSlice<T>,
+            lg: &Layout,
+            dev: &CudaDevice,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            self.launch(&[(a, la), (b, lb), (g, lg)], dev)
+        }
     }
 }
 

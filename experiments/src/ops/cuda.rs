@@ -39,6 +39,45 @@ pub(super) const ADAMW: Module = Module {
     ptx: ptx::ADAMW,
 };
 
+// khead's kernels: the output head, the activations, rotary.
+
+/// `kernels/picked_logprob.cu`: the output head's log-softmax + gather, and its backward.
+pub(super) const PICKED_LOGPROB: Module = Module {
+    name: "rmteach-picked-logprob",
+    ptx: ptx::PICKED_LOGPROB,
+};
+
+/// `kernels/activation.cu`: exact GELU and SwiGLU, and their backward.
+pub(super) const ACTIVATION: Module = Module {
+    name: "rmteach-activation",
+    ptx: ptx::ACTIVATION,
+};
+
+/// `kernels/rotary.cu`: the rotary embedding and its transpose.
+pub(super) const ROTARY: Module = Module {
+    name: "rmteach-rotary",
+    ptx: ptx::ROTARY,
+};
+
+/// Threads per block of the elementwise (grid-stride) kernels.
+const ELEMENTWISE_BLOCK: u32 = 256;
+
+/// Blocks of an elementwise launch at most (grid-stride loops cover the rest): enough to
+/// fill any current GPU many times over.
+const ELEMENTWISE_MAX_BLOCKS: usize = 1 << 16;
+
+/// The launch of a grid-stride kernel over `n` elements.
+pub(super) fn elementwise(n: usize) -> LaunchConfig {
+    let blocks = n
+        .div_ceil(ELEMENTWISE_BLOCK as usize)
+        .clamp(1, ELEMENTWISE_MAX_BLOCKS);
+    LaunchConfig {
+        grid_dim: (blocks as u32, 1, 1),
+        block_dim: (ELEMENTWISE_BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// Whether the kernels exist for `dtype` (f32 and bf16 storage).
 pub(super) fn has_kernels_for(dtype: DType) -> bool {
     matches!(dtype, DType::F32 | DType::BF16)

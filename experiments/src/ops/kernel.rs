@@ -81,16 +81,35 @@ impl Precomputed {
         Self(Mutex::new(Some(result)))
     }
 
-    /// The result as the node's output storage; an error when taken twice.
-    pub(super) fn take(&self, op: &str) -> candle_core::Result<(CpuStorage, Shape)> {
-        let t = self
-            .0
+    /// The result, once; an error when taken twice.
+    fn take_tensor(&self, op: &str) -> candle_core::Result<Tensor> {
+        self.0
             .lock()
             .map_err(|_| candle_core::Error::Msg(format!("{op}: poisoned result")))?
             .take()
-            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: result already used")))?;
+            .ok_or_else(|| candle_core::Error::Msg(format!("{op}: result already used")))
+    }
+
+    /// The result as the node's output storage; an error when taken twice.
+    pub(super) fn take(&self, op: &str) -> candle_core::Result<(CpuStorage, Shape)> {
+        let t = self.take_tensor(op)?;
         let shape = t.shape().clone();
         Ok((CpuStorage::F32(t.flatten_all()?.to_vec1::<f32>()?), shape))
+    }
+
+    /// The result (on a CUDA device) as the node's output storage: a device copy.
+    #[cfg(feature = "cuda")]
+    pub(super) fn take_cuda(
+        &self,
+        op: &str,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        let t = self.take_tensor(op)?;
+        let (storage, layout) = t.storage_and_layout();
+        match &*storage {
+            candle_core::Storage::Cuda(s) => Ok((s.try_clone(layout)?, t.shape().clone())),
+            _ => candle_core::bail!("{op}: the result is not on a CUDA device"),
+        }
     }
 }
 

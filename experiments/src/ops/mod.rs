@@ -20,6 +20,7 @@ mod linear;
 mod norm;
 mod picked_logprob;
 mod qkv_attention;
+mod rotary;
 mod softmax;
 mod switch;
 
@@ -31,5 +32,6 @@ pub use linear::linear;
 pub use norm::{layer_norm, rms_norm};
 pub use picked_logprob::{linear_picked_logprob, picked_logprob};
 pub use qkv_attention::{llama_attention, neox_attention};
+pub use rotary::rotary;
 pub use softmax::{log_softmax, softmax_last_dim};
 pub use switch::{cuda_kernels, set_cuda_kernels, without_cpu_kernels, CudaKernel, CudaKernels};

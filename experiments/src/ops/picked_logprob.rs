@@ -3,17 +3,22 @@
 //! log-softmax, its exponentials and the scatter of `gather`'s backward.
 //!
 //! On the CPU with f32 logits this is a custom op (forward: max, then `sum exp` per
-//! row; backward: `g (onehot - softmax)` per row). Elsewhere (CUDA, other dtypes) it is
-//! the same function written with differentiable tensor ops.
+//! row; backward: `g (onehot - softmax)` per row); with the `cuda` feature the same op
+//! runs `kernels/picked_logprob.cu` when switched on ([`CudaKernel::PickedLogprob`]).
+//! Elsewhere (other dtypes and devices) it is the same function written with
+//! differentiable tensor ops.
 
 use super::kernel::{
-    cpu_f32, f32_slice, for_each_row, log_sum_exp, scaled_exp, u32_slice, Precomputed,
+    f32_slice, for_each_row, fused, log_sum_exp, scaled_exp, u32_slice, Precomputed,
 };
+use super::switch::CudaKernel;
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
 /// `out[..] = log_softmax(logits[.., :])[targets[..]]`: `logits` `(..., vocab)` f32,
-/// `targets` u32 with the leading shape of `logits`; differentiable in `logits`.
+/// `targets` u32 with the leading shape of `logits`; differentiable in `logits`. A
+/// target outside the vocabulary is an error on the CPU and gives NaN from the CUDA
+/// kernel (checking there would copy the targets to the host and stall the stream).
 pub fn picked_logprob(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let vocab = logits.dim(D::Minus1)?;
     let lead = &logits.dims()[..logits.rank() - 1];
@@ -24,7 +29,8 @@ pub fn picked_logprob(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
             logits.dims()
         )));
     }
-    if cpu_f32(&[logits]) {
+    // f32 logits only: the tensor ops compute the log-softmax of bf16 logits in bf16.
+    if fused(CudaKernel::PickedLogprob, &[logits]) && logits.dtype() == DType::F32 {
         let rows: usize = lead.iter().product();
         let flat = logits.reshape((rows, vocab))?;
         let t = targets.flatten_all()?.to_dtype(DType::U32)?;
@@ -45,7 +51,10 @@ pub fn picked_logprob(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// graph: the op keeps them for its backward pass, which forms `g (onehot - softmax)`
 /// once and multiplies it into both gradients, instead of the graph's chain of
 /// full-size temporaries (cast, log-softmax, gather and their gradients, each zeroed
-/// and accumulated). Elsewhere it is `picked_logprob(hidden.matmul(weight^T), targets)`.
+/// and accumulated). The same on a CUDA device with the kernel switched on, in f32 or
+/// bf16 (bf16 logits read as f32, exactly as the tensor ops' cast; log-probabilities in
+/// f32; an out-of-vocabulary target gives NaN there instead of an error). Elsewhere it is
+/// `picked_logprob(hidden.matmul(weight^T).to_dtype(f32), targets)`.
 pub fn linear_picked_logprob(hidden: &Tensor, weight: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let d = hidden.dim(D::Minus1)?;
     let (_, wd) = weight.dims2()?;
@@ -58,7 +67,7 @@ pub fn linear_picked_logprob(hidden: &Tensor, weight: &Tensor, targets: &Tensor)
     let lead = hidden.dims()[..hidden.rank() - 1].to_vec();
     let rows: usize = lead.iter().product();
     let h2 = hidden.reshape((rows, d))?;
-    if !cpu_f32(&[hidden, weight]) {
+    if !fused(CudaKernel::PickedLogprob, &[hidden, weight]) {
         let logits = h2.matmul(&weight.t()?)?.to_dtype(DType::F32)?;
         return Ok(picked_logprob(&logits, &targets.reshape(rows)?)?.reshape(lead)?);
     }
@@ -104,6 +113,17 @@ impl CustomOp2 for LinearPicked {
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         self.result.take(self.name())
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        self.result.take_cuda(self.name())
     }
 
     fn bwd(
@@ -164,6 +184,18 @@ impl CustomOp2 for PickedLogprob {
         Ok((CpuStorage::F32(out), Shape::from(rows)))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let rows = l1.shape().dims2()?.0;
+        Ok((gpu::forward(s1, l1, s2, l2)?, Shape::from(rows)))
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -205,6 +237,126 @@ impl CustomOp3 for PickedLogprobGrad {
             g[t] += up;
         });
         Ok((CpuStorage::F32(grad), Shape::from((rows, vocab))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        Ok((gpu::backward(s1, l1, s2, l2, s3, l3)?, l1.shape().clone()))
+    }
+}
+
+/// The CUDA side: the kernels of `kernels/picked_logprob.cu` on f32 or bf16 logits, u32
+/// targets and f32 log-probabilities (mixed dtypes, so no candle `Map` dispatch).
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::super::cuda::{contiguous, int, kernel_name, per_row, PICKED_LOGPROB};
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
+    use candle_core::cuda_backend::{CudaDType, CudaStorageSlice, WrapErr};
+    use candle_core::{CudaStorage, Layout, WithDType};
+
+    /// `(rows, vocab)` of the logits, checked against the targets' (and `coef`'s) length.
+    fn shape(l: &Layout, targets: &Layout) -> candle_core::Result<(usize, usize)> {
+        let (rows, vocab) = l.shape().dims2()?;
+        let n = targets.shape().elem_count();
+        if n != rows {
+            candle_core::bail!("picked_logprob: {n} targets for {rows} rows of logits");
+        }
+        Ok((rows, vocab))
+    }
+
+    /// The forward kernel: `(rows,)` f32 log-probabilities.
+    pub(super) fn forward(
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<CudaStorage> {
+        fn run<T: DeviceRepr + WithDType>(
+            x: &CudaSlice<T>,
+            lx: &Layout,
+            t: &CudaStorage,
+            lt: &Layout,
+        ) -> candle_core::Result<CudaStorage> {
+            let (rows, vocab) = shape(lx, lt)?;
+            let dev = t.device();
+            let x = contiguous("picked_logprob", x, lx)?;
+            let t = contiguous("picked_logprob", t.as_cuda_slice::<u32>()?, lt)?;
+            let func = dev.get_or_load_custom_func(
+                &kernel_name::<T>("picked_logprob_fwd"),
+                PICKED_LOGPROB.name,
+                PICKED_LOGPROB.ptx,
+            )?;
+            // SAFETY: every row's value is written by the kernel.
+            let out = unsafe { dev.alloc::<f32>(rows)? };
+            let width = int("picked_logprob vocabulary", vocab)?;
+            let mut b = func.builder();
+            b.arg(&x).arg(&t).arg(&out).arg(&width);
+            // SAFETY: the kernel reads rows x vocab logits and rows targets, writes rows.
+            unsafe { b.launch(per_row(rows, vocab)?) }.w()?;
+            Ok(f32::wrap_cuda_slice(out, dev.clone()))
+        }
+        match &s1.slice {
+            CudaStorageSlice::F32(x) => run(x, l1, s2, l2),
+            CudaStorageSlice::BF16(x) => run(x, l1, s2, l2),
+            _ => candle_core::bail!("picked_logprob: {:?} logits (f32 or bf16)", s1.dtype()),
+        }
+    }
+
+    /// The backward kernel: the logits' gradient, in the logits' dtype.
+    pub(super) fn backward(
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        s3: &CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<CudaStorage> {
+        fn run<T: DeviceRepr + WithDType + CudaDType>(
+            x: &CudaSlice<T>,
+            lx: &Layout,
+            (t, lt): (&CudaStorage, &Layout),
+            (c, lc): (&CudaStorage, &Layout),
+        ) -> candle_core::Result<CudaStorage> {
+            let (rows, vocab) = shape(lx, lt)?;
+            if lc.shape().elem_count() != 2 * rows {
+                candle_core::bail!(
+                    "picked_logprob_grad: coefficients {:?} for {rows} rows",
+                    lc.shape()
+                );
+            }
+            let dev = t.device();
+            let x = contiguous("picked_logprob_grad", x, lx)?;
+            let t = contiguous("picked_logprob_grad", t.as_cuda_slice::<u32>()?, lt)?;
+            let c = contiguous("picked_logprob_grad", c.as_cuda_slice::<f32>()?, lc)?;
+            let func = dev.get_or_load_custom_func(
+                &kernel_name::<T>("picked_logprob_bwd"),
+                PICKED_LOGPROB.name,
+                PICKED_LOGPROB.ptx,
+            )?;
+            // SAFETY: every element is written by the kernel.
+            let grad = unsafe { dev.alloc::<T>(rows * vocab)? };
+            let width = int("picked_logprob vocabulary", vocab)?;
+            let mut b = func.builder();
+            b.arg(&x).arg(&t).arg(&c).arg(&grad).arg(&width);
+            // SAFETY: the kernel reads rows x vocab logits, rows targets, 2 rows
+            // coefficients, and writes rows x vocab.
+            unsafe { b.launch(per_row(rows, vocab)?) }.w()?;
+            Ok(T::wrap_cuda_slice(grad, dev.clone()))
+        }
+        match &s1.slice {
+            CudaStorageSlice::F32(x) => run(x, l1, (s2, l2), (s3, l3)),
+            CudaStorageSlice::BF16(x) => run(x, l1, (s2, l2), (s3, l3)),
+            _ => candle_core::bail!("picked_logprob_grad: {:?} logits (f32 or bf16)", s1.dtype()),
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 
 use super::attention;
 use super::kernel::{cpu_f32, for_each_row, Precomputed};
+use super::rotary::rotate_half;
 use crate::Result;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, Tensor};
 
@@ -245,7 +246,7 @@ fn to_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
 fn split_heads(src: &[f32], cos: &[f32], sin: &[f32], dims: Dims, p: usize, out: &mut [f32]) {
     let Dims { t, h, d, rot, .. } = dims;
     let part = dims.parts[p];
-    let (half, n_rep) = (rot / 2, h / part.heads);
+    let n_rep = h / part.heads;
     for_each_row(out, d, |r, o| {
         // Row r = (bi, hi, ti) of the output; its source head hi / n_rep at token (bi, ti).
         let (bi, hi, ti) = (r / (h * t), (r / t) % h, r % t);
@@ -253,11 +254,8 @@ fn split_heads(src: &[f32], cos: &[f32], sin: &[f32], dims: Dims, p: usize, out:
         let x = &src[at..at + d];
         o.copy_from_slice(x);
         if p < 2 {
-            let (c, s) = (&cos[(bi * t + ti) * rot..], &sin[(bi * t + ti) * rot..]);
-            for j in 0..half {
-                o[j] = x[j] * c[j] + -x[j + half] * s[j];
-                o[j + half] = x[j + half] * c[j + half] + x[j] * s[j + half];
-            }
+            let at = (bi * t + ti) * rot;
+            rotate_half(o, &cos[at..at + rot], &sin[at..at + rot], false);
         }
     });
 }
@@ -268,10 +266,11 @@ fn split_heads(src: &[f32], cos: &[f32], sin: &[f32], dims: Dims, p: usize, out:
 fn join_heads(g: &[f32], cos: &[f32], sin: &[f32], dims: Dims, p: usize, out: &mut [f32]) {
     let Dims { t, h, d, rot, .. } = dims;
     let part = dims.parts[p];
-    let (half, n_rep) = (rot / 2, h / part.heads);
+    let n_rep = h / part.heads;
     for_each_row(out, part.width, |r, row| {
         let (bi, ti) = (r / t, r % t);
-        let (c, s) = (&cos[(bi * t + ti) * rot..], &sin[(bi * t + ti) * rot..]);
+        let at = (bi * t + ti) * rot;
+        let (c, s) = (&cos[at..at + rot], &sin[at..at + rot]);
         for kh in 0..part.heads {
             let o = &mut row[part.offset + kh * part.stride..][..d];
             // Sum over the repeated heads, in head order (as the tensor-op repeat's
@@ -285,11 +284,7 @@ fn join_heads(g: &[f32], cos: &[f32], sin: &[f32], dims: Dims, p: usize, out: &m
             if p < 2 {
                 // out1 = x1 c1 - x2 s1, out2 = x2 c2 + x1 s2, so
                 // dx1 = g1 c1 + g2 s2, dx2 = g2 c2 - g1 s1.
-                for j in 0..half {
-                    let (g1, g2) = (o[j], o[j + half]);
-                    o[j] = g1 * c[j] + g2 * s[j + half];
-                    o[j + half] = g2 * c[j + half] - g1 * s[j];
-                }
+                rotate_half(o, c, s, true);
             }
         }
     });
