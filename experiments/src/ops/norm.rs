@@ -139,51 +139,7 @@ impl CustomOp2 for RmsNorm {
         s2: &candle_core::CudaStorage,
         l2: &Layout,
     ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
-        use super::cuda::{contiguous, int, kernel_name, per_row, NORM};
-        use candle_core::backend::BackendStorage;
-        use candle_core::cuda_backend::cudarc::driver::{
-            CudaSlice, DeviceRepr, PushKernelArg, ValidAsZeroBits,
-        };
-        use candle_core::cuda_backend::{CudaDevice, Map2, WrapErr};
-        use candle_core::WithDType;
-
-        struct Fwd(f32);
-        impl Map2 for Fwd {
-            fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
-                &self,
-                x: &CudaSlice<T>,
-                lx: &Layout,
-                w: &CudaSlice<T>,
-                lw: &Layout,
-                dev: &CudaDevice,
-            ) -> candle_core::Result<CudaSlice<T>> {
-                let (rows, d) = rows_width(lx);
-                check_width("rms_norm", lw.shape().elem_count(), d)?;
-                let (x, w) = (
-                    contiguous("rms_norm", x, lx)?,
-                    contiguous("rms_norm", w, lw)?,
-                );
-                let func = dev.get_or_load_custom_func(
-                    &kernel_name::<T>("rms_norm_fwd"),
-                    NORM.name,
-                    NORM.ptx,
-                )?;
-                // SAFETY: every element is written by the kernel.
-                let mut out = unsafe { dev.alloc::<T>(rows * d)? };
-                let (width, eps) = (int("rms_norm width", d)?, self.0);
-                let mut b = func.builder();
-                b.arg(&x).arg(&w).arg(&mut out).arg(&width).arg(&eps);
-                // SAFETY: the kernel reads rows x d values of x, d of w, writes rows x d.
-                unsafe { b.launch(per_row(rows, d)?) }.w()?;
-                Ok(out)
-            }
-        }
-        let dev = s1.device().clone();
-        let slice = Fwd(self.eps).map(&s1.slice, l1, &s2.slice, l2, &dev)?;
-        Ok((
-            candle_core::CudaStorage { slice, device: dev },
-            l1.shape().clone(),
-        ))
+        cuda::rms_norm_fwd(self.eps, s1, l1, s2, l2)
     }
 
     fn bwd(

@@ -1,6 +1,6 @@
 //! The CUDA side of the norms' backward ops and of LayerNorm's forward (the `cuda`
 //! feature): launches of `kernels/norm.cu` (which says where each kernel rounds for
-//! bf16 and which CPU function it mirrors). RMSNorm's forward launch is in `norm.rs`.
+//! bf16 and which CPU function it mirrors), and RMSNorm's forward.
 
 use super::check_width;
 use crate::ops::cuda::{contiguous, int, kernel_name, per_row, NORM};
@@ -9,7 +9,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
-use candle_core::cuda_backend::{CudaDevice, Map3, WrapErr};
+use candle_core::cuda_backend::{CudaDevice, Map2, Map3, WrapErr};
 use candle_core::{CudaStorage, Layout, Shape, WithDType};
 
 /// Rows per chunk of the parameter gradients' column sums (at least; more when the
@@ -53,6 +53,52 @@ impl Norm {
             Norm::Layer => "layer_norm backward",
         }
     }
+}
+
+/// RMSNorm's forward `(x, weight)` on CUDA: one block per row (`rms_norm_fwd`, launch
+/// shape [`per_row`]).
+pub(super) fn rms_norm_fwd(
+    eps: f32,
+    s1: &CudaStorage,
+    l1: &Layout,
+    s2: &CudaStorage,
+    l2: &Layout,
+) -> candle_core::Result<(CudaStorage, Shape)> {
+    struct Fwd(f32);
+    impl Map2 for Fwd {
+        fn f<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+            &self,
+            x: &CudaSlice<T>,
+            lx: &Layout,
+            w: &CudaSlice<T>,
+            lw: &Layout,
+            dev: &CudaDevice,
+        ) -> candle_core::Result<CudaSlice<T>> {
+            const OP: &str = "rms_norm";
+            let (rows, d) = rows_width(lx);
+            check_width(OP, lw.shape().elem_count(), d)?;
+            if rows * d == 0 {
+                return dev.alloc_zeros::<T>(rows * d);
+            }
+            let (x, w) = (contiguous(OP, x, lx)?, contiguous(OP, w, lw)?);
+            let func = dev.get_or_load_custom_func(
+                &kernel_name::<T>("rms_norm_fwd"),
+                NORM.name,
+                NORM.ptx,
+            )?;
+            // SAFETY: every element is written by the kernel.
+            let mut out = unsafe { dev.alloc::<T>(rows * d)? };
+            let (width, eps) = (int("rms_norm width", d)?, self.0);
+            let mut builder = func.builder();
+            builder.arg(&x).arg(&w).arg(&mut out).arg(&width).arg(&eps);
+            // SAFETY: the kernel reads rows x d values of x, d of w, writes rows x d.
+            unsafe { builder.launch(per_row(rows, d)?) }.w()?;
+            Ok(out)
+        }
+    }
+    let dev = s1.device().clone();
+    let slice = Fwd(eps).map(&s1.slice, l1, &s2.slice, l2, &dev)?;
+    Ok((CudaStorage { slice, device: dev }, l1.shape().clone()))
 }
 
 /// LayerNorm's forward `(x, weight, bias)` on CUDA: one block per row
