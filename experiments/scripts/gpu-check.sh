@@ -58,11 +58,11 @@
 # On a machine without a GPU (or with --cpu) it runs the same steps on the CPU with tiny
 # sizes and skips the probe, so the script itself is tested on the build machines.
 #
-#   experiments/scripts/gpu-check.sh --bin target/cuda/rmteach.xz          # GPU machine
+#   experiments/scripts/gpu-check.sh --bin target/cuda/dist/rmteach.xz     # GPU machine
 #   experiments/scripts/gpu-check.sh --cpu --bin target/release/rmteach    # here
 #
 # Options / environment:
-#   --bin PATH | RMTEACH_BIN    the rmteach binary, or its .xz (default: target/cuda/rmteach.xz
+#   --bin PATH | RMTEACH_BIN    the rmteach binary, or its .xz (default: build-cuda.sh's target/cuda/dist/rmteach.xz
 #                               if present, else target/release/rmteach)
 #   --cpu                       force CPU mode (default: GPU mode iff nvidia-smi sees a GPU)
 #   --out DIR | OUT             results (default: $OUT, else runs/gpu-check)
@@ -119,7 +119,7 @@ if [ -z "$PY" ]; then
   done
 fi
 if [ -z "$BIN" ]; then
-  if [ -f target/cuda/rmteach.xz ] && [ "$MODE" = gpu ]; then BIN=target/cuda/rmteach.xz; else BIN=target/release/rmteach; fi
+  if [ -f target/cuda/dist/rmteach.xz ] && [ "$MODE" = gpu ]; then BIN=target/cuda/dist/rmteach.xz; else BIN=target/release/rmteach; fi
 fi
 [ -f "$BIN" ] || { echo "gpu-check.sh: no binary at '$BIN' (give --bin or RMTEACH_BIN)" >&2; exit 2; }
 case "$BIN" in
