@@ -22,7 +22,7 @@
 
 namespace rmteach {
 
-// The update's constants in f32 (src/ops/adamw.rs: Consts, laid out as CudaConsts).
+// The update's constants in f32 (src/ops/adamw.rs: Consts, repr(C) in this order).
 struct AdamWConsts {
   float clip, b1, b2, c1, c2, sm, sv, eps, lr, decay;
   int scaled;  // 1 when clip < 1: the gradient is multiplied by clip

@@ -118,7 +118,9 @@ pub fn adamw_update_cpu(
     )))
 }
 
-/// The update's constants, in f32 (see [`AdamWStep`]).
+/// The update's constants, in f32 (see [`AdamWStep`]). `repr(C)`: the CUDA kernel takes
+/// this struct by value, laid out as `kernels/adamw.cu`'s `AdamWConsts`.
+#[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Consts {
     clip: f32,
@@ -131,7 +133,9 @@ pub(super) struct Consts {
     eps: f32,
     lr: f32,
     decay: f32,
-    scaled: bool,
+    /// 1 when `clip < 1` (the gradient is multiplied by `clip`), else 0: an `i32`, the
+    /// kernel's `int`.
+    scaled: i32,
 }
 
 impl Consts {
@@ -150,7 +154,7 @@ impl Consts {
             eps: f(k.eps),
             lr: f(k.lr),
             decay: f(1.0 - k.lr * k.weight_decay),
-            scaled: k.clip < 1.0,
+            scaled: i32::from(k.clip < 1.0),
         }
     }
 }
@@ -200,8 +204,9 @@ fn update_chunk_impl(src: [&[f32]; 4], out: [&mut [f32]; 3], k: &Consts) {
     let n = th1.len();
     let (m1, v1) = (&mut m1[..n], &mut v1[..n]);
     let [th, m0, v0, g0] = src.map(|s| &s[..n]);
+    let scaled = k.scaled != 0;
     for i in 0..n {
-        let g = if k.scaled { g0[i] * k.clip } else { g0[i] };
+        let g = if scaled { g0[i] * k.clip } else { g0[i] };
         let m = m0[i] * k.b1 + g * k.c1;
         let v = v0[i] * k.b2 + (g * g) * k.c2;
         let update = (m * k.sm) / ((v * k.sv).sqrt() + k.eps);

@@ -37,43 +37,9 @@ const UPDATE_BLOCK: u32 = 256;
 /// reduction's order does not depend on the device (must match `kernels/adamw.cu`).
 const NORM_BLOCKS: usize = 256;
 
-/// [`Consts`] as `kernels/adamw.cu`'s `AdamWConsts` (passed by value).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct CudaConsts {
-    clip: f32,
-    b1: f32,
-    b2: f32,
-    c1: f32,
-    c2: f32,
-    sm: f32,
-    sv: f32,
-    eps: f32,
-    lr: f32,
-    decay: f32,
-    scaled: i32,
-}
-
-// SAFETY: a `repr(C)` struct of f32 and i32 fields, laid out as the kernel's struct.
-unsafe impl DeviceRepr for CudaConsts {}
-
-impl From<&Consts> for CudaConsts {
-    fn from(k: &Consts) -> Self {
-        Self {
-            clip: k.clip,
-            b1: k.b1,
-            b2: k.b2,
-            c1: k.c1,
-            c2: k.c2,
-            sm: k.sm,
-            sv: k.sv,
-            eps: k.eps,
-            lr: k.lr,
-            decay: k.decay,
-            scaled: i32::from(k.scaled),
-        }
-    }
-}
+// SAFETY: `Consts` is a `repr(C)` struct of f32 and i32 fields, laid out as the
+// kernel's `AdamWConsts`.
+unsafe impl DeviceRepr for Consts {}
 
 /// See [`super::adamw_update_cuda`].
 pub(super) fn update(
@@ -119,7 +85,7 @@ pub(super) fn update(
         block_dim: (UPDATE_BLOCK, 1, 1),
         shared_mem_bytes: 0,
     };
-    let consts = CudaConsts::from(&Consts::new(k));
+    let consts = Consts::new(k);
     let (g_storage, g_layout) = g.storage_and_layout();
     let Storage::Cuda(g_cuda) = &*g_storage else {
         return Ok(false);

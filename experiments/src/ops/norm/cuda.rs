@@ -55,8 +55,7 @@ impl Norm {
     }
 }
 
-/// RMSNorm's forward `(x, weight)` on CUDA: one block per row (`rms_norm_fwd`, launch
-/// shape [`per_row`]).
+/// RMSNorm's forward `(x, weight)` on CUDA ([`row_norm_fwd`] of `rms_norm_fwd`).
 pub(super) fn rms_norm_fwd(
     eps: f32,
     s1: &CudaStorage,
@@ -74,26 +73,7 @@ pub(super) fn rms_norm_fwd(
             lw: &Layout,
             dev: &CudaDevice,
         ) -> candle_core::Result<CudaSlice<T>> {
-            const OP: &str = "rms_norm";
-            let (rows, d) = rows_width(lx);
-            check_width(OP, lw.shape().elem_count(), d)?;
-            if rows * d == 0 {
-                return dev.alloc_zeros::<T>(rows * d);
-            }
-            let (x, w) = (contiguous(OP, x, lx)?, contiguous(OP, w, lw)?);
-            let func = dev.get_or_load_custom_func(
-                &kernel_name::<T>("rms_norm_fwd"),
-                NORM.name,
-                NORM.ptx,
-            )?;
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<T>(rows * d)? };
-            let (width, eps) = (int("rms_norm width", d)?, self.0);
-            let mut builder = func.builder();
-            builder.arg(&x).arg(&w).arg(&mut out).arg(&width).arg(&eps);
-            // SAFETY: the kernel reads rows x d values of x, d of w, writes rows x d.
-            unsafe { builder.launch(per_row(rows, d)?) }.w()?;
-            Ok(out)
+            row_norm_fwd("rms_norm", self.0, (x, lx), &[("rms_norm", w, lw)], dev)
         }
     }
     let dev = s1.device().clone();
@@ -101,8 +81,8 @@ pub(super) fn rms_norm_fwd(
     Ok((CudaStorage { slice, device: dev }, l1.shape().clone()))
 }
 
-/// LayerNorm's forward `(x, weight, bias)` on CUDA: one block per row
-/// (`layer_norm_fwd`, launch shape [`per_row`]).
+/// LayerNorm's forward `(x, weight, bias)` on CUDA ([`row_norm_fwd`] of
+/// `layer_norm_fwd`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn layer_norm_fwd(
     eps: f32,
@@ -125,42 +105,54 @@ pub(super) fn layer_norm_fwd(
             lb: &Layout,
             dev: &CudaDevice,
         ) -> candle_core::Result<CudaSlice<T>> {
-            const OP: &str = "layer_norm";
-            let (rows, d) = rows_width(lx);
-            check_width("layer_norm weight", lw.shape().elem_count(), d)?;
-            check_width("layer_norm bias", lb.shape().elem_count(), d)?;
-            if rows * d == 0 {
-                return dev.alloc_zeros::<T>(rows * d);
-            }
-            let (x, w, b) = (
-                contiguous(OP, x, lx)?,
-                contiguous(OP, w, lw)?,
-                contiguous(OP, b, lb)?,
-            );
-            let func = dev.get_or_load_custom_func(
-                &kernel_name::<T>("layer_norm_fwd"),
-                NORM.name,
-                NORM.ptx,
-            )?;
-            // SAFETY: every element is written by the kernel.
-            let mut out = unsafe { dev.alloc::<T>(rows * d)? };
-            let (width, eps) = (int("layer_norm width", d)?, self.0);
-            let mut builder = func.builder();
-            builder
-                .arg(&x)
-                .arg(&w)
-                .arg(&b)
-                .arg(&mut out)
-                .arg(&width)
-                .arg(&eps);
-            // SAFETY: the kernel reads rows x d values of x, d of w and b, writes rows x d.
-            unsafe { builder.launch(per_row(rows, d)?) }.w()?;
-            Ok(out)
+            let params = [("layer_norm weight", w, lw), ("layer_norm bias", b, lb)];
+            row_norm_fwd("layer_norm", self.0, (x, lx), &params, dev)
         }
     }
     let dev = s1.device().clone();
     let slice = Fwd(eps).map(&s1.slice, l1, &s2.slice, l2, &s3.slice, l3, &dev)?;
     Ok((CudaStorage { slice, device: dev }, l1.shape().clone()))
+}
+
+/// The forward launch both norms share: `<op>_fwd(x, params.., out, d, eps)`, one block
+/// per row ([`per_row`]). `params` are the per-column parameters (weight, bias) with
+/// their names in width errors.
+fn row_norm_fwd<T: DeviceRepr + WithDType + ValidAsZeroBits>(
+    op: &str,
+    eps: f32,
+    (x, lx): (&CudaSlice<T>, &Layout),
+    params: &[(&str, &CudaSlice<T>, &Layout)],
+    dev: &CudaDevice,
+) -> candle_core::Result<CudaSlice<T>> {
+    let (rows, d) = rows_width(lx);
+    for (name, _, l) in params {
+        check_width(name, l.shape().elem_count(), d)?;
+    }
+    if rows * d == 0 {
+        return dev.alloc_zeros::<T>(0);
+    }
+    let x = contiguous(op, x, lx)?;
+    let params = params
+        .iter()
+        .map(|(_, p, l)| contiguous(op, p, l))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let func =
+        dev.get_or_load_custom_func(&kernel_name::<T>(&format!("{op}_fwd")), NORM.name, NORM.ptx)?;
+    // SAFETY: every element is written by the kernel.
+    let mut out = unsafe { dev.alloc::<T>(rows * d)? };
+    let width = int(&format!("{op} width"), d)?;
+    {
+        let mut builder = func.builder();
+        builder.arg(&x);
+        for p in &params {
+            builder.arg(p);
+        }
+        builder.arg(&mut out).arg(&width).arg(&eps);
+        // SAFETY: the kernel reads rows x d values of x and d of each parameter, writes
+        // rows x d.
+        unsafe { builder.launch(per_row(rows, d)?) }.w()?;
+    }
+    Ok(out)
 }
 
 /// A norm's backward `(x, weight, g)` on CUDA: the `(rows + k, d)` block
