@@ -2,9 +2,7 @@
 //! supported [`Architecture`] as a [`Model`].
 
 use super::save::read_config_json;
-use super::weights::{
-    checkpoint_files, load_into_varmap, load_into_varmap_cut, LoadReport, RowCut,
-};
+use super::weights::{checkpoint_files, load_into_varmap_cut, LoadReport, RowCut};
 use crate::models::{Architecture, Model};
 use crate::{Error, Result};
 use candle_core::{DType, Device};
@@ -28,13 +26,24 @@ pub struct Checkpoint {
 /// the config is unsupported or a weight is missing or mis-shaped.
 pub fn load_checkpoint(dir: &Path, dtype: DType, device: &Device) -> Result<Checkpoint> {
     let config = Architecture::from_file(&dir.join("config.json"))?;
+    load_with_config(dir, config, dtype, device, None)
+}
+
+/// The checkpoint's safetensors loaded into a new model of `config` (rows cut by `cut`).
+fn load_with_config(
+    dir: &Path,
+    config: Architecture,
+    dtype: DType,
+    device: &Device,
+    cut: Option<RowCut>,
+) -> Result<Checkpoint> {
     let files = checkpoint_files(dir)?;
     let varmap = VarMap::new();
     // Every variable is overwritten by the load, so the (unseeded, on-device) initial
     // values of a plain VarMap builder never matter.
     let vb = VarBuilder::from_varmap(&varmap, dtype, device);
     let model = Model::new(&config, vb)?;
-    let report = load_into_varmap(&varmap, &files)?;
+    let report = load_into_varmap_cut(&varmap, &files, cut)?;
     Ok(Checkpoint {
         config,
         varmap,
@@ -57,9 +66,9 @@ pub fn load_checkpoint_cut(
     dtype: DType,
     device: &Device,
 ) -> Result<(Checkpoint, serde_json::Value)> {
-    let path = dir.join("config.json");
-    let label = path.display().to_string();
-    let from = Architecture::from_file(&path)?.vocab_size();
+    let label = dir.join("config.json").display().to_string();
+    let mut json = read_config_json(dir)?;
+    let from = Architecture::from_json_str(&json.to_string(), &label)?.vocab_size();
     if rows == 0 || rows > from {
         return Err(Error::config(
             &label,
@@ -67,19 +76,11 @@ pub fn load_checkpoint_cut(
             format!("cannot resize the token embeddings from {from} to {rows} rows (only a cut to 1..={from} is supported)"),
         ));
     }
-    let mut json = read_config_json(dir)?;
     json["vocab_size"] = rows.into();
     let config = Architecture::from_json_str(&json.to_string(), &label)?;
-    let files = checkpoint_files(dir)?;
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, dtype, device);
-    let model = Model::new(&config, vb)?;
-    let report = load_into_varmap_cut(&varmap, &files, Some(RowCut { from, to: rows }))?;
-    let checkpoint = Checkpoint {
-        config,
-        varmap,
-        model,
-        report,
-    };
-    Ok((checkpoint, json))
+    let cut = RowCut { from, to: rows };
+    Ok((
+        load_with_config(dir, config, dtype, device, Some(cut))?,
+        json,
+    ))
 }
