@@ -1,7 +1,7 @@
 //! Attention plumbing shared by both architectures: per-row positions and a finite
 //! additive mask (causal plus padding, so left-padded batches work and fully padded
 //! rows stay finite), scaled dot-product attention with a differentiable softmax,
-//! grouped-query head repetition, and the key/value cache used for generation.
+//! grouped-query heads served without repetition, and the key/value cache used for generation.
 
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -78,8 +78,9 @@ impl AttentionInputs {
     }
 }
 
-/// Softmax attention of `q` `(b, h, t, d)` over `k`, `v` `(b, h, keys, d)` with an
-/// additive `mask` `(b, 1, t, keys)`; returns `(b, h, t, d)`.
+/// Softmax attention of `q` `(b, h, t, d)` over `k`, `v` `(b, kv, keys, d)` (`kv`
+/// dividing `h`: grouped-query heads, see [`crate::ops::attention`]) with an additive
+/// `mask` `(b, 1, t, keys)`; returns `(b, h, t, d)`.
 pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let scale = 1.0 / (q.dim(D::Minus1)? as f64).sqrt();
     attend_with(q, k, v, mask, scale, None)
@@ -112,30 +113,20 @@ pub fn sliding_window_mask(mask: &Tensor, window: usize) -> Result<Tensor> {
     if past + t <= window {
         return Ok(mask.clone());
     }
-    let band: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..keys).map(move |j| {
-                if past + i >= j + window {
-                    MASK_VALUE
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    let band = Tensor::from_vec(band, (1, 1, t, keys), mask.device())?.to_dtype(mask.dtype())?;
+    // Built on the mask's device from two index ranges (exact in f32 below 2^24), as
+    // the causal mask is: nothing is uploaded per forward call.
+    let dev = mask.device();
+    let index = |from: usize, n: usize| -> Result<Tensor> {
+        Ok(Tensor::arange(from as u32, (from + n) as u32, dev)?.to_dtype(DType::F32)?)
+    };
+    let (qi, kj) = (index(past, t)?.reshape((t, 1))?, index(0, keys)?);
+    let far = qi
+        .broadcast_sub(&kj.reshape((1, keys))?)?
+        .ge(window as f64)?;
+    let band = (far.to_dtype(DType::F32)? * f64::from(MASK_VALUE))?
+        .reshape((1, 1, t, keys))?
+        .to_dtype(mask.dtype())?;
     Ok(mask.broadcast_add(&band)?.maximum(MASK_VALUE as f64)?)
-}
-
-/// Repeats each of the `kv_heads` heads of `x` `(b, kv_heads, keys, d)` `n_rep` times
-/// (grouped-query attention), giving `(b, kv_heads * n_rep, keys, d)`.
-pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv_heads, keys, d) = x.dims4()?;
-    let rep = Tensor::cat(&vec![x; n_rep], 2)?;
-    Ok(rep.reshape((b, kv_heads * n_rep, keys, d))?)
 }
 
 /// Keys and values of earlier tokens, per layer, for incremental decoding.
@@ -274,6 +265,30 @@ pub(crate) fn check_positions(inputs: &AttentionInputs, max: usize) -> Result<()
 mod tests {
     use super::*;
     use candle_core::Var;
+
+    #[test]
+    fn sliding_window_blocks_keys_a_window_or_more_before_the_query() -> Result<()> {
+        // 3 queries after 4 cached keys, window 3: query i (position 4 + i) sees keys
+        // j with 4 + i - 3 < j <= 4 + i, and one pad key stays blocked.
+        let (past, t, window) = (4, 3, 3);
+        let key_mask = Tensor::new(&[[0u32, 1, 1, 1, 1, 1, 1]], &Device::Cpu)?;
+        let inputs = AttentionInputs::new(Some(&key_mask), 1, t, past, DType::F32, &Device::Cpu)?;
+        let rows = |m: &Tensor| -> Result<Vec<Vec<f32>>> {
+            Ok(m.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?)
+        };
+        let got = rows(&sliding_window_mask(&inputs.mask, window)?)?;
+        for (i, row) in got.iter().enumerate() {
+            for (j, &m) in row.iter().enumerate() {
+                let visible = j >= 1 && j <= past + i && past + i < j + window;
+                let want = if visible { 0.0 } else { MASK_VALUE };
+                assert_eq!(m, want, "query {i}, key {j}");
+            }
+        }
+        // A window wider than every distance changes nothing.
+        let wide = sliding_window_mask(&inputs.mask, past + t)?;
+        assert_eq!(rows(&wide)?, rows(&inputs.mask)?);
+        Ok(())
+    }
 
     #[test]
     fn the_cache_keeps_no_graph() {

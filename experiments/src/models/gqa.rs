@@ -4,7 +4,7 @@
 //! `scale`, optionally soft-capped (Gemma-2) and restricted to a sliding window
 //! (Gemma-2's local layers).
 
-use super::attention::{attend_with, repeat_kv, sliding_window_mask, AttentionInputs, KvCache};
+use super::attention::{attend_with, sliding_window_mask, AttentionInputs, KvCache};
 use super::layers::Linear;
 use super::rotary::Rotary;
 use crate::Result;
@@ -140,14 +140,12 @@ impl GroupedQueryAttention {
         let q = rotary.apply(&split(q, heads)?, &cos_sin.0, &cos_sin.1)?;
         let k = rotary.apply(&split(k, kv_heads)?, &cos_sin.0, &cos_sin.1)?;
         let v = split(v, kv_heads)?;
-        // The cache holds the kv_heads heads; repetition happens after it.
+        // The cache holds the kv_heads heads, and attention reads them as they are
+        // (each serves its group of query heads without being repeated).
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v),
         };
-        let n_rep = heads / kv_heads;
-        let k = repeat_kv(&k, n_rep)?;
-        let v = repeat_kv(&v, n_rep)?;
         let mask = match window {
             Some(w) => sliding_window_mask(&inputs.mask, w)?,
             None => inputs.mask.clone(),
