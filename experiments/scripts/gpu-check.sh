@@ -21,7 +21,8 @@
 #     tokens/s at batch 32, one RLOO update, peak GPU memory (nvidia-smi, per process),
 #     side by side with PyTorch + transformers on the same card, weights and inputs
 #     (benches/lm/run.py). GPU mode runs it twice: 5a with our kernels off (the default,
-#     what runs today) and 5b with RMTEACH_CUDA_KERNELS=all.
+#     what runs today) and 5b with RMTEACH_CUDA_KERNELS set to the kernels all of whose
+#     rows passed step 3 (skipped when none did; all seven when all pass).
 #     WHERE THE ISSUE-15 TARGETS ARE READ OFF: $OUT/bench-off/table.md (5a, kernels off)
 #     and $OUT/bench-all/table.md (5b, kernels on), rows of dtype bf16: "sampling and one
 #     RLOO update at >= 1.0x torch" = the `ratio` column (torch time / rmteach time) of
@@ -237,6 +238,18 @@ else
   fails=$(grep -o 'kernel check FAILED: .*' "$LOG" | head -5 | tr '\n' ';')
   record "3 kernel check" FAIL "exit $rc after $(($(date +%s) - t0)) s; ${fails:-see gpu-check.log}"
 fi
+# The kernels every one of whose rows passed (none skipped or failed): 5b switches on
+# exactly these, so one run measures the kernels that are fit to be switched on.
+PASSED_KERNELS=$("$PY" - "$KOUT/check-kernels.json" <<'EOF' 2>>"$LOG"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+verdicts = {}
+for r in rows:
+    verdicts.setdefault(r["kernel"], set()).add(r["verdict"])
+print(",".join(k for k, v in verdicts.items() if v == {"pass"}))
+EOF
+)
+echo "kernels step 3 passed: ${PASSED_KERNELS:-none}" >>"$LOG"
 
 # 4. toy 4.1 pipeline
 if [ "$SKIP_PIPELINE" = 1 ]; then
@@ -260,7 +273,7 @@ else
   fi
 fi
 
-# 5. speed vs PyTorch: 5a kernels off; GPU mode also 5b with RMTEACH_CUDA_KERNELS=all
+# 5. speed vs PyTorch: 5a kernels off; GPU mode also 5b with the kernels step 3 passed
 bench() { # step-label out-subdir VAR=value (environment of both sides; only rmteach reads it)
   local label=$1 sub=$2 t0
   shift 2
@@ -278,8 +291,11 @@ if ! "$PY" -c "import torch, transformers" >/dev/null 2>&1; then
   record "5 speed vs torch" SKIP "no torch + transformers in $PY (give --python)"
 else
   bench "5a speed vs torch (kernels off)" bench-off RMTEACH_CUDA_KERNELS=none
-  if [ "$MODE" = gpu ]; then
-    bench "5b speed vs torch (RMTEACH_CUDA_KERNELS=all)" bench-all RMTEACH_CUDA_KERNELS=all
+  if [ "$MODE" = gpu ] && [ -z "${PASSED_KERNELS:-}" ]; then
+    record "5b speed vs torch (kernels on)" SKIP "step 3 passed no kernel"
+  elif [ "$MODE" = gpu ]; then
+    bench "5b speed vs torch (RMTEACH_CUDA_KERNELS=$PASSED_KERNELS)" bench-all \
+      RMTEACH_CUDA_KERNELS="$PASSED_KERNELS"
   else
     record "5b speed vs torch (kernels all)" SKIP "CPU mode (RMTEACH_CUDA_KERNELS applies on CUDA only)"
   fi
