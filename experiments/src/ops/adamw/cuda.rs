@@ -91,6 +91,7 @@ pub(super) fn update(
                 let Some(w) = weight else {
                     let func =
                         dev.get_or_load_custom_func("adamw_step_f32", ADAMW.name, ADAMW.ptx)?;
+                    // Argument order mirrored in ops/emulation/launches.rs.
                     let mut b = func.builder();
                     b.arg(&mut tv)
                         .arg(&mut mv)
@@ -109,6 +110,7 @@ pub(super) fn update(
                     let mut wv = slice.slice_mut(a..z);
                     let func =
                         dev.get_or_load_custom_func("adamw_step_bf16", ADAMW.name, ADAMW.ptx)?;
+                    // Argument order mirrored in ops/emulation/launches.rs.
                     let mut b = func.builder();
                     b.arg(&mut tv)
                         .arg(&mut mv)
@@ -158,6 +160,7 @@ pub(super) fn global_norm(grads: &[&Tensor]) -> Result<Option<f64>> {
         let gv = contiguous("gradient norm", cuda.as_cuda_slice::<f32>()?, layout)?;
         let n = layout.shape().elem_count() as u64;
         let mut out = partial.slice_mut(i * NORM_BLOCKS..(i + 1) * NORM_BLOCKS);
+        // Argument order mirrored in ops/emulation/launches.rs.
         let mut b = func.builder();
         b.arg(&gv).arg(&n).arg(&mut out);
         // SAFETY: reads n values of the gradient, writes NORM_BLOCKS partial sums.
@@ -167,6 +170,7 @@ pub(super) fn global_norm(grads: &[&Tensor]) -> Result<Option<f64>> {
         .map_err(|_| crate::Error::Input("gradient norm: too many gradients".into()))?;
     let func =
         dev.get_or_load_custom_func(&kernel_name::<f32>("sq_norm_finish"), ADAMW.name, ADAMW.ptx)?;
+    // Argument order mirrored in ops/emulation/launches.rs.
     let mut b = func.builder();
     b.arg(&partial).arg(&count).arg(&mut total);
     let one_block = LaunchConfig::from(launch::sq_norm_finish());

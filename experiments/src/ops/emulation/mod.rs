@@ -566,6 +566,9 @@ fn emulation_fails_loudly(driver: &Driver) {
     assert!(e.contains("past the end of buffer 0"), "{e}");
 }
 
+/// A named part of the emulation test.
+type Section = (&'static str, fn(&Driver));
+
 /// Every section above with one build of the driver (compiling it takes seconds): each
 /// runs even when an earlier one failed; the test fails naming the failed sections.
 #[test]
@@ -578,7 +581,7 @@ fn cuda_kernels_run_by_emulation() {
         }
         Err(e) => panic!("{e}"),
     };
-    let sections: [(&str, fn(&Driver)); 7] = [
+    let sections: [Section; 7] = [
         ("emulation fails loudly", emulation_fails_loudly),
         ("norms", emulated_norm_kernels_match_the_reference),
         (

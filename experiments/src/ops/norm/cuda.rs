@@ -135,6 +135,7 @@ fn row_norm_fwd<T: DeviceRepr + WithDType + ValidAsZeroBits>(
     let mut out = unsafe { dev.alloc::<T>(rows * d)? };
     let width = int(&format!("{op} width"), d)?;
     {
+        // Argument order mirrored in ops/emulation/launches.rs.
         let mut builder = func.builder();
         builder.arg(&x);
         for p in &params {
@@ -211,6 +212,7 @@ pub(super) fn norm_bwd(
             {
                 let func = load(norm.rows_kernel())?;
                 let mut dx = out.slice_mut(0..rows * d);
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&x)
                     .arg(&w)
@@ -228,6 +230,7 @@ pub(super) fn norm_bwd(
             {
                 let func = load("norm_param_partials")?;
                 let cfg = LaunchConfig::from(launch::norm_param_partials(d, chunks));
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&x)
                     .arg(&g)
@@ -246,6 +249,7 @@ pub(super) fn norm_bwd(
                 let kd = int("norm parameter width", k * d)?;
                 let cfg = LaunchConfig::from(launch::norm_param_finish(k * d));
                 let mut params = out.slice_mut(rows * d..);
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&partial).arg(&mut params).arg(&n_chunks).arg(&kd);
                 // SAFETY: reads chunks x k d of partial, writes the last k x d of out.
