@@ -27,6 +27,7 @@
 #include "../kernels/norm.cu"
 #include "../kernels/picked_logprob.cu"
 #include "../kernels/rotary.cu"
+#include "selftest.cu"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -221,7 +222,7 @@ template <typename... P> Bind entry(void (*kernel)(P...)) {
   };
 }
 
-/// Every extern "C" kernel of experiments/kernels, by name.
+/// Every extern "C" kernel of experiments/kernels, and the self-test kernels, by name.
 const std::map<std::string, Bind>& kernels() {
 #define K(name) {#name, entry(&name)}
   static const std::map<std::string, Bind> table = {
@@ -240,6 +241,8 @@ const std::map<std::string, Bind>& kernels() {
       K(rotary_f32),                K(rotary_bf16),
       K(adamw_step_f32),            K(adamw_step_bf16),
       K(sq_norm_partials_f32),      K(sq_norm_finish_f32),
+      K(selftest_diverged_shuffle), K(selftest_skipped_barrier),
+      K(selftest_missing_barrier),
   };
 #undef K
   return table;

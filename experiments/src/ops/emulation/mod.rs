@@ -509,7 +509,8 @@ fn emulated_adamw_kernels_match_the_cpu_update(driver: &Driver) {
 }
 
 /// The emulation itself fails loudly where real hardware would hang or misbehave: a
-/// warp exchange in a partial warp, an argument of the wrong kind, a read past a buffer.
+/// warp exchange in a partial warp, an argument of the wrong kind, a read past a buffer,
+/// a diverged warp exchange, a skipped barrier, a missing barrier.
 fn emulation_fails_loudly(driver: &Driver) {
     // block_sum over a block of 16 threads: its warp exchange has half a warp.
     let mut req = Request::default();
@@ -564,6 +565,25 @@ fn emulation_fails_loudly(driver: &Driver) {
         .err()
         .expect("reading past a buffer must fail");
     assert!(e.contains("past the end of buffer 0"), "{e}");
+    // Kernels that break the model on purpose (cuda-emulation/selftest.cu).
+    for (kernel, message) in [
+        ("selftest_diverged_shuffle", "deadlock"),
+        (
+            "selftest_skipped_barrier",
+            "threads of the block had exited",
+        ),
+        ("selftest_missing_barrier", "depends on the schedule"),
+    ] {
+        let mut req = Request::default();
+        let out = req.output(Elem::F32, 64);
+        let shape = LaunchShape {
+            grid: (1, 1, 1),
+            block: (64, 1, 1),
+        };
+        req.launch(kernel, shape, vec![driver::Arg::Buffer(out)]);
+        let e = driver.run(&req).err().expect("a broken kernel must fail");
+        assert!(e.contains(message), "{kernel}: {e}");
+    }
 }
 
 /// A named part of the emulation test.
