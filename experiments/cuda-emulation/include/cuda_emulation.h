@@ -21,10 +21,12 @@
 // - __shared__ variables are function statics: one copy, which the blocks (run one after
 //   another) share. They are not reset between blocks, so a read of shared memory the
 //   block never wrote sees an earlier block's value, not garbage.
-// - f32 arithmetic is IEEE single precision with -ffp-contract=off (no FMA is formed),
-//   so __fmul_rn, __fadd_rn, ... are the plain operators. expf, logf, erff, sqrtf are
-//   glibc's, not CUDA's (CUDA's expf, logf, erff are within 2 ulp; results can differ
-//   in the last bits).
+// - f32 arithmetic is IEEE single precision. Built with -ffp-contract=off no fused
+//   multiply-add is formed; built with -ffp-contract=fast (and FMA instructions), g++
+//   fuses `a * b + c` where it likes, as nvcc does by default (not at the same places).
+//   The __f*_rn intrinsics are never fused in either build, as in nvcc. expf, logf,
+//   erff, sqrtf are glibc's, not CUDA's (CUDA's expf, logf, erff are within 2 ulp;
+//   results can differ in the last bits).
 //
 // Not emulated: timing, occupancy, the memory model (all memory is coherent at once),
 // atomics, dynamic shared memory, PTX and ptxas.
@@ -58,12 +60,48 @@ inline float2 make_float2(float x, float y) { return float2{x, y}; }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
 
-// Correctly rounded single-precision operations (with -ffp-contract=off).
-inline float __fadd_rn(float a, float b) { return a + b; }
-inline float __fsub_rn(float a, float b) { return a - b; }
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline float __fdiv_rn(float a, float b) { return a / b; }
-inline float __fsqrt_rn(float a) { return sqrtf(a); }
+// Makes the compiler hold `r` rounded to f32 in a register, so that it cannot fuse the
+// operation that produced it with the next one: nvcc never contracts an __f*_rn
+// intrinsic into a fused multiply-add, even where it contracts plain `a * b + c` (its
+// default --fmad=true, which the emulation's FMA build imitates with -ffp-contract=fast).
+#if defined(__x86_64__) || defined(__i386__)
+#define CUDA_EMU_ROUNDED(r) __asm__("" : "+x"(r))
+#elif defined(__aarch64__)
+#define CUDA_EMU_ROUNDED(r) __asm__("" : "+w"(r))
+#else
+#define CUDA_EMU_ROUNDED(r)        \
+  do {                             \
+    volatile float cuda_emu_v = r; \
+    r = cuda_emu_v;                \
+  } while (0)
+#endif
+
+// Correctly rounded single-precision operations, each rounded on its own.
+inline float __fadd_rn(float a, float b) {
+  float r = a + b;
+  CUDA_EMU_ROUNDED(r);
+  return r;
+}
+inline float __fsub_rn(float a, float b) {
+  float r = a - b;
+  CUDA_EMU_ROUNDED(r);
+  return r;
+}
+inline float __fmul_rn(float a, float b) {
+  float r = a * b;
+  CUDA_EMU_ROUNDED(r);
+  return r;
+}
+inline float __fdiv_rn(float a, float b) {
+  float r = a / b;
+  CUDA_EMU_ROUNDED(r);
+  return r;
+}
+inline float __fsqrt_rn(float a) {
+  float r = sqrtf(a);
+  CUDA_EMU_ROUNDED(r);
+  return r;
+}
 
 namespace cuda_emu {
 

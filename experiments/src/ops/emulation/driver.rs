@@ -200,22 +200,52 @@ pub(super) struct Driver {
     program: PathBuf,
 }
 
+/// Whether g++ may fuse `a * b + c` into a fused multiply-add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Contraction {
+    /// Never (`-ffp-contract=off`): every f32 operation rounded on its own.
+    Off,
+    /// Where g++ likes (`-ffp-contract=fast` with FMA instructions), as nvcc fuses by
+    /// default (`--fmad=true`), though not at the same places; never the `__f*_rn`
+    /// intrinsics.
+    Fused,
+}
+
+impl Contraction {
+    /// The compiler flags, or `None` when this CPU has no FMA instructions.
+    fn flags(self) -> Option<&'static [&'static str]> {
+        match self {
+            Contraction::Off => Some(&["-ffp-contract=off"]),
+            #[cfg(target_arch = "x86_64")]
+            Contraction::Fused => {
+                std::is_x86_feature_detected!("fma").then_some(&["-ffp-contract=fast", "-mfma"][..])
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Contraction::Fused => Some(&["-ffp-contract=fast"]),
+        }
+    }
+}
+
 impl Driver {
-    /// Compiles the driver with the kernels; `Ok(None)` when [`SKIP_VAR`] is set to 1.
-    /// A missing compiler is an error saying how to install it or skip.
-    pub(super) fn build() -> Result<Option<Self>, String> {
+    /// Compiles the driver with the kernels; `Ok(None)` when [`SKIP_VAR`] is set to 1
+    /// or `contraction` needs FMA instructions this CPU lacks. A missing compiler is an
+    /// error saying how to install it or skip.
+    pub(super) fn build(contraction: Contraction) -> Result<Option<Self>, String> {
         if std::env::var(SKIP_VAR).is_ok_and(|v| v == "1") {
             return Ok(None);
         }
+        let Some(flags) = contraction.flags() else {
+            return Ok(None);
+        };
         let cxx = std::env::var(CXX_VAR).unwrap_or_else(|_| "g++".into());
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("cuda-emulation");
         let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
         let program = dir.path().join("cuda-emulation-driver");
         let output = Command::new(&cxx)
-            // -ffp-contract=off: no fused multiply-adds, so __fmul_rn and friends are
-            // what they say; no -ffast-math anywhere.
-            .args(["-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra"])
+            // No -ffast-math anywhere: IEEE f32 except for the contraction chosen.
+            .args(["-std=c++17", "-O2", "-Wall", "-Wextra"])
             .args(["-Wno-unknown-pragmas", "-Werror"])
+            .args(flags)
             .arg("-I")
             .arg(source.join("include"))
             .arg(source.join("driver.cpp"))

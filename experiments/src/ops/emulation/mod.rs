@@ -19,7 +19,7 @@ use crate::kernel_check::{
 };
 use crate::ops;
 use candle_core::{DType, Device, Tensor};
-use driver::{Driver, Elem, Request};
+use driver::{Contraction, Driver, Elem, Request};
 
 /// The norms' epsilon in the check's cases.
 const EPS: f32 = 1e-5;
@@ -586,46 +586,64 @@ fn emulation_fails_loudly(driver: &Driver) {
     }
 }
 
-/// A named part of the emulation test.
-type Section = (&'static str, fn(&Driver));
+/// A named part of the emulation test, and whether it also runs in the build with
+/// fused multiply-adds.
+type Section = (&'static str, fn(&Driver), bool);
 
-/// Every section above with one build of the driver (compiling it takes seconds): each
+/// Every section above, once with a driver built without fused multiply-adds and once
+/// with them (as nvcc's default fuses; skipped on a CPU without FMA instructions): each
 /// runs even when an earlier one failed; the test fails naming the failed sections.
+/// The width-1 section compares bits of one formula, so it runs without fusing only (with
+/// fusing, that cancellation moves by 4e-4 of its tiny result).
 #[test]
 fn cuda_kernels_run_by_emulation() {
-    let driver = match Driver::build() {
-        Ok(Some(d)) => d,
-        Ok(None) => {
-            eprintln!("CUDA emulation skipped ({}=1)", driver::SKIP_VAR);
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
     let sections: [Section; 7] = [
-        ("emulation fails loudly", emulation_fails_loudly),
-        ("norms", emulated_norm_kernels_match_the_reference),
+        ("emulation fails loudly", emulation_fails_loudly, true),
+        ("norms", emulated_norm_kernels_match_the_reference, true),
         (
             "rms_norm at width 1",
             emulated_rms_norm_at_width_one_is_the_cpu_kernels_formula,
+            false,
         ),
-        ("head", emulated_head_kernels_match_the_reference),
+        ("head", emulated_head_kernels_match_the_reference, true),
         (
             "activations and rotary",
             emulated_activation_and_rotary_kernels_match_the_reference,
+            true,
         ),
         (
             "grid-stride loops",
             emulated_grid_stride_loops_cover_a_capped_grid,
+            true,
         ),
-        ("adamw", emulated_adamw_kernels_match_the_cpu_update),
+        ("adamw", emulated_adamw_kernels_match_the_cpu_update, true),
     ];
     let mut failed = Vec::new();
-    for (name, section) in sections {
-        let start = std::time::Instant::now();
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| section(&driver)));
-        println!("{name}: {:.1} s", start.elapsed().as_secs_f64());
-        if ok.is_err() {
-            failed.push(name);
+    for contraction in [Contraction::Off, Contraction::Fused] {
+        let driver = match Driver::build(contraction) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                eprintln!(
+                    "CUDA emulation ({contraction:?}) skipped ({}=1, or no FMA instructions)",
+                    driver::SKIP_VAR
+                );
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        for (name, section, fused_too) in sections {
+            if contraction == Contraction::Fused && !fused_too {
+                continue;
+            }
+            let start = std::time::Instant::now();
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| section(&driver)));
+            println!(
+                "{name} (contraction {contraction:?}): {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            if ok.is_err() {
+                failed.push(format!("{name} (contraction {contraction:?})"));
+            }
         }
     }
     assert!(failed.is_empty(), "failed: {failed:?} (messages above)");
