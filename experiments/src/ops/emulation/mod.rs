@@ -4,7 +4,9 @@
 //! exactly as the host code launches them ([`launches`]), and compared with the
 //! references and tolerances of `rmteach exp check-kernels`
 //! ([`crate::kernel_check`]): f32 within [`F32_TOLERANCE`] of the CPU f32 reference,
-//! bf16 within twice the composite op's error plus one bf16 ulp.
+//! bf16 within twice the composite op's error plus one bf16 ulp. Every check runs with
+//! two builds of the emulation: without fused multiply-adds and with them where g++
+//! chooses (nvcc fuses by default), see [`driver::Contraction`].
 //!
 //! The test needs a C++ compiler (g++; `CXX` for another); without one it fails,
 //! saying how to install it or to set `RMTEACH_SKIP_CUDA_EMULATION=1`.
@@ -21,6 +23,7 @@ use candle_core::{DType, Device};
 use compare::{assert_all_pass, check, emulated, sizes};
 use driver::{Contraction, Driver, Elem, Request};
 
+/// RMSNorm and LayerNorm, forward and backward (the three launches of the backward).
 fn emulated_norm_kernels_match_the_reference(driver: &Driver) {
     let norm = |op: Op| matches!(op, Op::RmsNorm | Op::LayerNorm);
     let mut rows = Vec::new();
@@ -54,6 +57,8 @@ fn emulated_rms_norm_at_width_one_is_the_cpu_kernels_formula(driver: &Driver) {
     }
 }
 
+/// The head's log-softmax + gather, forward and backward, alone and behind the linear
+/// head's matrix products.
 fn emulated_head_kernels_match_the_reference(driver: &Driver) {
     let mut rows = Vec::new();
     // Pythia's (padded) and Llama 3's vocabularies; fewer entries than threads (5);
@@ -70,6 +75,7 @@ fn emulated_head_kernels_match_the_reference(driver: &Driver) {
     assert_all_pass(&rows);
 }
 
+/// SwiGLU, GELU and rotary (forward and transpose): the grid-stride kernels.
 fn emulated_activation_and_rotary_kernels_match_the_reference(driver: &Driver) {
     let mut rows = Vec::new();
     // Odd element counts: 3 x 1001 and 1 x 7.
