@@ -304,6 +304,7 @@ mod gpu {
             )?;
             // SAFETY: every element is written by the kernel.
             let out = unsafe { dev.alloc::<T>(self.outputs * n)? };
+            // Argument order mirrored in ops/emulation/launches.rs.
             let mut b = func.builder();
             for v in &views {
                 b.arg(v);

@@ -157,6 +157,21 @@ impl Consts {
             scaled: i32::from(k.clip < 1.0),
         }
     }
+
+    /// The bytes of `Consts::new(k)` as the kernel receives its `AdamWConsts` (the
+    /// `repr(C)` layout: ten f32 fields, then the i32), for the CPU emulation of the
+    /// kernels (`ops::emulation`).
+    #[cfg(test)]
+    pub(super) fn kernel_bytes(k: &AdamWStep) -> Vec<u8> {
+        let c = Self::new(k);
+        let floats = [
+            c.clip, c.b1, c.b2, c.c1, c.c2, c.sm, c.sv, c.eps, c.lr, c.decay,
+        ];
+        let mut bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_ne_bytes()).collect();
+        bytes.extend(c.scaled.to_ne_bytes());
+        debug_assert_eq!(bytes.len(), std::mem::size_of::<Self>());
+        bytes
+    }
 }
 
 /// The AdamW update of one parameter on CUDA, in place: one kernel

@@ -1,6 +1,7 @@
 //! What the fused ops' CUDA kernels share (the `cuda` feature only): the PTX that
 //! `build.rs` compiles from `experiments/kernels/*.cu`, the kernel names per dtype,
-//! contiguous views of candle's device buffers and launch shapes.
+//! contiguous views of candle's device buffers and launch configurations (the shapes
+//! themselves are [`super::launch`]'s).
 //!
 //! An op's `cuda_fwd` loads its kernel with
 //! `dev.get_or_load_custom_func(&kernel_name::<T>("rms_norm_fwd"), NORM.name, NORM.ptx)`
@@ -9,6 +10,7 @@
 //! Kernels exist for f32 and bf16 storage (`<name>_f32`, `<name>_bf16`); which ops use
 //! them is decided by [`super::kernel::fused`] and [`super::CudaKernels`].
 
+use super::launch::{self, LaunchShape};
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig};
 use candle_core::{DType, Layout};
 
@@ -59,23 +61,19 @@ pub(super) const ROTARY: Module = Module {
     ptx: ptx::ROTARY,
 };
 
-/// Threads per block of the elementwise (grid-stride) kernels.
-const ELEMENTWISE_BLOCK: u32 = 256;
-
-/// Blocks of an elementwise launch at most (grid-stride loops cover the rest): enough to
-/// fill any current GPU many times over.
-const ELEMENTWISE_MAX_BLOCKS: usize = 1 << 16;
-
-/// The launch of a grid-stride kernel over `n` elements.
-pub(super) fn elementwise(n: usize) -> LaunchConfig {
-    let blocks = n
-        .div_ceil(ELEMENTWISE_BLOCK as usize)
-        .clamp(1, ELEMENTWISE_MAX_BLOCKS);
-    LaunchConfig {
-        grid_dim: (blocks as u32, 1, 1),
-        block_dim: (ELEMENTWISE_BLOCK, 1, 1),
-        shared_mem_bytes: 0,
+impl From<LaunchShape> for LaunchConfig {
+    fn from(s: LaunchShape) -> Self {
+        LaunchConfig {
+            grid_dim: s.grid,
+            block_dim: s.block,
+            shared_mem_bytes: 0,
+        }
     }
+}
+
+/// The launch of a grid-stride kernel over `n` elements ([`launch::elementwise`]).
+pub(super) fn elementwise(n: usize) -> LaunchConfig {
+    launch::elementwise(n).into()
 }
 
 /// Whether the kernels exist for `dtype` (f32 and bf16 storage).
@@ -95,22 +93,11 @@ pub(super) fn contiguous<'a, T>(
     }
 }
 
-/// Threads per block for kernels that give each row of `width` values one block: a
-/// multiple of 32 (whole warps, as `block_sum` needs), about four values per thread,
-/// between 32 and 1024.
-pub(super) fn row_block(width: usize) -> u32 {
-    (width.div_ceil(4).div_ceil(32) * 32).clamp(32, 1024) as u32
-}
-
-/// One block of [`row_block`] threads per row.
+/// One block of [`launch::row_block`] threads per row ([`launch::per_row`]).
 pub(super) fn per_row(rows: usize, width: usize) -> candle_core::Result<LaunchConfig> {
-    let grid = u32::try_from(rows)
-        .map_err(|_| candle_core::Error::Msg(format!("{rows} rows exceed a CUDA grid")))?;
-    Ok(LaunchConfig {
-        grid_dim: (grid, 1, 1),
-        block_dim: (row_block(width), 1, 1),
-        shared_mem_bytes: 0,
-    })
+    Ok(launch::per_row(rows, width)
+        .map_err(candle_core::Error::Msg)?
+        .into())
 }
 
 /// A row width as the kernels' `int`, or an error.

@@ -15,7 +15,11 @@ mod attention;
 mod bias;
 #[cfg(feature = "cuda")]
 mod cuda;
+#[cfg(test)]
+mod emulation;
 mod kernel;
+#[cfg(any(test, feature = "cuda"))]
+mod launch;
 mod linear;
 mod norm;
 mod picked_logprob;

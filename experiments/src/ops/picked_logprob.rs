@@ -298,6 +298,7 @@ mod gpu {
             // SAFETY: every row's value is written by the kernel.
             let out = unsafe { dev.alloc::<f32>(rows)? };
             let width = int("picked_logprob vocabulary", vocab)?;
+            // Argument order mirrored in ops/emulation/launches.rs.
             let mut b = func.builder();
             b.arg(&x).arg(&t).arg(&out).arg(&width);
             // SAFETY: the kernel reads rows x vocab logits and rows targets, writes rows.
@@ -345,6 +346,7 @@ mod gpu {
             // SAFETY: every element is written by the kernel.
             let grad = unsafe { dev.alloc::<T>(rows * vocab)? };
             let width = int("picked_logprob vocabulary", vocab)?;
+            // Argument order mirrored in ops/emulation/launches.rs.
             let mut b = func.builder();
             b.arg(&x).arg(&t).arg(&c).arg(&grad).arg(&width);
             // SAFETY: the kernel reads rows x vocab logits, rows targets, 2 rows

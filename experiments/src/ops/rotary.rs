@@ -194,6 +194,7 @@ impl CustomOp3 for Rotary {
                     int("rotary dims", op.rot)?,
                 );
                 let transpose = i32::from(op.transpose);
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&x).arg(&cos).arg(&sin).arg(&out).arg(&n);
                 b.arg(&h).arg(&t).arg(&d).arg(&rot).arg(&transpose);

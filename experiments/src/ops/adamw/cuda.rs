@@ -21,6 +21,7 @@
 
 use super::{AdamWStep, Consts};
 use crate::ops::cuda::{contiguous, kernel_name, ADAMW};
+use crate::ops::launch::{self, NORM_BLOCKS};
 use crate::ops::{cuda_kernels, CudaKernel};
 use crate::Result;
 use candle_core::cuda_backend::cudarc::driver::{
@@ -29,13 +30,6 @@ use candle_core::cuda_backend::cudarc::driver::{
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CpuStorage, CudaStorage, DType, InplaceOp1, Layout, Storage, Tensor};
 use std::cell::RefCell;
-
-/// Threads per block of the element-wise update.
-const UPDATE_BLOCK: u32 = 256;
-
-/// Blocks (of 256 threads) per gradient in the norm's first stage; fixed so the
-/// reduction's order does not depend on the device (must match `kernels/adamw.cu`).
-const NORM_BLOCKS: usize = 256;
 
 // SAFETY: `Consts` is a `repr(C)` struct of f32 and i32 fields, laid out as the
 // kernel's `AdamWConsts`.
@@ -77,14 +71,7 @@ pub(super) fn update(
     if n == 0 {
         return Ok(true);
     }
-    let blocks = u32::try_from(n.div_ceil(UPDATE_BLOCK as usize)).map_err(|_| {
-        crate::Error::Input(format!("adamw_update_cuda: {n} elements exceed a grid"))
-    })?;
-    let cfg = LaunchConfig {
-        grid_dim: (blocks, 1, 1),
-        block_dim: (UPDATE_BLOCK, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = LaunchConfig::from(launch::adamw_update(n).map_err(crate::Error::Input)?);
     let consts = Consts::new(k);
     let (g_storage, g_layout) = g.storage_and_layout();
     let Storage::Cuda(g_cuda) = &*g_storage else {
@@ -104,6 +91,7 @@ pub(super) fn update(
                 let Some(w) = weight else {
                     let func =
                         dev.get_or_load_custom_func("adamw_step_f32", ADAMW.name, ADAMW.ptx)?;
+                    // Argument order mirrored in ops/emulation/launches.rs.
                     let mut b = func.builder();
                     b.arg(&mut tv)
                         .arg(&mut mv)
@@ -122,6 +110,7 @@ pub(super) fn update(
                     let mut wv = slice.slice_mut(a..z);
                     let func =
                         dev.get_or_load_custom_func("adamw_step_bf16", ADAMW.name, ADAMW.ptx)?;
+                    // Argument order mirrored in ops/emulation/launches.rs.
                     let mut b = func.builder();
                     b.arg(&mut tv)
                         .arg(&mut mv)
@@ -161,11 +150,7 @@ pub(super) fn global_norm(grads: &[&Tensor]) -> Result<Option<f64>> {
         ADAMW.name,
         ADAMW.ptx,
     )?;
-    let cfg = LaunchConfig {
-        grid_dim: (NORM_BLOCKS as u32, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = LaunchConfig::from(launch::sq_norm_partials());
     for (i, g) in grads.iter().enumerate() {
         let g = g.contiguous()?;
         let (storage, layout) = g.storage_and_layout();
@@ -175,6 +160,7 @@ pub(super) fn global_norm(grads: &[&Tensor]) -> Result<Option<f64>> {
         let gv = contiguous("gradient norm", cuda.as_cuda_slice::<f32>()?, layout)?;
         let n = layout.shape().elem_count() as u64;
         let mut out = partial.slice_mut(i * NORM_BLOCKS..(i + 1) * NORM_BLOCKS);
+        // Argument order mirrored in ops/emulation/launches.rs.
         let mut b = func.builder();
         b.arg(&gv).arg(&n).arg(&mut out);
         // SAFETY: reads n values of the gradient, writes NORM_BLOCKS partial sums.
@@ -184,13 +170,10 @@ pub(super) fn global_norm(grads: &[&Tensor]) -> Result<Option<f64>> {
         .map_err(|_| crate::Error::Input("gradient norm: too many gradients".into()))?;
     let func =
         dev.get_or_load_custom_func(&kernel_name::<f32>("sq_norm_finish"), ADAMW.name, ADAMW.ptx)?;
+    // Argument order mirrored in ops/emulation/launches.rs.
     let mut b = func.builder();
     b.arg(&partial).arg(&count).arg(&mut total);
-    let one_block = LaunchConfig {
-        grid_dim: (1, 1, 1),
-        block_dim: (1024, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let one_block = LaunchConfig::from(launch::sq_norm_finish());
     // SAFETY: reads `count` partial sums, writes one value.
     unsafe { b.launch(one_block) }.w()?;
     let sum = dev.clone_dtoh(&total)?;

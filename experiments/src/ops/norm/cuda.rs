@@ -5,20 +5,13 @@
 use super::check_width;
 use crate::ops::cuda::{contiguous, int, kernel_name, per_row, NORM};
 use crate::ops::kernel::rows_width;
+use crate::ops::launch;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use candle_core::cuda_backend::{CudaDevice, Map2, Map3, WrapErr};
 use candle_core::{CudaStorage, Layout, Shape, WithDType};
-
-/// Rows per chunk of the parameter gradients' column sums (at least; more when the
-/// chunks would exceed a grid's y dimension): at rows = 16k, d = 2048 that is 128 chunks
-/// x 64 column tiles = 8192 blocks of 256 threads, and a 2 MiB f32 partial buffer.
-const ROWS_PER_CHUNK: usize = 128;
-
-/// Largest grid y dimension.
-const MAX_GRID_Y: usize = 65_535;
 
 /// Which normalisation a backward launch is for.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +135,7 @@ fn row_norm_fwd<T: DeviceRepr + WithDType + ValidAsZeroBits>(
     let mut out = unsafe { dev.alloc::<T>(rows * d)? };
     let width = int(&format!("{op} width"), d)?;
     {
+        // Argument order mirrored in ops/emulation/launches.rs.
         let mut builder = func.builder();
         builder.arg(&x);
         for p in &params {
@@ -160,7 +154,7 @@ fn row_norm_fwd<T: DeviceRepr + WithDType + ValidAsZeroBits>(
 /// 1. `<norm>_bwd_rows`, one block per row ([`per_row`]): dx and each row's
 ///    `(mean, 1 / rms or std)` into an f32 buffer (rows x 2);
 /// 2. `norm_param_partials`: f32 column sums of the parameter gradients over chunks
-///    of [`ROWS_PER_CHUNK`] rows (see the kernel for the block shape);
+///    of rows ([`launch::norm_param_chunks`]) (see the kernel for the block shape);
 /// 3. `norm_param_finish`: the chunks added in order, rounded once to the dtype.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn norm_bwd(
@@ -212,13 +206,13 @@ pub(super) fn norm_bwd(
             // 1, every (chunk, column) of partial by launch 2).
             let mut out = unsafe { dev.alloc::<T>((rows + k) * d)? };
             let mut stats = unsafe { dev.alloc::<f32>(rows * 2)? };
-            let per_chunk = ROWS_PER_CHUNK.max(rows.div_ceil(MAX_GRID_Y));
-            let chunks = rows.div_ceil(per_chunk);
+            let (per_chunk, chunks) = launch::norm_param_chunks(rows);
             let mut partial = unsafe { dev.alloc::<f32>(chunks * k * d)? };
             let (width, eps) = (int("norm width", d)?, self.1);
             {
                 let func = load(norm.rows_kernel())?;
                 let mut dx = out.slice_mut(0..rows * d);
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&x)
                     .arg(&w)
@@ -235,11 +229,8 @@ pub(super) fn norm_bwd(
             let (n_chunk, n_chunks) = (int("rows per chunk", per_chunk)?, int("chunks", chunks)?);
             {
                 let func = load("norm_param_partials")?;
-                let cfg = LaunchConfig {
-                    grid_dim: (d.div_ceil(32) as u32, chunks as u32, 1),
-                    block_dim: (32, 8, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = LaunchConfig::from(launch::norm_param_partials(d, chunks));
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&x)
                     .arg(&g)
@@ -250,18 +241,15 @@ pub(super) fn norm_bwd(
                     .arg(&n_k)
                     .arg(&n_chunk);
                 // SAFETY: reads rows x d of x and g, 2 rows of stats; writes chunks x k d
-                // of partial (chunks <= MAX_GRID_Y by the choice of per_chunk).
+                // of partial (chunks fit a grid's y by the choice of per_chunk).
                 unsafe { b.launch(cfg) }.w()?;
             }
             {
                 let func = load("norm_param_finish")?;
                 let kd = int("norm parameter width", k * d)?;
-                let cfg = LaunchConfig {
-                    grid_dim: ((k * d).div_ceil(256) as u32, 1, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
+                let cfg = LaunchConfig::from(launch::norm_param_finish(k * d));
                 let mut params = out.slice_mut(rows * d..);
+                // Argument order mirrored in ops/emulation/launches.rs.
                 let mut b = func.builder();
                 b.arg(&partial).arg(&mut params).arg(&n_chunks).arg(&kd);
                 // SAFETY: reads chunks x k d of partial, writes the last k x d of out.
