@@ -321,6 +321,7 @@ pub fn run_config(
     use rmteach_experiments::pipeline::{
         is_experiment, parse_toml, run::run_with, run_experiment, RunOptions,
     };
+    crate::out_dir::create_out_dir("--runs", runs)?;
     let opts = RunOptions {
         progress: !quiet,
         parallel: parallel.clone(),
@@ -401,6 +402,7 @@ fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
             out.display()
         );
     }
+    crate::out_dir::create_out_dir("--out", out)?;
     let spec = ToyWorldSpec {
         seed,
         ..Default::default()
