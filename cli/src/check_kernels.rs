@@ -60,7 +60,13 @@ pub fn run(a: &CheckKernelsArgs) -> Result<i32> {
     // for each path afterwards.
     let rt = Runtime::open(a.device, DTypeSpec::default()).context("--device")?;
     crate::out_dir::create_out_dir("--out", &a.out)?;
-    let dtypes: Vec<DType> = a.dtypes.iter().map(|d| d.dtype()).collect();
+    // Each dtype once, in the order given (`f32,f32` would repeat every row).
+    let mut dtypes: Vec<DType> = Vec::new();
+    for d in a.dtypes.iter().map(|d| d.dtype()) {
+        if !dtypes.contains(&d) {
+            dtypes.push(d);
+        }
+    }
     let opts = CheckOptions {
         sizes: match a.sizes {
             SizesArg::Real => Sizes::real(),
