@@ -86,6 +86,10 @@ impl StageDir {
             return Ok(None);
         }
         read_json(&path).map(Some).map_err(|e| {
+            let e = match e {
+                Error::Input(message) => message,
+                e => e.to_string(),
+            };
             Error::Input(format!(
                 "{e}; the stage's completion record is damaged: delete {} to run the \
                  stage again",
@@ -237,6 +241,7 @@ mod tests {
             e.contains("DONE.json") && e.contains("delete") && e.contains("run the stage again"),
             "{e}"
         );
+        assert_eq!(e.matches("invalid input").count(), 1, "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
