@@ -59,7 +59,14 @@ pub fn run(a: &CheckKernelsArgs) -> Result<i32> {
     // Opening the device applies RMTEACH_CUDA_KERNELS; the check sets the switch itself
     // for each path afterwards.
     let rt = Runtime::open(a.device, DTypeSpec::default()).context("--device")?;
-    let dtypes: Vec<DType> = a.dtypes.iter().map(|d| d.dtype()).collect();
+    crate::out_dir::create_out_dir("--out", &a.out)?;
+    // Each dtype once, in the order given (`f32,f32` would repeat every row).
+    let mut dtypes: Vec<DType> = Vec::new();
+    for d in a.dtypes.iter().map(|d| d.dtype()) {
+        if !dtypes.contains(&d) {
+            dtypes.push(d);
+        }
+    }
     let opts = CheckOptions {
         sizes: match a.sizes {
             SizesArg::Real => Sizes::real(),
@@ -76,7 +83,6 @@ pub fn run(a: &CheckKernelsArgs) -> Result<i32> {
             eprintln!("[{:6.1} s] {label}", t0.elapsed().as_secs_f64());
         }
     })?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let md = report.markdown();
     for (file, text) in [
         ("check-kernels.md", md.clone()),

@@ -9,7 +9,8 @@ use crate::jobs::JobsArgs;
 use candle_core::{DType, Device, Tensor};
 use rmteach::report::write_atomic;
 use rmteach_experiments::hf::{
-    checkpoint_files, load_checkpoint, read_config_json, save_random_model, SaveOptions,
+    checkpoint_files, load_checkpoint, read_config_json, require_causal_lm, save_random_model,
+    SaveOptions,
 };
 use rmteach_experiments::models::{Architecture, CausalLm};
 use rmteach_experiments::pipeline::config::Checked;
@@ -321,6 +322,7 @@ pub fn run_config(
     use rmteach_experiments::pipeline::{
         is_experiment, parse_toml, run::run_with, run_experiment, RunOptions,
     };
+    crate::out_dir::create_out_dir("--runs", runs)?;
     let opts = RunOptions {
         progress: !quiet,
         parallel: parallel.clone(),
@@ -401,6 +403,7 @@ fn toy_world(out: &Path, seed: u64, force: bool) -> Result<i32> {
             out.display()
         );
     }
+    crate::out_dir::create_out_dir("--out", out)?;
     let spec = ToyWorldSpec {
         seed,
         ..Default::default()
@@ -442,28 +445,6 @@ fn at_least_one(s: &str) -> std::result::Result<usize, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// Refuses a `*ForSequenceClassification` directory where a causal LM belongs.
-fn require_causal_lm(dir: &Path) -> Result<()> {
-    let json = read_config_json(dir)?;
-    let classes = json["architectures"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if let Some(c) = classes
-        .iter()
-        .filter_map(|c| c.as_str())
-        .find(|c| c.ends_with("ForSequenceClassification"))
-    {
-        bail!(
-            "{}: a reward model (config.json architectures: {c}), not a causal LM; score \
-             with `rmteach exp score --rm {}`",
-            dir.join("config.json").display(),
-            dir.display()
-        );
-    }
-    Ok(())
 }
 
 fn tokenizer(dir: &Path) -> Result<TextTokenizer> {

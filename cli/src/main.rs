@@ -4,11 +4,13 @@
 //! integrating gradient flows (see `rmteach theory --help`); `rmteach exp ...` works
 //! with language models (see `rmteach exp --help`).
 
+mod errors;
 #[cfg(feature = "lm")]
 mod evidence;
 mod exp;
 #[cfg(feature = "lm")]
 mod jobs;
+mod out_dir;
 mod process;
 #[cfg(feature = "lm")]
 mod reproduce;
@@ -66,7 +68,7 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", errors::error_chain(&e));
             std::process::exit(2);
         }
     }

@@ -62,7 +62,9 @@ pub struct ReproduceArgs {
 pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     let start = Instant::now();
     let out = &args.out;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // --jobs and --devices are checked (every device opened) before anything runs.
+    let parallel = args.jobs.parallelism(all_cores())?;
+    crate::out_dir::create_out_dir("--out", out)?;
     let mut md = String::from(
         "# rmteach: what makes a reward model a good teacher for RLHF?\n\n\
          Produced by `rmteach reproduce`: the theory verification and the toy \
@@ -102,7 +104,6 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     );
     levers_section(&mut md, &mut times, args, &theory_dir)?;
     if !args.theory_only {
-        let parallel = args.jobs.parallelism(all_cores())?;
         let runs = out.join("runs");
         let here = Path::new(".");
         for (title, text, file) in [

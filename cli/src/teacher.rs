@@ -89,6 +89,7 @@ fn parse_rm(text: &str) -> Result<(String, RewardSource)> {
 /// Runs the command.
 pub fn teacher(args: &TeacherArgs) -> Result<i32> {
     let (device, dtype) = args.device.resolve()?;
+    crate::out_dir::create_out_dir("--out", &args.out)?;
     let rms = args
         .rms
         .iter()

@@ -288,6 +288,7 @@ pub fn levers(
     list: bool,
 ) -> Result<rmteach::report::Document> {
     solver.validate()?;
+    crate::out_dir::create_out_dir("--out", out)?;
     let start = Instant::now();
     let cfg = LeversConfig {
         seed,
@@ -339,6 +340,7 @@ pub struct Verified {
 /// [`verify`] with every setting of `cfg`, and the negative controls when `negative`.
 pub fn verify_with(cfg: &CheckConfig, out: &Path, negative: bool) -> Result<Verified> {
     cfg.solver.validate()?;
+    crate::out_dir::create_out_dir("--out", out)?;
     let cfg = cfg.clone();
     let start = Instant::now();
     let n = rmteach_theory::checks::all_checks().len();
@@ -383,7 +385,6 @@ pub fn verify_with(cfg: &CheckConfig, out: &Path, negative: bool) -> Result<Veri
             println!("  {f}");
         }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     table
         .write_all(out, "verify")
         .with_context(|| format!("writing tables under {}", out.display()))?;
@@ -644,6 +645,7 @@ fn batch_entries<'a, E: std::fmt::Display>(
 
 fn figures(out: &Path, solver: SolverConfig) -> Result<i32> {
     solver.validate()?;
+    crate::out_dir::create_out_dir("--out", out)?;
     let start = Instant::now();
     let files = rmteach_theory::figures::render_all(out, &solver)
         .with_context(|| format!("drawing figures into {}", out.display()))?;

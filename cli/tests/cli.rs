@@ -49,6 +49,34 @@ fn verify_quick_passes_and_writes_tables() {
 }
 
 #[test]
+fn an_output_path_that_is_a_file_fails_before_any_work() {
+    let dir = scratch("out-is-file");
+    let file = dir.join("taken");
+    std::fs::write(&file, "not a directory").unwrap();
+    let file = file.display().to_string();
+    for args in [
+        vec!["theory", "verify", "--quick", "--out", &file],
+        vec!["theory", "levers", "--quick", "--out", &file],
+        vec!["theory", "figures", "--out", &file],
+    ] {
+        let out = rmteach(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} accepted");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains(&format!("--out {file}")) && e.contains("is a file, not a directory"),
+            "{args:?}: {e}"
+        );
+        // Refused up front: verify printed no check, levers measured nothing.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("PASS") && !e.contains("levers:"),
+            "{stdout}{e}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
+}
+
+#[test]
 fn verify_negative_controls_all_fail_and_exit_zero() {
     let dir = scratch("negative");
     let out = rmteach(&[

@@ -194,7 +194,10 @@ fn help_lists_every_subcommand_and_explains_resume() {
 fn missing_model_directory_is_a_clear_error() {
     let out = rmteach(&["exp", "inspect", "--model", "/nonexistent/model"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("/nonexistent/model"), "{e}");
+    // The cause is printed once, not once in the message and again as its source.
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
 }
 
 #[test]
@@ -220,6 +223,54 @@ fn reproduce_writes_one_report_linking_the_theory_tables() {
     );
     assert!(report.contains("every check passed") && report.contains("| total |"));
     assert!(dir.join("theory/verify.csv").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_model_without_weights_names_both_layouts() {
+    let dir = std::env::temp_dir().join(format!("rmteach-noweights-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let llama = world().join("models/llama-toy");
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(llama.join(f), dir.join(f)).unwrap();
+    }
+    let out = rmteach(&[
+        "exp",
+        "logits",
+        "--model",
+        dir.to_str().unwrap(),
+        "--ids",
+        "1,2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    // It used to report only the missing model.safetensors.index.json.
+    assert!(
+        e.contains("model.safetensors nor") && e.contains(dir.to_str().unwrap()),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn reproduce_checks_jobs_and_devices_before_the_theory() {
+    let dir = std::env::temp_dir().join(format!("rmteach-repro-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    for flags in [["--devices", "cuda:99"], ["--jobs", "0"]] {
+        let mut args = vec!["reproduce", "--quick", "--quiet", "--out", d];
+        args.extend(flags);
+        let out = rmteach(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} accepted");
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.contains(flags[0]), "{e}");
+        // Nothing ran: the theory verification writes theory/ first.
+        assert!(
+            !dir.join("theory").exists(),
+            "{args:?} ran the theory first"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -273,4 +324,22 @@ fn check_kernels_compares_the_cpu_kernels_with_the_composite() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("layer_norm"));
+    // A dtype given twice is checked once.
+    let rms_rows = |dtypes: &str| {
+        let text = ok(&rmteach(&[
+            "exp",
+            "check-kernels",
+            "--sizes",
+            "small",
+            "--kernels",
+            "rms_norm",
+            "--dtypes",
+            dtypes,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]));
+        text.lines().filter(|l| l.starts_with("| rms_norm")).count()
+    };
+    assert_eq!(rms_rows("f32,f32"), rms_rows("f32"));
 }

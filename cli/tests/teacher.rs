@@ -208,3 +208,71 @@ fn bad_rm_flag_names_the_fix() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=DIR"));
 }
+
+#[test]
+fn bad_inputs_are_refused_before_sampling_and_leave_the_output_usable() {
+    let w = world("refused");
+    let out = w.join("t");
+    let policy = w.join("models/llama-toy");
+    let rm = w.join("models/llama-toy-rm");
+    let prompts = w.join("data/prompts.jsonl");
+    let run = |policy: &Path, extra: &[&str]| {
+        let rm_flag = format!("a={}", s(&rm));
+        let mut args = vec![
+            "teacher",
+            "--policy",
+            s(policy),
+            "--rm",
+            &rm_flag,
+            "--prompts",
+            s(&prompts),
+            "--max-prompts",
+            "2",
+            "--samples",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--quiet",
+            "--out",
+            s(&out),
+        ];
+        args.extend(extra);
+        rmteach(&args)
+    };
+    let refused = |o: Output, wants: &[&str]| {
+        assert_eq!(o.status.code(), Some(2), "accepted");
+        let e = String::from_utf8_lossy(&o.stderr).into_owned();
+        for w in wants {
+            assert!(e.contains(w), "lacks {w}: {e}");
+        }
+        assert!(
+            !out.join("samples.jsonl").exists(),
+            "sampled before refusing: {e}"
+        );
+    };
+    refused(run(&policy, &["--batch-size", "0"]), &["--batch-size"]);
+    refused(
+        run(&policy, &["--max-new-tokens", "0"]),
+        &["--max-new-tokens"],
+    );
+    // A reward model is not a policy.
+    refused(
+        run(&rm, &[]),
+        &["--policy", "architectures", "not a causal LM"],
+    );
+    // A missing reward model or ground truth is found before the sampling pass.
+    let missing = format!("b={}", s(&w.join("nope")));
+    refused(
+        run(&policy, &["--rm", &missing]),
+        &["--rm b", "config.json"],
+    );
+    let no_world = format!("toy:{}", s(&w.join("nope")));
+    refused(
+        run(&policy, &["--gt", &no_world]),
+        &["--gt toy:", "world.json"],
+    );
+    // None of the refusals above left settings that block the corrected run.
+    ok(&run(&policy, &[]));
+    assert_eq!(lines(&out).len(), 4);
+    let _ = std::fs::remove_dir_all(&w);
+}

@@ -6,7 +6,7 @@ pub mod checkpoint;
 pub mod save;
 pub mod weights;
 
-pub use checkpoint::{load_checkpoint, load_checkpoint_cut, Checkpoint};
+pub use checkpoint::{load_checkpoint, load_checkpoint_cut, require_causal_lm, Checkpoint};
 pub use save::{
     read_config_json, save_checkpoint, save_checkpoint_with_json, save_random_model, save_weights,
     save_weights_except, sequence_classification_json, SaveOptions,

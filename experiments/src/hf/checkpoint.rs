@@ -21,6 +21,33 @@ pub struct Checkpoint {
     pub report: LoadReport,
 }
 
+/// Refuses a `*ForSequenceClassification` directory (a reward model) where a causal
+/// LM belongs: its backbone would load and sample, but from the tied embeddings
+/// instead of a trained head, so the samples would mean nothing. Names the file, the
+/// field and the fix.
+pub fn require_causal_lm(dir: &Path) -> Result<()> {
+    let json = read_config_json(dir)?;
+    let classes = json["architectures"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match classes
+        .iter()
+        .filter_map(|c| c.as_str())
+        .find(|c| c.ends_with("ForSequenceClassification"))
+    {
+        Some(c) => Err(Error::config(
+            &dir.join("config.json").display().to_string(),
+            "architectures",
+            format!(
+                "{c}: a reward model, not a causal LM; give a causal LM directory here                  (score with a reward model: `rmteach exp score --rm {}`)",
+                dir.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Loads `dir/config.json` and the checkpoint's safetensors into a new model whose
 /// variables have `dtype` on `device`. Fails, naming the file and field or tensor, if
 /// the config is unsupported or a weight is missing or mis-shaped.

@@ -25,6 +25,15 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![single]);
     }
     let index = dir.join("model.safetensors.index.json");
+    if !index.exists() {
+        return Err(Error::Weights {
+            file: dir.display().to_string(),
+            message: "no weights: neither model.safetensors nor \
+                      model.safetensors.index.json (with its shards) is there; give a \
+                      checkpoint directory that holds them"
+                .into(),
+        });
+    }
     let text = std::fs::read_to_string(&index).map_err(|source| Error::Io {
         path: index.clone(),
         source,

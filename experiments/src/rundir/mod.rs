@@ -85,7 +85,17 @@ impl StageDir {
         if !path.exists() {
             return Ok(None);
         }
-        read_json(&path).map(Some)
+        read_json(&path).map(Some).map_err(|e| {
+            let e = match e {
+                Error::Input(message) => message,
+                e => e.to_string(),
+            };
+            Error::Input(format!(
+                "{e}; the stage's completion record is damaged: delete {} to run the \
+                 stage again",
+                path.display()
+            ))
+        })
     }
 
     /// Marks the stage complete with `summary` (atomically).
@@ -215,6 +225,24 @@ mod tests {
     struct Outer {
         #[allow(dead_code)]
         stages: Vec<Inner>,
+    }
+
+    #[test]
+    fn a_damaged_completion_record_names_the_fix() {
+        let dir = std::env::temp_dir().join(format!("rmteach-rundir-done-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let stage = RunDir::open(&dir).unwrap().stage("pg/gt/seed0").unwrap();
+        std::fs::write(stage.file(DONE_FILE), "{\"Fini").unwrap();
+        let e = stage
+            .summary::<serde_json::Value>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("DONE.json") && e.contains("delete") && e.contains("run the stage again"),
+            "{e}"
+        );
+        assert_eq!(e.matches("invalid input").count(), 1, "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -88,13 +88,28 @@ pub fn load(
     if !latest_path.exists() {
         return Ok(None);
     }
-    let latest: Latest = read_json(&latest_path)?;
+    let root = stage.file(CKPT_DIR);
+    // A checkpoint that cannot be read (a damaged disk, a hand edit) is reported with
+    // the way out: starting the stage over.
+    let unreadable = |e: Error| {
+        let e = match e {
+            Error::Input(message) => message,
+            e => e.to_string(),
+        };
+        Error::Input(format!(
+            "cannot resume from the checkpoint in {}: {e}; delete {} to restart this \
+             stage from its beginning",
+            root.display(),
+            root.display()
+        ))
+    };
+    let latest: Latest = read_json(&latest_path).map_err(unreadable)?;
     if latest.dir.contains('/') || latest.dir.contains('\\') || latest.dir.starts_with('.') {
-        return Err(Error::Input(format!(
+        return Err(unreadable(Error::Input(format!(
             "{}: field `dir`: `{}` is not a plain name",
             latest_path.display(),
             latest.dir
-        )));
+        ))));
     }
     if &upgrade(latest.state.options.clone()) != options {
         return Err(Error::Input(format!(
@@ -103,16 +118,16 @@ pub fn load(
             latest.state.options
         )));
     }
-    let dir: PathBuf = stage.file(CKPT_DIR).join(&latest.dir);
-    load_into_varmap(varmap, &[dir.join(WEIGHTS)])?;
-    opt.load_state(&dir.join(OPTIMIZER))?;
+    let dir: PathBuf = root.join(&latest.dir);
+    load_into_varmap(varmap, &[dir.join(WEIGHTS)]).map_err(unreadable)?;
+    opt.load_state(&dir.join(OPTIMIZER)).map_err(unreadable)?;
     if opt.step_count() != latest.state.optimizer_step {
-        return Err(Error::Input(format!(
+        return Err(unreadable(Error::Input(format!(
             "{}: optimiser step {} but the state says {}",
             dir.display(),
             opt.step_count(),
             latest.state.optimizer_step
-        )));
+        ))));
     }
     Ok(Some(latest.state))
 }

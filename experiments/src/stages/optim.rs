@@ -292,7 +292,9 @@ impl AdamW {
         if !grad_norm.is_finite() {
             self.slots.iter_mut().for_each(|s| s.grad = None);
             return Err(Error::Input(format!(
-                "gradient norm is {grad_norm} at step {}",
+                "gradient norm is {grad_norm} at step {}: training diverged (the loss or \
+                 the weights are no longer finite); lower the stage's `lr` in its config \
+                 table ([sft], [rm], [pg]), or set its `max_grad_norm`",
                 self.step + 1
             )));
         }

@@ -46,6 +46,23 @@ pub struct SampleSettings {
     pub prompts_digest: String,
 }
 
+/// The fields of `new` that differ from `old`, as `field: old -> new`, comma-separated.
+fn changed_settings(old: &SampleSettings, new: &SampleSettings) -> String {
+    let as_map = |s: &SampleSettings| match serde_json::to_value(s) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let (old, new) = (as_map(old), as_map(new));
+    new.iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| {
+            let was = old.get(k).map_or("(none)".to_string(), |o| o.to_string());
+            format!("{k}: {was} -> {v}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// FNV-1a 64 of the prompts, each followed by a zero byte.
 pub fn prompts_digest(prompts: &[String]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -74,25 +91,31 @@ impl SampleCache {
             source,
         })?;
         let settings_file = out.join("settings.json");
-        if settings_file.exists() {
-            let old: SampleSettings = read_json(&settings_file)?;
-            if &old != settings {
-                return Err(Error::Input(format!(
-                    "{}: the cached samples were drawn with other settings ({old:?}, now \
-                     {settings:?}); use the same --samples/--max-new-tokens/--seed/--prompts/\
-                     --max-prompts, or another --out",
-                    settings_file.display()
-                )));
-            }
-        } else {
-            write_json(&settings_file, settings)?;
-        }
         let path = out.join("samples.jsonl");
         let lines = if path.exists() {
             read_lines(&path)?
         } else {
             Vec::new()
         };
+        // Settings bind only samples drawn with them: with none cached (a run that
+        // stopped before its first sample) they are simply replaced.
+        if settings_file.exists() && !lines.is_empty() {
+            let old: SampleSettings = read_json(&settings_file)?;
+            if &old != settings {
+                return Err(Error::Input(format!(
+                    "{}: the {} cached samples in {} were drawn with other settings \
+                     (changed: {}); use the same --samples/--max-new-tokens/--seed/\
+                     --batch-size/--prompts/--max-prompts, another --out, or delete \
+                     samples.jsonl to resample",
+                    settings_file.display(),
+                    lines.len(),
+                    path.display(),
+                    changed_settings(&old, settings)
+                )));
+            }
+        } else {
+            write_json(&settings_file, settings)?;
+        }
         Ok(Self { path, lines })
     }
 
@@ -205,4 +228,56 @@ fn read_lines(path: &Path) -> Result<Vec<SampleLine>> {
         cache.save()?;
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_new_tokens: usize) -> SampleSettings {
+        SampleSettings {
+            samples_per_prompt: 2,
+            max_new_tokens,
+            seed: 0,
+            temperature: 1.0,
+            top_k: Some(50),
+            batch_size: 64,
+            prompts: 1,
+            prompts_digest: prompts_digest(&["p".into()]),
+        }
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rmteach-cache-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn settings_without_samples_are_replaced_and_a_change_names_the_field() {
+        let dir = scratch("settings");
+        // A run that stopped before its first sample leaves settings.json only.
+        SampleCache::open(&dir, &settings(0)).unwrap();
+        let mut cache = SampleCache::open(&dir, &settings(8)).unwrap();
+        let written: SampleSettings = read_json(&dir.join("settings.json")).unwrap();
+        assert_eq!(written, settings(8));
+        cache
+            .append(vec![SampleLine {
+                policy: "p".into(),
+                prompt_index: 0,
+                response: "r".into(),
+                scores: BTreeMap::new(),
+            }])
+            .unwrap();
+        // With a sample cached, other settings are refused, naming what changed.
+        let e = SampleCache::open(&dir, &settings(16))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("settings.json") && e.contains("max_new_tokens: 8 -> 16"),
+            "{e}"
+        );
+        assert!(!e.contains("seed:"), "only changed fields are listed: {e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

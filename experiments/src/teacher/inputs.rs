@@ -43,19 +43,45 @@ impl RewardSource {
         match self {
             Self::Dir(dir) => load_reward_dir(dir, dtype, device, batch_size),
             Self::Toy(dir) => {
-                let manifest = ToyWorldPaths::new(dir).manifest;
-                if !manifest.is_file() {
-                    return Err(Error::Input(format!(
-                        "--gt toy:{}: no {} there; give the directory `rmteach exp toy-world` \
-                         (or a toy run's `world/`) wrote",
-                        dir.display(),
-                        manifest.display()
-                    )));
-                }
+                check_toy_world(dir)?;
                 Ok(Box::new(GroundTruthReward(ToyReward::default())))
             }
         }
     }
+
+    /// Checks, before anything is sampled, that the source is there: a directory
+    /// holding `config.json`, or a toy world holding `world.json`. `flag` (`--rm a`,
+    /// `--gt`) names it in the error.
+    pub fn check_exists(&self, flag: &str) -> Result<()> {
+        match self {
+            Self::Dir(dir) if !dir.join("config.json").is_file() => Err(Error::Input(format!(
+                "{flag} {}: no config.json there; give a reward-model directory \
+                 (config.json, *.safetensors, tokenizer.json){}",
+                dir.display(),
+                if flag == "--gt" {
+                    ", or toy:WORLD_DIR"
+                } else {
+                    ""
+                }
+            ))),
+            Self::Dir(_) => Ok(()),
+            Self::Toy(dir) => check_toy_world(dir),
+        }
+    }
+}
+
+/// Checks that `dir` holds a toy world's `world.json`.
+fn check_toy_world(dir: &Path) -> Result<()> {
+    let manifest = ToyWorldPaths::new(dir).manifest;
+    if manifest.is_file() {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "--gt toy:{}: no {} there; give the directory `rmteach exp toy-world` \
+         (or a toy run's `world/`) wrote",
+        dir.display(),
+        manifest.display()
+    )))
 }
 
 /// Everything [`run_teacher`](super::run_teacher) needs.
@@ -137,6 +163,30 @@ impl TeacherInputs {
             return Err(Error::Input(
                 "--samples: reward variance needs at least 2 samples per prompt".into(),
             ));
+        }
+        if self.sampling.batch_size == 0 {
+            return Err(Error::Input(
+                "--batch-size: must be at least 1 (rows per generation or scoring pass)".into(),
+            ));
+        }
+        if self.sampling.max_new_tokens == 0 {
+            return Err(Error::Input(
+                "--max-new-tokens: must be at least 1 (with 0 every response is empty, so \
+                 every RM induces zero variance)"
+                    .into(),
+            ));
+        }
+        // Every directory is checked before the first sample is drawn, so a typo in
+        // the last --rm does not cost the whole sampling pass.
+        for policy in &self.policies {
+            crate::hf::require_causal_lm(policy)
+                .map_err(|e| Error::Input(format!("--policy {}: {e}", policy.display())))?;
+        }
+        for (name, src) in &self.rms {
+            src.check_exists(&format!("--rm {name}"))?;
+        }
+        if let Some(gt) = &self.gt {
+            gt.check_exists("--gt")?;
         }
         Ok(())
     }

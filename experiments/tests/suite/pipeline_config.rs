@@ -125,6 +125,24 @@ fn bad_fields_are_named() {
     refused("[rm]\nmargin = -1.0\n", "rm.margin");
     refused("[pg]\nselect_quantile = 1.0\n", "pg.select_quantile");
     refused("[pg]\nreward_scale = 0.0\n", "pg.reward_scale");
+    // An out-of-range value is quoted as given, not confused with the paper's value.
+    for (toml, field, given) in [
+        (
+            "[low_variance]\nfraction = 1.5\n",
+            "low_variance.fraction",
+            "1.5 is out of range",
+        ),
+        (
+            "[data]\nrm_fraction = 1.25\n",
+            "data.rm_fraction",
+            "1.25 is out of range",
+        ),
+        ("[pg]\nepochs = -2.0\n", "pg.epochs", "-2 is out of range"),
+        ("[pg]\nlr = -3.0\n", "pg.lr", "-3 is out of range"),
+    ] {
+        let e = err(&format!("name = \"x\"\n[world.toy]\n{toml}"));
+        assert!(e.contains(field) && e.contains(given), "{e}");
+    }
     for gap in ["1.0", "-0.1"] {
         let e = err(&format!(
             "name = \"x\"\n[world.toy]\noffpolicy_gap = {gap}\n"

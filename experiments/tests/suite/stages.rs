@@ -183,6 +183,12 @@ fn adamw_matches_candle_and_clips_and_resumes() {
     // Bad inputs are errors, not panics.
     assert!(AdamW::new(&two_vars(), OptimConfig::new(f64::NAN)).is_err());
     assert!(opt.apply().is_err(), "a step without gradients");
+    // A non-finite gradient is refused, naming the fix (not a silent NaN step).
+    let e = opt.step(&quad(&ours, f64::NAN)).unwrap_err().to_string();
+    assert!(
+        e.contains("NaN") && e.contains("diverged") && e.contains("`lr`"),
+        "{e}"
+    );
     assert!(resumed
         .load_state(&dir.path().join("missing.safetensors"))
         .is_err());
@@ -556,6 +562,18 @@ fn rloo_runs_and_resumes_exactly_after_a_kill() {
         ..o.clone()
     };
     assert!(pg_on_gt(&paths.llama, &prompts, (&other, None), &mut (), &killed).is_err());
+    // A damaged checkpoint is refused with the way out (delete ckpt/ to start over).
+    let weights = killed.file("ckpt/update-00000002/policy.safetensors");
+    let intact = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &intact[..100]).unwrap();
+    let e = pg_on_gt(&paths.llama, &prompts, (&o, None), &mut (), &killed)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot resume") && e.contains("policy.safetensors") && e.contains("delete"),
+        "{e}"
+    );
+    std::fs::write(&weights, &intact).unwrap();
     // A checkpoint written by the code before the config and the stage shared one
     // options type, and before the algorithm's TOML spelling (`"Rloo"`), resumes: its
     // options in that spelling, written out here.

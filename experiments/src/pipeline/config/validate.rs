@@ -27,7 +27,10 @@ impl Check for RunConfig {
         if !(d.rm_fraction > 0.0 && d.rm_fraction < 1.0) {
             return bad(
                 "data.rm_fraction",
-                "must lie strictly between 0 and 1 (0.8)",
+                &format!(
+                    "{} is out of range: must lie strictly between 0 and 1 (the paper: 0.8)",
+                    d.rm_fraction
+                ),
             );
         }
         positive(file, "data.max_tokens", d.max_tokens)?;
@@ -89,10 +92,22 @@ impl Check for RunConfig {
         }
         let lv = &self.low_variance;
         if !(lv.fraction >= 0.0 && lv.fraction <= 1.0) {
-            return bad("low_variance.fraction", "must lie in [0, 1] (0.5)");
+            return bad(
+                "low_variance.fraction",
+                &format!(
+                    "{} is out of range: must lie in [0, 1] (the paper: 0.5)",
+                    lv.fraction
+                ),
+            );
         }
         if !(lv.scale.is_finite() && lv.scale > 0.0) {
-            return bad("low_variance.scale", "must be finite and positive (0.001)");
+            return bad(
+                "low_variance.scale",
+                &format!(
+                    "{} is out of range: must be finite and positive (the paper: 0.001)",
+                    lv.scale
+                ),
+            );
         }
         let pg = &self.pg;
         rate(file, "pg.lr", pg.lr)?;
@@ -100,7 +115,13 @@ impl Check for RunConfig {
             return bad("pg.seeds", "must list at least one seed, e.g. [0, 1, 2]");
         }
         if !(pg.epochs.is_finite() && pg.epochs > 0.0) {
-            return bad("pg.epochs", "must be finite and positive (6)");
+            return bad(
+                "pg.epochs",
+                &format!(
+                    "{} is out of range: must be finite and positive (the paper: 6)",
+                    pg.epochs
+                ),
+            );
         }
         if pg.k < 2 {
             return bad(
@@ -330,7 +351,7 @@ pub(crate) fn check_dir_name(file: &str, field: &str, name: &str, extra: &str) -
     ))
 }
 
-/// Renames the `<run config>` file label of an error to `file`.
+/// Refuses a zero count.
 fn positive(file: &str, field: &str, v: usize) -> Result<()> {
     if v == 0 {
         return Err(Error::config(file, field, "must be positive"));
@@ -340,7 +361,11 @@ fn positive(file: &str, field: &str, v: usize) -> Result<()> {
 
 fn rate(file: &str, field: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && v >= 0.0) {
-        return Err(Error::config(file, field, "must be finite and >= 0"));
+        return Err(Error::config(
+            file,
+            field,
+            format!("{v} is out of range: must be finite and >= 0"),
+        ));
     }
     Ok(())
 }
