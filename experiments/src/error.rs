@@ -69,4 +69,13 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// The error's text without [`Error::Input`]'s `invalid input: ` prefix, for
+    /// wrapping it into another input error that says it once.
+    pub fn detail(self) -> String {
+        match self {
+            Error::Input(message) => message,
+            e => e.to_string(),
+        }
+    }
 }

@@ -40,7 +40,8 @@ pub fn require_causal_lm(dir: &Path) -> Result<()> {
             &dir.join("config.json").display().to_string(),
             "architectures",
             format!(
-                "{c}: a reward model, not a causal LM; give a causal LM directory here                  (score with a reward model: `rmteach exp score --rm {}`)",
+                "{c}: a reward model, not a causal LM; give a causal LM directory here \
+                 (score with a reward model: `rmteach exp score --rm {}`)",
                 dir.display()
             ),
         )),

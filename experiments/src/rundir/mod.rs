@@ -86,13 +86,10 @@ impl StageDir {
             return Ok(None);
         }
         read_json(&path).map(Some).map_err(|e| {
-            let e = match e {
-                Error::Input(message) => message,
-                e => e.to_string(),
-            };
             Error::Input(format!(
-                "{e}; the stage's completion record is damaged: delete {} to run the \
+                "{}; the stage's completion record is damaged: delete {} to run the \
                  stage again",
+                e.detail(),
                 path.display()
             ))
         })

@@ -92,14 +92,11 @@ pub fn load(
     // A checkpoint that cannot be read (a damaged disk, a hand edit) is reported with
     // the way out: starting the stage over.
     let unreadable = |e: Error| {
-        let e = match e {
-            Error::Input(message) => message,
-            e => e.to_string(),
-        };
         Error::Input(format!(
-            "cannot resume from the checkpoint in {}: {e}; delete {} to restart this \
+            "cannot resume from the checkpoint in {}: {}; delete {} to restart this \
              stage from its beginning",
             root.display(),
+            e.detail(),
             root.display()
         ))
     };
