@@ -200,11 +200,12 @@ pub(crate) fn grid_cells<DB: DrawingBackend>(
     n: usize,
     cols: usize,
 ) -> Result<Vec<DrawingArea<DB, Shift>>, String> {
-    let body = if title.is_empty() {
-        root.clone()
-    } else {
-        root.titled(title, text(SUPTITLE_SIZE)).map_err(draw_err)?
-    };
+    // A title wider than the figure is wrapped at spaces, one title line per row of
+    // text (`grid_size` reserved the height), instead of being cut at both edges.
+    let mut body = root.clone();
+    for line in title_lines(title, root.dim_in_pixel().0) {
+        body = body.titled(&line, text(SUPTITLE_SIZE)).map_err(draw_err)?;
+    }
     let rows = n.div_ceil(cols);
     let mut cells = body.split_evenly((rows, cols));
     cells.truncate(n);
@@ -215,8 +216,35 @@ pub(crate) fn grid_cells<DB: DrawingBackend>(
 pub(crate) fn grid_size(n: usize, cols: usize, panel: (u32, u32), title: &str) -> (u32, u32) {
     let cols = cols.min(n).max(1);
     let rows = n.div_ceil(cols).max(1);
-    let extra = if title.is_empty() { 0 } else { SUPTITLE_HEIGHT };
-    (panel.0 * cols as u32, panel.1 * rows as u32 + extra)
+    let width = panel.0 * cols as u32;
+    let extra = SUPTITLE_HEIGHT * title_lines(title, width).len() as u32;
+    (width, panel.1 * rows as u32 + extra)
+}
+
+/// `title` broken at spaces into lines that fit `width` pixels at [`SUPTITLE_SIZE`] with
+/// a margin (a single word wider than that stays whole); none for an empty title.
+pub(crate) fn title_lines(title: &str, width: u32) -> Vec<String> {
+    let style = text(SUPTITLE_SIZE);
+    let fits = |s: &str| {
+        style
+            .font
+            .box_size(s)
+            .map_or(s.chars().count() as f64 * SUPTITLE_SIZE * 0.6, |(w, _)| {
+                f64::from(w)
+            })
+            <= f64::from(width) * 0.95
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for word in title.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if fits(&format!("{line} {word}")) => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
 }
 
 /// Check that every value is finite.

@@ -124,6 +124,40 @@ fn grid_plot_renders_panels_side_by_side() {
 }
 
 #[test]
+fn a_grid_title_wider_than_the_figure_wraps_onto_more_lines() {
+    ensure_fonts().unwrap();
+    let long = "Reward variance against accuracy under each policy (one point per RM, \
+                best first in the legend; 95% intervals in teacher.md)";
+    let lines = title_lines(long, PANEL_SIZE.0);
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert_eq!(lines.join(" "), long, "no word lost or reordered");
+    for line in &lines {
+        let (w, _) = text(SUPTITLE_SIZE).font.box_size(line).unwrap();
+        assert!(w <= PANEL_SIZE.0, "{line:?} is {w} px wide");
+    }
+    assert_eq!(title_lines("Proxy vs ground truth", PANEL_SIZE.0).len(), 1);
+    assert!(title_lines("", PANEL_SIZE.0).is_empty());
+
+    let dir = temp_dir("grid-long-title");
+    let stem = dir.join("one");
+    let files = GridPlot::new(long, 3)
+        .with_panel(demo_line_plot("sft"))
+        .render(&stem)
+        .unwrap();
+    let svg = svg_text(&files[1]);
+    let height = PANEL_SIZE.1 + SUPTITLE_HEIGHT * lines.len() as u32;
+    assert!(
+        svg.contains(&format!(r#"height="{height}""#)),
+        "one title row per line"
+    );
+    for line in &lines {
+        let escaped = line.replace('&', "&amp;");
+        assert!(svg.contains(&escaped), "{line:?} drawn");
+    }
+    cleanup(&dir);
+}
+
+#[test]
 fn bar_plot_renders() {
     let dir = temp_dir("bar");
     let stem = dir.join("accuracy");
